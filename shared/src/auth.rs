@@ -1,0 +1,37 @@
+//! `POST /api/v1/session` and its refresh: access code in, short-lived widget token out.
+
+use serde::{Deserialize, Serialize};
+
+/// What a student sends to sign in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionRequest {
+    /// The class access code the teacher gave out. Compared trimmed and case-insensitively.
+    pub access_code: String,
+    /// An optional name the teacher sees in usage reports.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+}
+
+/// A freshly issued (or refreshed) widget token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionResponse {
+    /// HS256 JWT, sent back as `Authorization: Bearer <token>`.
+    pub token: String,
+    /// When this token stops working (Unix seconds); refresh before then.
+    pub expires_at: i64,
+    /// When the session itself ends (Unix seconds): refreshing cannot go past it.
+    pub session_expires_at: i64,
+    /// The class the code belongs to.
+    pub class: ClassInfo,
+}
+
+/// What the widget may show about a class.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClassInfo {
+    pub id: String,
+    pub title: String,
+    /// The first assistant line the widget shows, if the teacher set one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub greeting: Option<String>,
+}

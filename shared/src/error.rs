@@ -1,0 +1,153 @@
+//! The one error shape every endpoint answers with.
+
+use serde::{Deserialize, Serialize};
+
+/// Machine-readable error codes. The widget matches on these, never on message text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    BadRequest,
+    InvalidCode,
+    InvalidToken,
+    TokenExpired,
+    SessionRevoked,
+    ClassDisabled,
+    NotFound,
+    TooLarge,
+    InvalidMessages,
+    RateLimited,
+    UpstreamError,
+    UpstreamUnavailable,
+    UpstreamTimeout,
+    Internal,
+    /// A code this build does not know yet (a newer server); treated as a generic failure.
+    #[serde(other)]
+    Unknown,
+}
+
+impl ErrorCode {
+    /// The HTTP status that goes with the code.
+    pub fn status(self) -> u16 {
+        match self {
+            Self::BadRequest => 400,
+            Self::InvalidCode
+            | Self::InvalidToken
+            | Self::TokenExpired
+            | Self::SessionRevoked
+            | Self::ClassDisabled => 401,
+            Self::NotFound => 404,
+            Self::TooLarge => 413,
+            Self::InvalidMessages => 422,
+            Self::RateLimited => 429,
+            Self::UpstreamError => 502,
+            Self::UpstreamUnavailable => 503,
+            Self::UpstreamTimeout => 504,
+            Self::Internal | Self::Unknown => 500,
+        }
+    }
+
+    /// The snake_case name, as on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::BadRequest => "bad_request",
+            Self::InvalidCode => "invalid_code",
+            Self::InvalidToken => "invalid_token",
+            Self::TokenExpired => "token_expired",
+            Self::SessionRevoked => "session_revoked",
+            Self::ClassDisabled => "class_disabled",
+            Self::NotFound => "not_found",
+            Self::TooLarge => "too_large",
+            Self::InvalidMessages => "invalid_messages",
+            Self::RateLimited => "rate_limited",
+            Self::UpstreamError => "upstream_error",
+            Self::UpstreamUnavailable => "upstream_unavailable",
+            Self::UpstreamTimeout => "upstream_timeout",
+            Self::Internal => "internal",
+            Self::Unknown => "unknown",
+        }
+    }
+
+    /// True for the codes after which the student must enter the access code again.
+    pub fn needs_sign_in(self) -> bool {
+        matches!(
+            self,
+            Self::InvalidToken | Self::TokenExpired | Self::SessionRevoked | Self::ClassDisabled
+        )
+    }
+}
+
+/// `{"error": {"code": "...", "message": "..."}}`
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiError {
+    pub error: ErrorBody,
+}
+
+/// The inside of [`ApiError`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub code: ErrorCode,
+    /// A sentence for a person. Never contains a secret.
+    pub message: String,
+    /// Seconds to wait before trying again (with `rate_limited`); mirrors `Retry-After`,
+    /// which a cross-origin page cannot always read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_after: Option<u64>,
+}
+
+impl ApiError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            error: ErrorBody {
+                code,
+                message: message.into(),
+                retry_after: None,
+            },
+        }
+    }
+
+    pub fn with_retry_after(mut self, secs: u64) -> Self {
+        self.error.retry_after = Some(secs);
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_serialises_to_the_documented_shape() {
+        let e = ApiError::new(ErrorCode::RateLimited, "Too many attempts.").with_retry_after(30);
+        let v = serde_json::to_value(&e).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"error": {"code": "rate_limited", "message": "Too many attempts.", "retry_after": 30}})
+        );
+        let back: ApiError = serde_json::from_value(v).unwrap();
+        assert_eq!(back, e);
+    }
+
+    #[test]
+    fn unknown_codes_do_not_break_old_widgets() {
+        let e: ApiError =
+            serde_json::from_str(r#"{"error":{"code":"brand_new","message":"x"}}"#).unwrap();
+        assert_eq!(e.error.code, ErrorCode::Unknown);
+    }
+
+    #[test]
+    fn as_str_matches_serde_name() {
+        for c in [
+            ErrorCode::BadRequest,
+            ErrorCode::InvalidCode,
+            ErrorCode::TokenExpired,
+            ErrorCode::SessionRevoked,
+            ErrorCode::ClassDisabled,
+            ErrorCode::TooLarge,
+            ErrorCode::InvalidMessages,
+            ErrorCode::RateLimited,
+            ErrorCode::UpstreamTimeout,
+        ] {
+            assert_eq!(serde_json::to_value(c).unwrap(), c.as_str());
+        }
+    }
+}
