@@ -1,0 +1,473 @@
+//! A fake Open WebUI, optionally behind a fake Cloudflare Access, that answers exactly as
+//! `OPEN-WEBUI.md` records the real ones do. It records every request it gets, so tests
+//! can assert what classchat sent, and can be told to fail in each documented way.
+//!
+//! Control it in-process through [`FakeUpstream`], or over HTTP (`POST /__control` with a
+//! [`Behavior`] as JSON, `GET /__requests`, `GET /__stats`) when run as a binary.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+/// How the fake answers the next requests.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "mode", rename_all = "snake_case")]
+pub enum Behavior {
+    /// Answer normally.
+    Normal,
+    /// Answer this status and body (e.g. 500, or 429 with a provider error).
+    Status {
+        status: u16,
+        body: String,
+        content_type: String,
+    },
+    /// A model provider error stream: `count` deltas, then `{"error": ...}` and `[DONE]`.
+    ErrorMidStream { count: usize },
+    /// `count` deltas, then the connection closes without a finish or `[DONE]`.
+    CutMidStream { count: usize },
+    /// A chunk that is not JSON after `count` deltas.
+    MalformedChunk { count: usize },
+    /// Wait this long before answering at all.
+    SlowStart { delay_ms: u64 },
+    /// Send the first delta, then fall silent for this long.
+    Stall { after: usize, delay_ms: u64 },
+}
+
+/// What the fake is configured with.
+#[derive(Debug, Clone)]
+pub struct FakeConfig {
+    pub api_key: String,
+    /// `Some((id, secret))`: Cloudflare Access sits in front and wants this service token.
+    pub cf_access: Option<(String, String)>,
+    /// How Access refuses a bad token: 302 (its default), 401 or 403.
+    pub cf_refusal: u16,
+    pub models: Vec<String>,
+    /// Reply text; `None`: "You said: <last user message>".
+    pub reply: Option<String>,
+    /// Chunks the reply is split into, and the pause before each.
+    pub chunks: usize,
+    pub chunk_delay: Duration,
+}
+
+impl Default for FakeConfig {
+    fn default() -> Self {
+        Self {
+            api_key: "sk-0123456789abcdef0123456789abcdef".into(),
+            cf_access: None,
+            cf_refusal: 302,
+            models: vec!["test-model".into()],
+            reply: None,
+            chunks: 5,
+            chunk_delay: Duration::from_millis(5),
+        }
+    }
+}
+
+/// One request the fake received.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Recorded {
+    pub path: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Value,
+}
+
+impl Recorded {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Counters the tests read.
+#[derive(Debug, Default, Serialize, Deserialize, Clone, Copy, PartialEq, Eq)]
+pub struct Stats {
+    pub streams_started: u64,
+    pub streams_finished: u64,
+    /// Streams whose reader went away before the fake finished writing.
+    pub streams_dropped: u64,
+}
+
+#[derive(Debug)]
+struct Shared {
+    config: Mutex<FakeConfig>,
+    behavior: Mutex<Behavior>,
+    requests: Mutex<Vec<Recorded>>,
+    started: AtomicU64,
+    finished: AtomicU64,
+    dropped: AtomicU64,
+}
+
+/// A running fake.
+#[derive(Debug, Clone)]
+pub struct FakeUpstream {
+    pub addr: SocketAddr,
+    shared: Arc<Shared>,
+}
+
+impl FakeUpstream {
+    /// Starts on `127.0.0.1:port` (0: any free port).
+    pub async fn spawn_on(port: u16, config: FakeConfig) -> std::io::Result<Self> {
+        let shared = Arc::new(Shared {
+            config: Mutex::new(config),
+            behavior: Mutex::new(Behavior::Normal),
+            requests: Mutex::new(Vec::new()),
+            started: AtomicU64::new(0),
+            finished: AtomicU64::new(0),
+            dropped: AtomicU64::new(0),
+        });
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
+        let addr = listener.local_addr()?;
+        let app = router(shared.clone());
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Ok(Self { addr, shared })
+    }
+
+    pub async fn spawn(config: FakeConfig) -> Self {
+        Self::spawn_on(0, config)
+            .await
+            .expect("bind a loopback port")
+    }
+
+    /// `http://127.0.0.1:PORT`, what OPEN_WEBUI_URL is set to.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn set_behavior(&self, b: Behavior) {
+        *lock(&self.shared.behavior) = b;
+    }
+
+    pub fn configure(&self, f: impl FnOnce(&mut FakeConfig)) {
+        f(&mut lock(&self.shared.config));
+    }
+
+    pub fn requests(&self) -> Vec<Recorded> {
+        lock(&self.shared.requests).clone()
+    }
+
+    pub fn stats(&self) -> Stats {
+        stats(&self.shared)
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn stats(s: &Shared) -> Stats {
+    Stats {
+        streams_started: s.started.load(Ordering::SeqCst),
+        streams_finished: s.finished.load(Ordering::SeqCst),
+        streams_dropped: s.dropped.load(Ordering::SeqCst),
+    }
+}
+
+fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/api/chat/completions", post(completions).get(web_app))
+        .route("/__control", post(control))
+        .route(
+            "/__requests",
+            get(
+                |State(s): State<Arc<Shared>>| async move { axum::Json(lock(&s.requests).clone()) },
+            ),
+        )
+        .route(
+            "/__stats",
+            get(|State(s): State<Arc<Shared>>| async move { axum::Json(stats(&s)) }),
+        )
+        .with_state(shared)
+}
+
+async fn control(State(s): State<Arc<Shared>>, axum::Json(b): axum::Json<Value>) -> Response {
+    // `{"reply": "..."}` sets the reply text; anything else is a Behavior.
+    if let Some(reply) = b.get("reply") {
+        lock(&s.config).reply = reply.as_str().map(str::to_owned);
+        return StatusCode::NO_CONTENT.into_response();
+    }
+    if let Some(n) = b.get("chunk_delay_ms").and_then(Value::as_u64) {
+        lock(&s.config).chunk_delay = Duration::from_millis(n);
+        return StatusCode::NO_CONTENT.into_response();
+    }
+    match serde_json::from_value::<Behavior>(b) {
+        Ok(b) => {
+            *lock(&s.behavior) = b;
+            StatusCode::NO_CONTENT.into_response()
+        }
+        Err(e) => (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
+    }
+}
+
+async fn web_app() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        "<!doctype html><title>Open WebUI</title>",
+    )
+        .into_response()
+}
+
+fn detail(status: StatusCode, text: &str) -> Response {
+    (status, axum::Json(json!({ "detail": text }))).into_response()
+}
+
+fn access_refusal(code: u16) -> Response {
+    let html = [(header::CONTENT_TYPE, "text/html")];
+    match code {
+        401 => (StatusCode::UNAUTHORIZED, html, "<html><body>Unauthorized</body></html>").into_response(),
+        403 => {
+            let mut r = (StatusCode::FORBIDDEN, html, "<html><body>Forbidden</body></html>").into_response();
+            r.headers_mut().insert("cf-access-error", HeaderValue::from_static("service token invalid"));
+            r.headers_mut().insert("cf-access-aud", HeaderValue::from_static("0123abcd"));
+            r
+        }
+        _ => (
+            StatusCode::FOUND,
+            [
+                (header::LOCATION, "https://myschool.cloudflareaccess.com/cdn-cgi/access/login/chat.example.edu?kid=0123abcd&redirect_url=%2Fapi%2Fchat%2Fcompletions&meta=x"),
+                (header::CONTENT_TYPE, "text/html"),
+            ],
+            "<html><body><a href=\"https://myschool.cloudflareaccess.com/\">Found</a></body></html>",
+        )
+            .into_response(),
+    }
+}
+
+async fn completions(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
+    let config = lock(&s.config).clone();
+    let parsed: Option<Value> = serde_json::from_slice(&body).ok();
+    lock(&s.requests).push(Recorded {
+        path: "/api/chat/completions".into(),
+        headers: headers
+            .iter()
+            .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned()))
+            .collect(),
+        body: parsed.clone().unwrap_or(Value::Null),
+    });
+
+    if let Some((id, secret)) = &config.cf_access {
+        let h = |n: &str| headers.get(n).and_then(|v| v.to_str().ok()).unwrap_or("");
+        if h("cf-access-client-id") != id || h("cf-access-client-secret") != secret {
+            return access_refusal(config.cf_refusal);
+        }
+    }
+    match headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    {
+        None => return detail(StatusCode::UNAUTHORIZED, "Not authenticated"),
+        Some(v) if v == format!("Bearer {}", config.api_key) => {}
+        Some(v) if v.starts_with("Bearer sk-") => {
+            return detail(
+                StatusCode::UNAUTHORIZED,
+                "Your session has expired or the token is invalid. Please sign in again.",
+            );
+        }
+        Some(_) => return detail(StatusCode::UNAUTHORIZED, "401 Unauthorized"),
+    }
+    let Some(req) = parsed else {
+        return (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            axum::Json(json!({"detail": [{"type": "json_invalid", "loc": ["body", 0], "msg": "JSON decode error"}]})),
+        )
+            .into_response();
+    };
+    if req.get("chat_id").is_some() {
+        return detail(
+            StatusCode::NOT_FOUND,
+            "We could not find what you're looking for :/",
+        );
+    }
+    let model = req.get("model").and_then(Value::as_str).unwrap_or("");
+    if !config.models.iter().any(|m| m == model) {
+        return detail(StatusCode::BAD_REQUEST, "Model not found");
+    }
+    let behavior = lock(&s.behavior).clone();
+    if let Behavior::Status {
+        status,
+        body,
+        content_type,
+    } = &behavior
+    {
+        let status = StatusCode::from_u16(*status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        return (
+            status,
+            [(header::CONTENT_TYPE, content_type.clone())],
+            body.clone(),
+        )
+            .into_response();
+    }
+    if let Behavior::SlowStart { delay_ms } = behavior {
+        tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+    }
+    let last_user = req
+        .get("messages")
+        .and_then(Value::as_array)
+        .and_then(|m| m.iter().rev().find(|m| m["role"] == "user"))
+        .and_then(|m| m["content"].as_str())
+        .unwrap_or("")
+        .to_owned();
+    let reply = config
+        .reply
+        .clone()
+        .unwrap_or_else(|| format!("You said: {last_user}"));
+    let usage = json!({"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18});
+    if req.get("stream").and_then(Value::as_bool) != Some(true) {
+        return axum::Json(json!({
+            "id": "chatcmpl-fake", "object": "chat.completion", "model": model,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": reply}, "finish_reason": "stop"}],
+            "usage": usage,
+        }))
+        .into_response();
+    }
+    stream_reply(s, config, behavior, model.to_owned(), reply, usage)
+}
+
+/// Splits `text` into `n` pieces of about equal length (on char boundaries).
+pub fn split_reply(text: &str, n: usize) -> Vec<String> {
+    let chars: Vec<char> = text.chars().collect();
+    let n = n.clamp(1, chars.len().max(1));
+    let size = chars.len().div_ceil(n).max(1);
+    chars.chunks(size).map(|c| c.iter().collect()).collect()
+}
+
+struct DropGuard {
+    shared: Arc<Shared>,
+    done: bool,
+}
+
+impl Drop for DropGuard {
+    fn drop(&mut self) {
+        let counter = if self.done {
+            &self.shared.finished
+        } else {
+            &self.shared.dropped
+        };
+        counter.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+fn stream_reply(
+    s: Arc<Shared>,
+    config: FakeConfig,
+    behavior: Behavior,
+    model: String,
+    reply: String,
+    usage: Value,
+) -> Response {
+    s.started.fetch_add(1, Ordering::SeqCst);
+    let chunk = |delta: Value, finish: Value| {
+        json!({"id": "chatcmpl-fake", "object": "chat.completion.chunk", "model": model,
+               "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
+        .to_string()
+    };
+    let pieces = split_reply(&reply, config.chunks);
+    // Each frame: (pause before it, bytes). `None` bytes: close the connection there.
+    let mut frames: Vec<(Duration, Option<String>)> = vec![(
+        Duration::ZERO,
+        Some(chunk(
+            json!({"role": "assistant", "content": ""}),
+            Value::Null,
+        )),
+    )];
+    let cut_at = match behavior {
+        Behavior::ErrorMidStream { count }
+        | Behavior::CutMidStream { count }
+        | Behavior::MalformedChunk { count } => Some(count),
+        _ => None,
+    };
+    for (i, p) in pieces.iter().enumerate() {
+        if cut_at == Some(i) {
+            break;
+        }
+        let mut pause = config.chunk_delay;
+        if let Behavior::Stall { after, delay_ms } = behavior
+            && i == after
+        {
+            pause = Duration::from_millis(delay_ms);
+        }
+        frames.push((pause, Some(chunk(json!({"content": p}), Value::Null))));
+    }
+    match behavior {
+        Behavior::ErrorMidStream { .. } => {
+            frames.push((
+                config.chunk_delay,
+                Some(json!({"error": {"message": "model provider connection reset"}}).to_string()),
+            ));
+            frames.push((Duration::ZERO, Some("[DONE]".into())));
+        }
+        Behavior::CutMidStream { .. } => frames.push((config.chunk_delay, None)),
+        Behavior::MalformedChunk { .. } => {
+            frames.push((config.chunk_delay, Some("{this is not json".into())))
+        }
+        _ => {
+            frames.push((Duration::ZERO, Some(chunk(json!({}), json!("stop")))));
+            frames.push((Duration::ZERO, Some(json!({"id": "chatcmpl-fake", "object": "chat.completion.chunk", "model": model, "choices": [], "usage": usage}).to_string())));
+            frames.push((Duration::ZERO, Some("[DONE]".into())));
+        }
+    }
+    let total = frames.len();
+    let guard = DropGuard {
+        shared: s,
+        done: false,
+    };
+    let body = futures::stream::unfold(
+        (frames.into_iter().enumerate(), guard),
+        move |(mut it, mut guard)| async move {
+            let (i, (pause, data)) = it.next()?;
+            if !pause.is_zero() {
+                tokio::time::sleep(pause).await;
+            }
+            let data = match data {
+                Some(d) => d,
+                None => {
+                    guard.done = true;
+                    return Some((Err(std::io::Error::other("connection cut")), (it, guard)));
+                }
+            };
+            if i + 1 == total {
+                guard.done = true;
+            }
+            Some((
+                Ok::<_, std::io::Error>(Bytes::from(format!("data: {data}\n\n"))),
+                (it, guard),
+            ))
+        },
+    )
+    .boxed();
+    (
+        [
+            (header::CONTENT_TYPE, "text/event-stream; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        Body::from_stream(body),
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn split_keeps_all_text() {
+        let parts = split_reply("Hello, world!", 4);
+        assert_eq!(parts.len(), 4);
+        assert_eq!(parts.concat(), "Hello, world!");
+        assert_eq!(split_reply("", 3), vec![] as Vec<String>);
+    }
+}
