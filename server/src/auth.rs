@@ -1,0 +1,253 @@
+//! Signing in with a class access code, and the token check every widget route uses.
+
+pub mod token;
+
+use std::net::{IpAddr, SocketAddr};
+
+use axum::Router;
+use axum::extract::{ConnectInfo, FromRequestParts, State};
+use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
+use axum::routing::post;
+use classchat_shared::limits::MAX_DISPLAY_NAME_CHARS;
+use classchat_shared::{ClassInfo, SessionRequest, SessionResponse};
+
+use crate::classes::{Class, code_fingerprint};
+use crate::config::ClientIpSource;
+use crate::error::{AppError, AppJson, Result, TokenProblem};
+use crate::limiter::retry_secs;
+use crate::state::AppState;
+use token::{AUDIENCE, Claims, ISSUER, now_secs, token_expiry};
+
+pub(crate) fn router() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/api/v1/session",
+            post(create_session).delete(delete_session),
+        )
+        .route("/api/v1/session/refresh", post(refresh_session))
+}
+
+/// A request with a valid widget token for an open class. Being an extractor, a handler
+/// that takes it cannot forget to check the token.
+#[derive(Debug, Clone)]
+pub struct AuthSession {
+    pub claims: Claims,
+}
+
+impl AuthSession {
+    /// The class the token is for (checked to exist when the token was verified).
+    pub fn class<'a>(&self, state: &'a AppState) -> Result<&'a Class> {
+        state
+            .settings
+            .classes
+            .get(&self.claims.cls)
+            .ok_or(AppError::Token(TokenProblem::Invalid))
+    }
+}
+
+impl FromRequestParts<AppState> for AuthSession {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self> {
+        let token = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .ok_or(AppError::Token(TokenProblem::Missing))?;
+        verify(state, token).map(|claims| Self { claims })
+    }
+}
+
+/// Every check a widget token must pass, in one place.
+pub fn verify(state: &AppState, token: &str) -> Result<Claims> {
+    let (claims, key) = state.keys.verify(token).map_err(AppError::Token)?;
+    if state.revoked.contains(&claims.sub) {
+        return Err(AppError::Token(TokenProblem::Revoked));
+    }
+    let class = state
+        .settings
+        .classes
+        .get(&claims.cls)
+        .ok_or(AppError::Token(TokenProblem::Invalid))?;
+    if !class.enabled {
+        return Err(AppError::ClassDisabled);
+    }
+    if code_fingerprint(&key.secret, class) != claims.cfp {
+        return Err(AppError::Token(TokenProblem::CodeRotated));
+    }
+    Ok(claims)
+}
+
+/// The client's address: the socket's, or the configured proxy header's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientAddr(pub Option<IpAddr>);
+
+impl std::fmt::Display for ClientAddr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(ip) => write!(f, "{ip}"),
+            None => f.write_str("unknown"),
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for ClientAddr {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let socket = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip());
+        let header_ip = |name: &str, last: bool| {
+            let v = parts.headers.get(name)?.to_str().ok()?;
+            // X-Forwarded-For: the proxy we trust appends the address it saw, so the last
+            // entry is the one no client can forge.
+            let item = if last { v.rsplit(',').next()? } else { v };
+            item.trim().parse::<IpAddr>().ok()
+        };
+        let ip = match state.settings.client_ip {
+            ClientIpSource::Socket => socket,
+            ClientIpSource::CfConnectingIp => header_ip("cf-connecting-ip", false).or(socket),
+            ClientIpSource::XForwardedFor => header_ip("x-forwarded-for", true).or(socket),
+            ClientIpSource::XRealIp => header_ip("x-real-ip", false).or(socket),
+        };
+        Ok(Self(ip))
+    }
+}
+
+fn clean_display_name(name: Option<String>) -> Result<Option<String>> {
+    let Some(name) = name else { return Ok(None) };
+    let name: String = name
+        .chars()
+        .filter(|c| !c.is_control())
+        .collect::<String>()
+        .trim()
+        .to_owned();
+    if name.chars().count() > MAX_DISPLAY_NAME_CHARS {
+        return Err(AppError::BadRequest(format!(
+            "display_name is too long (at most {MAX_DISPLAY_NAME_CHARS} characters)."
+        )));
+    }
+    Ok((!name.is_empty()).then_some(name))
+}
+
+fn too_many_attempts(wait: std::time::Duration) -> AppError {
+    let secs = retry_secs(wait);
+    AppError::rate_limited(
+        secs,
+        format!("Too many wrong codes. Please wait {secs} seconds and try again."),
+    )
+}
+
+/// Key of the login limiter that guards all classes' codes together.
+const ALL_CLASSES: &str = "*";
+
+async fn create_session(
+    State(state): State<AppState>,
+    client: ClientAddr,
+    AppJson(req): AppJson<SessionRequest>,
+) -> Result<(StatusCode, AppJson<SessionResponse>)> {
+    let display_name = clean_display_name(req.display_name)?;
+    let addr_key = client.to_string();
+    if let Err(wait) = state.login_by_addr.check(&addr_key) {
+        tracing::warn!(target: "classchat::login", client = %client, outcome = "rate_limited_address", "sign-in refused");
+        return Err(too_many_attempts(wait));
+    }
+    if let Err(wait) = state.login_by_class.check(ALL_CLASSES) {
+        tracing::warn!(target: "classchat::login", client = %client, outcome = "rate_limited_class", "sign-in refused");
+        return Err(too_many_attempts(wait));
+    }
+    let Some(class) = state.settings.classes.find_by_code(&req.access_code) else {
+        // Counted even if one of the limiters is now full: the next attempt is refused.
+        let _ = state.login_by_addr.hit(&addr_key);
+        let _ = state.login_by_class.hit(ALL_CLASSES);
+        tracing::info!(target: "classchat::login", client = %client, outcome = "invalid_code", "sign-in refused");
+        return Err(AppError::InvalidCode);
+    };
+    if !class.enabled {
+        tracing::info!(target: "classchat::login", class = %class.id, client = %client, outcome = "class_disabled", "sign-in refused");
+        return Err(AppError::ClassDisabled);
+    }
+    let now = now_secs();
+    let session_id = uuid::Uuid::new_v4().to_string();
+    let claims = Claims {
+        sub: session_id.clone(),
+        cls: class.id.clone(),
+        name: display_name,
+        cfp: code_fingerprint(&state.keys.current.secret, class),
+        sat: now,
+        iat: now,
+        exp: token_expiry(
+            now,
+            now,
+            class.token_ttl.unwrap_or(state.settings.token_ttl),
+            state.settings.session_max_age,
+        ),
+        aud: AUDIENCE.into(),
+        iss: ISSUER.into(),
+    };
+    let response = issue(&state, class, &claims)?;
+    tracing::info!(target: "classchat::login", class = %class.id, session = %session_id, client = %client, outcome = "ok", "signed in");
+    Ok((StatusCode::OK, AppJson(response)))
+}
+
+fn issue(state: &AppState, class: &Class, claims: &Claims) -> Result<SessionResponse> {
+    Ok(SessionResponse {
+        token: state.keys.sign(claims)?,
+        expires_at: claims.exp,
+        session_expires_at: claims.sat + state.settings.session_max_age.as_secs() as i64,
+        class: ClassInfo {
+            id: class.id.clone(),
+            title: class.title.clone(),
+            greeting: class.greeting.clone(),
+        },
+    })
+}
+
+async fn refresh_session(
+    State(state): State<AppState>,
+    session: AuthSession,
+) -> Result<AppJson<SessionResponse>> {
+    let class = session.class(&state)?;
+    let now = now_secs();
+    let claims = session.claims;
+    let exp = token_expiry(
+        now,
+        claims.sat,
+        class.token_ttl.unwrap_or(state.settings.token_ttl),
+        state.settings.session_max_age,
+    );
+    if exp <= now {
+        return Err(AppError::Token(TokenProblem::Expired));
+    }
+    let claims = Claims {
+        iat: now,
+        exp,
+        cfp: code_fingerprint(&state.keys.current.secret, class),
+        ..claims
+    };
+    Ok(AppJson(issue(&state, class, &claims)?))
+}
+
+async fn delete_session(State(state): State<AppState>, session: AuthSession) -> Result<StatusCode> {
+    let c = &session.claims;
+    let ends = c.sat + state.settings.session_max_age.as_secs() as i64;
+    state
+        .store
+        .revoke_session(&c.sub, &c.cls, ends, "logout", now_secs())
+        .await?;
+    state.revoked.insert(c.sub.clone());
+    tracing::info!(target: "classchat::login", class = %c.cls, session = %c.sub, outcome = "signed_out", "signed out");
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,367 @@
+//! Classes and their access codes, from `ACCESS_CODE` or a `CLASSES_FILE`.
+//!
+//! Codes are kept only as secrets and as keyed digests: the lookup compares digests in
+//! constant time, and no error message ever repeats a code.
+
+use std::path::Path;
+use std::time::Duration;
+
+use hmac::{Hmac, Mac};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use sha2::Sha256;
+use subtle::ConstantTimeEq;
+
+use classchat_shared::limits::{MAX_ACCESS_CODE_CHARS, MIN_ACCESS_CODE_CHARS};
+
+use crate::config::parse_duration;
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// One class: who it is for, how to reach it, and its limits.
+#[derive(Debug, Clone)]
+pub struct Class {
+    pub id: String,
+    pub title: String,
+    /// Normalised codes (see [`normalize_code`]).
+    pub codes: Vec<SecretString>,
+    pub model: Option<String>,
+    pub system_prompt: Option<String>,
+    pub greeting: Option<String>,
+    pub token_ttl: Option<Duration>,
+    pub messages_per_minute: Option<u32>,
+    pub daily_message_quota: Option<u32>,
+    pub enabled: bool,
+}
+
+/// A start-up problem with the classes. Never contains a code.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ClassesError {
+    #[error("{0}")]
+    File(String),
+    #[error("{0}")]
+    Code(String),
+}
+
+/// The classes and a digest of every code, for constant-time lookup.
+#[derive(Debug, Clone)]
+pub struct ClassList {
+    classes: Vec<Class>,
+    key: [u8; 32],
+    digests: Vec<(usize, [u8; 32])>,
+}
+
+/// Trimmed and lower-cased, so a stray space or caps lock does not fail a student.
+pub fn normalize_code(code: &str) -> String {
+    code.trim().to_lowercase()
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClassesFile {
+    #[serde(rename = "class", default)]
+    classes: Vec<ClassEntry>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClassEntry {
+    id: String,
+    title: String,
+    codes: Vec<String>,
+    model: Option<String>,
+    system_prompt: Option<String>,
+    greeting: Option<String>,
+    token_ttl: Option<String>,
+    messages_per_minute: Option<u32>,
+    daily_message_quota: Option<u32>,
+    #[serde(default = "yes")]
+    enabled: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// toml's messages quote values in backticks; a value may be a code, so only field
+/// names (in "unknown field" and "missing field") are kept.
+fn redact_toml_message(msg: &str) -> String {
+    if msg.starts_with("unknown field") || msg.starts_with("missing field") {
+        return msg.split(", expected").next().unwrap_or(msg).to_owned();
+    }
+    let mut out = String::new();
+    let mut inside = false;
+    for ch in msg.chars() {
+        if ch == '`' {
+            if !inside {
+                out.push_str("`…`");
+            }
+            inside = !inside;
+        } else if !inside {
+            out.push(ch);
+        }
+    }
+    out
+}
+
+fn valid_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 64
+        && id
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+}
+
+impl ClassList {
+    /// `ACCESS_CODE=a,b,c`: one class per code, ids `class-1`, `class-2`, …
+    pub fn from_codes(
+        codes: &str,
+        title: &str,
+        system_prompt: Option<String>,
+        greeting: Option<String>,
+    ) -> Result<Self, ClassesError> {
+        let parts: Vec<&str> = codes.split(',').collect();
+        let several = parts.len() > 1;
+        let mut classes = Vec::new();
+        for (i, code) in parts.iter().enumerate() {
+            let n = i + 1;
+            let code = normalize_code(code);
+            check_code(&code).map_err(|p| ClassesError::Code(format!("code number {n}: {p}")))?;
+            classes.push(Class {
+                id: format!("class-{n}"),
+                title: if several {
+                    format!("{title} {n}")
+                } else {
+                    title.to_owned()
+                },
+                codes: vec![SecretString::from(code)],
+                model: None,
+                system_prompt: system_prompt.clone(),
+                greeting: greeting.clone(),
+                token_ttl: None,
+                messages_per_minute: None,
+                daily_message_quota: None,
+                enabled: true,
+            });
+        }
+        Self::new(classes).map_err(|e| ClassesError::Code(e.to_string()))
+    }
+
+    /// Reads a TOML classes file; errors name the file, the class and the field.
+    pub fn from_file(path: &Path) -> Result<Self, ClassesError> {
+        let shown = path.display();
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ClassesError::File(format!("cannot read {shown}: {e}")))?;
+        let file: ClassesFile = toml::from_str(&text).map_err(|e| {
+            let line = e
+                .span()
+                .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1);
+            let at = line.map(|l| format!(" (line {l})")).unwrap_or_default();
+            ClassesError::File(format!("{shown}{at}: {}", redact_toml_message(e.message())))
+        })?;
+        if file.classes.is_empty() {
+            return Err(ClassesError::File(format!("{shown}: no [[class]] tables")));
+        }
+        let mut classes = Vec::new();
+        for (i, c) in file.classes.into_iter().enumerate() {
+            let name = if c.id.is_empty() {
+                format!("class #{}", i + 1)
+            } else {
+                format!("class {:?}", c.id)
+            };
+            let fail = |field: &str, p: String| {
+                ClassesError::File(format!("{shown}: {name}, field {field}: {p}"))
+            };
+            if !valid_id(&c.id) {
+                return Err(fail(
+                    "id",
+                    "use 1-64 lower-case letters, digits, '-' or '_'".into(),
+                ));
+            }
+            if c.title.trim().is_empty() {
+                return Err(fail("title", "must not be empty".into()));
+            }
+            if c.codes.is_empty() {
+                return Err(fail("codes", "give at least one code".into()));
+            }
+            let mut codes = Vec::new();
+            for (j, code) in c.codes.iter().enumerate() {
+                let code = normalize_code(code);
+                check_code(&code)
+                    .map_err(|p| fail("codes", format!("code number {}: {p}", j + 1)))?;
+                codes.push(SecretString::from(code));
+            }
+            let token_ttl = match c.token_ttl.as_deref() {
+                None => None,
+                Some(t) => Some(parse_duration(t).filter(|d| d.as_secs() >= 60).ok_or_else(
+                    || {
+                        fail(
+                            "token_ttl",
+                            format!("{t:?} is not a duration of at least 60s"),
+                        )
+                    },
+                )?),
+            };
+            classes.push(Class {
+                id: c.id,
+                title: c.title,
+                codes,
+                model: c.model.filter(|m| !m.trim().is_empty()),
+                system_prompt: c.system_prompt.filter(|s| !s.trim().is_empty()),
+                greeting: c.greeting.filter(|s| !s.trim().is_empty()),
+                token_ttl,
+                messages_per_minute: c.messages_per_minute,
+                daily_message_quota: c.daily_message_quota,
+                enabled: c.enabled,
+            });
+        }
+        Self::new(classes).map_err(|e| ClassesError::File(format!("{shown}: {e}")))
+    }
+
+    /// Checks ids and codes are unique and builds the digest table.
+    pub fn new(classes: Vec<Class>) -> Result<Self, ClassesError> {
+        use rand::RngCore;
+        let mut key = [0u8; 32];
+        rand::thread_rng().fill_bytes(&mut key);
+        let mut list = Self {
+            classes: Vec::new(),
+            key,
+            digests: Vec::new(),
+        };
+        for (i, class) in classes.iter().enumerate() {
+            if classes[..i].iter().any(|c| c.id == class.id) {
+                return Err(ClassesError::File(format!(
+                    "class {:?}, field id: used twice",
+                    class.id
+                )));
+            }
+            for code in &class.codes {
+                let d = list.digest(code.expose_secret());
+                if let Some((other, _)) = list.digests.iter().find(|(_, e)| bool::from(e.ct_eq(&d)))
+                {
+                    let other = &classes[*other].id;
+                    return Err(ClassesError::Code(if *other == class.id {
+                        format!("class {other:?}, field codes: the same code is listed twice")
+                    } else {
+                        format!(
+                            "class {:?}, field codes: a code is also a code of class {other:?}; codes must be unique",
+                            class.id
+                        )
+                    }));
+                }
+                list.digests.push((i, d));
+            }
+        }
+        list.classes = classes;
+        Ok(list)
+    }
+
+    fn digest(&self, normalized: &str) -> [u8; 32] {
+        let mut mac = HmacSha256::new_from_slice(&self.key).expect("HMAC takes any key length");
+        mac.update(normalized.as_bytes());
+        mac.finalize().into_bytes().into()
+    }
+
+    /// The class whose code this is. Every digest is compared, so the time taken does not
+    /// depend on which code (if any) matched.
+    pub fn find_by_code(&self, input: &str) -> Option<&Class> {
+        let code = normalize_code(input);
+        if code.is_empty() || code.chars().count() > MAX_ACCESS_CODE_CHARS {
+            return None;
+        }
+        let d = self.digest(&code);
+        let mut found = None;
+        for (i, e) in &self.digests {
+            if bool::from(e.ct_eq(&d)) {
+                found = Some(*i);
+            }
+        }
+        found.map(|i| &self.classes[i])
+    }
+
+    pub fn get(&self, id: &str) -> Option<&Class> {
+        self.classes.iter().find(|c| c.id == id)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Class> {
+        self.classes.iter()
+    }
+}
+
+fn check_code(code: &str) -> Result<(), String> {
+    let n = code.chars().count();
+    if n == 0 {
+        return Err("is empty".into());
+    }
+    if n < MIN_ACCESS_CODE_CHARS {
+        return Err(format!(
+            "is shorter than {MIN_ACCESS_CODE_CHARS} characters"
+        ));
+    }
+    if n > MAX_ACCESS_CODE_CHARS {
+        return Err(format!("is longer than {MAX_ACCESS_CODE_CHARS} characters"));
+    }
+    Ok(())
+}
+
+/// A fingerprint of a class's codes under one signing key. It goes into every token, so
+/// changing the codes revokes the old tokens; keyed, so a token does not leak the code.
+pub fn code_fingerprint(secret: &SecretString, class: &Class) -> String {
+    use base64::Engine;
+    let mut codes: Vec<&str> = class.codes.iter().map(|c| c.expose_secret()).collect();
+    codes.sort_unstable();
+    let mut mac = HmacSha256::new_from_slice(secret.expose_secret().as_bytes())
+        .expect("HMAC takes any key length");
+    mac.update(b"classchat code fingerprint\0");
+    mac.update(class.id.as_bytes());
+    for c in codes {
+        mac.update(b"\0");
+        mac.update(c.as_bytes());
+    }
+    let bytes = mac.finalize().into_bytes();
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&bytes[..12])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_match_trimmed_and_case_insensitively() {
+        let list = ClassList::from_codes("Bio-2026,chem-lab-7", "Class", None, None).unwrap();
+        assert_eq!(list.find_by_code("  BIO-2026 ").unwrap().id, "class-1");
+        assert_eq!(list.find_by_code("chem-lab-7").unwrap().id, "class-2");
+        assert!(list.find_by_code("bio-2027").is_none());
+        assert!(list.find_by_code("").is_none());
+    }
+
+    #[test]
+    fn short_empty_and_duplicate_codes_are_refused_without_echo() {
+        for (codes, want) in [
+            ("abc", "shorter than 6"),
+            ("abcdefg,,hijklmn", "code number 2: is empty"),
+            ("secret-one,SECRET-ONE", "codes must be unique"),
+        ] {
+            let e = ClassList::from_codes(codes, "C", None, None)
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(want), "{e}");
+            assert!(
+                !e.to_lowercase().contains("secret-one") && !e.contains("abcdefg"),
+                "{e}"
+            );
+        }
+    }
+
+    #[test]
+    fn toml_messages_lose_quoted_values() {
+        assert_eq!(
+            redact_toml_message("invalid type: integer `123456`, expected a string"),
+            "invalid type: integer `…`, expected a string"
+        );
+        assert_eq!(
+            redact_toml_message("unknown field `cdes`, expected one of `id`, `title`"),
+            "unknown field `cdes`"
+        );
+    }
+}

@@ -1,0 +1,590 @@
+//! Configuration from flags, the environment and a `.env` file, checked once at start-up.
+//!
+//! [`Config`] is what clap reads (every field also an environment variable, so `--help`
+//! documents both); [`Settings`] is the checked result the server runs on. Every check
+//! fails with one [`ConfigError`] line naming the variable, and never prints a secret.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::classes::{ClassList, ClassesError};
+
+/// Run the classchat server: an access-code gated chat widget in front of Open WebUI.
+///
+/// Every option can also be set as an environment variable (shown in brackets) or in a
+/// `.env` file in the working directory. Durations take a unit: 90s, 60m, 12h, 7d.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "classchat", version, about, long_about)]
+pub struct Config {
+    /// Demo mode: a throw-away signing secret, the access code `demo-code`, and, when no
+    /// OPEN_WEBUI_URL is set, a built-in responder. Never use for a real class.
+    #[arg(long, env = "DEMO", default_value_t = false)]
+    pub demo: bool,
+
+    /// Address and port to listen on.
+    #[arg(long, env = "LISTEN_ADDR", default_value = "127.0.0.1:8080")]
+    pub listen_addr: String,
+
+    /// The URL students' browsers reach this server at (shown in the embed snippet).
+    /// Default: http://LISTEN_ADDR.
+    #[arg(long, env = "PUBLIC_URL")]
+    pub public_url: Option<String>,
+
+    /// Origins (scheme://host[:port], comma-separated) whose pages may embed the widget.
+    /// Default: any origin, with a warning at start-up.
+    #[arg(long, env = "ALLOWED_ORIGINS")]
+    pub allowed_origins: Option<String>,
+
+    /// Where usage and revocations are stored: a SQLite file (created on first start).
+    #[arg(long, env = "DATABASE_URL", default_value = "sqlite://classchat.db")]
+    pub database_url: String,
+
+    /// Secret that signs widget tokens: at least 32 characters (`openssl rand -base64 48`).
+    #[arg(long, env = "AUTH_SECRET", hide_env_values = true)]
+    pub auth_secret: Option<SecretString>,
+
+    /// The previous AUTH_SECRET, still accepted for verifying tokens while you rotate.
+    #[arg(long, env = "AUTH_SECRET_PREVIOUS", hide_env_values = true)]
+    pub auth_secret_previous: Option<SecretString>,
+
+    /// Class access code(s), comma-separated: one class per code (alias: CODE).
+    #[arg(long, env = "ACCESS_CODE", hide_env_values = true)]
+    pub access_code: Option<SecretString>,
+
+    /// A TOML file of classes (id, title, codes, model, system_prompt, greeting, limits).
+    /// Use instead of ACCESS_CODE.
+    #[arg(long, env = "CLASSES_FILE")]
+    pub classes_file: Option<PathBuf>,
+
+    /// Title shown in the widget for classes from ACCESS_CODE.
+    #[arg(long, env = "CLASS_TITLE", default_value = "Class assistant")]
+    pub class_title: String,
+
+    /// System prompt for classes from ACCESS_CODE.
+    #[arg(long, env = "SYSTEM_PROMPT")]
+    pub system_prompt: Option<String>,
+
+    /// First assistant line for classes from ACCESS_CODE.
+    #[arg(long, env = "GREETING")]
+    pub greeting: Option<String>,
+
+    /// How long a widget token lives before the widget refreshes it.
+    #[arg(long, env = "TOKEN_TTL", default_value = "60m")]
+    pub token_ttl: String,
+
+    /// How long a sign-in lasts at most, refreshes included.
+    #[arg(long, env = "SESSION_MAX_AGE", default_value = "12h")]
+    pub session_max_age: String,
+
+    /// Open WebUI's base URL (e.g. https://chat.example.edu). Unset: demo responder.
+    #[arg(long, env = "OPEN_WEBUI_URL")]
+    pub open_webui_url: Option<String>,
+
+    /// Open WebUI API key (Settings > Account > API keys). Never sent to a browser.
+    #[arg(long, env = "OPEN_WEBUI_API_KEY", hide_env_values = true)]
+    pub open_webui_api_key: Option<SecretString>,
+
+    /// Model id in Open WebUI for classes that do not name their own.
+    #[arg(long, env = "OPEN_WEBUI_MODEL")]
+    pub open_webui_model: Option<String>,
+
+    /// Cloudflare Access service token id (`<hex>.access`), when Open WebUI is behind Access.
+    #[arg(long, env = "CF_ACCESS_CLIENT_ID", hide_env_values = true)]
+    pub cf_access_client_id: Option<SecretString>,
+
+    /// Cloudflare Access service token secret (set together with CF_ACCESS_CLIENT_ID).
+    #[arg(long, env = "CF_ACCESS_CLIENT_SECRET", hide_env_values = true)]
+    pub cf_access_client_secret: Option<SecretString>,
+
+    /// IANA time zone for the date and time the assistant is told (e.g. Asia/Taipei).
+    #[arg(long, env = "TIMEZONE", default_value = "UTC")]
+    pub timezone: String,
+
+    /// Header that carries the client address behind a proxy: cf-connecting-ip,
+    /// x-forwarded-for or x-real-ip. Unset: the socket address (headers are not trusted).
+    #[arg(long, env = "CLIENT_IP_HEADER")]
+    pub client_ip_header: Option<String>,
+
+    /// Failed sign-ins allowed per client address, as COUNT/PERIOD.
+    #[arg(long, env = "LOGIN_FAILURES_PER_ADDRESS", default_value = "10/15m")]
+    pub login_failures_per_address: String,
+
+    /// Failed sign-ins allowed over all addresses (a wrong code names no class, so this
+    /// guards every class's codes at once), as COUNT/PERIOD.
+    #[arg(long, env = "LOGIN_FAILURES_PER_CLASS", default_value = "100/60m")]
+    pub login_failures_per_class: String,
+
+    /// Chat messages a student may send per minute (classes may override). 0: no limit.
+    #[arg(long, env = "MESSAGES_PER_MINUTE", default_value_t = 10)]
+    pub messages_per_minute: u32,
+
+    /// Chat messages a class may send per day in TIMEZONE (classes may override). 0: no limit.
+    #[arg(long, env = "DAILY_MESSAGE_QUOTA", default_value_t = 0)]
+    pub daily_message_quota: u32,
+
+    /// Time allowed to connect to Open WebUI.
+    #[arg(long, env = "UPSTREAM_CONNECT_TIMEOUT", default_value = "10s")]
+    pub upstream_connect_timeout: String,
+
+    /// Time allowed for Open WebUI to start answering.
+    #[arg(long, env = "UPSTREAM_FIRST_BYTE_TIMEOUT", default_value = "120s")]
+    pub upstream_first_byte_timeout: String,
+
+    /// Longest silence allowed between two chunks of a streamed reply.
+    #[arg(long, env = "UPSTREAM_IDLE_TIMEOUT", default_value = "60s")]
+    pub upstream_idle_timeout: String,
+
+    /// On SIGTERM/ctrl-c, how long open replies may finish before they are cut.
+    #[arg(long, env = "SHUTDOWN_GRACE", default_value = "20s")]
+    pub shutdown_grace: String,
+
+    /// Log format: text or json.
+    #[arg(long, env = "LOG_FORMAT", default_value = "text")]
+    pub log_format: String,
+}
+
+/// One bad setting: the variable's name and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{var}: {problem}")]
+pub struct ConfigError {
+    pub var: &'static str,
+    pub problem: String,
+}
+
+fn bad(var: &'static str, problem: impl Into<String>) -> ConfigError {
+    ConfigError {
+        var,
+        problem: problem.into(),
+    }
+}
+
+/// Which header, if any, names the real client behind a proxy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientIpSource {
+    Socket,
+    CfConnectingIp,
+    XForwardedFor,
+    XRealIp,
+}
+
+/// "COUNT per PERIOD".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rate {
+    pub count: u32,
+    pub period: Duration,
+}
+
+/// Where replies come from.
+#[derive(Debug, Clone)]
+pub enum UpstreamSettings {
+    /// The built-in demo responder (no OPEN_WEBUI_URL).
+    Demo,
+    OpenWebUi(OpenWebUi),
+}
+
+/// Everything needed to call Open WebUI.
+#[derive(Debug, Clone)]
+pub struct OpenWebUi {
+    /// `{OPEN_WEBUI_URL}/api/chat/completions`
+    pub completions_url: String,
+    pub api_key: Option<SecretString>,
+    pub cf_access: Option<(SecretString, SecretString)>,
+}
+
+/// Upstream time limits.
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    pub connect: Duration,
+    pub first_byte: Duration,
+    pub idle: Duration,
+}
+
+/// The checked configuration.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub demo: bool,
+    pub listen_addr: SocketAddr,
+    /// PUBLIC_URL; `None`: derived from the bound address at start-up.
+    pub public_url: Option<String>,
+    /// `None`: any origin.
+    pub allowed_origins: Option<Vec<String>>,
+    pub database_url: String,
+    pub auth_secret: SecretString,
+    pub auth_secret_previous: Option<SecretString>,
+    pub classes: ClassList,
+    pub token_ttl: Duration,
+    pub session_max_age: Duration,
+    pub upstream: UpstreamSettings,
+    pub default_model: Option<String>,
+    pub timezone: jiff::tz::TimeZone,
+    pub timezone_name: String,
+    pub client_ip: ClientIpSource,
+    pub login_failures_per_address: Rate,
+    pub login_failures_per_class: Rate,
+    pub messages_per_minute: u32,
+    pub daily_message_quota: u32,
+    pub timeouts: Timeouts,
+    pub shutdown_grace: Duration,
+    pub log_json: bool,
+}
+
+/// The access code demo mode uses.
+pub const DEMO_ACCESS_CODE: &str = "demo-code";
+
+/// Parses `90s`, `60m`, `12h`, `7d` or plain seconds.
+pub fn parse_duration(s: &str) -> Option<Duration> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num.parse().ok()?;
+    let mult = match unit.trim() {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return None,
+    };
+    n.checked_mul(mult).map(Duration::from_secs)
+}
+
+fn duration(var: &'static str, value: &str, min: Duration) -> Result<Duration, ConfigError> {
+    let d = parse_duration(value).ok_or_else(|| {
+        bad(
+            var,
+            format!("{value:?} is not a duration (use e.g. 90s, 60m, 12h, 7d)"),
+        )
+    })?;
+    if d < min {
+        return Err(bad(var, format!("must be at least {}s", min.as_secs())));
+    }
+    Ok(d)
+}
+
+fn rate(var: &'static str, value: &str) -> Result<Rate, ConfigError> {
+    let err = || bad(var, format!("{value:?} is not COUNT/PERIOD (e.g. 10/15m)"));
+    let (count, period) = value.split_once('/').ok_or_else(err)?;
+    let count: u32 = count.trim().parse().map_err(|_| err())?;
+    let period = parse_duration(period).ok_or_else(err)?;
+    if count == 0 || period.is_zero() {
+        return Err(bad(var, "COUNT and PERIOD must be above zero"));
+    }
+    Ok(Rate { count, period })
+}
+
+fn http_url(var: &'static str, value: &str) -> Result<String, ConfigError> {
+    let v = value.trim().trim_end_matches('/');
+    let rest = v
+        .strip_prefix("http://")
+        .or_else(|| v.strip_prefix("https://"))
+        .ok_or_else(|| {
+            bad(
+                var,
+                format!("{value:?} must start with http:// or https://"),
+            )
+        })?;
+    if rest.is_empty() || rest.contains(char::is_whitespace) {
+        return Err(bad(var, format!("{value:?} is not a URL")));
+    }
+    Ok(v.to_owned())
+}
+
+fn present(s: &Option<SecretString>) -> Option<&SecretString> {
+    s.as_ref().filter(|s| !s.expose_secret().trim().is_empty())
+}
+
+impl Config {
+    /// Checks everything; the first problem found is returned.
+    pub fn into_settings(self) -> Result<Settings, ConfigError> {
+        let listen_addr: SocketAddr = self.listen_addr.trim().parse().map_err(|_| {
+            bad(
+                "LISTEN_ADDR",
+                format!(
+                    "{:?} is not an address:port (e.g. 127.0.0.1:8080)",
+                    self.listen_addr
+                ),
+            )
+        })?;
+        let public_url = match &self.public_url {
+            Some(u) if !u.trim().is_empty() => Some(http_url("PUBLIC_URL", u)?),
+            _ => None,
+        };
+        let allowed_origins = match self.allowed_origins.as_deref().map(str::trim) {
+            None | Some("") | Some("*") => None,
+            Some(list) => {
+                let mut out = Vec::new();
+                for o in list.split(',').map(str::trim).filter(|o| !o.is_empty()) {
+                    let o = http_url("ALLOWED_ORIGINS", o)?;
+                    if o.matches('/').count() > 2 {
+                        return Err(bad(
+                            "ALLOWED_ORIGINS",
+                            format!("{o:?} is not an origin (scheme://host[:port], no path)"),
+                        ));
+                    }
+                    out.push(o);
+                }
+                Some(out)
+            }
+        };
+
+        let auth_secret = match (present(&self.auth_secret), self.demo) {
+            (Some(s), _) => s.clone(),
+            (None, true) => SecretString::from(random_secret()),
+            (None, false) => {
+                return Err(bad(
+                    "AUTH_SECRET",
+                    "is not set: give at least 32 random characters (openssl rand -base64 48), or run with --demo",
+                ));
+            }
+        };
+        if auth_secret.expose_secret().chars().count() < 32 {
+            return Err(bad("AUTH_SECRET", "must be at least 32 characters"));
+        }
+        let auth_secret_previous = present(&self.auth_secret_previous).cloned();
+        if let Some(p) = &auth_secret_previous
+            && p.expose_secret().chars().count() < 32
+        {
+            return Err(bad(
+                "AUTH_SECRET_PREVIOUS",
+                "must be at least 32 characters",
+            ));
+        }
+
+        let token_ttl = duration("TOKEN_TTL", &self.token_ttl, Duration::from_secs(60))?;
+        let session_max_age = duration(
+            "SESSION_MAX_AGE",
+            &self.session_max_age,
+            Duration::from_secs(60),
+        )?;
+        if session_max_age < token_ttl {
+            return Err(bad("SESSION_MAX_AGE", "must not be shorter than TOKEN_TTL"));
+        }
+
+        let access_code = present(&self.access_code).cloned().or_else(|| {
+            std::env::var("CODE")
+                .ok()
+                .filter(|c| !c.trim().is_empty())
+                .map(SecretString::from)
+        });
+        let classes = match (&self.classes_file, access_code, self.demo) {
+            (Some(_), Some(_), _) => {
+                return Err(bad(
+                    "CLASSES_FILE",
+                    "set either CLASSES_FILE or ACCESS_CODE, not both",
+                ));
+            }
+            (Some(path), None, _) => ClassList::from_file(path).map_err(|e| match e {
+                ClassesError::File(p) => bad("CLASSES_FILE", p),
+                ClassesError::Code(p) => bad("CLASSES_FILE", p),
+            })?,
+            (None, Some(codes), _) => ClassList::from_codes(
+                codes.expose_secret(),
+                &self.class_title,
+                self.system_prompt.clone(),
+                self.greeting.clone(),
+            )
+            .map_err(|e| match e {
+                ClassesError::File(p) | ClassesError::Code(p) => bad("ACCESS_CODE", p),
+            })?,
+            (None, None, true) => ClassList::from_codes(
+                DEMO_ACCESS_CODE,
+                "classchat demo",
+                self.system_prompt.clone(),
+                Some(self.greeting.clone().unwrap_or_else(|| {
+                    "Hi! This is a classchat demo. Ask me anything.".to_owned()
+                })),
+            )
+            .map_err(|e| bad("ACCESS_CODE", e.to_string()))?,
+            (None, None, false) => {
+                return Err(bad(
+                    "ACCESS_CODE",
+                    "no classes: set ACCESS_CODE (or CODE) or CLASSES_FILE, or run with --demo",
+                ));
+            }
+        };
+
+        let cf_access = match (
+            present(&self.cf_access_client_id),
+            present(&self.cf_access_client_secret),
+        ) {
+            (Some(id), Some(secret)) => Some((id.clone(), secret.clone())),
+            (None, None) => None,
+            (Some(_), None) => {
+                return Err(bad(
+                    "CF_ACCESS_CLIENT_SECRET",
+                    "is not set but CF_ACCESS_CLIENT_ID is: set both or neither",
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(bad(
+                    "CF_ACCESS_CLIENT_ID",
+                    "is not set but CF_ACCESS_CLIENT_SECRET is: set both or neither",
+                ));
+            }
+        };
+        let default_model = self
+            .open_webui_model
+            .clone()
+            .filter(|m| !m.trim().is_empty());
+        let upstream = match self.open_webui_url.as_deref().map(str::trim) {
+            None | Some("") => UpstreamSettings::Demo,
+            Some(url) => {
+                let base = http_url("OPEN_WEBUI_URL", url)?;
+                let api_key = present(&self.open_webui_api_key).cloned();
+                if api_key.is_none() {
+                    return Err(bad(
+                        "OPEN_WEBUI_API_KEY",
+                        "is not set but OPEN_WEBUI_URL is",
+                    ));
+                }
+                if default_model.is_none() && classes.iter().any(|c| c.model.is_none()) {
+                    return Err(bad(
+                        "OPEN_WEBUI_MODEL",
+                        "is not set and not every class names its own model",
+                    ));
+                }
+                UpstreamSettings::OpenWebUi(OpenWebUi {
+                    completions_url: format!("{base}/api/chat/completions"),
+                    api_key,
+                    cf_access,
+                })
+            }
+        };
+
+        let timezone_name = self.timezone.trim().to_owned();
+        let timezone = jiff::tz::TimeZone::get(&timezone_name).map_err(|_| {
+            bad(
+                "TIMEZONE",
+                format!("{timezone_name:?} is not an IANA time zone (e.g. Asia/Taipei)"),
+            )
+        })?;
+
+        let client_ip = match self
+            .client_ip_header
+            .as_deref()
+            .map(|h| h.trim().to_ascii_lowercase())
+            .as_deref()
+        {
+            None | Some("") | Some("none") => ClientIpSource::Socket,
+            Some("cf-connecting-ip") => ClientIpSource::CfConnectingIp,
+            Some("x-forwarded-for") => ClientIpSource::XForwardedFor,
+            Some("x-real-ip") => ClientIpSource::XRealIp,
+            Some(other) => {
+                return Err(bad(
+                    "CLIENT_IP_HEADER",
+                    format!(
+                        "{other:?} is not one of cf-connecting-ip, x-forwarded-for, x-real-ip, none"
+                    ),
+                ));
+            }
+        };
+
+        let timeouts = Timeouts {
+            connect: duration(
+                "UPSTREAM_CONNECT_TIMEOUT",
+                &self.upstream_connect_timeout,
+                Duration::from_secs(1),
+            )?,
+            first_byte: duration(
+                "UPSTREAM_FIRST_BYTE_TIMEOUT",
+                &self.upstream_first_byte_timeout,
+                Duration::from_secs(1),
+            )?,
+            idle: duration(
+                "UPSTREAM_IDLE_TIMEOUT",
+                &self.upstream_idle_timeout,
+                Duration::from_secs(1),
+            )?,
+        };
+        let shutdown_grace = duration("SHUTDOWN_GRACE", &self.shutdown_grace, Duration::ZERO)?;
+        let log_json = match self.log_format.trim() {
+            "text" => false,
+            "json" => true,
+            other => return Err(bad("LOG_FORMAT", format!("{other:?} is not text or json"))),
+        };
+
+        Ok(Settings {
+            demo: self.demo,
+            listen_addr,
+            public_url,
+            allowed_origins,
+            database_url: self.database_url.trim().to_owned(),
+            auth_secret,
+            auth_secret_previous,
+            classes,
+            token_ttl,
+            session_max_age,
+            upstream,
+            default_model,
+            timezone,
+            timezone_name,
+            client_ip,
+            login_failures_per_address: rate(
+                "LOGIN_FAILURES_PER_ADDRESS",
+                &self.login_failures_per_address,
+            )?,
+            login_failures_per_class: rate(
+                "LOGIN_FAILURES_PER_CLASS",
+                &self.login_failures_per_class,
+            )?,
+            messages_per_minute: self.messages_per_minute,
+            daily_message_quota: self.daily_message_quota,
+            timeouts,
+            shutdown_grace,
+            log_json,
+        })
+    }
+}
+
+impl Settings {
+    /// Settings for tests and benchmarks: demo classes, an in-memory style SQLite file
+    /// the caller picks, port 0.
+    pub fn for_tests(args: &[&str]) -> Result<Self, ConfigError> {
+        let mut argv = vec!["classchat"];
+        argv.extend_from_slice(args);
+        Config::try_parse_from(argv)
+            .map_err(|e| bad("ARGS", e.to_string()))?
+            .into_settings()
+    }
+}
+
+fn random_secret() -> String {
+    use rand::Rng;
+    rand::thread_rng()
+        .sample_iter(&rand::distributions::Alphanumeric)
+        .take(48)
+        .map(char::from)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_take_units() {
+        assert_eq!(parse_duration("90s"), Some(Duration::from_secs(90)));
+        assert_eq!(parse_duration("60m"), Some(Duration::from_secs(3600)));
+        assert_eq!(parse_duration("12h"), Some(Duration::from_secs(43_200)));
+        assert_eq!(parse_duration("2d"), Some(Duration::from_secs(172_800)));
+        assert_eq!(parse_duration("15"), Some(Duration::from_secs(15)));
+        assert_eq!(parse_duration("15x"), None);
+        assert_eq!(parse_duration("m"), None);
+    }
+
+    #[test]
+    fn rates_parse_and_refuse_zero() {
+        assert_eq!(
+            rate("X", "10/15m").unwrap(),
+            Rate {
+                count: 10,
+                period: Duration::from_secs(900)
+            }
+        );
+        assert!(rate("X", "0/1m").is_err());
+        assert!(rate("X", "ten").is_err());
+    }
+}

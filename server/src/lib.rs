@@ -1,0 +1,28 @@
+//! classchat's server: a tour of the modules, in the order a request meets them.
+
+/// The embedded widget files.
+pub mod assets;
+/// Access-code sign-in, widget tokens and the token-checking extractor.
+pub mod auth;
+/// Classes and their access codes.
+pub mod classes;
+/// Configuration from flags, environment and `.env`, checked at start-up.
+pub mod config;
+/// The error type and the contract's error body.
+pub mod error;
+/// Rate limiters.
+pub mod limiter;
+/// Server-rendered pages.
+pub mod pages;
+/// The chat relay to Open WebUI (start here to see the heart of classchat).
+pub mod relay;
+/// Building the router and running the server with graceful shutdown.
+pub mod startup;
+/// What handlers share.
+pub mod state;
+/// Every SQL statement.
+pub mod store;
+/// Logging set-up.
+pub mod telemetry;
+/// The usage log writer and daily quotas.
+pub mod usage;

@@ -1,0 +1,79 @@
+//! The `classchat` binary: read the configuration, start, stop cleanly on a signal.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use classchat_server::config::{Config, UpstreamSettings};
+use classchat_server::startup::Application;
+use classchat_server::telemetry;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    if let Err(e) = dotenvy::dotenv()
+        && !e.not_found()
+    {
+        eprintln!("classchat: cannot read .env: {e}");
+        return ExitCode::from(2);
+    }
+    let settings = match Config::parse().into_settings() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("classchat: configuration error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    telemetry::init(settings.log_json);
+    if settings.demo {
+        tracing::warn!(
+            "DEMO MODE: a throw-away signing secret and the access code 'demo-code'; not for real classes"
+        );
+    }
+    if matches!(settings.upstream, UpstreamSettings::Demo) {
+        tracing::warn!("no OPEN_WEBUI_URL: replies come from the built-in demo responder");
+    }
+    if settings.allowed_origins.is_none() {
+        tracing::warn!("ALLOWED_ORIGINS is not set: pages on any origin may embed the widget");
+    }
+    let app = match Application::build(settings.clone()).await {
+        Ok(app) => app,
+        Err(e) => {
+            eprintln!("classchat: {e:#}");
+            return ExitCode::from(1);
+        }
+    };
+    tracing::info!(
+        address = %app.local_addr(),
+        public_url = %app.state().public_url,
+        timezone = %settings.timezone_name,
+        widget = classchat_server::assets::widget_built(),
+        "classchat listening"
+    );
+    match app.run_until_stopped(shutdown_signal()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("classchat: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

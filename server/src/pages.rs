@@ -1,0 +1,101 @@
+//! The server's own pages, rendered with Leptos on the server (no client-side code but
+//! the widget itself): `/` shows the embed snippet and a live widget.
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use leptos::prelude::*;
+
+use crate::config::DEMO_ACCESS_CODE;
+use crate::state::AppState;
+
+const SITE_CSS: &str = include_str!("../../style/site.css");
+
+pub(crate) fn router() -> Router<AppState> {
+    Router::new().route("/", get(landing))
+}
+
+/// What the landing page shows; given to the Leptos render as context.
+#[derive(Debug, Clone)]
+struct PageInfo {
+    public_url: String,
+    demo_code: Option<&'static str>,
+    demo_replies: bool,
+    widget_built: bool,
+    class_count: usize,
+}
+
+async fn landing(State(state): State<AppState>, req: Request<Body>) -> Response {
+    let info = PageInfo {
+        public_url: state.public_url.to_string(),
+        demo_code: state.settings.demo.then_some(DEMO_ACCESS_CODE),
+        demo_replies: state.upstream.is_demo(),
+        widget_built: crate::assets::widget_built(),
+        class_count: state.settings.classes.iter().count(),
+    };
+    let handler = leptos_axum::render_app_to_stream_with_context(
+        move || provide_context(info.clone()),
+        move || view! { <Landing/> },
+    );
+    handler(req).await.into_response()
+}
+
+/// The embed snippet a teacher pastes into a page.
+pub fn embed_snippet(public_url: &str) -> String {
+    format!(
+        "<script src=\"{public_url}/widget.js\" async\n        data-title=\"Class assistant\" data-accent=\"#2563eb\"\n        data-position=\"right\" data-lang=\"en\"></script>"
+    )
+}
+
+#[component]
+fn Landing() -> impl IntoView {
+    let info = expect_context::<PageInfo>();
+    let snippet = embed_snippet(&info.public_url);
+    let demo = info.demo_code.is_some() || info.demo_replies;
+    view! {
+        <!DOCTYPE html>
+        <html lang="en">
+            <head>
+                <meta charset="utf-8"/>
+                <meta name="viewport" content="width=device-width, initial-scale=1"/>
+                <title>"classchat"</title>
+                <style>{SITE_CSS}</style>
+            </head>
+            <body>
+                <main>
+                    <h1>"classchat"</h1>
+                    <p class="lead">
+                        "An AI assistant for your class on any web page: one script tag, one access code."
+                    </p>
+                    {demo.then(|| view! {
+                        <section class="demo" data-testid="demo-banner">
+                            <h2>"Demo mode"</h2>
+                            {info.demo_code.map(|code| view! {
+                                <p>"Try the chat bubble in the corner with the access code "
+                                   <code data-testid="demo-code">{code}</code>"."</p>
+                            })}
+                            {info.demo_replies.then(|| view! {
+                                <p>"No Open WebUI is configured: replies come from the built-in demo responder. "
+                                   "Set OPEN_WEBUI_URL, OPEN_WEBUI_API_KEY and OPEN_WEBUI_MODEL to connect your own."</p>
+                            })}
+                        </section>
+                    })}
+                    {(!info.widget_built).then(|| view! {
+                        <p class="warning">"This binary was built without the widget: run ./scripts/build."</p>
+                    })}
+                    <h2>"Add the assistant to a page"</h2>
+                    <p>"Paste this before </body> on any page (a course site, a Moodle page, a blog):"</p>
+                    <pre data-testid="embed-snippet"><code>{snippet}</code></pre>
+                    <p>
+                        "Options: "<code>"data-title"</code>", "<code>"data-accent"</code>" (a CSS colour), "
+                        <code>"data-position"</code>" (right or left), "<code>"data-lang"</code>" (en or zh-TW)."
+                    </p>
+                    <p class="meta">{format!("Serving {} class(es). Health: ", info.class_count)}<a href="/healthz">"/healthz"</a></p>
+                </main>
+                <script src="/widget.js" async data-title="classchat demo"></script>
+            </body>
+        </html>
+    }
+}

@@ -1,0 +1,366 @@
+//! `POST /api/v1/chat`: a signed-in student's messages to Open WebUI and the reply back,
+//! streamed chunk by chunk.
+//!
+//! The stream is one straight chain from the upstream body to the response body (no
+//! task or channel in between), so there is backpressure, and a student who goes away
+//! drops the upstream request with it.
+
+pub mod demo;
+pub mod sse;
+pub mod upstream;
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use classchat_shared::{ChatEvent, ChatMessage, ChatRequest, ChatResponse, ErrorCode, Role, Usage};
+use eventsource_stream::Eventsource;
+use futures::{Stream, StreamExt};
+use tokio_util::sync::CancellationToken;
+
+use crate::auth::AuthSession;
+use crate::error::{AppError, AppJson, Result};
+use crate::limiter::{Limiter, retry_secs};
+use crate::state::AppState;
+use crate::store::{Outcome, UsageRow};
+use crate::usage::UsageRecorder;
+use upstream::{UpstreamFailure, UpstreamRequest, cut_failure, timeout_failure};
+
+pub(crate) fn router() -> Router<AppState> {
+    Router::new().route("/api/v1/chat", post(create_chat))
+}
+
+/// The time-context line the assistant gets ("what day is it?" is a common question).
+pub fn time_context(now: jiff::Zoned) -> String {
+    format!(
+        "The current local date is {} and the current time is {}.",
+        now.strftime("%Y-%m-%d"),
+        now.strftime("%H:%M:%S")
+    )
+}
+
+/// The server's system messages, then the student's messages.
+fn upstream_messages(
+    system_prompt: Option<&str>,
+    now: jiff::Zoned,
+    student: Vec<ChatMessage>,
+) -> Vec<ChatMessage> {
+    let mut out = Vec::with_capacity(student.len() + 2);
+    if let Some(p) = system_prompt {
+        out.push(ChatMessage {
+            role: Role::System,
+            content: p.to_owned(),
+        });
+    }
+    out.push(ChatMessage {
+        role: Role::System,
+        content: time_context(now),
+    });
+    out.extend(student);
+    out
+}
+
+async fn create_chat(
+    State(state): State<AppState>,
+    session: AuthSession,
+    AppJson(req): AppJson<ChatRequest>,
+) -> Result<Response> {
+    classchat_shared::validate_request(&req)?;
+    let class = session.class(&state)?;
+
+    let per_minute = class
+        .messages_per_minute
+        .unwrap_or(state.settings.messages_per_minute);
+    if let Err(wait) = state
+        .chat_limiter(per_minute)
+        .map_or(Ok(()), |l| l.hit(&session.claims.sub))
+    {
+        let secs = retry_secs(wait);
+        return Err(AppError::rate_limited(
+            secs,
+            format!("You are sending messages too quickly. Please wait {secs} seconds."),
+        ));
+    }
+    let now = jiff::Zoned::now().with_time_zone(state.settings.timezone.clone());
+    let quota = class
+        .daily_message_quota
+        .unwrap_or(state.settings.daily_message_quota);
+    if !state.daily.hit(&class.id, now.date(), quota) {
+        let secs = seconds_to_midnight(&now);
+        tracing::warn!(class = %class.id, quota, "daily message quota reached");
+        return Err(AppError::rate_limited(
+            secs,
+            "Your class has used today's messages. Please try again tomorrow.",
+        ));
+    }
+
+    let model = class
+        .model
+        .clone()
+        .or_else(|| state.settings.default_model.clone())
+        .unwrap_or_else(|| "demo".to_owned());
+    let stream = req.stream;
+    let up_req = UpstreamRequest {
+        model: model.clone(),
+        messages: upstream_messages(class.system_prompt.as_deref(), now, req.messages),
+        stream,
+    };
+    let mut recorder = UsageRecorder::new(
+        state.usage.clone(),
+        UsageRow {
+            at_ms: jiff::Timestamp::now().as_millisecond(),
+            class_id: class.id.clone(),
+            session_id: session.claims.sub.clone(),
+            display_name: session.claims.name.clone(),
+            conversation_id: req.conversation_id,
+            model: Some(model),
+            prompt_tokens: None,
+            completion_tokens: None,
+            first_token_ms: None,
+            total_ms: 0,
+            outcome: Outcome::Interrupted,
+            error_code: None,
+        },
+    );
+
+    let resp = match state.upstream.send(&up_req).await {
+        Ok(r) => r,
+        Err(f) => {
+            log_failure(&f, &session);
+            recorder.failed(f.code);
+            return Err(f.into());
+        }
+    };
+
+    if !stream {
+        return collect_reply(resp.body, recorder, &session).await;
+    }
+    let events = relay_events(
+        resp.body,
+        state.upstream.idle_timeout(),
+        recorder,
+        state.shutdown.clone(),
+        session,
+    );
+    let sse = events.map(|e| Ok::<_, Infallible>(Event::default().event(e.name()).data(e.data())));
+    Ok(Sse::new(sse)
+        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+        .into_response())
+}
+
+fn seconds_to_midnight(now: &jiff::Zoned) -> u64 {
+    now.tomorrow()
+        .ok()
+        .and_then(|t| t.start_of_day().ok())
+        .and_then(|m| now.until(&m).ok())
+        .map(|span| span.total(jiff::Unit::Second).unwrap_or(3600.0).max(1.0) as u64)
+        .unwrap_or(3600)
+}
+
+fn log_failure(f: &UpstreamFailure, session: &AuthSession) {
+    tracing::error!(
+        target: "classchat::relay",
+        class = %session.claims.cls,
+        session = %session.claims.sub,
+        code = f.code.as_str(),
+        "{}",
+        f.log
+    );
+}
+
+async fn collect_reply(
+    mut body: upstream::ByteStream,
+    mut recorder: UsageRecorder,
+    session: &AuthSession,
+) -> Result<Response> {
+    let mut buf = Vec::new();
+    while let Some(chunk) = body.next().await {
+        match chunk {
+            Ok(b) => buf.extend_from_slice(&b),
+            Err(f) => {
+                log_failure(&f, session);
+                recorder.failed(f.code);
+                return Err(f.into());
+            }
+        }
+    }
+    match sse::parse_completion(&buf) {
+        Ok((reply, usage)) => {
+            recorder.first_token();
+            recorder.usage(usage);
+            recorder.completed();
+            Ok(AppJson(ChatResponse { reply, usage }).into_response())
+        }
+        Err(why) => {
+            let f = cut_failure(format!("Open WebUI's answer was not usable: {why}"));
+            log_failure(&f, session);
+            recorder.failed(f.code);
+            Err(f.into())
+        }
+    }
+}
+
+struct Relay {
+    events: std::pin::Pin<
+        Box<
+            dyn Stream<
+                    Item = Result<
+                        eventsource_stream::Event,
+                        eventsource_stream::EventStreamError<UpstreamFailure>,
+                    >,
+                > + Send,
+        >,
+    >,
+    idle: Duration,
+    recorder: UsageRecorder,
+    shutdown: CancellationToken,
+    session: AuthSession,
+    usage: Option<Usage>,
+    finished_reason: bool,
+    over: bool,
+}
+
+impl Relay {
+    fn fail(&mut self, f: UpstreamFailure) -> ChatEvent {
+        log_failure(&f, &self.session);
+        self.recorder.failed(f.code);
+        self.over = true;
+        ChatEvent::Error {
+            code: f.code,
+            message: f.student.to_owned(),
+        }
+    }
+
+    fn done(&mut self) -> ChatEvent {
+        self.recorder.usage(self.usage);
+        self.recorder.completed();
+        self.over = true;
+        ChatEvent::Done { usage: self.usage }
+    }
+
+    async fn next_event(&mut self) -> Option<ChatEvent> {
+        if self.over {
+            return None;
+        }
+        loop {
+            let next = tokio::select! {
+                biased;
+                _ = self.shutdown.cancelled() => {
+                    let f = UpstreamFailure {
+                        code: ErrorCode::UpstreamUnavailable,
+                        student: "The server is restarting. Please send your message again in a moment.",
+                        log: "reply cut: the server is shutting down".into(),
+                        retry_after: None,
+                    };
+                    return Some(self.fail(f));
+                }
+                n = tokio::time::timeout(self.idle, self.events.next()) => n,
+            };
+            let ev = match next {
+                Err(_) => {
+                    return Some(self.fail(timeout_failure("silence between chunks", self.idle)));
+                }
+                Ok(None) if self.finished_reason => return Some(self.done()),
+                Ok(None) => {
+                    return Some(self.fail(cut_failure(
+                        "Open WebUI's stream ended before the reply was finished",
+                    )));
+                }
+                Ok(Some(Err(eventsource_stream::EventStreamError::Transport(f)))) => {
+                    return Some(self.fail(f));
+                }
+                Ok(Some(Err(e))) => {
+                    return Some(self.fail(cut_failure(format!(
+                        "Open WebUI's stream is not valid SSE: {e}"
+                    ))));
+                }
+                Ok(Some(Ok(ev))) => ev,
+            };
+            let data = ev.data.trim();
+            if data == "[DONE]" {
+                return Some(self.done());
+            }
+            if data.is_empty() {
+                continue;
+            }
+            let chunk = match sse::parse_chunk(data) {
+                Ok(c) => c,
+                Err(e) => {
+                    return Some(self.fail(cut_failure(format!(
+                        "Open WebUI sent a chunk that is not JSON: {e}"
+                    ))));
+                }
+            };
+            if chunk.usage.is_some() {
+                self.usage = chunk.usage;
+            }
+            self.finished_reason |= chunk.finished;
+            if let Some(msg) = chunk.error {
+                return Some(self.fail(cut_failure(format!(
+                    "Open WebUI's stream ended with an error: {msg}"
+                ))));
+            }
+            if let Some(text) = chunk.text {
+                self.recorder.first_token();
+                return Some(ChatEvent::Delta { text });
+            }
+        }
+    }
+}
+
+fn relay_events(
+    body: upstream::ByteStream,
+    idle: Duration,
+    recorder: UsageRecorder,
+    shutdown: CancellationToken,
+    session: AuthSession,
+) -> impl Stream<Item = ChatEvent> + Send {
+    let relay = Relay {
+        events: Box::pin(body.eventsource()),
+        idle,
+        recorder,
+        shutdown,
+        session,
+        usage: None,
+        finished_reason: false,
+        over: false,
+    };
+    futures::stream::unfold(relay, |mut r| async move {
+        r.next_event().await.map(|e| (e, r))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn time_context_uses_the_zone() {
+        let t: jiff::Timestamp = "2026-11-23T17:05:09Z".parse().unwrap();
+        let taipei = t.to_zoned(jiff::tz::TimeZone::get("Asia/Taipei").unwrap());
+        assert_eq!(
+            time_context(taipei),
+            "The current local date is 2026-11-24 and the current time is 01:05:09."
+        );
+    }
+
+    #[test]
+    fn system_messages_come_first_in_order() {
+        let now = jiff::Timestamp::UNIX_EPOCH.to_zoned(jiff::tz::TimeZone::UTC);
+        let m = upstream_messages(Some("Be kind."), now, vec![ChatMessage::user("hi")]);
+        assert_eq!(m.len(), 3);
+        assert_eq!(
+            (m[0].role, m[0].content.as_str()),
+            (Role::System, "Be kind.")
+        );
+        assert!(
+            m[1].content
+                .starts_with("The current local date is 1970-01-01")
+        );
+        assert_eq!(m[2], ChatMessage::user("hi"));
+    }
+}

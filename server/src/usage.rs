@@ -1,0 +1,184 @@
+//! The usage log: one row per chat request, written off the request path in batches.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use crate::store::{Outcome, Store, UsageRow};
+
+enum Msg {
+    Row(Box<UsageRow>),
+    /// Everything sent before this is written, then the writer stops.
+    Close,
+}
+
+/// Where handlers send rows; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct UsageLog {
+    tx: mpsc::Sender<Msg>,
+}
+
+impl std::fmt::Debug for Msg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Msg")
+    }
+}
+
+/// Rows written per transaction at most.
+const BATCH: usize = 256;
+/// How long a lone row may wait for company.
+const LINGER: Duration = Duration::from_millis(100);
+
+impl UsageLog {
+    /// Starts the writer task.
+    pub fn spawn(store: Store) -> (Self, JoinHandle<()>) {
+        let (tx, rx) = mpsc::channel(16_384);
+        (Self { tx }, tokio::spawn(write_loop(store, rx)))
+    }
+
+    /// Queues a row; never waits. A full queue (the database is far behind) drops the row
+    /// with a warning rather than slowing students down.
+    pub fn record(&self, row: UsageRow) {
+        if self.tx.try_send(Msg::Row(Box::new(row))).is_err() {
+            tracing::warn!("usage log queue full or closed: one usage row dropped");
+        }
+    }
+
+    /// Flushes what was queued and stops the writer.
+    pub async fn close(&self) {
+        let _ = self.tx.send(Msg::Close).await;
+    }
+}
+
+async fn write_loop(store: Store, mut rx: mpsc::Receiver<Msg>) {
+    let mut batch: Vec<UsageRow> = Vec::with_capacity(BATCH);
+    let mut closing = false;
+    while !closing {
+        match rx.recv().await {
+            Some(Msg::Row(r)) => batch.push(*r),
+            Some(Msg::Close) | None => closing = true,
+        }
+        let deadline = tokio::time::Instant::now() + LINGER;
+        while !closing && batch.len() < BATCH {
+            match tokio::time::timeout_at(deadline, rx.recv()).await {
+                Ok(Some(Msg::Row(r))) => batch.push(*r),
+                Ok(Some(Msg::Close) | None) => closing = true,
+                Err(_) => break,
+            }
+        }
+        if !batch.is_empty() {
+            if let Err(e) = store.insert_usage(&batch).await {
+                tracing::error!(error = %e, rows = batch.len(), "cannot write usage rows");
+            }
+            batch.clear();
+        }
+    }
+}
+
+/// Collects one chat request's row and sends it when dropped, so a reply that ends in
+/// any way (done, failed, student gone, server stopping) is logged exactly once.
+#[derive(Debug)]
+pub struct UsageRecorder {
+    log: UsageLog,
+    started: Instant,
+    row: Option<UsageRow>,
+}
+
+impl UsageRecorder {
+    pub fn new(log: UsageLog, row: UsageRow) -> Self {
+        Self {
+            log,
+            started: Instant::now(),
+            row: Some(row),
+        }
+    }
+
+    fn row(&mut self) -> &mut UsageRow {
+        self.row.get_or_insert_with(|| unreachable_row())
+    }
+
+    /// Notes the first token's arrival (once).
+    pub fn first_token(&mut self) {
+        let ms = self.started.elapsed().as_millis().min(u32::MAX as u128) as u32;
+        let row = self.row();
+        if row.first_token_ms.is_none() {
+            row.first_token_ms = Some(ms);
+        }
+    }
+
+    pub fn usage(&mut self, usage: Option<classchat_shared::Usage>) {
+        if let Some(u) = usage {
+            let row = self.row();
+            row.prompt_tokens = u.prompt_tokens;
+            row.completion_tokens = u.completion_tokens;
+        }
+    }
+
+    pub fn completed(&mut self) {
+        self.row().outcome = Outcome::Completed;
+    }
+
+    pub fn failed(&mut self, code: classchat_shared::ErrorCode) {
+        let row = self.row();
+        row.outcome = Outcome::UpstreamError;
+        row.error_code = Some(code.as_str());
+    }
+}
+
+fn unreachable_row() -> UsageRow {
+    UsageRow {
+        at_ms: 0,
+        class_id: String::new(),
+        session_id: String::new(),
+        display_name: None,
+        conversation_id: String::new(),
+        model: None,
+        prompt_tokens: None,
+        completion_tokens: None,
+        first_token_ms: None,
+        total_ms: 0,
+        outcome: Outcome::Interrupted,
+        error_code: None,
+    }
+}
+
+impl Drop for UsageRecorder {
+    fn drop(&mut self) {
+        if let Some(mut row) = self.row.take() {
+            row.total_ms = self.started.elapsed().as_millis().min(u32::MAX as u128) as u32;
+            self.log.record(row);
+        }
+    }
+}
+
+/// Messages per class per local day, counted in memory and seeded from the log at start.
+#[derive(Debug, Default)]
+pub struct DailyCounter {
+    counts: Mutex<HashMap<String, (jiff::civil::Date, u32)>>,
+}
+
+impl DailyCounter {
+    pub fn seed(&self, today: jiff::civil::Date, rows: Vec<(String, i64)>) {
+        let mut m = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+        for (class, n) in rows {
+            m.insert(class, (today, n.clamp(0, u32::MAX as i64) as u32));
+        }
+    }
+
+    /// Counts one message if the class is under `quota` today (0: no quota).
+    pub fn hit(&self, class: &str, today: jiff::civil::Date, quota: u32) -> bool {
+        let mut m = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+        let entry = m.entry(class.to_owned()).or_insert((today, 0));
+        if entry.0 != today {
+            *entry = (today, 0);
+        }
+        if quota > 0 && entry.1 >= quota {
+            return false;
+        }
+        entry.1 += 1;
+        true
+    }
+}
