@@ -1,0 +1,279 @@
+//! `spawn_app` and friends: every test gets its own server, database and fake upstream.
+
+use std::io::Write;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use classchat_fake_upstream::{FakeConfig, FakeUpstream};
+use classchat_server::config::Settings;
+use classchat_server::startup::Application;
+use classchat_server::state::AppState;
+use classchat_shared::{ApiError, ChatEvent, ErrorCode, SessionResponse};
+use futures::StreamExt;
+use serde_json::{Value, json};
+
+pub(crate) const SECRET: &str = "test-secret-0123456789-0123456789-abcdef";
+pub(crate) const API_KEY: &str = "sk-0123456789abcdef0123456789abcdef";
+pub(crate) const CF_ID: &str = "0123456789abcdef0123456789abcdef.access";
+pub(crate) const CF_SECRET: &str =
+    "fedcba98765432100123456789abcdeffedcba98765432100123456789abcdef";
+pub(crate) const CODE: &str = "Green-Leaf-42";
+
+/// Every log line any test's server wrote; tests check no secret ever lands here.
+pub(crate) fn captured_logs() -> String {
+    String::from_utf8_lossy(&log_buffer().lock().unwrap()).into_owned()
+}
+
+fn log_buffer() -> &'static Arc<Mutex<Vec<u8>>> {
+    static BUF: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+    BUF.get_or_init(|| {
+        let buf = Arc::new(Mutex::new(Vec::new()));
+        let writer = buf.clone();
+        let show = std::env::var("TEST_LOG").is_ok();
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter("info")
+            .with_ansi(false)
+            .with_writer(move || LogWriter {
+                buf: writer.clone(),
+                show,
+            })
+            .try_init();
+        buf
+    })
+}
+
+struct LogWriter {
+    buf: Arc<Mutex<Vec<u8>>>,
+    show: bool,
+}
+
+impl Write for LogWriter {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        if self.show {
+            let _ = std::io::stderr().write_all(b);
+        }
+        self.buf.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+pub(crate) struct TestApp {
+    pub(crate) address: String,
+    pub(crate) client: reqwest::Client,
+    pub(crate) state: AppState,
+    pub(crate) upstream: FakeUpstream,
+    pub(crate) db_path: std::path::PathBuf,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    _dir: Arc<tempfile::TempDir>,
+}
+
+/// Builder-ish options for [`spawn_app_with`].
+#[derive(Clone)]
+pub(crate) struct Opts {
+    pub(crate) args: Vec<String>,
+    pub(crate) fake: FakeConfig,
+    /// Reuse this directory's database (for restart tests).
+    pub(crate) dir: Option<Arc<tempfile::TempDir>>,
+    pub(crate) with_upstream: bool,
+}
+
+impl Default for Opts {
+    fn default() -> Self {
+        Self {
+            args: Vec::new(),
+            fake: FakeConfig::default(),
+            dir: None,
+            with_upstream: true,
+        }
+    }
+}
+
+impl Opts {
+    pub(crate) fn arg(mut self, k: &str, v: &str) -> Self {
+        self.args.push(k.into());
+        self.args.push(v.into());
+        self
+    }
+}
+
+pub(crate) async fn spawn_app() -> TestApp {
+    spawn_app_with(Opts::default()).await
+}
+
+pub(crate) async fn spawn_app_with(opts: Opts) -> TestApp {
+    log_buffer();
+    let upstream = FakeUpstream::spawn(opts.fake.clone()).await;
+    let dir = opts
+        .dir
+        .clone()
+        .unwrap_or_else(|| Arc::new(tempfile::tempdir().unwrap()));
+    let db_path = dir.path().join("classchat.db");
+    let db = db_path.display().to_string();
+    let url = upstream.url();
+    let has = |flag: &str| opts.args.iter().any(|a| a == flag);
+    let mut args: Vec<&str> = vec!["--listen-addr", "127.0.0.1:0", "--database-url", &db];
+    for (flag, value) in [
+        ("--auth-secret", SECRET),
+        ("--timezone", "Asia/Taipei"),
+        ("--shutdown-grace", "2s"),
+    ] {
+        if !has(flag) {
+            args.extend([flag, value]);
+        }
+    }
+    if !has("--access-code") && !has("--classes-file") {
+        args.extend(["--access-code", CODE]);
+    }
+    if opts.with_upstream && !has("--open-webui-url") {
+        args.extend(["--open-webui-url", &url]);
+    }
+    if opts.with_upstream && !has("--open-webui-api-key") {
+        args.extend(["--open-webui-api-key", API_KEY]);
+    }
+    if !has("--open-webui-model") {
+        args.extend(["--open-webui-model", "test-model"]);
+    }
+    args.extend(opts.args.iter().map(String::as_str));
+    let settings = Settings::for_tests(&args).expect("test settings are valid");
+    let app = Application::build(settings)
+        .await
+        .expect("application builds");
+    let address = format!("http://{}", app.local_addr());
+    let state = app.state().clone();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(app.run_until_stopped(async move {
+        let _ = rx.await;
+    }));
+    TestApp {
+        address,
+        client: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap(),
+        state,
+        upstream,
+        db_path,
+        stop: Some(tx),
+        server: Some(server),
+        _dir: dir,
+    }
+}
+
+impl TestApp {
+    pub(crate) fn dir(&self) -> Arc<tempfile::TempDir> {
+        self._dir.clone()
+    }
+
+    /// Sends the shutdown signal and waits for the drain to finish.
+    pub(crate) async fn stop(mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(s) = self.server.take() {
+            s.await.unwrap().unwrap();
+        }
+    }
+
+    pub(crate) async fn post_session(&self, body: Value) -> reqwest::Response {
+        self.client
+            .post(format!("{}/api/v1/session", self.address))
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Signs in with the default code and returns the token.
+    pub(crate) async fn sign_in(&self) -> SessionResponse {
+        let r = self
+            .post_session(json!({"access_code": CODE, "display_name": "Mei"}))
+            .await;
+        assert_eq!(r.status(), 200);
+        r.json().await.unwrap()
+    }
+
+    pub(crate) async fn post_chat(&self, token: &str, body: Value) -> reqwest::Response {
+        self.client
+            .post(format!("{}/api/v1/chat", self.address))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub(crate) async fn refresh(&self, token: &str) -> reqwest::Response {
+        self.client
+            .post(format!("{}/api/v1/session/refresh", self.address))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub(crate) async fn logout(&self, token: &str) -> reqwest::Response {
+        self.client
+            .delete(format!("{}/api/v1/session", self.address))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Waits until the usage log holds `n` rows (it is written in batches, off the request path).
+    pub(crate) async fn usage_rows(&self, n: usize) -> Vec<classchat_server::store::UsageRecord> {
+        for _ in 0..100 {
+            let rows = self.state.store.usage_rows(1000).await.unwrap();
+            if rows.len() >= n {
+                return rows;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(30)).await;
+        }
+        panic!("usage log never reached {n} rows");
+    }
+}
+
+pub(crate) fn chat_body(text: &str, stream: bool) -> Value {
+    json!({"conversation_id": "conv-1", "messages": [{"role": "user", "content": text}], "stream": stream})
+}
+
+/// Reads a response's error body and checks its code and status.
+pub(crate) async fn expect_error(r: reqwest::Response, status: u16, code: ErrorCode) -> ApiError {
+    assert_eq!(r.status().as_u16(), status, "status");
+    let body: ApiError = r
+        .json()
+        .await
+        .expect("an error body in the contract's shape");
+    assert_eq!(
+        body.error.code, code,
+        "code; message: {}",
+        body.error.message
+    );
+    body
+}
+
+/// Every SSE event of a streamed reply, in order.
+pub(crate) async fn read_events(r: reqwest::Response) -> Vec<ChatEvent> {
+    use eventsource_stream::Eventsource;
+    assert_eq!(r.status(), 200);
+    let mut out = Vec::new();
+    let mut s = r.bytes_stream().eventsource();
+    while let Some(ev) = s.next().await {
+        let ev = ev.expect("valid SSE");
+        out.push(ChatEvent::parse(&ev.event, &ev.data).expect("a known event"));
+    }
+    out
+}
+
+pub(crate) fn reply_text(events: &[ChatEvent]) -> String {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            ChatEvent::Delta { text } => Some(text.as_str()),
+            _ => None,
+        })
+        .collect()
+}

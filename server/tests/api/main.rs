@@ -1,0 +1,8 @@
+//! One integration-test binary: the real router on a loopback port, a real SQLite file,
+//! and a fake Open WebUI on its own port.
+
+mod assets;
+mod chat;
+mod config;
+mod helpers;
+mod session;
