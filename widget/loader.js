@@ -1,0 +1,125 @@
+/* classchat loader (served as /widget.js). One classic <script> tag puts a chat bubble
+   on the page; the WebAssembly widget is fetched only when the bubble is first opened.
+   <script src="https://SERVER/widget.js" async data-title="..." data-accent="#0b6"
+           data-position="right|left" data-lang="en|zh-TW" data-server="..." data-open="true">
+   widget/make-loader.sh fills in the hashed asset names and style/bubble.css. */
+(function () {
+  "use strict";
+  var script = document.currentScript;
+  if (!script) return;
+  var d = script.dataset;
+  // The server's base URL: data-server, else the folder this script came from.
+  var base = new URL(d.server || ".", script.src);
+  if (!/\/$/.test(base.pathname)) base.pathname += "/";
+  var server = base.href.replace(/\/+$/, "");
+  var glueUrl = new URL("widget/__CLASSCHAT_GLUE__", base).href;
+  var wasmUrl = new URL("widget/__CLASSCHAT_WASM__", base).href;
+
+  var lang = d.lang || navigator.language || "";
+  var zh = /^zh/i.test(lang);
+  var L = zh
+    ? { open: "開啟聊天", loading: "載入中…", failed: "無法載入聊天。", retry: "重試" }
+    : { open: "Open chat", loading: "Loading…", failed: "Could not load the chat.", retry: "Retry" };
+  var pos = d.position === "left" ? "left" : "right";
+  var accent = d.accent || "";
+  if (!/^[#\w(),.%\s-]+$/.test(accent) || !(window.CSS && CSS.supports("color", accent))) accent = "";
+  var svg = function (cls, path) {
+    return '<svg class="' + cls + '" viewBox="0 0 24 24" aria-hidden="true" focusable="false"><path d="' + path +
+      '" fill="none" stroke="currentColor" stroke-width="2" stroke-linecap="round" stroke-linejoin="round"/></svg>';
+  };
+
+  // A custom element, not a div: host pages may hide or restyle every div.
+  var host = document.createElement("classchat-widget");
+  var root = host.attachShadow({ mode: "open" });
+  var style = document.createElement("style");
+  style.textContent = "__CLASSCHAT_CSS__" + (accent ? ":host{--cc-accent:" + accent + " !important}" : "");
+  var panel = document.createElement("div");
+  panel.id = "cc-panel";
+  panel.className = "cc-panel cc-" + pos;
+  panel.hidden = true;
+  panel.setAttribute("data-testid", "cc-panel");
+  panel.setAttribute("role", "dialog");
+  panel.setAttribute("aria-label", d.title || L.open);
+  var bubble = document.createElement("button");
+  bubble.type = "button";
+  bubble.className = "cc-bubble cc-" + pos;
+  bubble.setAttribute("data-testid", "cc-bubble");
+  bubble.setAttribute("aria-label", L.open);
+  bubble.setAttribute("aria-expanded", "false");
+  bubble.setAttribute("aria-controls", "cc-panel");
+  bubble.innerHTML = svg("cc-o", "M21 12a8 8 0 0 1-11.6 7.1L4 20l1.1-4.6A8 8 0 1 1 21 12z") + svg("cc-x", "M6 6l12 12M18 6L6 18");
+  root.appendChild(style);
+  root.appendChild(panel);
+  root.appendChild(bubble);
+
+  var state = 0; // 0: not loaded, 1: loading, 2: mounted
+
+  function focusInside() {
+    var field = panel.querySelector("textarea,input");
+    if (field) field.focus();
+  }
+
+  function show() {
+    panel.hidden = false;
+    bubble.setAttribute("aria-expanded", "true");
+    if (state === 0) load();
+    else if (state === 2) focusInside();
+  }
+
+  function hide() {
+    if (panel.hidden) return;
+    panel.hidden = true;
+    bubble.setAttribute("aria-expanded", "false");
+    panel.dispatchEvent(new Event("cc-hide"));
+    bubble.focus();
+  }
+
+  function status(html, role) {
+    panel.innerHTML = '<div class="cc-status" role="' + role + '">' + html + "</div>";
+  }
+
+  function load() {
+    state = 1;
+    status(L.loading, "status");
+    import(glueUrl)
+      .then(function (m) {
+        return m.default({ module_or_path: wasmUrl }).then(function () {
+          panel.textContent = "";
+          m.mount(panel, {
+            server: server,
+            title: d.title || "",
+            accent: accent,
+            lang: d.lang || "",
+            position: pos,
+            close: hide
+          });
+          state = 2;
+          panel.className += " cc-ready";
+        });
+      })
+      .catch(function (e) {
+        state = 0;
+        if (window.console) console.error("classchat: could not load the widget", e);
+        status("<p>" + L.failed + '</p><button type="button">' + L.retry + "</button>", "alert");
+        var retry = panel.querySelector("button");
+        retry.onclick = load;
+        retry.focus();
+      });
+  }
+
+  bubble.addEventListener("click", function () {
+    if (panel.hidden) show();
+    else hide();
+  });
+  panel.addEventListener("keydown", function (e) {
+    // Once mounted, the widget handles Escape itself.
+    if (e.key === "Escape" && state !== 2) hide();
+  });
+
+  function attach() {
+    document.body.appendChild(host);
+    if (d.open === "true") show();
+  }
+  if (document.body) attach();
+  else document.addEventListener("DOMContentLoaded", attach);
+})();

@@ -1,0 +1,29 @@
+#!/bin/sh
+# Trunk post_build hook: writes $TRUNK_STAGING_DIR/widget.js from widget/loader.js, with
+# the content-hashed glue and wasm names Trunk just produced and style/bubble.css inlined.
+# Plain POSIX sh + sed/awk, so it runs wherever Trunk does.
+set -eu
+
+here=$(cd "$(dirname "$0")" && pwd)
+stage=${TRUNK_STAGING_DIR:?run by trunk (TRUNK_STAGING_DIR is not set)}
+
+wasm=$(cd "$stage" && ls -- *_bg.wasm)
+case $wasm in *"
+"*|"") echo "make-loader: expected exactly one *_bg.wasm in $stage" >&2; exit 1 ;; esac
+# The glue JS has its own hash: the one .js Trunk wrote (a previous widget.js aside).
+glue=$(cd "$stage" && ls -- *.js | grep -vx 'widget.js' || true)
+case $glue in *"
+"*|"") echo "make-loader: expected exactly one glue .js in $stage" >&2; exit 1 ;; esac
+
+# The CSS goes into a double-quoted JS string: one line, comments dropped.
+css=$(tr '\n' ' ' < "$here/../style/bubble.css" | sed -e 's:/\*[^*]*\*/::g' -e 's/  */ /g' -e 's/^ //' -e 's/ $//')
+case $css in *'"'*|*'\'*|*'&'*) echo "make-loader: style/bubble.css must not contain \" \\ or &" >&2; exit 1 ;; esac
+
+awk -v glue="$glue" -v wasm="$wasm" -v css="$css" '{
+  gsub(/__CLASSCHAT_GLUE__/, glue); gsub(/__CLASSCHAT_WASM__/, wasm); gsub(/__CLASSCHAT_CSS__/, css); print
+}' "$here/loader.js" > "$stage/widget.js"
+
+if grep -q '__CLASSCHAT_' "$stage/widget.js"; then
+  echo "make-loader: a placeholder was left in widget.js" >&2; exit 1
+fi
+echo "make-loader: widget.js -> $glue, $wasm"

@@ -1,0 +1,167 @@
+//! The conversation: message list, streaming reply, error area and composer.
+
+use classchat_shared::{ChatMessage, Role};
+use leptos::html::{Div, Textarea};
+use leptos::prelude::*;
+use web_sys::{KeyboardEvent, SubmitEvent};
+
+use super::Ctx;
+use super::markdown_view::markdown;
+use crate::i18n::Text;
+
+fn message_view(m: &ChatMessage) -> AnyView {
+    match m.role {
+        Role::User => view! {
+            <div class="cc-msg cc-user" data-testid="cc-msg" data-role="user">{m.content.clone()}</div>
+        }
+        .into_any(),
+        _ => assistant_bubble(&m.content, false),
+    }
+}
+
+fn assistant_bubble(text: &str, streaming: bool) -> AnyView {
+    view! {
+        <div class="cc-msg cc-assistant" data-testid="cc-msg" data-role="assistant"
+            aria-busy=streaming.then_some("true")>
+            {markdown(text)}
+        </div>
+    }
+    .into_any()
+}
+
+fn typing(t: &'static Text) -> AnyView {
+    view! {
+        <div class="cc-msg cc-assistant cc-typing" data-testid="cc-msg" data-role="assistant" aria-busy="true">
+            <span class="cc-dot"></span><span class="cc-dot"></span><span class="cc-dot"></span>
+            <span class="cc-sr">{t.typing}</span>
+        </div>
+    }
+    .into_any()
+}
+
+#[component]
+#[allow(unreachable_pub)] // the macro makes a `pub` props struct
+pub(crate) fn Chat(ctx: Ctx) -> impl IntoView {
+    let t = ctx.t;
+    let chat = ctx.chat;
+    let list_ref = NodeRef::<Div>::new();
+    let input_ref = NodeRef::<Textarea>::new();
+    let draft = RwSignal::new(String::new());
+    // Follow the reply unless the student scrolled up to read.
+    let stick = StoredValue::new(true);
+
+    let shape = Memo::new(move |_| {
+        chat.with(|c| (c.conversation.id.clone(), c.conversation.messages.len()))
+    });
+    let partial = Memo::new(move |_| chat.with(|c| c.partial.clone()));
+    let streaming = Memo::new(move |_| partial.with(Option::is_some));
+    let failure = Memo::new(move |_| chat.with(|c| c.failure.clone()));
+    let greeting = Memo::new(move |_| {
+        ctx.session
+            .with(|s| s.as_ref().and_then(|s| s.class.greeting.clone()))
+            .filter(|g| !g.trim().is_empty())
+    });
+
+    let focus_input = move || {
+        if let Some(el) = input_ref.get_untracked() {
+            let _ = el.focus();
+        }
+    };
+    Effect::new(move |_| {
+        if let Some(el) = input_ref.get() {
+            let _ = el.focus();
+        }
+    });
+    Effect::new(move |_| {
+        shape.with(|_| ()); // `track()` alone would not compute the memo
+        partial.with(|_| ());
+        if stick.get_value()
+            && let Some(el) = list_ref.get_untracked()
+        {
+            el.set_scroll_top(el.scroll_height());
+        }
+    });
+    let on_scroll = move |_| {
+        if let Some(el) = list_ref.get_untracked() {
+            stick.set_value(el.scroll_height() - el.scroll_top() - el.client_height() < 48);
+        }
+    };
+
+    let send = move || {
+        if streaming.get_untracked() {
+            return;
+        }
+        stick.set_value(true);
+        if ctx.send(&draft.get_untracked()) {
+            draft.set(String::new());
+        }
+        focus_input();
+    };
+    let on_submit = move |ev: SubmitEvent| {
+        ev.prevent_default();
+        send();
+    };
+    let on_keydown = move |ev: KeyboardEvent| {
+        // Enter sends; Shift+Enter is a newline; Enter that confirms an IME
+        // composition (Chinese input) is neither.
+        if ev.key() == "Enter" && !ev.shift_key() && !ev.is_composing() && ev.key_code() != 229 {
+            ev.prevent_default();
+            send();
+        }
+    };
+    let stop = move |_| {
+        ctx.stop();
+        focus_input();
+    };
+    let retry = move |_| {
+        stick.set_value(true);
+        ctx.retry();
+        focus_input();
+    };
+
+    // Messages only change by whole turns (the streaming reply is rendered separately),
+    // so the list is simply rebuilt when their count or the conversation changes.
+    let rows = move || {
+        shape.with(|_| ()); // `track()` alone would not compute the memo
+        chat.with_untracked(|c| {
+            c.conversation
+                .messages
+                .iter()
+                .map(message_view)
+                .collect::<Vec<_>>()
+        })
+    };
+
+    view! {
+        <div class="cc-chat" data-testid="cc-chat">
+            <div class="cc-messages" data-testid="cc-messages" node_ref=list_ref role="log"
+                aria-live="polite" aria-label=t.conversation tabindex="0" on:scroll=on_scroll>
+                {move || greeting.get().map(|g| assistant_bubble(&g, false))}
+                {rows}
+                {move || partial.with(|p| p.as_deref().map(|p| {
+                    if p.is_empty() { typing(t) } else { assistant_bubble(p, true) }
+                }))}
+            </div>
+            {move || failure.get().map(|f| view! {
+                <div class="cc-chat-error" data-testid="cc-chat-error" role="alert">
+                    <span>{f.error.chat_message(t)}</span>
+                    {f.error.retryable().then(|| view! {
+                        <button type="button" data-testid="cc-retry" on:click=retry>{t.retry}</button>
+                    })}
+                </div>
+            })}
+            <form class="cc-composer" on:submit=on_submit>
+                <label for="cc-input" class="cc-sr">{t.message}</label>
+                <textarea id="cc-input" data-testid="cc-input" node_ref=input_ref rows="2"
+                    placeholder=t.placeholder prop:value=move || draft.get()
+                    on:input=move |ev| draft.set(event_target_value(&ev)) on:keydown=on_keydown>
+                </textarea>
+                <Show when=move || streaming.get() fallback=move || view! {
+                    <button type="submit" class="cc-primary cc-send" data-testid="cc-send">{t.send}</button>
+                }>
+                    <button type="button" class="cc-stop" data-testid="cc-stop" on:click=stop>{t.stop}</button>
+                </Show>
+            </form>
+        </div>
+    }
+}

@@ -1,0 +1,406 @@
+//! The widget's views and the context they share.
+//!
+//! [`Ctx`] holds the signals (session, chat state) and the actions on them: sign in and
+//! out, token refresh, send/stop/retry, persistence. The views only call these.
+
+mod chat;
+mod login;
+mod markdown_view;
+
+use std::time::Duration;
+
+use classchat_shared::{ChatRequest, SessionResponse};
+use leptos::leptos_dom::helpers::{TimeoutHandle, set_timeout_with_handle};
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+use wasm_bindgen::closure::Closure;
+use wasm_bindgen::{JsCast, JsValue};
+use web_sys::{AbortController, Storage};
+
+use crate::api;
+use crate::error::WidgetError;
+use crate::i18n::{Lang, Text};
+use crate::state::{ChatState, Conversation, conversation_id};
+use crate::storage;
+
+use chat::Chat;
+use login::Login;
+
+/// What the loader passes to `mount` (from the script tag's `data-*`).
+pub(crate) struct Config {
+    /// The server's base URL without a trailing slash.
+    pub(crate) server: String,
+    /// `data-title`; the class title is shown when absent.
+    pub(crate) title: Option<String>,
+    pub(crate) lang: Lang,
+    /// Hides the panel and focuses the bubble.
+    pub(crate) close: Option<js_sys::Function>,
+}
+
+/// Shared state and actions (cheap to copy into every closure).
+#[derive(Clone, Copy)]
+pub(crate) struct Ctx {
+    cfg: StoredValue<Config, LocalStorage>,
+    pub(crate) t: &'static Text,
+    pub(crate) session: RwSignal<Option<SessionResponse>>,
+    pub(crate) chat: RwSignal<ChatState>,
+    /// Why the login form is showing again (the session ended), if it is.
+    pub(crate) notice: RwSignal<Option<WidgetError>>,
+    /// The class `chat` belongs to.
+    class_id: StoredValue<Option<String>>,
+    /// The request in flight: its turn and how to abort it.
+    abort: StoredValue<Option<(u32, AbortController)>, LocalStorage>,
+    refresh_timer: StoredValue<Option<TimeoutHandle>>,
+}
+
+fn now_secs() -> i64 {
+    (js_sys::Date::now() / 1000.0) as i64
+}
+
+fn local_storage() -> Option<Storage> {
+    web_sys::window()?.local_storage().ok().flatten()
+}
+
+fn new_conversation_id() -> String {
+    conversation_id(js_sys::Date::now(), js_sys::Math::random)
+}
+
+impl Ctx {
+    fn new(cfg: Config) -> Self {
+        let t = cfg.lang.text();
+        let stored = local_storage()
+            .and_then(|s| {
+                s.get_item(&storage::session_key(&cfg.server))
+                    .ok()
+                    .flatten()
+            })
+            .and_then(|json| storage::decode_session(&json, now_secs()));
+        let ctx = Self {
+            cfg: StoredValue::new_local(cfg),
+            t,
+            session: RwSignal::new(None),
+            chat: RwSignal::new(ChatState::new(Conversation::new(new_conversation_id()))),
+            notice: RwSignal::new(None),
+            class_id: StoredValue::new(None),
+            abort: StoredValue::new_local(None),
+            refresh_timer: StoredValue::new(None),
+        };
+        match stored {
+            Some(s) => ctx.sign_in(s),
+            None => ctx.forget_session(),
+        }
+        ctx
+    }
+
+    pub(crate) fn server(&self) -> String {
+        self.cfg.with_value(|c| c.server.clone())
+    }
+
+    /// The header title: `data-title`, else the class's, else a default.
+    pub(crate) fn title(&self) -> String {
+        self.cfg
+            .with_value(|c| c.title.clone())
+            .or_else(|| {
+                self.session
+                    .with(|s| s.as_ref().map(|s| s.class.title.clone()))
+            })
+            .unwrap_or_else(|| self.t.default_title.to_owned())
+    }
+
+    pub(crate) fn lang(&self) -> Lang {
+        self.cfg.with_value(|c| c.lang)
+    }
+
+    // ---- session -------------------------------------------------------------------
+
+    /// Takes a new or refreshed session: stores it and loads the class's conversation.
+    pub(crate) fn sign_in(&self, s: SessionResponse) {
+        if let Some(store) = local_storage() {
+            let _ = store.set_item(
+                &storage::session_key(&self.server()),
+                &storage::encode_session(&s),
+            );
+        }
+        let same_class = self
+            .class_id
+            .with_value(|c| c.as_deref() == Some(s.class.id.as_str()));
+        if same_class {
+            self.chat.update(ChatState::signed_in_again);
+        } else {
+            self.load_conversation(&s.class.id);
+        }
+        self.notice.set(None);
+        self.session.set(Some(s));
+        self.schedule_refresh();
+    }
+
+    fn forget_session(&self) {
+        if let Some(t) = self.refresh_timer.try_update_value(Option::take).flatten() {
+            t.clear();
+        }
+        if let Some(store) = local_storage() {
+            let _ = store.remove_item(&storage::session_key(&self.server()));
+        }
+        self.session.set(None);
+    }
+
+    /// The token stopped working: back to the login form, conversation kept.
+    pub(crate) fn sign_in_required(&self, why: WidgetError) {
+        self.forget_session();
+        self.notice.set(Some(why));
+    }
+
+    /// Sign out: revoke the session on the server (best effort) and forget the token.
+    pub(crate) fn sign_out(&self) {
+        self.stop();
+        let token = self
+            .session
+            .with_untracked(|s| s.as_ref().map(|s| s.token.clone()));
+        self.forget_session();
+        self.notice.set(None);
+        if let Some(token) = token {
+            let server = self.server();
+            spawn_local(async move {
+                let _ = api::delete_session(&server, &token).await;
+            });
+        }
+    }
+
+    fn schedule_refresh(&self) {
+        let due = self
+            .session
+            .with_untracked(|s| s.as_ref().and_then(|s| storage::refresh_in(s, now_secs())));
+        if let Some(due) = due {
+            self.refresh_after(due as u64);
+        }
+    }
+
+    fn refresh_after(&self, secs: u64) {
+        if let Some(t) = self.refresh_timer.try_update_value(Option::take).flatten() {
+            t.clear();
+        }
+        let ctx = *self;
+        let handle = set_timeout_with_handle(move || ctx.refresh(), Duration::from_secs(secs));
+        self.refresh_timer.set_value(handle.ok());
+    }
+
+    fn refresh(&self) {
+        let Some(old) = self.session.get_untracked() else {
+            return;
+        };
+        let ctx = *self;
+        let server = self.server();
+        spawn_local(async move {
+            let result = api::refresh_session(&server, &old.token).await;
+            // Ignore the answer if the student signed out or in meanwhile.
+            let current = ctx
+                .session
+                .with_untracked(|s| s.as_ref().map(|s| s.token == old.token))
+                .unwrap_or(false);
+            if !current {
+                return;
+            }
+            match result {
+                Ok(fresh) => ctx.sign_in(fresh),
+                Err(e) if e.needs_sign_in() => ctx.sign_in_required(e),
+                // Offline or a server hiccup: try again while the token still works.
+                Err(_) if old.expires_at - now_secs() > 40 => ctx.refresh_after(30),
+                Err(_) => {}
+            }
+        });
+    }
+
+    // ---- conversation --------------------------------------------------------------
+
+    fn load_conversation(&self, class_id: &str) {
+        self.stop();
+        let key = storage::conversation_key(&self.server(), class_id);
+        let conversation = local_storage()
+            .and_then(|s| s.get_item(&key).ok().flatten())
+            .and_then(|json| storage::decode_conversation(&json))
+            .unwrap_or_else(|| Conversation::new(new_conversation_id()));
+        self.class_id.set_value(Some(class_id.to_owned()));
+        self.chat.set(ChatState::new(conversation));
+    }
+
+    /// Applies a state change and saves the conversation.
+    fn change<R>(&self, f: impl FnOnce(&mut ChatState) -> R) -> Option<R> {
+        let r = self.chat.try_update(f);
+        self.save();
+        r
+    }
+
+    fn save(&self) {
+        let Some(class_id) = self.class_id.get_value() else {
+            return;
+        };
+        let json = self
+            .chat
+            .with_untracked(|c| storage::encode_conversation(&c.conversation));
+        if let Some(store) = local_storage() {
+            let _ = store.set_item(&storage::conversation_key(&self.server(), &class_id), &json);
+        }
+    }
+
+    /// Sends the draft; false (and an explanation in the error area) when it cannot go.
+    pub(crate) fn send(&self, text: &str) -> bool {
+        match self.change(|c| c.send(text)) {
+            Some(Ok((turn, req))) => {
+                self.run(turn, req);
+                true
+            }
+            Some(Err(problem)) => {
+                self.chat.update(|c| c.refuse(problem));
+                false
+            }
+            None => false,
+        }
+    }
+
+    pub(crate) fn retry(&self) {
+        if let Some(Some((turn, req))) = self.change(ChatState::retry) {
+            self.run(turn, req);
+        }
+    }
+
+    /// Stops the reply in flight (what arrived stays).
+    pub(crate) fn stop(&self) {
+        if let Some((_, ctrl)) = self.abort.try_update_value(Option::take).flatten() {
+            ctrl.abort();
+        }
+    }
+
+    pub(crate) fn new_conversation(&self) {
+        self.stop();
+        self.change(|c| c.reset(new_conversation_id()));
+    }
+
+    /// Hides the panel (the loader's `close`), stopping a reply in flight.
+    pub(crate) fn close(&self) {
+        self.stop();
+        self.cfg.with_value(|c| {
+            if let Some(close) = &c.close {
+                let _ = close.call0(&JsValue::NULL);
+            }
+        });
+    }
+
+    fn run(&self, turn: u32, req: ChatRequest) {
+        let Some(token) = self
+            .session
+            .with_untracked(|s| s.as_ref().map(|s| s.token.clone()))
+        else {
+            return;
+        };
+        let ctrl = AbortController::new().ok();
+        let signal = ctrl.as_ref().map(AbortController::signal);
+        self.abort.set_value(ctrl.map(|c| (turn, c)));
+        let ctx = *self;
+        let server = self.server();
+        spawn_local(async move {
+            let chat = ctx.chat;
+            let result = api::stream_chat(&server, &token, &req, signal.as_ref(), |text| {
+                chat.update(|c| c.delta(turn, text));
+            })
+            .await;
+            ctx.abort.update_value(|a| {
+                if a.as_ref().is_some_and(|(t, _)| *t == turn) {
+                    *a = None;
+                }
+            });
+            match result {
+                Ok(()) => {
+                    ctx.change(|c| c.done(turn));
+                }
+                Err(e) => {
+                    let sign_in = e.needs_sign_in();
+                    ctx.change(|c| c.failed(turn, e.clone()));
+                    if sign_in {
+                        ctx.sign_in_required(e);
+                    }
+                }
+            }
+        });
+    }
+}
+
+/// Reads the loader's config object.
+pub(crate) fn config_from_js(v: &JsValue) -> Config {
+    let get = |k: &str| {
+        js_sys::Reflect::get(v, &JsValue::from_str(k))
+            .ok()
+            .and_then(|x| x.as_string())
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty())
+    };
+    let close = js_sys::Reflect::get(v, &JsValue::from_str("close"))
+        .ok()
+        .and_then(|f| f.dyn_into::<js_sys::Function>().ok());
+    let navigator = web_sys::window().and_then(|w| w.navigator().language());
+    let server = get("server")
+        .or_else(|| web_sys::window().and_then(|w| w.location().origin().ok()))
+        .unwrap_or_default();
+    Config {
+        server: server.trim_end_matches('/').to_owned(),
+        title: get("title"),
+        lang: Lang::pick(get("lang").as_deref(), navigator.as_deref()),
+        close,
+    }
+}
+
+fn icon(d: &'static str) -> impl IntoView {
+    view! {
+        <svg viewBox="0 0 24 24" width="20" height="20" aria-hidden="true" focusable="false">
+            <path d=d fill="none" stroke="currentColor" stroke-width="2" stroke-linecap="round" stroke-linejoin="round"/>
+        </svg>
+    }
+}
+
+/// The whole widget inside the panel.
+#[component]
+#[allow(unreachable_pub)] // the macro makes a `pub` props struct
+pub(crate) fn App(config: Config, root: web_sys::HtmlElement) -> impl IntoView {
+    let ctx = Ctx::new(config);
+    let t = ctx.t;
+    // The loader hides the panel with its bubble too; it then fires `cc-hide` on the
+    // panel, and a reply in flight is stopped (closing the widget cancels upstream work).
+    let on_hide = Closure::<dyn Fn()>::new(move || ctx.stop());
+    let _ = root.add_event_listener_with_callback("cc-hide", on_hide.as_ref().unchecked_ref());
+    on_hide.forget();
+    let signed_in = Memo::new(move |_| ctx.session.with(Option::is_some));
+    let on_keydown = move |ev: web_sys::KeyboardEvent| {
+        if ev.key() == "Escape" {
+            ev.prevent_default();
+            ctx.close();
+        }
+    };
+    let confirm_new = move |_| {
+        ctx.new_conversation();
+    };
+    view! {
+        <div class="cc-app" lang=ctx.lang().tag() on:keydown=on_keydown>
+            <header class="cc-header">
+                <h2 class="cc-title" data-testid="cc-title">{move || ctx.title()}</h2>
+                <Show when=move || signed_in.get()>
+                    <button type="button" class="cc-icon" data-testid="cc-new"
+                        aria-label=t.new_conversation title=t.new_conversation on:click=confirm_new>
+                        {icon("M12 5v14M5 12h14")}
+                    </button>
+                    <button type="button" class="cc-icon" data-testid="cc-signout"
+                        aria-label=t.sign_out title=t.sign_out on:click=move |_| ctx.sign_out()>
+                        {icon("M15 4h4v16h-4M10 8l-4 4 4 4M6 12h10")}
+                    </button>
+                </Show>
+                <button type="button" class="cc-icon" data-testid="cc-close"
+                    aria-label=t.close title=t.close on:click=move |_| ctx.close()>
+                    {icon("M6 6l12 12M18 6L6 18")}
+                </button>
+            </header>
+            {move || if signed_in.get() {
+                view! { <Chat ctx=ctx/> }.into_any()
+            } else {
+                view! { <Login ctx=ctx/> }.into_any()
+            }}
+        </div>
+    }
+}
