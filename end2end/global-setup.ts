@@ -51,6 +51,15 @@ export default async function globalSetup(_config: FullConfig): Promise<() => Pr
     procs.push(server.proc);
     serverRef.url = server.url;
 
+    // Without widget/dist at compile time the binary has no widget: say so once, clearly.
+    const loader = await fetch(`${server.url}/widget.js`);
+    if (!loader.ok) {
+      throw new Error(
+        `${server.url}/widget.js answered ${loader.status}: this classchat binary was built without the widget. ` +
+          'Run `TRUNK_SKIP_VERSION_CHECK=true trunk build --release` in the repository root, then rebuild the server.',
+      );
+    }
+
     process.env.E2E_HOST_URL = hostUrl;
     process.env.E2E_SERVER_URL = server.url;
     process.env.E2E_UPSTREAM_URL = upstream.url;
