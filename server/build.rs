@@ -71,8 +71,9 @@ fn collect(root: &Path, dir: &Path, out: &mut Vec<String>) {
             collect(root, &p, out);
         } else if let Ok(rel) = p.strip_prefix(root) {
             let rel = rel.to_string_lossy().replace('\\', "/");
-            // Trunk may leave its own precompressed copies; we make ours.
-            if !rel.ends_with(".gz") && !rel.ends_with(".br") {
+            // Trunk may leave its own precompressed copies (we make ours) and a lock file.
+            let hidden = rel.split('/').any(|part| part.starts_with('.'));
+            if !hidden && !rel.ends_with(".gz") && !rel.ends_with(".br") {
                 out.push(rel);
             }
         }
