@@ -5,7 +5,7 @@
    widget/make-loader.sh fills in the hashed asset names and style/bubble.css. */
 (function () {
   "use strict";
-  var script = document.currentScript;
+  var script = document.currentScript || document.querySelector("script[src$='/widget.js']");
   if (!script) return;
   var d = script.dataset;
   // The server's base URL: data-server, else the folder this script came from.
@@ -18,8 +18,8 @@
   var lang = d.lang || navigator.language || "";
   var zh = /^zh/i.test(lang);
   var L = zh
-    ? { open: "開啟聊天", loading: "載入中…", failed: "無法載入聊天。", retry: "重試" }
-    : { open: "Open chat", loading: "Loading…", failed: "Could not load the chat.", retry: "Retry" };
+    ? { chat: "聊天", open: "開啟聊天", loading: "載入中…", failed: "無法載入聊天。", retry: "重試" }
+    : { chat: "Chat", open: "Open chat", loading: "Loading…", failed: "Could not load the chat.", retry: "Retry" };
   var pos = d.position === "left" ? "left" : "right";
   var accent = d.accent || "";
   if (!/^[#\w(),.%\s-]+$/.test(accent) || !(window.CSS && CSS.supports("color", accent))) accent = "";
@@ -39,7 +39,7 @@
   panel.hidden = true;
   panel.setAttribute("data-testid", "cc-panel");
   panel.setAttribute("role", "dialog");
-  panel.setAttribute("aria-label", d.title || L.open);
+  panel.setAttribute("aria-label", d.title || L.chat);
   var bubble = document.createElement("button");
   bubble.type = "button";
   bubble.className = "cc-bubble cc-" + pos;
@@ -47,6 +47,7 @@
   bubble.setAttribute("aria-label", L.open);
   bubble.setAttribute("aria-expanded", "false");
   bubble.setAttribute("aria-controls", "cc-panel");
+  bubble.setAttribute("aria-haspopup", "dialog");
   bubble.innerHTML = svg("cc-o", "M21 12a8 8 0 0 1-11.6 7.1L4 20l1.1-4.6A8 8 0 1 1 21 12z") + svg("cc-x", "M6 6l12 12M18 6L6 18");
   root.appendChild(style);
   root.appendChild(panel);

@@ -19,9 +19,15 @@ case $glue in *"
 css=$(tr '\n' ' ' < "$here/../style/bubble.css" | sed -e 's:/\*[^*]*\*/::g' -e 's/  */ /g' -e 's/^ //' -e 's/ $//')
 case $css in *'"'*|*'\'*|*'&'*) echo "make-loader: style/bubble.css must not contain \" \\ or &" >&2; exit 1 ;; esac
 
-awk -v glue="$glue" -v wasm="$wasm" -v css="$css" '{
-  gsub(/__CLASSCHAT_GLUE__/, glue); gsub(/__CLASSCHAT_WASM__/, wasm); gsub(/__CLASSCHAT_CSS__/, css); print
-}' "$here/loader.js" > "$stage/widget.js"
+# Every host page downloads this file, so it is trimmed a little: the header comment,
+# whole-line // comments and indentation go (loader.js keeps no code they could break).
+{
+  echo "/* classchat widget loader */"
+  sed -e '1,/\*\//d' -e 's/^ *//' -e '/^\/\//d' -e '/^$/d' "$here/loader.js" |
+    awk -v glue="$glue" -v wasm="$wasm" -v css="$css" '{
+      gsub(/__CLASSCHAT_GLUE__/, glue); gsub(/__CLASSCHAT_WASM__/, wasm); gsub(/__CLASSCHAT_CSS__/, css); print
+    }'
+} > "$stage/widget.js"
 
 if grep -q '__CLASSCHAT_' "$stage/widget.js"; then
   echo "make-loader: a placeholder was left in widget.js" >&2; exit 1

@@ -9,7 +9,7 @@ mod markdown_view;
 
 use std::time::Duration;
 
-use classchat_shared::{ChatRequest, SessionResponse};
+use classchat_shared::{ChatRequest, ErrorCode, SessionResponse};
 use leptos::leptos_dom::helpers::{TimeoutHandle, set_timeout_with_handle};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
@@ -290,6 +290,11 @@ impl Ctx {
             .session
             .with_untracked(|s| s.as_ref().map(|s| s.token.clone()))
         else {
+            let signed_out = WidgetError::Api {
+                code: ErrorCode::InvalidToken,
+                retry_after: None,
+            };
+            self.change(|c| c.failed(turn, signed_out));
             return;
         };
         let ctrl = AbortController::new().ok();
