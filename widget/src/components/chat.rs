@@ -46,7 +46,7 @@ pub(crate) fn Chat(ctx: Ctx) -> impl IntoView {
     let chat = ctx.chat;
     let list_ref = NodeRef::<Div>::new();
     let input_ref = NodeRef::<Textarea>::new();
-    let draft = RwSignal::new(String::new());
+    let draft = ctx.draft;
     // Follow the reply unless the student scrolled up to read.
     let stick = StoredValue::new(true);
 

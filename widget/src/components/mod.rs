@@ -44,6 +44,8 @@ pub(crate) struct Ctx {
     pub(crate) t: &'static Text,
     pub(crate) session: RwSignal<Option<SessionResponse>>,
     pub(crate) chat: RwSignal<ChatState>,
+    /// The composer's text; kept here so it survives a trip to the login form.
+    pub(crate) draft: RwSignal<String>,
     /// Why the login form is showing again (the session ended), if it is.
     pub(crate) notice: RwSignal<Option<WidgetError>>,
     /// The class `chat` belongs to.
@@ -80,6 +82,7 @@ impl Ctx {
             t,
             session: RwSignal::new(None),
             chat: RwSignal::new(ChatState::new(Conversation::new(new_conversation_id()))),
+            draft: RwSignal::new(String::new()),
             notice: RwSignal::new(None),
             class_id: StoredValue::new(None),
             abort: StoredValue::new_local(None),
