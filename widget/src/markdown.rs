@@ -940,6 +940,34 @@ mod tests {
     }
 
     #[test]
+    fn typical_model_output() {
+        let md = "**Summary**\n1. **Light**: plants use it.\n2) Water\n\n* star item\n\nBorn in\n1984. Then";
+        assert_eq!(
+            parse(md),
+            vec![
+                Paragraph(vec![Strong(vec![t("Summary")])]),
+                List {
+                    ordered: true,
+                    start: 1,
+                    items: vec![
+                        vec![Paragraph(vec![
+                            Strong(vec![t("Light")]),
+                            t(": plants use it.")
+                        ])],
+                        vec![p("Water")],
+                    ]
+                },
+                List {
+                    ordered: false,
+                    start: 1,
+                    items: vec![vec![p("star item")]]
+                },
+                Paragraph(vec![t("Born in"), Break, t("1984. Then")]),
+            ]
+        );
+    }
+
+    #[test]
     fn tables_with_alignment() {
         let md = "| Name | Score |\n|:-----|------:|\n| Ann | **9** |\n| Bo \\| Cy | 7 |\nafter";
         assert_eq!(
