@@ -19,7 +19,7 @@ pub struct Store {
 }
 
 /// One usage-log row.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct UsageRow {
     pub at_ms: i64,
     pub class_id: String,
@@ -36,10 +36,11 @@ pub struct UsageRow {
 }
 
 /// How a chat request ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Outcome {
     Completed,
     /// The student went away (or stopped the reply) before it finished.
+    #[default]
     Interrupted,
     UpstreamError,
 }

@@ -84,7 +84,7 @@ async fn write_loop(store: Store, mut rx: mpsc::Receiver<Msg>) {
 pub struct UsageRecorder {
     log: UsageLog,
     started: Instant,
-    row: Option<UsageRow>,
+    row: UsageRow,
 }
 
 impl UsageRecorder {
@@ -92,18 +92,14 @@ impl UsageRecorder {
         Self {
             log,
             started: Instant::now(),
-            row: Some(row),
+            row,
         }
-    }
-
-    fn row(&mut self) -> &mut UsageRow {
-        self.row.get_or_insert_with(|| unreachable_row())
     }
 
     /// Notes the first token's arrival (once).
     pub fn first_token(&mut self) {
         let ms = self.started.elapsed().as_millis().min(u32::MAX as u128) as u32;
-        let row = self.row();
+        let row = &mut self.row;
         if row.first_token_ms.is_none() {
             row.first_token_ms = Some(ms);
         }
@@ -111,46 +107,28 @@ impl UsageRecorder {
 
     pub fn usage(&mut self, usage: Option<classchat_shared::Usage>) {
         if let Some(u) = usage {
-            let row = self.row();
+            let row = &mut self.row;
             row.prompt_tokens = u.prompt_tokens;
             row.completion_tokens = u.completion_tokens;
         }
     }
 
     pub fn completed(&mut self) {
-        self.row().outcome = Outcome::Completed;
+        self.row.outcome = Outcome::Completed;
     }
 
     pub fn failed(&mut self, code: classchat_shared::ErrorCode) {
-        let row = self.row();
+        let row = &mut self.row;
         row.outcome = Outcome::UpstreamError;
         row.error_code = Some(code.as_str());
     }
 }
 
-fn unreachable_row() -> UsageRow {
-    UsageRow {
-        at_ms: 0,
-        class_id: String::new(),
-        session_id: String::new(),
-        display_name: None,
-        conversation_id: String::new(),
-        model: None,
-        prompt_tokens: None,
-        completion_tokens: None,
-        first_token_ms: None,
-        total_ms: 0,
-        outcome: Outcome::Interrupted,
-        error_code: None,
-    }
-}
-
 impl Drop for UsageRecorder {
     fn drop(&mut self) {
-        if let Some(mut row) = self.row.take() {
-            row.total_ms = self.started.elapsed().as_millis().min(u32::MAX as u128) as u32;
-            self.log.record(row);
-        }
+        let mut row = std::mem::take(&mut self.row);
+        row.total_ms = self.started.elapsed().as_millis().min(u32::MAX as u128) as u32;
+        self.log.record(row);
     }
 }
 
