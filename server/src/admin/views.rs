@@ -1,0 +1,1100 @@
+//! The dashboard's HTML: whole documents rendered with Leptos on the server, no client
+//! code. Every action is a plain form (POST ones carry the CSRF token), tables scroll or
+//! stack on a phone, and everything a student typed (display names) or the configuration
+//! holds (class titles) reaches the page through Leptos text and attribute nodes, so it is
+//! escaped. Times are shown in the configured zone (UTC when the name is unknown).
+
+use jiff::Timestamp;
+use jiff::civil::Date;
+use jiff::tz::TimeZone;
+use leptos::prelude::*;
+
+use super::model::*;
+
+/// The one stylesheet of the server's pages (landing and dashboard), inlined.
+const SITE_CSS: &str = include_str!("../../../style/site.css");
+
+const HOUR_MS: i64 = 3_600_000;
+/// Hours in the usage chart: the last 7 days.
+const CHART_HOURS: i64 = 168;
+
+/// `GET /admin`: every class with today's and this week's usage and a 7-day chart.
+pub fn overview_page(ctx: &PageCtx, o: &Overview) -> String {
+    let tz = zone(&ctx.timezone);
+    let count = o.classes.len();
+    let intro = format!(
+        "{count} {} · today and this week in {} · as of {}. Active sessions: signed in or chatted in the last hour.",
+        if count == 1 { "class" } else { "classes" },
+        ctx.timezone,
+        fmt_time(o.now_ms, &tz),
+    );
+    let cards = o
+        .classes
+        .iter()
+        .map(|s| class_card(s, o.first_hour_ms, &tz))
+        .collect_view();
+    let empty = o.classes.is_empty().then(|| {
+        view! {
+            <p class="empty">
+                "No classes are configured. Set ACCESS_CODE or a classes file and restart classchat."
+            </p>
+        }
+    });
+    let body = view! {
+        {admin_bar(ctx)}
+        <main class="admin-main">
+            {flash(ctx)}
+            <h1>"Classes"</h1>
+            <p class="meta">{intro}</p>
+            {empty}
+            <div class="class-list">{cards}</div>
+            {export_form(today(o.now_ms, &tz), None)}
+        </main>
+    };
+    document("Dashboard", body)
+}
+
+/// `GET /admin/classes/{id}`: one class's usage, students, errors, actions and history.
+pub fn class_page(ctx: &PageCtx, p: &ClassPage) -> String {
+    let tz = zone(&ctx.timezone);
+    let s = &p.summary;
+    // `ClassPage` carries no clock: the chart's window is the last 168 whole hours up to
+    // and including the current one, as on the overview.
+    let now_ms = Timestamp::now().as_millisecond();
+    let first_hour_ms = now_ms.div_euclid(HOUR_MS) * HOUR_MS - (CHART_HOURS - 1) * HOUR_MS;
+    let new_code = p.new_code.clone().map(|code| {
+        view! {
+            <section class="new-code" role="alert" data-testid="admin-new-code">
+                <h2>"New access code"</h2>
+                <p class="code-line"><code class="code">{code}</code></p>
+                <p>
+                    "Share it with your students; it is shown only once. Every student of this class "
+                    "was signed out and must enter this code at their next message."
+                </p>
+            </section>
+        }
+    });
+    let body = view! {
+        {admin_bar(ctx)}
+        <main class="admin-main">
+            <p class="crumbs"><a href="/admin">"← All classes"</a></p>
+            {flash(ctx)}
+            {new_code}
+            <header class="page-head">
+                <h1>{s.title.clone()}</h1>
+                <code class="class-id">{s.id.clone()}</code>
+                {status_badge(s.enabled)}
+            </header>
+            {settings_lines(s, &tz)}
+            {stats(s)}
+            {chart(&s.hourly, first_hour_ms, &tz)}
+            {actions(ctx, s)}
+            {students_table(ctx, &s.id, &p.students, &tz)}
+            {errors_table(&p.errors, &tz)}
+            {audit_table(&p.audit, &tz)}
+            {export_form(today(now_ms, &tz), Some(&s.id))}
+            <p class="meta">{format!("Times are in {}.", ctx.timezone)}</p>
+        </main>
+    };
+    document(&s.title, body)
+}
+
+/// `GET /admin/login` (and the answer to a failed `POST /admin/login`).
+pub fn login_page(error: Option<&str>, csrf: &str) -> String {
+    let error = error.map(|e| {
+        view! { <p class="error" role="alert" data-testid="admin-login-error">{e.to_string()}</p> }
+    });
+    let body = view! {
+        <main class="admin-main narrow">
+            <h1>"classchat dashboard"</h1>
+            {error}
+            <form method="post" action="/admin/login" class="card login">
+                {csrf_field(csrf)}
+                <label for="admin-password">"Admin password"</label>
+                <input
+                    id="admin-password"
+                    type="password"
+                    name="password"
+                    autocomplete="current-password"
+                    required=true
+                    autofocus=true
+                    data-testid="admin-login-password"
+                />
+                <button type="submit" class="primary" data-testid="admin-login-submit">"Sign in"</button>
+            </form>
+        </main>
+    };
+    document("Sign in", body)
+}
+
+/// Error and info pages: "admin is off" (with how to turn it on), 401/403 from Cloudflare
+/// Access, not found. A blank line in `text` starts a new paragraph.
+pub fn message_page(title: &str, text: &str) -> String {
+    let paragraphs = text
+        .split("\n\n")
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(|p| view! { <p class="message-text">{p.to_string()}</p> })
+        .collect_view();
+    let body = view! {
+        <main class="admin-main narrow">
+            <p class="crumbs">"classchat dashboard"</p>
+            <h1>{title.to_string()}</h1>
+            {paragraphs}
+            <p class="meta"><a href="/admin">"Dashboard"</a>" · "<a href="/">"classchat"</a></p>
+        </main>
+    };
+    document(title, body)
+}
+
+/// The whole document around a page's body.
+fn document(title: &str, body: impl IntoView) -> String {
+    let title = format!("{title} · classchat");
+    view! {
+        <!DOCTYPE html>
+        <html lang="en">
+            <head>
+                <meta charset="utf-8"/>
+                <meta name="viewport" content="width=device-width, initial-scale=1"/>
+                <meta name="robots" content="noindex"/>
+                <meta name="referrer" content="same-origin"/>
+                <title>{title}</title>
+                <style>{SITE_CSS}</style>
+            </head>
+            <body class="admin">{body}</body>
+        </html>
+    }
+    .to_html()
+}
+
+fn admin_bar(ctx: &PageCtx) -> impl IntoView + use<> {
+    let actor = ctx.actor.clone();
+    let csrf = csrf_field(&ctx.csrf);
+    view! {
+        <header class="admin-bar">
+            <a class="brand" href="/admin">"classchat dashboard"</a>
+            <span class="actor" title="Signed in as">{actor}</span>
+            <form method="post" action="/admin/logout" class="inline">
+                {csrf}
+                <button type="submit" class="secondary small">"Sign out"</button>
+            </form>
+        </header>
+    }
+}
+
+fn flash(ctx: &PageCtx) -> impl IntoView + use<> {
+    ctx.flash.clone().map(|f| {
+        view! { <p class="flash" role="status" data-testid="admin-flash">{f}</p> }
+    })
+}
+
+fn csrf_field(csrf: &str) -> impl IntoView + use<> {
+    let csrf = csrf.to_string();
+    view! { <input type="hidden" name="csrf" value=csrf/> }
+}
+
+fn status_badge(enabled: bool) -> impl IntoView {
+    if enabled {
+        view! { <span class="badge on" data-testid="admin-status">"enabled"</span> }
+    } else {
+        view! { <span class="badge off" data-testid="admin-status">"disabled"</span> }
+    }
+}
+
+fn class_card(s: &ClassSummary, first_hour_ms: i64, tz: &TimeZone) -> impl IntoView + use<> {
+    let href = class_href(&s.id);
+    let more = format!("Students, errors and actions for {} →", s.title);
+    let card_class = if s.enabled {
+        "card class-card"
+    } else {
+        "card class-card is-disabled"
+    };
+    view! {
+        <article class=card_class data-testid="admin-class-row" data-class-id=s.id.clone()>
+            <header class="card-head">
+                <h2><a href=href.clone()>{s.title.clone()}</a></h2>
+                <code class="class-id">{s.id.clone()}</code>
+                {status_badge(s.enabled)}
+            </header>
+            {settings_lines(s, tz)}
+            {stats(s)}
+            {chart(&s.hourly, first_hour_ms, tz)}
+            <p class="more"><a href=href>{more}</a></p>
+        </article>
+    }
+}
+
+/// The quota line and, when the dashboard overrides the configuration, who did it.
+fn settings_lines(s: &ClassSummary, tz: &TimeZone) -> impl IntoView + use<> {
+    let quota = if s.daily_quota == 0 {
+        "No daily message quota.".to_string()
+    } else {
+        format!(
+            "Daily quota: {} messages for the whole class.",
+            fmt_count(u64::from(s.daily_quota))
+        )
+    };
+    let note = s.overridden.as_ref().map(|o| {
+        let text = format!(
+            "Settings changed in the dashboard by {} at {} ({}); they take precedence over the configuration file.",
+            o.by,
+            fmt_time(o.at_ms, tz),
+            fields_text(&o.fields),
+        );
+        view! { <p class="override" data-testid="admin-override">{text}</p> }
+    });
+    view! {
+        <p class="quota" data-testid="admin-quota-line">{quota}</p>
+        {note}
+    }
+}
+
+fn stats(s: &ClassSummary) -> impl IntoView + use<> {
+    let rate_class = if s.error_rate_week >= 0.05 {
+        "stat warn"
+    } else {
+        "stat"
+    };
+    view! {
+        <dl class="stats">
+            <div class="stat">
+                <dt>"Messages today"</dt>
+                <dd data-testid="admin-messages-today" data-value=s.messages_today.to_string()>
+                    {fmt_count(s.messages_today)}
+                </dd>
+            </div>
+            <div class="stat">
+                <dt>"Tokens today"</dt>
+                <dd data-testid="admin-tokens-today" data-value=s.tokens_today.to_string()>
+                    {fmt_count(s.tokens_today)}
+                </dd>
+            </div>
+            <div class="stat">
+                <dt>"Messages this week"</dt>
+                <dd data-testid="admin-messages-week" data-value=s.messages_week.to_string()>
+                    {fmt_count(s.messages_week)}
+                </dd>
+            </div>
+            <div class="stat">
+                <dt>"Tokens this week"</dt>
+                <dd data-testid="admin-tokens-week" data-value=s.tokens_week.to_string()>
+                    {fmt_count(s.tokens_week)}
+                </dd>
+            </div>
+            <div class="stat">
+                <dt>"Active sessions"</dt>
+                <dd data-testid="admin-active-sessions" data-value=s.active_sessions.to_string()>
+                    {fmt_count(s.active_sessions)}
+                </dd>
+            </div>
+            <div class=rate_class>
+                <dt title="Share of this week's chat requests that ended in an upstream error">
+                    "Error rate this week"
+                </dt>
+                <dd data-testid="admin-error-rate">{fmt_percent(s.error_rate_week)}</dd>
+            </div>
+        </dl>
+    }
+}
+
+/// Messages per hour as an inline SVG bar chart (one bar per hour, oldest first, the first
+/// starting at `first_hour_ms`), with the days labelled below it in HTML so the labels stay
+/// readable however wide the chart is drawn.
+fn chart(hourly: &[u32], first_hour_ms: i64, tz: &TimeZone) -> impl IntoView + use<> {
+    let n = hourly.len();
+    let total: u64 = hourly.iter().map(|&v| u64::from(v)).sum();
+    let (peak_at, peak) =
+        hourly.iter().copied().enumerate().fold(
+            (0, 0),
+            |best, (i, v)| if v > best.1 { (i, v) } else { best },
+        );
+    let hour_at = |i: usize| {
+        Timestamp::from_millisecond(first_hour_ms.saturating_add(i as i64 * HOUR_MS))
+            .ok()
+            .map(|t| t.to_zoned(tz.clone()))
+    };
+    let summary = if total == 0 {
+        "Messages per hour over the last 7 days: none yet.".to_string()
+    } else {
+        let when = hour_at(peak_at)
+            .map(|z| format!(" ({})", z.strftime("%a %-d %b %H:00")))
+            .unwrap_or_default();
+        format!(
+            "Messages per hour over the last 7 days: {} in total, at most {} in one hour{when}.",
+            fmt_count(total),
+            fmt_count(u64::from(peak)),
+        )
+    };
+    let width = n.max(1) as f64;
+    let view_box = format!("0 0 {} 100", n.max(1));
+
+    // Day boundaries (in the configured zone): a line where the date changes, and a label
+    // in the middle of each day wide enough to hold one.
+    let dates: Vec<Option<Date>> = (0..n).map(|i| hour_at(i).map(|z| z.date())).collect();
+    let mut starts: Vec<usize> = (0..n)
+        .filter(|&i| i == 0 || dates[i] != dates[i - 1])
+        .collect();
+    starts.push(n);
+    let lines = starts
+        .iter()
+        .filter(|&&i| i > 0 && i < n)
+        .map(|&i| {
+            let x = fmt_num(i as f64);
+            view! {
+                <line class="day-line" x1=x.clone() x2=x y1="0" y2="100" vector-effect="non-scaling-stroke"/>
+            }
+        })
+        .collect_view();
+    let labels = starts
+        .windows(2)
+        .filter(|w| w[1] - w[0] >= 8)
+        .filter_map(|w| {
+            let date = dates[w[0]]?;
+            let left = (w[0] + w[1]) as f64 / 2.0 / width * 100.0;
+            let style = format!("left: {left:.2}%");
+            // The weekday is dropped on a phone, where the days are too narrow for it.
+            let weekday = date.strftime("%a").to_string();
+            let day = format!(" {}", date.day());
+            Some(view! { <span style=style><span class="wd">{weekday}</span>{day}</span> })
+        })
+        .collect_view();
+
+    let bars = hourly
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| {
+            let h = if peak == 0 {
+                0.0
+            } else {
+                // A single message stays visible next to a busy hour.
+                (f64::from(v) / f64::from(peak) * 100.0).max(if v > 0 { 2.0 } else { 0.0 })
+            };
+            let tip = (v > 0).then(|| {
+                let when = hour_at(i)
+                    .map(|z| z.strftime("%a %-d %b %H:00").to_string())
+                    .unwrap_or_default();
+                let what = if v == 1 { "message" } else { "messages" };
+                view! { <title>{format!("{when}: {v} {what}")}</title> }
+            });
+            view! {
+                <rect x=fmt_num(i as f64 + 0.12) y=fmt_num(100.0 - h) width="0.76" height=fmt_num(h)>
+                    {tip}
+                </rect>
+            }
+        })
+        .collect_view();
+
+    let empty = (total == 0)
+        .then(|| view! { <p class="chart-empty">"No messages in the last 7 days."</p> });
+    view! {
+        <figure class="chart" data-testid="admin-chart" data-total=total.to_string()>
+            <div class="chart-plot">
+                <svg
+                    viewBox=view_box
+                    preserveAspectRatio="none"
+                    role="img"
+                    aria-label=summary.clone()
+                    xmlns="http://www.w3.org/2000/svg"
+                >
+                    <title>{summary.clone()}</title>
+                    {lines}
+                    <g class="bars">{bars}</g>
+                </svg>
+                {empty}
+            </div>
+            <div class="chart-days" aria-hidden="true">{labels}</div>
+            <figcaption>{summary}</figcaption>
+        </figure>
+    }
+}
+
+fn actions(ctx: &PageCtx, s: &ClassSummary) -> impl IntoView + use<> {
+    let base = class_href(&s.id);
+    let toggle = if s.enabled {
+        view! {
+            <form method="post" action=format!("{base}/disable") class="action">
+                {csrf_field(&ctx.csrf)}
+                <button type="submit" class="danger" data-testid="admin-disable">"Disable the class"</button>
+                <p class="hint">
+                    "Nobody can sign in or chat in this class until you enable it again; "
+                    "students who are signed in are stopped at their next message."
+                </p>
+            </form>
+        }
+        .into_any()
+    } else {
+        view! {
+            <form method="post" action=format!("{base}/enable") class="action">
+                {csrf_field(&ctx.csrf)}
+                <button type="submit" class="primary" data-testid="admin-enable">"Enable the class"</button>
+                <p class="hint">"Students can sign in and chat again with the class's current code."</p>
+            </form>
+        }
+        .into_any()
+    };
+    let reset = s.overridden.as_ref().map(|o| {
+        let hint = format!(
+            "Drops what the dashboard changed ({}): the class's settings come from the configuration file again.",
+            fields_text(&o.fields)
+        );
+        view! {
+            <form method="post" action=format!("{base}/reset") class="action">
+                {csrf_field(&ctx.csrf)}
+                <button type="submit" class="secondary" data-testid="admin-reset">
+                    "Use the configuration file again"
+                </button>
+                <p class="hint">{hint}</p>
+            </form>
+        }
+    });
+    view! {
+        <section class="actions" aria-labelledby="actions-heading">
+            <h2 id="actions-heading">"Actions"</h2>
+            <div class="action-grid">
+                <form method="post" action=format!("{base}/rotate") class="action">
+                    {csrf_field(&ctx.csrf)}
+                    <button type="submit" class="danger" data-testid="admin-rotate">"Rotate the access code"</button>
+                    <p class="hint">
+                        "Makes a new random code and signs every student of this class out: "
+                        "every student must enter the new code."
+                    </p>
+                </form>
+                {toggle}
+                <form method="post" action=format!("{base}/quota") class="action">
+                    {csrf_field(&ctx.csrf)}
+                    <label for="quota">"Daily message quota"</label>
+                    <div class="field-row">
+                        <input
+                            id="quota"
+                            type="number"
+                            name="quota"
+                            min="0"
+                            step="1"
+                            inputmode="numeric"
+                            required=true
+                            value=s.daily_quota.to_string()
+                            data-testid="admin-quota"
+                        />
+                        <button type="submit" class="primary">"Save"</button>
+                    </div>
+                    <p class="hint">"Messages per day for the whole class; 0 means no quota."</p>
+                </form>
+                {reset}
+            </div>
+        </section>
+    }
+}
+
+fn students_table(
+    ctx: &PageCtx,
+    class_id: &str,
+    rows: &[StudentRow],
+    tz: &TimeZone,
+) -> impl IntoView + use<> {
+    let content = if rows.is_empty() {
+        view! { <p class="empty">"No student has signed in yet."</p> }.into_any()
+    } else {
+        let rows = rows
+            .iter()
+            .map(|r| student_row(ctx, class_id, r, tz))
+            .collect_view();
+        view! {
+            <div class="table-wrap">
+                <table class="data stack">
+                    <thead>
+                        <tr>
+                            <th scope="col">"Student"</th>
+                            <th scope="col" class="num">"Messages"</th>
+                            <th scope="col" class="num">"Tokens"</th>
+                            <th scope="col">"Last activity"</th>
+                            <th scope="col">"Session"</th>
+                        </tr>
+                    </thead>
+                    <tbody>{rows}</tbody>
+                </table>
+            </div>
+        }
+        .into_any()
+    };
+    view! {
+        <section aria-labelledby="students-heading">
+            <h2 id="students-heading">"Students"</h2>
+            <p class="meta">
+                "All time, most messages first. Students without a display name are shown by the start of their session id."
+            </p>
+            {content}
+        </section>
+    }
+}
+
+fn student_row(
+    ctx: &PageCtx,
+    class_id: &str,
+    r: &StudentRow,
+    tz: &TimeZone,
+) -> impl IntoView + use<> {
+    let (name, short_id) = student_name(r.display_name.as_deref(), &r.session_id);
+    let session = if r.revoked {
+        view! { <span class="badge off" data-testid="admin-revoked">"revoked"</span> }.into_any()
+    } else {
+        let action = format!("/admin/sessions/{}/revoke", path_segment(&r.session_id));
+        let label = format!("Revoke the session of {name}");
+        view! {
+            <form method="post" action=action class="inline">
+                {csrf_field(&ctx.csrf)}
+                <input type="hidden" name="class_id" value=class_id.to_string()/>
+                <button
+                    type="submit"
+                    class="danger-outline small"
+                    data-testid="admin-revoke"
+                    aria-label=label
+                    title="Signs this student out: they must enter the access code again."
+                >
+                    "Revoke"
+                </button>
+            </form>
+        }
+        .into_any()
+    };
+    let row_class = if r.revoked { "revoked" } else { "" };
+    view! {
+        <tr data-testid="admin-student-row" data-session-id=r.session_id.clone() class=row_class>
+            <td data-label="Student">
+                <span class="name">{name}</span>
+                {short_id.map(|s| view! { <span class="sid">{s}</span> })}
+            </td>
+            <td data-label="Messages" class="num">{fmt_count(r.messages)}</td>
+            <td data-label="Tokens" class="num">{fmt_count(r.tokens)}</td>
+            <td data-label="Last activity">{time_tag(r.last_at_ms, tz)}</td>
+            <td data-label="Session">{session}</td>
+        </tr>
+    }
+}
+
+fn errors_table(rows: &[ErrorRow], tz: &TimeZone) -> impl IntoView + use<> {
+    let content = if rows.is_empty() {
+        view! { <p class="empty">"No upstream errors recently."</p> }.into_any()
+    } else {
+        let rows = rows
+            .iter()
+            .map(|r| {
+                let (name, short_id) = student_name(r.display_name.as_deref(), &r.session_id);
+                view! {
+                    <tr>
+                        <td data-label="Time">{time_tag(r.at_ms, tz)}</td>
+                        <td data-label="Student">
+                            <span class="name">{name}</span>
+                            {short_id.map(|s| view! { <span class="sid">{s}</span> })}
+                        </td>
+                        <td data-label="Error"><code>{r.error_code.clone()}</code></td>
+                    </tr>
+                }
+            })
+            .collect_view();
+        view! {
+            <div class="table-wrap">
+                <table class="data stack">
+                    <thead>
+                        <tr>
+                            <th scope="col">"Time"</th>
+                            <th scope="col">"Student"</th>
+                            <th scope="col">"Error"</th>
+                        </tr>
+                    </thead>
+                    <tbody>{rows}</tbody>
+                </table>
+            </div>
+        }
+        .into_any()
+    };
+    view! {
+        <section aria-labelledby="errors-heading">
+            <h2 id="errors-heading">"Recent upstream errors"</h2>
+            {content}
+        </section>
+    }
+}
+
+fn audit_table(rows: &[AuditRow], tz: &TimeZone) -> impl IntoView + use<> {
+    let content = if rows.is_empty() {
+        view! { <p class="empty">"No dashboard actions yet."</p> }.into_any()
+    } else {
+        let rows = rows
+            .iter()
+            .map(|r| {
+                view! {
+                    <tr>
+                        <td data-label="Time">{time_tag(r.at_ms, tz)}</td>
+                        <td data-label="Who">{r.actor.clone()}</td>
+                        <td data-label="Action">{r.action.clone()}</td>
+                        <td data-label="Detail">{r.detail.clone()}</td>
+                    </tr>
+                }
+            })
+            .collect_view();
+        view! {
+            <div class="table-wrap">
+                <table class="data stack">
+                    <thead>
+                        <tr>
+                            <th scope="col">"Time"</th>
+                            <th scope="col">"Who"</th>
+                            <th scope="col">"Action"</th>
+                            <th scope="col">"Detail"</th>
+                        </tr>
+                    </thead>
+                    <tbody>{rows}</tbody>
+                </table>
+            </div>
+        }
+        .into_any()
+    };
+    view! {
+        <section aria-labelledby="audit-heading">
+            <h2 id="audit-heading">"Recent actions"</h2>
+            {content}
+        </section>
+    }
+}
+
+/// The CSV export: a GET form, the last 7 days by default.
+fn export_form(today: Option<Date>, class_id: Option<&str>) -> impl IntoView + use<> {
+    let to = today.map(|d| d.to_string()).unwrap_or_default();
+    let from = today
+        .and_then(|d| d.checked_sub(jiff::Span::new().days(7)).ok())
+        .map(|d| d.to_string())
+        .unwrap_or_default();
+    let (legend, class_field) = match class_id {
+        Some(id) => (
+            "Export this class's usage as CSV",
+            Some(view! { <input type="hidden" name="class" value=id.to_string()/> }),
+        ),
+        None => ("Export usage as CSV (all classes)", None),
+    };
+    view! {
+        <form method="get" action="/admin/export.csv" class="export card">
+            <fieldset>
+                <legend>{legend}</legend>
+                {class_field}
+                <label>"From " <input type="date" name="from" value=from required=true/></label>
+                <label>"To " <input type="date" name="to" value=to required=true/></label>
+                <button type="submit" class="secondary" data-testid="admin-export">"Download CSV"</button>
+            </fieldset>
+        </form>
+    }
+}
+
+fn time_tag(ms: i64, tz: &TimeZone) -> impl IntoView + use<> {
+    let iso = Timestamp::from_millisecond(ms)
+        .map(|t| t.to_string())
+        .unwrap_or_default();
+    view! { <time datetime=iso>{fmt_time(ms, tz)}</time> }
+}
+
+/// A student's name and, to tell same-named students apart, the start of the session id
+/// (anonymous students get "anonymous · <id>" as their name instead).
+fn student_name(display_name: Option<&str>, session_id: &str) -> (String, Option<String>) {
+    let short: String = session_id.chars().take(8).collect();
+    match display_name.map(str::trim) {
+        Some(name) if !name.is_empty() => (name.to_string(), Some(short)),
+        _ => (format!("anonymous · {short}"), None),
+    }
+}
+
+fn class_href(id: &str) -> String {
+    format!("/admin/classes/{}", path_segment(id))
+}
+
+/// Percent-encodes everything but RFC 3986's unreserved characters.
+fn path_segment(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+fn fields_text(fields: &[String]) -> String {
+    if fields.is_empty() {
+        "settings".to_string()
+    } else {
+        fields
+            .iter()
+            .map(|f| f.replace('_', " "))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+/// The named zone, or UTC when the name is unknown.
+fn zone(name: &str) -> TimeZone {
+    TimeZone::get(name).unwrap_or(TimeZone::UTC)
+}
+
+fn today(now_ms: i64, tz: &TimeZone) -> Option<Date> {
+    Timestamp::from_millisecond(now_ms)
+        .ok()
+        .map(|t| t.to_zoned(tz.clone()).date())
+}
+
+/// "2025-03-04 14:05" in the zone; "–" for a time out of range.
+fn fmt_time(ms: i64, tz: &TimeZone) -> String {
+    Timestamp::from_millisecond(ms)
+        .map(|t| {
+            t.to_zoned(tz.clone())
+                .strftime("%Y-%m-%d %H:%M")
+                .to_string()
+        })
+        .unwrap_or_else(|_| "–".to_string())
+}
+
+/// 1234567 → "1,234,567".
+fn fmt_count(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// A share (0.0..=1.0) as a percentage: "0%", "<0.1%", "2.5%", "12%".
+fn fmt_percent(rate: f64) -> String {
+    if !rate.is_finite() || rate <= 0.0 {
+        return "0%".to_string();
+    }
+    let pct = (rate * 100.0).min(100.0);
+    if pct < 0.1 {
+        "<0.1%".to_string()
+    } else if pct < 10.0 {
+        format!("{pct:.1}%")
+    } else {
+        format!("{pct:.0}%")
+    }
+}
+
+/// SVG coordinates: at most two decimals, no trailing zeros.
+fn fmt_num(x: f64) -> String {
+    let s = format!("{x:.2}");
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    if s.is_empty() || s == "-0" {
+        "0".to_string()
+    } else {
+        s.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CSRF: &str = "csrf-token-0123456789";
+    /// 2025-03-04 14:05:00 Asia/Taipei (06:05 UTC).
+    const NOW_MS: i64 = 1_741_068_300_000;
+
+    fn ctx() -> PageCtx {
+        PageCtx {
+            actor: "teacher@example.edu".to_string(),
+            csrf: CSRF.to_string(),
+            flash: Some("Class disabled.".to_string()),
+            timezone: "Asia/Taipei".to_string(),
+        }
+    }
+
+    fn first_hour() -> i64 {
+        NOW_MS.div_euclid(HOUR_MS) * HOUR_MS - 167 * HOUR_MS
+    }
+
+    fn summary(id: &str, hourly: Vec<u32>) -> ClassSummary {
+        ClassSummary {
+            id: id.to_string(),
+            title: format!("Biology <b>{id}</b>"),
+            enabled: true,
+            daily_quota: 0,
+            overridden: None,
+            messages_today: 1234,
+            tokens_today: 98_765,
+            messages_week: 4321,
+            tokens_week: 1_234_567,
+            active_sessions: 7,
+            error_rate_week: 0.025,
+            hourly,
+        }
+    }
+
+    fn busy_hours() -> Vec<u32> {
+        (0..168)
+            .map(|i| if i % 5 == 0 { i % 13 } else { 0 })
+            .collect()
+    }
+
+    fn class_page_data() -> ClassPage {
+        let mut s = summary("bio", busy_hours());
+        s.daily_quota = 500;
+        s.overridden = Some(OverrideInfo {
+            by: "admin".to_string(),
+            at_ms: NOW_MS - 3_600_000,
+            fields: vec!["codes".to_string(), "daily_quota".to_string()],
+        });
+        ClassPage {
+            summary: s,
+            students: vec![
+                StudentRow {
+                    session_id: "0123456789abcdef".to_string(),
+                    display_name: Some("<script>x</script>".to_string()),
+                    messages: 40,
+                    tokens: 12_000,
+                    last_at_ms: NOW_MS - 60_000,
+                    revoked: false,
+                },
+                StudentRow {
+                    session_id: "fedcba9876543210".to_string(),
+                    display_name: None,
+                    messages: 3,
+                    tokens: 900,
+                    last_at_ms: NOW_MS - 7_200_000,
+                    revoked: true,
+                },
+            ],
+            errors: vec![ErrorRow {
+                at_ms: NOW_MS - 120_000,
+                session_id: "fedcba9876543210".to_string(),
+                display_name: None,
+                error_code: "upstream_timeout".to_string(),
+            }],
+            audit: vec![AuditRow {
+                at_ms: NOW_MS - 3_600_000,
+                actor: "admin".to_string(),
+                action: "rotate_code".to_string(),
+                class_id: Some("bio".to_string()),
+                detail: "old code <revoked>".to_string(),
+            }],
+            new_code: Some("maple-river-42".to_string()),
+        }
+    }
+
+    fn count(haystack: &str, needle: &str) -> usize {
+        haystack.matches(needle).count()
+    }
+
+    /// Every POST form carries the CSRF token.
+    fn assert_csrf_in_every_post_form(html: &str) {
+        let forms = count(html, "<form method=\"post\"");
+        assert!(forms > 0);
+        let tokens = count(html, &format!("name=\"csrf\" value=\"{CSRF}\""));
+        assert_eq!(forms, tokens, "{html}");
+        for form in html.split("<form method=\"post\"").skip(1) {
+            let form = &form[..form.find("</form>").expect("closed form")];
+            assert!(form.contains(CSRF), "form without csrf: {form}");
+        }
+    }
+
+    #[test]
+    fn overview_shows_each_class_with_its_numbers_and_chart() {
+        let mut quiet = summary("chem", vec![0; 168]);
+        quiet.enabled = false;
+        quiet.overridden = Some(OverrideInfo {
+            by: "t@example.edu".to_string(),
+            at_ms: NOW_MS,
+            fields: vec!["enabled".to_string()],
+        });
+        let o = Overview {
+            classes: vec![summary("bio", busy_hours()), quiet],
+            first_hour_ms: first_hour(),
+            now_ms: NOW_MS,
+        };
+        let html = overview_page(&ctx(), &o);
+        assert!(html.starts_with("<!DOCTYPE html>"), "{}", &html[..40]);
+        assert!(html.contains("<style>"));
+        assert!(html.contains("data-testid=\"admin-class-row\" data-class-id=\"bio\""));
+        assert!(html.contains("data-testid=\"admin-class-row\" data-class-id=\"chem\""));
+        assert!(html.contains("href=\"/admin/classes/bio\""));
+        assert!(html.contains("Biology &lt;b&gt;bio&lt;/b&gt;"));
+        assert!(!html.contains("<b>bio</b>"));
+        assert!(html.contains(">1,234</dd>"));
+        assert!(html.contains("data-value=\"98765\""));
+        assert!(html.contains("2.5%"));
+        assert_eq!(count(&html, "data-testid=\"admin-chart\""), 2);
+        assert_eq!(count(&html, "<rect "), 336);
+        assert!(html.contains("disabled</span>"));
+        assert!(html.contains(
+            "Settings changed in the dashboard by t@example.edu at 2025-03-04 14:05 (enabled)"
+        ));
+        assert!(html.contains(
+            "role=\"status\" data-testid=\"admin-flash\" class=\"flash\">Class disabled.</p>"
+        ));
+        assert!(html.contains("teacher@example.edu"));
+        assert!(html.contains("action=\"/admin/logout\""));
+        // The export form defaults to the last 7 days, in the configured zone.
+        assert!(html.contains("name=\"from\" value=\"2025-02-25\""));
+        assert!(html.contains("name=\"to\" value=\"2025-03-04\""));
+        assert!(!html.contains("name=\"class\""));
+        assert_csrf_in_every_post_form(&html);
+    }
+
+    #[test]
+    fn chart_has_168_bars_labelled_days_and_a_total() {
+        let hourly = busy_hours();
+        let total: u32 = hourly.iter().sum();
+        let html = chart(&hourly, first_hour(), &zone("Asia/Taipei")).to_html();
+        assert_eq!(count(&html, "<rect "), 168);
+        assert!(html.contains("viewBox=\"0 0 168 100\""));
+        assert!(html.contains(&format!("{total} in total")));
+        assert!(html.contains("aria-label=\"Messages per hour"));
+        // The window spans 8 calendar days in Taipei: 7 boundaries, and the busy days labelled.
+        assert_eq!(count(&html, "class=\"day-line\""), 7);
+        assert!(
+            html.contains("<span class=\"wd\">Tue</span> 4</span>"),
+            "{html}"
+        );
+        assert!(
+            html.contains("<span class=\"wd\">Wed</span> 26</span>"),
+            "{html}"
+        );
+        assert!(!html.contains("NaN"));
+    }
+
+    #[test]
+    fn chart_with_no_messages_still_draws_its_frame() {
+        let html = chart(&[0; 168], first_hour(), &TimeZone::UTC).to_html();
+        assert_eq!(count(&html, "<rect "), 168);
+        assert!(html.contains("none yet"));
+        assert!(html.contains("No messages in the last 7 days."));
+        assert!(!html.contains("NaN") && !html.contains("inf"));
+        let html = chart(&[], first_hour(), &TimeZone::UTC).to_html();
+        assert_eq!(count(&html, "<rect "), 0);
+    }
+
+    #[test]
+    fn class_page_shows_the_new_code_students_and_actions() {
+        let html = class_page(&ctx(), &class_page_data());
+        assert!(html.starts_with("<!DOCTYPE html>"));
+        assert!(html.contains("data-testid=\"admin-new-code\""));
+        assert!(html.contains("<code class=\"code\">maple-river-42</code>"));
+        assert!(html.contains("shown only once"));
+        // The student's name is text, never markup.
+        assert!(html.contains("&lt;script&gt;x&lt;/script&gt;"));
+        assert!(!html.contains("<script>x"));
+        assert!(html.contains("anonymous · fedcba98"));
+        assert!(html.contains("old code &lt;revoked&gt;"));
+        assert_eq!(count(&html, "data-testid=\"admin-student-row\""), 2);
+        // One revoke button (the other session is already revoked).
+        assert_eq!(count(&html, "data-testid=\"admin-revoke\""), 1);
+        assert_eq!(count(&html, "data-testid=\"admin-revoked\""), 1);
+        assert!(html.contains("action=\"/admin/sessions/0123456789abcdef/revoke\""));
+        assert!(html.contains("name=\"class_id\" value=\"bio\""));
+        assert!(html.contains("action=\"/admin/classes/bio/rotate\""));
+        assert!(html.contains("every student must enter the new code"));
+        assert!(html.contains("data-testid=\"admin-disable\""));
+        assert!(!html.contains("data-testid=\"admin-enable\""));
+        assert!(html.contains("action=\"/admin/classes/bio/quota\""));
+        assert!(html.contains("value=\"500\" data-testid=\"admin-quota\""));
+        assert!(html.contains("action=\"/admin/classes/bio/reset\""));
+        assert!(html.contains("(codes, daily quota)"));
+        assert!(html.contains("upstream_timeout"));
+        assert!(html.contains("rotate_code"));
+        assert_eq!(count(&html, "<rect "), 168);
+        assert!(html.contains("name=\"class\" value=\"bio\""));
+        assert!(html.contains("Times are in Asia/Taipei."));
+        assert_csrf_in_every_post_form(&html);
+    }
+
+    #[test]
+    fn class_page_without_a_new_code_or_overrides_is_quieter() {
+        let mut p = class_page_data();
+        p.new_code = None;
+        p.summary.overridden = None;
+        p.summary.enabled = false;
+        p.summary.hourly = vec![0; 168];
+        p.students.clear();
+        p.errors.clear();
+        p.audit.clear();
+        let mut c = ctx();
+        c.flash = None;
+        let html = class_page(&c, &p);
+        assert!(!html.contains("admin-new-code"));
+        assert!(!html.contains("admin-flash"));
+        assert!(!html.contains("/reset"));
+        assert!(!html.contains("admin-override"));
+        assert!(html.contains("data-testid=\"admin-enable\""));
+        assert!(!html.contains("data-testid=\"admin-disable\""));
+        assert!(html.contains("No student has signed in yet."));
+        assert!(html.contains("No upstream errors recently."));
+        assert!(html.contains("No dashboard actions yet."));
+        assert_csrf_in_every_post_form(&html);
+    }
+
+    #[test]
+    fn class_ids_and_session_ids_are_encoded_in_paths() {
+        let mut p = class_page_data();
+        p.summary.id = "bio 1/a\"b".to_string();
+        p.students[0].session_id = "s/../x".to_string();
+        let html = class_page(&ctx(), &p);
+        assert!(html.contains("action=\"/admin/classes/bio%201%2Fa%22b/rotate\""));
+        assert!(html.contains("action=\"/admin/sessions/s%2F..%2Fx/revoke\""));
+    }
+
+    #[test]
+    fn login_page_has_the_form_and_escapes_the_error() {
+        let html = login_page(Some("Wrong <password>."), CSRF);
+        assert!(html.starts_with("<!DOCTYPE html>"));
+        assert!(html.contains("action=\"/admin/login\""));
+        assert!(html.contains("name=\"password\""));
+        assert!(html.contains("data-testid=\"admin-login-password\""));
+        assert!(html.contains("data-testid=\"admin-login-submit\""));
+        assert!(html.contains(
+            "data-testid=\"admin-login-error\" class=\"error\">Wrong &lt;password&gt;.</p>"
+        ));
+        assert_csrf_in_every_post_form(&html);
+        let html = login_page(None, CSRF);
+        assert!(!html.contains("admin-login-error"));
+    }
+
+    #[test]
+    fn message_page_escapes_and_splits_paragraphs() {
+        let html = message_page(
+            "The dashboard is off",
+            "Set ADMIN_PASSWORD <or> CF_ACCESS_TEAM_DOMAIN.\n\nThen restart classchat.",
+        );
+        assert!(html.starts_with("<!DOCTYPE html>"));
+        assert!(html.contains("<h1>The dashboard is off</h1>"));
+        assert!(html.contains("ADMIN_PASSWORD &lt;or&gt; CF_ACCESS_TEAM_DOMAIN."));
+        assert_eq!(count(&html, "class=\"message-text\""), 2);
+        assert!(html.contains("<title>The dashboard is off · classchat</title>"));
+    }
+
+    #[test]
+    fn numbers_and_times_are_formatted_for_people() {
+        assert_eq!(fmt_count(0), "0");
+        assert_eq!(fmt_count(999), "999");
+        assert_eq!(fmt_count(1000), "1,000");
+        assert_eq!(fmt_count(1_234_567), "1,234,567");
+        assert_eq!(fmt_percent(0.0), "0%");
+        assert_eq!(fmt_percent(f64::NAN), "0%");
+        assert_eq!(fmt_percent(0.0004), "<0.1%");
+        assert_eq!(fmt_percent(0.025), "2.5%");
+        assert_eq!(fmt_percent(0.5), "50%");
+        assert_eq!(fmt_percent(3.0), "100%");
+        assert_eq!(fmt_num(2.0), "2");
+        assert_eq!(fmt_num(0.12), "0.12");
+        assert_eq!(fmt_num(99.5), "99.5");
+        assert_eq!(fmt_time(NOW_MS, &zone("Asia/Taipei")), "2025-03-04 14:05");
+        // An unknown zone falls back to UTC.
+        assert_eq!(fmt_time(NOW_MS, &zone("Mars/Olympus")), "2025-03-04 06:05");
+        assert_eq!(
+            student_name(Some("  "), "abcdefghijk").0,
+            "anonymous · abcdefgh"
+        );
+        assert_eq!(
+            student_name(Some("Mei"), "abcdefghijk"),
+            ("Mei".to_string(), Some("abcdefgh".to_string()))
+        );
+    }
+}
