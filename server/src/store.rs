@@ -4,6 +4,8 @@
 //! backend is meant to be an addition here with its own migrations folder; callers only
 //! see [`Store`]'s methods.
 
+pub mod dashboard;
+
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -34,6 +36,18 @@ pub struct UsageRow {
     pub outcome: Outcome,
     pub error_code: Option<&'static str>,
 }
+
+/// A new sign-in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRow {
+    pub session_id: String,
+    pub class_id: String,
+    pub display_name: Option<String>,
+    pub started_at_ms: i64,
+}
+
+/// One hour in milliseconds: the rollups' bucket.
+pub const HOUR_MS: i64 = 3_600_000;
 
 /// How a chat request ended.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -117,9 +131,27 @@ impl Store {
             .await
     }
 
-    /// Writes a batch of usage rows in one transaction.
-    pub async fn insert_usage(&self, rows: &[UsageRow]) -> sqlx::Result<()> {
+    /// Writes a batch of usage rows and new sessions in one transaction, keeping the
+    /// dashboard's rollups in step.
+    pub async fn insert_usage(
+        &self,
+        rows: &[UsageRow],
+        sessions: &[SessionRow],
+    ) -> sqlx::Result<()> {
         let mut tx = self.pool.begin().await?;
+        for s in sessions {
+            sqlx::query(
+                "INSERT INTO sessions (session_id, class_id, display_name, started_at_ms, last_seen_ms)
+                 VALUES (?, ?, ?, ?, ?) ON CONFLICT (session_id) DO NOTHING",
+            )
+            .bind(&s.session_id)
+            .bind(&s.class_id)
+            .bind(&s.display_name)
+            .bind(s.started_at_ms)
+            .bind(s.started_at_ms)
+            .execute(&mut *tx)
+            .await?;
+        }
         for r in rows {
             sqlx::query(
                 "INSERT INTO usage_log (at_ms, class_id, session_id, display_name, conversation_id, model,
@@ -138,6 +170,41 @@ impl Store {
             .bind(r.total_ms)
             .bind(r.outcome.as_str())
             .bind(r.error_code)
+            .execute(&mut *tx)
+            .await?;
+            let tokens = i64::from(r.prompt_tokens.unwrap_or(0))
+                + i64::from(r.completion_tokens.unwrap_or(0));
+            let error = i64::from(r.outcome == Outcome::UpstreamError);
+            sqlx::query(
+                "INSERT INTO usage_hourly (class_id, hour_ms, messages, tokens, errors) VALUES (?, ?, 1, ?, ?)
+                 ON CONFLICT (class_id, hour_ms) DO UPDATE SET messages = messages + 1,
+                   tokens = tokens + excluded.tokens, errors = errors + excluded.errors",
+            )
+            .bind(&r.class_id)
+            .bind(r.at_ms - r.at_ms.rem_euclid(HOUR_MS))
+            .bind(tokens)
+            .bind(error)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "INSERT INTO usage_by_session (class_id, session_id, display_name, messages, tokens, last_at_ms)
+                 VALUES (?, ?, ?, 1, ?, ?)
+                 ON CONFLICT (class_id, session_id) DO UPDATE SET messages = messages + 1,
+                   tokens = tokens + excluded.tokens, last_at_ms = MAX(last_at_ms, excluded.last_at_ms),
+                   display_name = COALESCE(excluded.display_name, display_name)",
+            )
+            .bind(&r.class_id)
+            .bind(&r.session_id)
+            .bind(&r.display_name)
+            .bind(tokens)
+            .bind(r.at_ms)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "UPDATE sessions SET last_seen_ms = MAX(last_seen_ms, ?) WHERE session_id = ?",
+            )
+            .bind(r.at_ms)
+            .bind(&r.session_id)
             .execute(&mut *tx)
             .await?;
         }

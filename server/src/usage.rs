@@ -7,10 +7,11 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use crate::store::{Outcome, Store, UsageRow};
+use crate::store::{Outcome, SessionRow, Store, UsageRow};
 
 enum Msg {
     Row(Box<UsageRow>),
+    Session(Box<SessionRow>),
     /// Everything sent before this is written, then the writer stops.
     Close,
 }
@@ -47,6 +48,13 @@ impl UsageLog {
         }
     }
 
+    /// Queues a new sign-in (written with the next batch).
+    pub fn session(&self, row: SessionRow) {
+        if self.tx.try_send(Msg::Session(Box::new(row))).is_err() {
+            tracing::warn!("usage log queue full or closed: one sign-in not recorded");
+        }
+    }
+
     /// Flushes what was queued and stops the writer.
     pub async fn close(&self) {
         let _ = self.tx.send(Msg::Close).await;
@@ -55,25 +63,35 @@ impl UsageLog {
 
 async fn write_loop(store: Store, mut rx: mpsc::Receiver<Msg>) {
     let mut batch: Vec<UsageRow> = Vec::with_capacity(BATCH);
+    let mut sessions: Vec<SessionRow> = Vec::new();
     let mut closing = false;
+    let take =
+        |msg: Option<Msg>, batch: &mut Vec<UsageRow>, sessions: &mut Vec<SessionRow>| match msg {
+            Some(Msg::Row(r)) => {
+                batch.push(*r);
+                false
+            }
+            Some(Msg::Session(s)) => {
+                sessions.push(*s);
+                false
+            }
+            Some(Msg::Close) | None => true,
+        };
     while !closing {
-        match rx.recv().await {
-            Some(Msg::Row(r)) => batch.push(*r),
-            Some(Msg::Close) | None => closing = true,
-        }
+        closing = take(rx.recv().await, &mut batch, &mut sessions);
         let deadline = tokio::time::Instant::now() + LINGER;
-        while !closing && batch.len() < BATCH {
+        while !closing && batch.len() + sessions.len() < BATCH {
             match tokio::time::timeout_at(deadline, rx.recv()).await {
-                Ok(Some(Msg::Row(r))) => batch.push(*r),
-                Ok(Some(Msg::Close) | None) => closing = true,
+                Ok(msg) => closing = take(msg, &mut batch, &mut sessions),
                 Err(_) => break,
             }
         }
-        if !batch.is_empty() {
-            if let Err(e) = store.insert_usage(&batch).await {
+        if !batch.is_empty() || !sessions.is_empty() {
+            if let Err(e) = store.insert_usage(&batch, &sessions).await {
                 tracing::error!(error = %e, rows = batch.len(), "cannot write usage rows");
             }
             batch.clear();
+            sessions.clear();
         }
     }
 }
