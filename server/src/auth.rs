@@ -17,6 +17,7 @@ use crate::config::ClientIpSource;
 use crate::error::{AppError, AppJson, Result, TokenProblem};
 use crate::limiter::retry_secs;
 use crate::state::AppState;
+use crate::store::SessionRow;
 use token::{AUDIENCE, Claims, ISSUER, now_secs, token_expiry};
 
 pub(crate) fn router() -> Router<AppState> {
@@ -36,12 +37,13 @@ pub struct AuthSession {
 }
 
 impl AuthSession {
-    /// The class the token is for (checked to exist when the token was verified).
-    pub fn class<'a>(&self, state: &'a AppState) -> Result<&'a Class> {
+    /// The class the token is for, as it is now (dashboard changes included).
+    pub fn class(&self, state: &AppState) -> Result<Class> {
         state
-            .settings
             .classes
+            .current()
             .get(&self.claims.cls)
+            .cloned()
             .ok_or(AppError::Token(TokenProblem::Invalid))
     }
 }
@@ -71,9 +73,8 @@ pub fn verify(state: &AppState, token: &str) -> Result<Claims> {
     if state.revoked.contains(&claims.sub) {
         return Err(AppError::Token(TokenProblem::Revoked));
     }
-    let class = state
-        .settings
-        .classes
+    let classes = state.classes.current();
+    let class = classes
         .get(&claims.cls)
         .ok_or(AppError::Token(TokenProblem::Invalid))?;
     if !class.enabled {
@@ -168,7 +169,8 @@ async fn create_session(
         tracing::warn!(target: "classchat::login", client = %client, outcome = "rate_limited_class", "sign-in refused");
         return Err(too_many_attempts(wait));
     }
-    let Some(class) = state.settings.classes.find_by_code(&req.access_code) else {
+    let classes = state.classes.current();
+    let Some(class) = classes.find_by_code(&req.access_code) else {
         // Counted even if one of the limiters is now full: the next attempt is refused.
         let _ = state.login_by_addr.hit(&addr_key);
         let _ = state.login_by_class.hit(ALL_CLASSES);
@@ -198,6 +200,12 @@ async fn create_session(
         iss: ISSUER.into(),
     };
     let response = issue(&state, class, &claims)?;
+    state.usage.session(SessionRow {
+        session_id: session_id.clone(),
+        class_id: class.id.clone(),
+        display_name: claims.name.clone(),
+        started_at_ms: now * 1000,
+    });
     tracing::info!(target: "classchat::login", class = %class.id, session = %session_id, client = %client, outcome = "ok", "signed in");
     Ok((StatusCode::OK, AppJson(response)))
 }
@@ -234,10 +242,10 @@ async fn refresh_session(
     let claims = Claims {
         iat: now,
         exp,
-        cfp: code_fingerprint(&state.keys.current.secret, class),
+        cfp: code_fingerprint(&state.keys.current.secret, &class),
         ..claims
     };
-    Ok(AppJson(issue(&state, class, &claims)?))
+    Ok(AppJson(issue(&state, &class, &claims)?))
 }
 
 async fn delete_session(State(state): State<AppState>, session: AuthSession) -> Result<StatusCode> {

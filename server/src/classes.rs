@@ -365,3 +365,109 @@ mod tests {
         );
     }
 }
+
+/// The classes in force: the configured ones with the dashboard's overrides applied.
+/// Rebuilt and swapped whole on every change, so readers never see half an update.
+#[derive(Debug)]
+pub struct ClassRegistry {
+    configured: Vec<Class>,
+    overrides: std::sync::RwLock<
+        std::collections::HashMap<String, crate::store::dashboard::OverrideRecord>,
+    >,
+    current: std::sync::RwLock<std::sync::Arc<ClassList>>,
+}
+
+impl ClassRegistry {
+    pub fn new(
+        configured: &ClassList,
+        overrides: Vec<crate::store::dashboard::OverrideRecord>,
+    ) -> Result<Self, ClassesError> {
+        let reg = Self {
+            configured: configured.classes.clone(),
+            overrides: std::sync::RwLock::new(
+                overrides
+                    .into_iter()
+                    .filter(|o| configured.get(&o.class_id).is_some())
+                    .map(|o| (o.class_id.clone(), o))
+                    .collect(),
+            ),
+            current: std::sync::RwLock::new(std::sync::Arc::new(configured.clone())),
+        };
+        reg.rebuild()?;
+        Ok(reg)
+    }
+
+    /// A snapshot of the classes in force.
+    pub fn current(&self) -> std::sync::Arc<ClassList> {
+        self.current
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// What the dashboard changed for a class, if anything.
+    pub fn override_of(&self, class_id: &str) -> Option<crate::store::dashboard::OverrideRecord> {
+        self.overrides
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(class_id)
+            .cloned()
+    }
+
+    /// Applies a stored override (`None`: back to the configuration).
+    pub fn set_override(
+        &self,
+        class_id: &str,
+        record: Option<crate::store::dashboard::OverrideRecord>,
+    ) -> Result<(), ClassesError> {
+        {
+            let mut map = self.overrides.write().unwrap_or_else(|p| p.into_inner());
+            match record {
+                Some(r) => map.insert(class_id.to_owned(), r),
+                None => map.remove(class_id),
+            };
+        }
+        self.rebuild()
+    }
+
+    fn rebuild(&self) -> Result<(), ClassesError> {
+        let overrides = self.overrides.read().unwrap_or_else(|p| p.into_inner());
+        let mut classes = self.configured.clone();
+        for class in &mut classes {
+            let Some(o) = overrides.get(&class.id) else {
+                continue;
+            };
+            if let Some(codes) = &o.codes {
+                class.codes = codes
+                    .iter()
+                    .map(|c| SecretString::from(normalize_code(c)))
+                    .collect();
+            }
+            if let Some(enabled) = o.enabled {
+                class.enabled = enabled;
+            }
+            if let Some(q) = o.daily_quota {
+                class.daily_message_quota = Some(q);
+            }
+        }
+        let list = ClassList::new(classes)?;
+        *self.current.write().unwrap_or_else(|p| p.into_inner()) = std::sync::Arc::new(list);
+        Ok(())
+    }
+}
+
+/// A new access code that reads well aloud and on a board: 8 characters without the
+/// look-alikes (0/o, 1/l/i), as two groups of four. About 40 bits.
+pub fn generate_code() -> String {
+    use rand::Rng;
+    const ALPHABET: &[u8] = b"23456789abcdefghjkmnpqrstuvwxyz";
+    let mut rng = rand::thread_rng();
+    let mut code = String::with_capacity(9);
+    for i in 0..8 {
+        if i == 4 {
+            code.push('-');
+        }
+        code.push(ALPHABET[rng.gen_range(0..ALPHABET.len())] as char);
+    }
+    code
+}

@@ -33,7 +33,7 @@ async fn landing(State(state): State<AppState>, req: Request<Body>) -> Response 
         demo_code: state.settings.demo.then_some(DEMO_ACCESS_CODE),
         demo_replies: state.upstream.is_demo(),
         widget_built: crate::assets::widget_built(),
-        class_count: state.settings.classes.iter().count(),
+        class_count: state.classes.current().iter().count(),
     };
     let handler = leptos_axum::render_app_to_stream_with_context(
         move || provide_context(info.clone()),

@@ -7,6 +7,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::token::TokenKeys;
+use crate::classes::ClassRegistry;
 use crate::config::{Rate, Settings};
 use crate::limiter::{Limiter, MemoryLimiter};
 use crate::relay::upstream::Upstream;
@@ -20,6 +21,8 @@ pub struct AppState {
     /// PUBLIC_URL, or `http://<bound address>`.
     pub public_url: Arc<str>,
     pub store: Store,
+    /// The classes in force (configuration plus dashboard changes).
+    pub classes: Arc<ClassRegistry>,
     pub keys: Arc<TokenKeys>,
     pub revoked: Arc<RevokedSessions>,
     pub login_by_addr: Arc<dyn Limiter>,
@@ -29,6 +32,8 @@ pub struct AppState {
     pub daily: Arc<DailyCounter>,
     pub upstream: Arc<Upstream>,
     pub usage: UsageLog,
+    /// The teacher dashboard's configuration and keys.
+    pub admin: Arc<crate::admin::Admin>,
     /// Cancelled when the shutdown grace period is over: open replies end with an error.
     pub shutdown: CancellationToken,
 }
