@@ -142,6 +142,35 @@ pub struct Config {
     #[arg(long, env = "SHUTDOWN_GRACE", default_value = "20s")]
     pub shutdown_grace: String,
 
+    /// Password for the teacher dashboard at /admin (at least 12 characters).
+    #[arg(long, env = "ADMIN_PASSWORD", hide_env_values = true)]
+    pub admin_password: Option<SecretString>,
+
+    /// The dashboard password as an argon2 hash instead (make one with --hash-password).
+    #[arg(long, env = "ADMIN_PASSWORD_HASH", hide_env_values = true)]
+    pub admin_password_hash: Option<String>,
+
+    /// Cloudflare Access team domain (e.g. myschool.cloudflareaccess.com): the dashboard
+    /// then trusts Access's signed Cf-Access-Jwt-Assertion header instead of a password.
+    #[arg(long, env = "CF_ACCESS_TEAM_DOMAIN")]
+    pub cf_access_team_domain: Option<String>,
+
+    /// The Access application's AUD tag (64 hex characters).
+    #[arg(long, env = "CF_ACCESS_AUD")]
+    pub cf_access_aud: Option<String>,
+
+    /// Emails (comma-separated) allowed into the dashboard through Cloudflare Access.
+    #[arg(long, env = "ADMIN_EMAILS")]
+    pub admin_emails: Option<String>,
+
+    /// Where Access's signing keys are fetched (default: https://TEAM_DOMAIN/cdn-cgi/access/certs).
+    #[arg(long, env = "CF_ACCESS_CERTS_URL", hide = true)]
+    pub cf_access_certs_url: Option<String>,
+
+    /// Read a password from standard input, print its ADMIN_PASSWORD_HASH, and exit.
+    #[arg(long)]
+    pub hash_password: bool,
+
     /// Log format: text or json.
     #[arg(long, env = "LOG_FORMAT", default_value = "text")]
     pub log_format: String,
@@ -195,6 +224,27 @@ pub struct OpenWebUi {
     pub cf_access: Option<(SecretString, SecretString)>,
 }
 
+/// How the dashboard knows its teacher.
+#[derive(Debug, Clone)]
+pub enum AdminSettings {
+    /// No admin configured: /admin explains how to turn it on.
+    Off,
+    Password(PasswordCheck),
+    CfAccess {
+        team_domain: String,
+        aud: String,
+        certs_url: String,
+        emails: Vec<String>,
+    },
+}
+
+/// The dashboard password, plain or as an argon2 PHC string.
+#[derive(Debug, Clone)]
+pub enum PasswordCheck {
+    Plain(SecretString),
+    Argon2(String),
+}
+
 /// Upstream time limits.
 #[derive(Debug, Clone, Copy)]
 pub struct Timeouts {
@@ -230,6 +280,7 @@ pub struct Settings {
     pub timeouts: Timeouts,
     pub shutdown_grace: Duration,
     pub log_json: bool,
+    pub admin: AdminSettings,
 }
 
 /// The access code demo mode uses.
@@ -506,7 +557,9 @@ impl Config {
             other => return Err(bad("LOG_FORMAT", format!("{other:?} is not text or json"))),
         };
 
+        let admin = self.admin_settings()?;
         Ok(Settings {
+            admin,
             demo: self.demo,
             listen_addr,
             public_url,
@@ -536,6 +589,107 @@ impl Config {
             shutdown_grace,
             log_json,
         })
+    }
+}
+
+impl Config {
+    fn admin_settings(&self) -> Result<AdminSettings, ConfigError> {
+        let password = present(&self.admin_password).cloned();
+        let hash = self
+            .admin_password_hash
+            .as_deref()
+            .map(str::trim)
+            .filter(|h| !h.is_empty());
+        let team = self
+            .cf_access_team_domain
+            .as_deref()
+            .map(str::trim)
+            .filter(|t| !t.is_empty());
+        let check = match (password, hash) {
+            (Some(_), Some(_)) => {
+                return Err(bad(
+                    "ADMIN_PASSWORD_HASH",
+                    "set either ADMIN_PASSWORD or ADMIN_PASSWORD_HASH, not both",
+                ));
+            }
+            (Some(p), None) => {
+                if p.expose_secret().chars().count() < 12 {
+                    return Err(bad("ADMIN_PASSWORD", "must be at least 12 characters"));
+                }
+                Some(PasswordCheck::Plain(p))
+            }
+            (None, Some(h)) => {
+                if argon2::PasswordHash::new(h).is_err() {
+                    return Err(bad(
+                        "ADMIN_PASSWORD_HASH",
+                        "is not an argon2 hash (make one with: classchat --hash-password)",
+                    ));
+                }
+                Some(PasswordCheck::Argon2(h.to_owned()))
+            }
+            (None, None) => None,
+        };
+        match (check, team) {
+            (Some(_), Some(_)) => Err(bad(
+                "CF_ACCESS_TEAM_DOMAIN",
+                "set either a dashboard password or Cloudflare Access for the dashboard, not both",
+            )),
+            (Some(c), None) => Ok(AdminSettings::Password(c)),
+            (None, None) => Ok(AdminSettings::Off),
+            (None, Some(team)) => {
+                let team = team
+                    .trim_start_matches("https://")
+                    .trim_end_matches('/')
+                    .to_ascii_lowercase();
+                if team.is_empty() || team.contains('/') || !team.contains('.') {
+                    return Err(bad(
+                        "CF_ACCESS_TEAM_DOMAIN",
+                        format!("{team:?} is not a domain like myschool.cloudflareaccess.com"),
+                    ));
+                }
+                let aud = self
+                    .cf_access_aud
+                    .as_deref()
+                    .map(str::trim)
+                    .unwrap_or("")
+                    .to_ascii_lowercase();
+                if aud.len() != 64 || !aud.chars().all(|c| c.is_ascii_hexdigit()) {
+                    return Err(bad(
+                        "CF_ACCESS_AUD",
+                        "must be the application's AUD tag: 64 hex characters",
+                    ));
+                }
+                let emails: Vec<String> = self
+                    .admin_emails
+                    .as_deref()
+                    .unwrap_or("")
+                    .split(',')
+                    .map(|e| e.trim().to_ascii_lowercase())
+                    .filter(|e| !e.is_empty())
+                    .collect();
+                if emails.is_empty() || emails.iter().any(|e| !e.contains('@')) {
+                    return Err(bad(
+                        "ADMIN_EMAILS",
+                        "list the email addresses allowed into the dashboard, comma-separated",
+                    ));
+                }
+                let certs_url = match self
+                    .cf_access_certs_url
+                    .as_deref()
+                    .map(str::trim)
+                    .filter(|u| !u.is_empty())
+                {
+                    Some(u) => http_url("CF_ACCESS_CERTS_URL", u)?,
+                    None => format!("https://{team}/cdn-cgi/access/certs"),
+                };
+                Ok(AdminSettings::CfAccess {
+                    team_domain: team,
+                    aud,
+                    certs_url,
+                    emails,
+                })
+            }
+        }
     }
 }
 

@@ -1,5 +1,7 @@
 //! classchat's server: a tour of the modules, in the order a request meets them.
 
+/// The teacher dashboard.
+pub mod admin;
 /// The embedded widget files.
 pub mod assets;
 /// Access-code sign-in, widget tokens and the token-checking extractor.

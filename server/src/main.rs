@@ -15,7 +15,11 @@ async fn main() -> ExitCode {
         eprintln!("classchat: cannot read .env: {e}");
         return ExitCode::from(2);
     }
-    let settings = match Config::parse().into_settings() {
+    let config = Config::parse();
+    if config.hash_password {
+        return hash_password_from_stdin();
+    }
+    let settings = match config.into_settings() {
         Ok(s) => s,
         Err(e) => {
             eprintln!("classchat: configuration error: {e}");
@@ -75,5 +79,26 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = ctrl_c => {},
         _ = term => {},
+    }
+}
+
+/// `classchat --hash-password`: reads one line, prints an ADMIN_PASSWORD_HASH for it.
+fn hash_password_from_stdin() -> ExitCode {
+    let mut line = String::new();
+    if std::io::stdin().read_line(&mut line).is_err()
+        || line.trim_end_matches(['\r', '\n']).chars().count() < 12
+    {
+        eprintln!("classchat: give a password of at least 12 characters on standard input");
+        return ExitCode::from(2);
+    }
+    match classchat_server::admin::session::hash_password(line.trim_end_matches(['\r', '\n'])) {
+        Ok(hash) => {
+            println!("{hash}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("classchat: {e}");
+            ExitCode::from(1)
+        }
     }
 }

@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::auth::token::{TokenKeys, now_secs};
+use crate::classes::ClassRegistry;
 use crate::config::Settings;
 use crate::error::AppError;
 use crate::limiter::MemoryLimiter;
@@ -53,6 +54,12 @@ impl Application {
                     .await?,
             );
         }
+        let classes = ClassRegistry::new(&settings.classes, store.load_overrides().await?)
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "the dashboard's class changes conflict with the configuration: {e}"
+                )
+            })?;
         let upstream = Upstream::new(&settings.upstream, settings.timeouts)?;
         let (usage, usage_task) = UsageLog::spawn(store.clone());
         let bound = listener.local_addr()?;
@@ -60,6 +67,7 @@ impl Application {
             .public_url
             .clone()
             .unwrap_or_else(|| format!("http://{bound}"));
+        let admin = crate::admin::Admin::new(&settings, &public_url)?;
         let state = AppState {
             public_url: public_url.into(),
             keys: Arc::new(TokenKeys::new(
@@ -71,10 +79,12 @@ impl Application {
             chat_limiters: Arc::new(chat_limiters(&settings)),
             settings: Arc::new(settings),
             store,
+            classes: Arc::new(classes),
             revoked: Arc::new(revoked),
             daily: Arc::new(daily),
             upstream: Arc::new(upstream),
             usage,
+            admin: Arc::new(admin),
             shutdown: CancellationToken::new(),
         };
         Ok(Self {
@@ -156,6 +166,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::relay::router())
         .merge(crate::assets::router())
         .merge(crate::pages::router())
+        .merge(crate::admin::router())
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))
         .fallback(|| async { AppError::NotFound })

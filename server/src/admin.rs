@@ -1,0 +1,810 @@
+//! The teacher dashboard at `/admin`: usage per class and per student, and the actions
+//! that change who may chat (rotate a code, disable a class, revoke a session, set a
+//! quota). Server-rendered, usable without JavaScript; every form carries a CSRF token.
+//!
+//! The widget API never accepts these credentials and these pages never accept widget
+//! tokens: the two sides share nothing but the database.
+
+pub mod cf_access;
+pub mod model;
+pub mod session;
+pub mod views;
+
+use std::collections::HashMap;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use futures::StreamExt;
+
+use crate::auth::ClientAddr;
+use crate::auth::token::now_secs;
+use crate::classes::{Class, generate_code};
+use crate::config::{AdminSettings, PasswordCheck, Settings};
+use crate::limiter::{Limiter, MemoryLimiter, retry_secs};
+use crate::state::AppState;
+use crate::store::HOUR_MS;
+use crate::store::dashboard::{ClassStats, OverrideChange};
+use cf_access::CfAccess;
+use model::*;
+use session::{COOKIE, CookieKeys, LOGIN_COOKIE, SESSION_AGE, cookie, password_ok, random_token};
+
+/// The dashboard's configuration and keys.
+#[derive(Debug)]
+pub struct Admin {
+    mode: Mode,
+    keys: CookieKeys,
+    secure_cookies: bool,
+    login_limiter: MemoryLimiter,
+}
+
+#[derive(Debug)]
+enum Mode {
+    Off,
+    Password(PasswordCheck),
+    CfAccess(Box<CfAccess>),
+}
+
+impl Admin {
+    pub fn new(settings: &Settings, public_url: &str) -> anyhow::Result<Self> {
+        let mode = match &settings.admin {
+            AdminSettings::Off => Mode::Off,
+            AdminSettings::Password(p) => Mode::Password(p.clone()),
+            AdminSettings::CfAccess {
+                team_domain,
+                aud,
+                certs_url,
+                emails,
+            } => {
+                let http = reqwest::Client::builder()
+                    .redirect(reqwest::redirect::Policy::none())
+                    .timeout(std::time::Duration::from_secs(5))
+                    .build()?;
+                Mode::CfAccess(Box::new(CfAccess::new(
+                    team_domain,
+                    aud,
+                    certs_url.clone(),
+                    emails.clone(),
+                    http,
+                )))
+            }
+        };
+        Ok(Self {
+            mode,
+            keys: CookieKeys::new(&settings.auth_secret),
+            secure_cookies: public_url.starts_with("https://"),
+            login_limiter: MemoryLimiter::new(settings.login_failures_per_address),
+        })
+    }
+}
+
+pub(crate) fn router() -> Router<AppState> {
+    Router::new()
+        .route("/admin", get(overview))
+        .route("/admin/login", get(login_form).post(login))
+        .route("/admin/logout", post(logout))
+        .route("/admin/classes/{id}", get(class_view))
+        .route("/admin/classes/{id}/{action}", post(class_action))
+        .route("/admin/sessions/{session_id}/revoke", post(revoke_session))
+        .route("/admin/export.csv", get(export))
+}
+
+/// A signed-in teacher.
+struct Teacher {
+    actor: String,
+    /// What the CSRF token is bound to: the session nonce, or the Access email.
+    binding: String,
+}
+
+/// An HTML page with the headers every dashboard answer carries.
+fn html(status: StatusCode, body: String) -> Response {
+    let mut r = (status, body).into_response();
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert("x-frame-options", HeaderValue::from_static("DENY"));
+    h.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
+    h.insert(
+        "content-security-policy",
+        HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; img-src data:; form-action 'self'; frame-ancestors 'none'"),
+    );
+    r
+}
+
+fn page(status: StatusCode, title: &str, text: &str) -> Response {
+    html(status, views::message_page(title, text))
+}
+
+async fn identify(state: &AppState, headers: &HeaderMap) -> Result<Teacher, Response> {
+    let admin = &state.admin;
+    match &admin.mode {
+        Mode::Off => Err(page(
+            StatusCode::NOT_FOUND,
+            "The dashboard is off",
+            "Turn it on with ADMIN_PASSWORD (or ADMIN_PASSWORD_HASH), or put it behind Cloudflare Access with \
+             CF_ACCESS_TEAM_DOMAIN, CF_ACCESS_AUD and ADMIN_EMAILS, then restart classchat.",
+        )),
+        Mode::Password(_) => cookie(headers, COOKIE)
+            .and_then(|c| admin.keys.check(c, now_secs()))
+            .map(|nonce| Teacher {
+                actor: "admin".into(),
+                binding: nonce,
+            })
+            .ok_or_else(|| Redirect::to("/admin/login").into_response()),
+        Mode::CfAccess(cf) => {
+            let assertion = headers
+                .get("cf-access-jwt-assertion")
+                .and_then(|v| v.to_str().ok());
+            match cf.verify(assertion).await {
+                Ok(email) => Ok(Teacher {
+                    binding: email.clone(),
+                    actor: email,
+                }),
+                Err(e) => {
+                    tracing::warn!(target: "classchat::admin", "dashboard refused: {}", e.log_line());
+                    let status =
+                        StatusCode::from_u16(e.status()).unwrap_or(StatusCode::UNAUTHORIZED);
+                    Err(page(status, "Not allowed", &e.page_text()))
+                }
+            }
+        }
+    }
+}
+
+fn ctx(state: &AppState, t: &Teacher, flash: Option<String>) -> PageCtx {
+    PageCtx {
+        actor: t.actor.clone(),
+        csrf: state.admin.keys.csrf(&t.binding),
+        flash,
+        timezone: state.settings.timezone_name.clone(),
+    }
+}
+
+/// The refusal page when a form's CSRF token is missing or wrong.
+fn csrf_refusal(state: &AppState, t: &Teacher, form: &HashMap<String, String>) -> Option<Response> {
+    match form.get("csrf") {
+        Some(token) if state.admin.keys.csrf_ok(&t.binding, token) => None,
+        _ => Some(page(
+            StatusCode::FORBIDDEN,
+            "This form has expired",
+            "The form was missing its security token or it was out of date. Go back, reload the page and try again.",
+        )),
+    }
+}
+
+/// The instants the dashboard counts from, in the configured zone.
+struct Window {
+    now_ms: i64,
+    today_ms: i64,
+    week_ms: i64,
+    first_hour_ms: i64,
+}
+
+const HOURS: usize = 7 * 24;
+
+fn window(state: &AppState) -> Window {
+    let now = jiff::Zoned::now().with_time_zone(state.settings.timezone.clone());
+    let now_ms = now.timestamp().as_millisecond();
+    let today = now
+        .start_of_day()
+        .map(|d| d.timestamp().as_millisecond())
+        .unwrap_or(now_ms);
+    let week = now
+        .start_of_day()
+        .ok()
+        .and_then(|d| d.checked_sub(jiff::Span::new().days(6)).ok())
+        .map(|d| d.timestamp().as_millisecond())
+        .unwrap_or(today);
+    let hour = now_ms - now_ms.rem_euclid(HOUR_MS);
+    Window {
+        now_ms,
+        today_ms: today,
+        week_ms: week,
+        first_hour_ms: hour - (HOURS as i64 - 1) * HOUR_MS,
+    }
+}
+
+async fn summary(state: &AppState, class: &Class, w: &Window) -> Result<ClassSummary, Response> {
+    let st: ClassStats = state
+        .store
+        .class_stats(
+            &class.id,
+            w.today_ms,
+            w.week_ms,
+            w.first_hour_ms,
+            HOURS,
+            w.now_ms - HOUR_MS,
+        )
+        .await
+        .map_err(internal)?;
+    let overridden = state.classes.override_of(&class.id).map(|o| {
+        let mut fields = Vec::new();
+        if o.codes.is_some() {
+            fields.push("codes".to_owned());
+        }
+        if o.enabled.is_some() {
+            fields.push("enabled".to_owned());
+        }
+        if o.daily_quota.is_some() {
+            fields.push("daily quota".to_owned());
+        }
+        OverrideInfo {
+            by: o.updated_by,
+            at_ms: o.updated_ms,
+            fields,
+        }
+    });
+    Ok(ClassSummary {
+        id: class.id.clone(),
+        title: class.title.clone(),
+        enabled: class.enabled,
+        daily_quota: class
+            .daily_message_quota
+            .unwrap_or(state.settings.daily_message_quota),
+        overridden,
+        messages_today: st.messages_today,
+        tokens_today: st.tokens_today,
+        messages_week: st.messages_week,
+        tokens_week: st.tokens_week,
+        active_sessions: st.active_sessions,
+        error_rate_week: if st.messages_week == 0 {
+            0.0
+        } else {
+            st.errors_week as f64 / st.messages_week as f64
+        },
+        hourly: st.hourly,
+    })
+}
+
+fn internal(e: sqlx::Error) -> Response {
+    tracing::error!(target: "classchat::admin", error = %e, "dashboard query failed");
+    page(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "Something went wrong",
+        "The database did not answer. Please try again.",
+    )
+}
+
+async fn overview(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let t = match identify(&state, &headers).await {
+        Ok(t) => t,
+        Err(r) => return r,
+    };
+    let w = window(&state);
+    let mut classes = Vec::new();
+    for class in state.classes.current().iter() {
+        match summary(&state, class, &w).await {
+            Ok(s) => classes.push(s),
+            Err(r) => return r,
+        }
+    }
+    let o = Overview {
+        classes,
+        first_hour_ms: w.first_hour_ms,
+        now_ms: w.now_ms,
+    };
+    html(
+        StatusCode::OK,
+        views::overview_page(&ctx(&state, &t, flash(&q)), &o),
+    )
+}
+
+fn flash(q: &HashMap<String, String>) -> Option<String> {
+    let text = match q.get("done")?.as_str() {
+        "disabled" => "Class disabled: its students are signed out and cannot sign in.",
+        "enabled" => "Class enabled.",
+        "quota" => "Daily quota saved.",
+        "reset" => "Back to the configured settings.",
+        "revoked" => "Session revoked: that student must enter the access code again.",
+        _ => return None,
+    };
+    Some(text.to_owned())
+}
+
+async fn class_page(
+    state: &AppState,
+    t: &Teacher,
+    id: &str,
+    flash: Option<String>,
+    new_code: Option<String>,
+) -> Response {
+    let classes = state.classes.current();
+    let Some(class) = classes.get(id) else {
+        return page(
+            StatusCode::NOT_FOUND,
+            "No such class",
+            "There is no class with that id.",
+        );
+    };
+    let w = window(state);
+    let summary = match summary(state, class, &w).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let store = &state.store;
+    let (students, errors, audit) = match (
+        store.class_students(id, 500).await,
+        store.class_errors(id, 20).await,
+        store.recent_audit(Some(id), 20).await,
+    ) {
+        (Ok(s), Ok(e), Ok(a)) => (s, e, a),
+        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => return internal(e),
+    };
+    let p = ClassPage {
+        summary,
+        students: students
+            .into_iter()
+            .map(
+                |(session_id, display_name, messages, tokens, last_at_ms, revoked)| StudentRow {
+                    revoked: revoked || state.revoked.contains(&session_id),
+                    session_id,
+                    display_name,
+                    messages,
+                    tokens,
+                    last_at_ms,
+                },
+            )
+            .collect(),
+        errors: errors
+            .into_iter()
+            .map(|(at_ms, session_id, display_name, error_code)| ErrorRow {
+                at_ms,
+                session_id,
+                display_name,
+                error_code,
+            })
+            .collect(),
+        audit: audit
+            .into_iter()
+            .map(|(at_ms, actor, action, class_id, detail)| AuditRow {
+                at_ms,
+                actor,
+                action,
+                class_id,
+                detail,
+            })
+            .collect(),
+        new_code,
+    };
+    html(StatusCode::OK, views::class_page(&ctx(state, t, flash), &p))
+}
+
+async fn class_view(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    match identify(&state, &headers).await {
+        Ok(t) => class_page(&state, &t, &id, flash(&q), None).await,
+        Err(r) => r,
+    }
+}
+
+/// Reloads one class's overrides from the store into the registry after a change.
+async fn refresh_class(state: &AppState, id: &str) -> Result<(), Response> {
+    let record = state
+        .store
+        .load_overrides()
+        .await
+        .map_err(internal)?
+        .into_iter()
+        .find(|o| o.class_id == id);
+    state.classes.set_override(id, record).map_err(|e| {
+        tracing::error!(target: "classchat::admin", class = id, error = %e, "dashboard change conflicts");
+        page(StatusCode::CONFLICT, "That change conflicts", "The new settings clash with another class's codes.")
+    })
+}
+
+async fn class_action(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((id, action)): Path<(String, String)>,
+    axum::Form(form): axum::Form<HashMap<String, String>>,
+) -> Response {
+    let t = match identify(&state, &headers).await {
+        Ok(t) => t,
+        Err(r) => return r,
+    };
+    if let Some(r) = csrf_refusal(&state, &t, &form) {
+        return r;
+    }
+    if state.classes.current().get(&id).is_none() {
+        return page(
+            StatusCode::NOT_FOUND,
+            "No such class",
+            "There is no class with that id.",
+        );
+    }
+    let now_ms = now_secs() * 1000;
+    let (change, detail, done) = match action.as_str() {
+        "rotate" => {
+            let code = generate_code();
+            let r = state
+                .store
+                .change_class(
+                    &id,
+                    &OverrideChange::Codes(vec![code.clone()]),
+                    &t.actor,
+                    now_ms,
+                    "new access code; old tokens revoked",
+                )
+                .await;
+            if let Err(e) = r {
+                return internal(e);
+            }
+            if let Err(r) = refresh_class(&state, &id).await {
+                return r;
+            }
+            tracing::info!(target: "classchat::admin", actor = %t.actor, class = %id, action = "rotate_code", "access code rotated");
+            // Shown once, in this answer only: never in a URL, a log or the audit trail.
+            return class_page(
+                &state,
+                &t,
+                &id,
+                Some("New access code made: every student must enter it.".into()),
+                Some(code),
+            )
+            .await;
+        }
+        "disable" => (
+            OverrideChange::Enabled(false),
+            "class disabled".to_owned(),
+            "disabled",
+        ),
+        "enable" => (
+            OverrideChange::Enabled(true),
+            "class enabled".to_owned(),
+            "enabled",
+        ),
+        "quota" => match form.get("quota").map(|q| q.trim().parse::<u32>()) {
+            Some(Ok(q)) => (
+                OverrideChange::DailyQuota(q),
+                format!("daily quota set to {q}"),
+                "quota",
+            ),
+            _ => {
+                return page(
+                    StatusCode::BAD_REQUEST,
+                    "Not a number",
+                    "The daily quota must be a whole number (0 for no quota).",
+                );
+            }
+        },
+        "reset" => {
+            if let Err(e) = state.store.reset_class(&id, &t.actor, now_ms).await {
+                return internal(e);
+            }
+            if let Err(r) = refresh_class(&state, &id).await {
+                return r;
+            }
+            tracing::info!(target: "classchat::admin", actor = %t.actor, class = %id, action = "reset_class", "class back to configuration");
+            return Redirect::to(&format!("/admin/classes/{id}?done=reset")).into_response();
+        }
+        _ => {
+            return page(
+                StatusCode::NOT_FOUND,
+                "No such action",
+                "That action does not exist.",
+            );
+        }
+    };
+    if let Err(e) = state
+        .store
+        .change_class(&id, &change, &t.actor, now_ms, &detail)
+        .await
+    {
+        return internal(e);
+    }
+    if let Err(r) = refresh_class(&state, &id).await {
+        return r;
+    }
+    tracing::info!(target: "classchat::admin", actor = %t.actor, class = %id, action = %action, "{detail}");
+    Redirect::to(&format!("/admin/classes/{id}?done={done}")).into_response()
+}
+
+async fn revoke_session(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(session_id): Path<String>,
+    axum::Form(form): axum::Form<HashMap<String, String>>,
+) -> Response {
+    let t = match identify(&state, &headers).await {
+        Ok(t) => t,
+        Err(r) => return r,
+    };
+    if let Some(r) = csrf_refusal(&state, &t, &form) {
+        return r;
+    }
+    let (class_id, started_ms) = match state.store.session_info(&session_id).await {
+        Ok(Some(info)) => info,
+        Ok(None) => {
+            return page(
+                StatusCode::NOT_FOUND,
+                "No such session",
+                "That session never signed in here.",
+            );
+        }
+        Err(e) => return internal(e),
+    };
+    let ends = started_ms / 1000 + state.settings.session_max_age.as_secs() as i64;
+    if let Err(e) = state
+        .store
+        .admin_revoke(&session_id, &class_id, ends, &t.actor, now_secs() * 1000)
+        .await
+    {
+        return internal(e);
+    }
+    state.revoked.insert(session_id.clone());
+    tracing::info!(target: "classchat::admin", actor = %t.actor, class = %class_id, session = %session_id, action = "revoke_session", "session revoked");
+    Redirect::to(&format!("/admin/classes/{class_id}?done=revoked")).into_response()
+}
+
+fn set_cookie(name: &str, value: &str, max_age: u64, secure: bool) -> HeaderValue {
+    let secure = if secure { "; Secure" } else { "" };
+    HeaderValue::from_str(&format!(
+        "{name}={value}; Path=/admin; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}"
+    ))
+    .unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+async fn login_form(State(state): State<AppState>) -> Response {
+    if !matches!(state.admin.mode, Mode::Password(_)) {
+        return Redirect::to("/admin").into_response();
+    }
+    login_page(&state, StatusCode::OK, None)
+}
+
+fn login_page(state: &AppState, status: StatusCode, error: Option<&str>) -> Response {
+    let pre = random_token();
+    let mut r = html(
+        status,
+        views::login_page(error, &state.admin.keys.csrf(&format!("login:{pre}"))),
+    );
+    r.headers_mut().append(
+        header::SET_COOKIE,
+        set_cookie(LOGIN_COOKIE, &pre, 3600, state.admin.secure_cookies),
+    );
+    r
+}
+
+async fn login(
+    State(state): State<AppState>,
+    client: ClientAddr,
+    headers: HeaderMap,
+    axum::Form(form): axum::Form<HashMap<String, String>>,
+) -> Response {
+    let Mode::Password(check) = &state.admin.mode else {
+        return Redirect::to("/admin").into_response();
+    };
+    let pre = cookie(&headers, LOGIN_COOKIE).unwrap_or("");
+    let csrf = form.get("csrf").map(String::as_str).unwrap_or("");
+    if pre.is_empty() || !state.admin.keys.csrf_ok(&format!("login:{pre}"), csrf) {
+        return login_page(
+            &state,
+            StatusCode::FORBIDDEN,
+            Some("The form expired. Please try again."),
+        );
+    }
+    let key = client.to_string();
+    if let Err(wait) = state.admin.login_limiter.check(&key) {
+        tracing::warn!(target: "classchat::admin", client = %client, outcome = "rate_limited", "dashboard sign-in refused");
+        let msg = format!(
+            "Too many wrong passwords. Try again in {} seconds.",
+            retry_secs(wait)
+        );
+        return login_page(&state, StatusCode::TOO_MANY_REQUESTS, Some(&msg));
+    }
+    if !password_ok(
+        check,
+        form.get("password").map(String::as_str).unwrap_or(""),
+    ) {
+        let _ = state.admin.login_limiter.hit(&key);
+        tracing::warn!(target: "classchat::admin", client = %client, outcome = "wrong_password", "dashboard sign-in refused");
+        return login_page(&state, StatusCode::UNAUTHORIZED, Some("Wrong password."));
+    }
+    let value = state.admin.keys.issue(now_secs());
+    let _ = state
+        .store
+        .record_audit(
+            now_secs() * 1000,
+            "admin",
+            "sign_in",
+            None,
+            &format!("from {client}"),
+        )
+        .await;
+    tracing::info!(target: "classchat::admin", client = %client, outcome = "ok", "dashboard sign-in");
+    let mut r = Redirect::to("/admin").into_response();
+    let secure = state.admin.secure_cookies;
+    r.headers_mut().append(
+        header::SET_COOKIE,
+        set_cookie(COOKIE, &value, SESSION_AGE.as_secs(), secure),
+    );
+    r.headers_mut()
+        .append(header::SET_COOKIE, set_cookie(LOGIN_COOKIE, "", 0, secure));
+    r
+}
+
+async fn logout(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    axum::Form(form): axum::Form<HashMap<String, String>>,
+) -> Response {
+    let t = match identify(&state, &headers).await {
+        Ok(t) => t,
+        Err(r) => return r,
+    };
+    if let Some(r) = csrf_refusal(&state, &t, &form) {
+        return r;
+    }
+    let mut r = Redirect::to("/admin/login").into_response();
+    r.headers_mut().append(
+        header::SET_COOKIE,
+        set_cookie(COOKIE, "", 0, state.admin.secure_cookies),
+    );
+    r
+}
+
+/// A CSV cell: quoted when needed, and defused when a spreadsheet would run it as a formula
+/// (display names are student input).
+fn csv_cell(s: &str) -> String {
+    let s = if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{s}")
+    } else {
+        s.to_owned()
+    };
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s
+    }
+}
+
+fn local_midnight_ms(state: &AppState, date: &str) -> Option<(jiff::civil::Date, i64)> {
+    let d: jiff::civil::Date = date.trim().parse().ok()?;
+    let ms = d
+        .to_zoned(state.settings.timezone.clone())
+        .ok()?
+        .timestamp()
+        .as_millisecond();
+    Some((d, ms))
+}
+
+async fn export(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let t = match identify(&state, &headers).await {
+        Ok(t) => t,
+        Err(r) => return r,
+    };
+    let bad = |text: &str| page(StatusCode::BAD_REQUEST, "Cannot export", text);
+    let (Some((from_d, from_ms)), Some((to_d, _))) = (
+        q.get("from").and_then(|d| local_midnight_ms(&state, d)),
+        q.get("to").and_then(|d| local_midnight_ms(&state, d)),
+    ) else {
+        return bad("Give both dates as YYYY-MM-DD.");
+    };
+    if to_d < from_d || from_d.until(to_d).map(|s| s.get_days()).unwrap_or(0) > 400 {
+        return bad("The range must run forwards and span at most 400 days.");
+    }
+    let Some(to_ms) = to_d
+        .tomorrow()
+        .ok()
+        .and_then(|d| d.to_zoned(state.settings.timezone.clone()).ok())
+        .map(|z| z.timestamp().as_millisecond())
+    else {
+        return bad("That end date is out of range.");
+    };
+    let class = q.get("class").filter(|c| !c.is_empty()).cloned();
+    if let Some(c) = &class
+        && state.classes.current().get(c).is_none()
+    {
+        return bad("There is no class with that id.");
+    }
+    let _ = state
+        .store
+        .record_audit(
+            now_secs() * 1000,
+            &t.actor,
+            "export_csv",
+            class.as_deref(),
+            &format!("{from_d} to {to_d}"),
+        )
+        .await;
+    let tz = state.settings.timezone.clone();
+    let store = state.store.clone();
+    let header_row = "time,class_id,session_id,display_name,conversation_id,model,prompt_tokens,completion_tokens,first_token_ms,total_ms,outcome,error_code\n";
+    let pages = futures::stream::unfold(Some(0i64), move |after| {
+        let (store, class, tz) = (store.clone(), class.clone(), tz.clone());
+        async move {
+            let after = after?;
+            match store
+                .export_page(from_ms, to_ms, class.as_deref(), after, 2000)
+                .await
+            {
+                Ok(rows) if rows.is_empty() => None,
+                Ok(rows) => {
+                    let last = rows.last().map(|r| r.id);
+                    let mut out = String::new();
+                    for r in rows {
+                        let time = jiff::Timestamp::from_millisecond(r.at_ms)
+                            .map(|t| {
+                                t.to_zoned(tz.clone())
+                                    .strftime("%Y-%m-%dT%H:%M:%S%:z")
+                                    .to_string()
+                            })
+                            .unwrap_or_default();
+                        let opt = |v: Option<i64>| v.map(|n| n.to_string()).unwrap_or_default();
+                        let cells = [
+                            time,
+                            csv_cell(&r.class_id),
+                            csv_cell(&r.session_id),
+                            csv_cell(r.display_name.as_deref().unwrap_or("")),
+                            csv_cell(&r.conversation_id),
+                            csv_cell(r.model.as_deref().unwrap_or("")),
+                            opt(r.prompt_tokens),
+                            opt(r.completion_tokens),
+                            opt(r.first_token_ms),
+                            r.total_ms.to_string(),
+                            csv_cell(&r.outcome),
+                            csv_cell(r.error_code.as_deref().unwrap_or("")),
+                        ];
+                        out.push_str(&cells.join(","));
+                        out.push('\n');
+                    }
+                    Some((Ok::<_, std::io::Error>(bytes::Bytes::from(out)), last))
+                }
+                Err(e) => {
+                    tracing::error!(target: "classchat::admin", error = %e, "export failed mid-way");
+                    Some((Err(std::io::Error::other("export failed")), None))
+                }
+            }
+        }
+    });
+    let body =
+        futures::stream::once(async move { Ok(bytes::Bytes::from_static(header_row.as_bytes())) })
+            .chain(pages);
+    let filename = format!("attachment; filename=\"classchat-usage-{from_d}-to-{to_d}.csv\"");
+    (
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/csv; charset=utf-8"),
+            ),
+            (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+            (
+                header::CONTENT_DISPOSITION,
+                HeaderValue::from_str(&filename).unwrap_or(HeaderValue::from_static("attachment")),
+            ),
+        ],
+        Body::from_stream(body),
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_cells_are_quoted_and_defused() {
+        assert_eq!(csv_cell("Mei"), "Mei");
+        assert_eq!(csv_cell("a,b"), "\"a,b\"");
+        assert_eq!(csv_cell("say \"hi\""), "\"say \"\"hi\"\"\"");
+        assert_eq!(csv_cell("=HYPERLINK(\"x\")"), "\"'=HYPERLINK(\"\"x\"\")\"");
+        assert_eq!(csv_cell("-1"), "'-1");
+    }
+}
