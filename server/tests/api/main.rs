@@ -1,6 +1,7 @@
 //! One integration-test binary: the real router on a loopback port, a real SQLite file,
 //! and a fake Open WebUI on its own port.
 
+mod admin;
 mod assets;
 mod chat;
 mod config;
