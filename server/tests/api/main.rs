@@ -5,5 +5,6 @@ mod admin;
 mod assets;
 mod chat;
 mod config;
+mod dashboard_scale;
 mod helpers;
 mod session;
