@@ -2,6 +2,7 @@
 //! and a fake Open WebUI on its own port.
 
 mod admin;
+mod admin_cf;
 mod assets;
 mod chat;
 mod config;
