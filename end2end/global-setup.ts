@@ -11,6 +11,8 @@ import { startClassChat, startFakeUpstream, tempDir, type Proc } from './tests/f
 const { startHostServer } = require('./host/serve.js');
 
 export const ACCESS_CODE = 'bio-2024';
+/** The teacher dashboard's password (at least 12 characters). */
+export const ADMIN_PASSWORD = 'e2e-admin-password-2024';
 
 export default async function globalSetup(_config: FullConfig): Promise<() => Promise<void>> {
   const dir = tempDir('classchat-e2e-');
@@ -47,6 +49,7 @@ export default async function globalSetup(_config: FullConfig): Promise<() => Pr
       accessCode: ACCESS_CODE,
       upstreamUrl: upstream.url,
       allowedOrigins: hostUrl,
+      adminPassword: ADMIN_PASSWORD,
     });
     procs.push(server.proc);
     serverRef.url = server.url;
@@ -64,6 +67,7 @@ export default async function globalSetup(_config: FullConfig): Promise<() => Pr
     process.env.E2E_SERVER_URL = server.url;
     process.env.E2E_UPSTREAM_URL = upstream.url;
     process.env.E2E_ACCESS_CODE = ACCESS_CODE;
+    process.env.E2E_ADMIN_PASSWORD = ADMIN_PASSWORD;
     process.env.E2E_LOG_DIR = dir;
     console.log(`e2e: host ${hostUrl}, classchat ${server.url}, fake upstream ${upstream.url}, logs in ${dir}`);
   } catch (e) {
