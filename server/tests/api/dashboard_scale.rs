@@ -12,9 +12,13 @@ const CLASSES: i64 = 20;
 #[tokio::test]
 #[ignore = "fills 5 million rows: a measurement, run explicitly"]
 async fn dashboard_scale_five_million_rows() {
-    let codes: Vec<String> = (1..=CLASSES).map(|i| format!("class-code-{i:02}")).collect();
+    let codes: Vec<String> = (1..=CLASSES)
+        .map(|i| format!("class-code-{i:02}"))
+        .collect();
     let app = spawn_app_with(
-        Opts::default().arg("--access-code", &codes.join(",")).arg("--admin-password", "a-long-teacher-password"),
+        Opts::default()
+            .arg("--access-code", &codes.join(","))
+            .arg("--admin-password", "a-long-teacher-password"),
     )
     .await;
     let url = format!("sqlite://{}", app.db_path.display());
@@ -53,12 +57,26 @@ async fn dashboard_scale_five_million_rows() {
     ] {
         sqlx::query(sql).execute(&pool).await.unwrap();
     }
-    let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM usage_log").fetch_one(&pool).await.unwrap();
+    let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM usage_log")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
     assert_eq!(count, ROWS);
     println!("filled {ROWS} rows in {:.1}s", t.elapsed().as_secs_f64());
 
-    let r = app.client.get(format!("{}/admin/login", app.address)).send().await.unwrap();
-    let pre = r.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_owned();
+    let r = app
+        .client
+        .get(format!("{}/admin/login", app.address))
+        .send()
+        .await
+        .unwrap();
+    let pre = r.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
     let html = r.text().await.unwrap();
     let at = html.find("name=\"csrf\"").unwrap();
     let v = at + html[at..].find("value=\"").unwrap() + 7;
@@ -71,13 +89,28 @@ async fn dashboard_scale_five_million_rows() {
         .send()
         .await
         .unwrap();
-    let cookie = r.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_owned();
+    let cookie = r.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
 
-    for (name, path) in [("overview", "/admin".to_owned()), ("class page", "/admin/classes/class-7".to_owned())] {
+    for (name, path) in [
+        ("overview", "/admin".to_owned()),
+        ("class page", "/admin/classes/class-7".to_owned()),
+    ] {
         let mut times: Vec<Duration> = Vec::new();
         for _ in 0..7 {
             let t = Instant::now();
-            let r = app.client.get(format!("{}{path}", app.address)).header("cookie", &cookie).send().await.unwrap();
+            let r = app
+                .client
+                .get(format!("{}{path}", app.address))
+                .header("cookie", &cookie)
+                .send()
+                .await
+                .unwrap();
             assert_eq!(r.status(), 200);
             let body = r.text().await.unwrap();
             times.push(t.elapsed());
