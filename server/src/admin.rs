@@ -39,6 +39,42 @@ pub struct Admin {
     keys: CookieKeys,
     secure_cookies: bool,
     login_limiter: MemoryLimiter,
+    new_codes: NewCodes,
+}
+
+/// Freshly rotated codes waiting to be shown once, each behind a random ticket that only
+/// the teacher who rotated can redeem, for a few minutes.
+#[derive(Debug, Default)]
+struct NewCodes(std::sync::Mutex<HashMap<String, (String, String, String, std::time::Instant)>>);
+
+impl NewCodes {
+    const TTL: std::time::Duration = std::time::Duration::from_secs(300);
+
+    fn put(&self, binding: &str, class_id: &str, code: String) -> String {
+        let ticket = random_token();
+        let mut m = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        m.retain(|_, v| v.3.elapsed() < Self::TTL);
+        m.insert(
+            ticket.clone(),
+            (
+                binding.to_owned(),
+                class_id.to_owned(),
+                code,
+                std::time::Instant::now(),
+            ),
+        );
+        ticket
+    }
+
+    fn take(&self, ticket: &str, binding: &str, class_id: &str) -> Option<String> {
+        let mut m = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        match m.get(ticket) {
+            Some((b, c, _, at)) if b == binding && c == class_id && at.elapsed() < Self::TTL => {
+                m.remove(ticket).map(|v| v.2)
+            }
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -77,6 +113,7 @@ impl Admin {
             keys: CookieKeys::new(&settings.auth_secret),
             secure_cookies: public_url.starts_with("https://"),
             login_limiter: MemoryLimiter::new(settings.login_failures_per_address),
+            new_codes: NewCodes::default(),
         })
     }
 }
@@ -385,10 +422,18 @@ async fn class_view(
     Path(id): Path<String>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    match identify(&state, &headers).await {
-        Ok(t) => class_page(&state, &t, &id, flash(&q), None).await,
-        Err(r) => r,
-    }
+    let t = match identify(&state, &headers).await {
+        Ok(t) => t,
+        Err(r) => return r,
+    };
+    let new_code = q
+        .get("code")
+        .and_then(|ticket| state.admin.new_codes.take(ticket, &t.binding, &id));
+    let flash = match new_code {
+        Some(_) => Some("New access code made: every student must enter it.".to_owned()),
+        None => flash(&q),
+    };
+    class_page(&state, &t, &id, flash, new_code).await
 }
 
 /// Reloads one class's overrides from the store into the registry after a change.
@@ -447,15 +492,10 @@ async fn class_action(
                 return r;
             }
             tracing::info!(target: "classchat::admin", actor = %t.actor, class = %id, action = "rotate_code", "access code rotated");
-            // Shown once, in this answer only: never in a URL, a log or the audit trail.
-            return class_page(
-                &state,
-                &t,
-                &id,
-                Some("New access code made: every student must enter it.".into()),
-                Some(code),
-            )
-            .await;
+            // Shown once, on the page this redirects to: the URL carries a one-time id, never
+            // the code, and a reload cannot rotate again (post/redirect/get).
+            let ticket = state.admin.new_codes.put(&t.binding, &id, code);
+            return Redirect::to(&format!("/admin/classes/{id}?code={ticket}")).into_response();
         }
         "disable" => (
             OverrideChange::Enabled(false),

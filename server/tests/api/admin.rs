@@ -281,8 +281,23 @@ async fn rotate_disable_revoke_and_quota_take_effect_at_once_and_survive_a_resta
 
     // Rotate: the new code is shown once; old tokens and the old code stop working.
     let r = act(&app, &t, "/admin/classes/class-1/rotate", &[]).await;
-    assert_eq!(r.status(), 200);
-    let html = r.text().await.unwrap();
+    assert_eq!(
+        r.status(),
+        303,
+        "post/redirect/get: a reload cannot rotate again"
+    );
+    let shown_at = format!(
+        "{}{}",
+        app.address,
+        r.headers()["location"].to_str().unwrap()
+    );
+    let page = |url: String| app.client.get(url).header("cookie", &t.cookie).send();
+    let html = page(shown_at.clone()).await.unwrap().text().await.unwrap();
+    let again = page(shown_at.clone()).await.unwrap().text().await.unwrap();
+    assert!(
+        !again.contains("admin-new-code"),
+        "the new code is shown only once"
+    );
     let at = html.find("admin-new-code").expect("the new code is shown");
     let code: String = html[at..]
         .split(|c: char| !(c.is_ascii_alphanumeric() || c == '-'))
@@ -295,6 +310,7 @@ async fn rotate_disable_revoke_and_quota_take_effect_at_once_and_survive_a_resta
         })
         .expect("a xxxx-xxxx code")
         .to_owned();
+    assert!(!shown_at.contains(&code), "the code is never in a URL");
     expect_error(
         app.post_chat(&before.token, chat_body("hi", false)).await,
         401,
