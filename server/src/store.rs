@@ -46,6 +46,9 @@ pub struct SessionRow {
     pub started_at_ms: i64,
 }
 
+/// A batch's messages, tokens, last time and display name for one session.
+type SessionTotals<'a> = (i64, i64, i64, Option<&'a str>);
+
 /// One hour in milliseconds: the rollups' bucket.
 pub const HOUR_MS: i64 = 3_600_000;
 
@@ -152,6 +155,10 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         }
+        let mut hourly: std::collections::HashMap<(&str, i64), (i64, i64, i64)> =
+            Default::default();
+        let mut per_session: std::collections::HashMap<(&str, &str), SessionTotals<'_>> =
+            Default::default();
         for r in rows {
             sqlx::query(
                 "INSERT INTO usage_log (at_ms, class_id, session_id, display_name, conversation_id, model,
@@ -175,36 +182,57 @@ impl Store {
             let tokens = i64::from(r.prompt_tokens.unwrap_or(0))
                 + i64::from(r.completion_tokens.unwrap_or(0));
             let error = i64::from(r.outcome == Outcome::UpstreamError);
+            let h = hourly
+                .entry((r.class_id.as_str(), r.at_ms - r.at_ms.rem_euclid(HOUR_MS)))
+                .or_default();
+            *h = (h.0 + 1, h.1 + tokens, h.2 + error);
+            let p = per_session
+                .entry((r.class_id.as_str(), r.session_id.as_str()))
+                .or_insert((0, 0, r.at_ms, None));
+            *p = (
+                p.0 + 1,
+                p.1 + tokens,
+                p.2.max(r.at_ms),
+                r.display_name.as_deref().or(p.3),
+            );
+        }
+        // One upsert per (class, hour) and per session, not per row: a busy batch of a
+        // few hundred rows touches a handful of rollup rows.
+        for ((class_id, hour_ms), (messages, tokens, errors)) in hourly {
             sqlx::query(
-                "INSERT INTO usage_hourly (class_id, hour_ms, messages, tokens, errors) VALUES (?, ?, 1, ?, ?)
-                 ON CONFLICT (class_id, hour_ms) DO UPDATE SET messages = messages + 1,
+                "INSERT INTO usage_hourly (class_id, hour_ms, messages, tokens, errors) VALUES (?, ?, ?, ?, ?)
+                 ON CONFLICT (class_id, hour_ms) DO UPDATE SET messages = messages + excluded.messages,
                    tokens = tokens + excluded.tokens, errors = errors + excluded.errors",
             )
-            .bind(&r.class_id)
-            .bind(r.at_ms - r.at_ms.rem_euclid(HOUR_MS))
+            .bind(class_id)
+            .bind(hour_ms)
+            .bind(messages)
             .bind(tokens)
-            .bind(error)
+            .bind(errors)
             .execute(&mut *tx)
             .await?;
+        }
+        for ((class_id, session_id), (messages, tokens, last_at_ms, display_name)) in per_session {
             sqlx::query(
                 "INSERT INTO usage_by_session (class_id, session_id, display_name, messages, tokens, last_at_ms)
-                 VALUES (?, ?, ?, 1, ?, ?)
-                 ON CONFLICT (class_id, session_id) DO UPDATE SET messages = messages + 1,
+                 VALUES (?, ?, ?, ?, ?, ?)
+                 ON CONFLICT (class_id, session_id) DO UPDATE SET messages = messages + excluded.messages,
                    tokens = tokens + excluded.tokens, last_at_ms = MAX(last_at_ms, excluded.last_at_ms),
                    display_name = COALESCE(excluded.display_name, display_name)",
             )
-            .bind(&r.class_id)
-            .bind(&r.session_id)
-            .bind(&r.display_name)
+            .bind(class_id)
+            .bind(session_id)
+            .bind(display_name)
+            .bind(messages)
             .bind(tokens)
-            .bind(r.at_ms)
+            .bind(last_at_ms)
             .execute(&mut *tx)
             .await?;
             sqlx::query(
                 "UPDATE sessions SET last_seen_ms = MAX(last_seen_ms, ?) WHERE session_id = ?",
             )
-            .bind(r.at_ms)
-            .bind(&r.session_id)
+            .bind(last_at_ms)
+            .bind(session_id)
             .execute(&mut *tx)
             .await?;
         }
