@@ -153,11 +153,18 @@ pub(crate) struct Window {
     max_requests: u64,
 }
 
-/// When a run measures: requests that start at or after `start` and finish by `end`.
+/// When a run measures: the requests that finish between `start` and `end` (as `wrk`
+/// counts), so a request longer than the window still counts once it ends inside it.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Span {
     pub(crate) start: Instant,
     pub(crate) end: Instant,
+}
+
+impl Span {
+    pub(crate) fn counts(&self, finished: Instant) -> bool {
+        finished >= self.start && finished <= self.end
+    }
 }
 
 impl Window {

@@ -169,7 +169,7 @@ async fn worker(s: Arc<Shared>) -> Tally {
                 } else if !client::contains(&body, &s.expect_contains) {
                     t.errors
                         .add("body", || String::from_utf8_lossy(&body).into_owned());
-                } else if t0 >= s.span.start && t1 <= s.span.end {
+                } else if s.span.counts(t1) {
                     t.ok += 1;
                     t.lat.push(t1 - t0);
                 }

@@ -296,7 +296,7 @@ async fn stream_worker(s: Arc<Shared>) -> Tally {
         match (problem, first) {
             (Some((kind, msg)), _) => t.errors.add(kind, || msg),
             (None, Some(first)) => {
-                if t0 >= s.span.start && t1 <= s.span.end {
+                if s.span.counts(t1) {
                     t.ok += 1;
                     t.deltas += u64::from(scan.deltas);
                     t.first.push(first);
