@@ -11,6 +11,7 @@ use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
+use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -120,6 +121,11 @@ impl Application {
         let grace = state.settings.shutdown_grace;
         let stopping = CancellationToken::new();
         let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
+        // Streamed replies are many small writes: without TCP_NODELAY, Nagle's algorithm holds
+        // each frame back until the previous one is acknowledged.
+        let listener = listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         let serve =
             axum::serve(listener, app).with_graceful_shutdown(stopping.clone().cancelled_owned());
         let mut server = tokio::spawn(async move { serve.await });

@@ -98,7 +98,11 @@ pub struct Upstream {
 #[derive(Debug)]
 enum Target {
     Demo,
-    OpenWebUi { url: String, headers: HeaderMap },
+    /// Parsed once: parsing (with IDNA) on every request showed up in profiles.
+    OpenWebUi {
+        url: reqwest::Url,
+        headers: HeaderMap,
+    },
 }
 
 /// The upstream answered 2xx: its body, not yet read.
@@ -120,7 +124,7 @@ impl Upstream {
         let target = match settings {
             UpstreamSettings::Demo => Target::Demo,
             UpstreamSettings::OpenWebUi(o) => Target::OpenWebUi {
-                url: o.completions_url.clone(),
+                url: reqwest::Url::parse(&o.completions_url)?,
                 headers: secret_headers(o)?,
             },
         };
@@ -159,7 +163,7 @@ impl Upstream {
         };
         let call = self
             .client
-            .post(url)
+            .post(url.clone())
             .headers(headers.clone())
             .header(
                 header::ACCEPT,

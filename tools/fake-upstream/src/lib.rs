@@ -58,6 +58,9 @@ pub struct FakeConfig {
     /// Chunks the reply is split into, and the pause before each.
     pub chunks: usize,
     pub chunk_delay: Duration,
+    /// Keep every request for `requests()`; off for benchmarks, where the list would grow
+    /// without bound behind a lock.
+    pub record: bool,
 }
 
 impl Default for FakeConfig {
@@ -70,6 +73,7 @@ impl Default for FakeConfig {
             reply: None,
             chunks: 5,
             chunk_delay: Duration::from_millis(5),
+            record: true,
         }
     }
 }
@@ -250,14 +254,16 @@ fn access_refusal(code: u16) -> Response {
 async fn completions(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
     let config = lock(&s.config).clone();
     let parsed: Option<Value> = serde_json::from_slice(&body).ok();
-    lock(&s.requests).push(Recorded {
-        path: "/api/chat/completions".into(),
-        headers: headers
-            .iter()
-            .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned()))
-            .collect(),
-        body: parsed.clone().unwrap_or(Value::Null),
-    });
+    if config.record {
+        lock(&s.requests).push(Recorded {
+            path: "/api/chat/completions".into(),
+            headers: headers
+                .iter()
+                .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned()))
+                .collect(),
+            body: parsed.clone().unwrap_or(Value::Null),
+        });
+    }
 
     if let Some((id, secret)) = &config.cf_access {
         let h = |n: &str| headers.get(n).and_then(|v| v.to_str().ok()).unwrap_or("");

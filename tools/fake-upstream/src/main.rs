@@ -1,7 +1,7 @@
 //! `fake-upstream`: the fake Open WebUI as a process, for end-to-end tests and benchmarks.
 //!
 //! Usage: fake-upstream [--port N] [--api-key KEY] [--model NAME]... [--cf-access ID:SECRET]
-//!                      [--chunks N] [--chunk-delay-ms N] [--reply TEXT]
+//!                      [--chunks N] [--chunk-delay-ms N] [--reply TEXT] [--no-record]
 //! Prints `listening on http://127.0.0.1:PORT` once ready.
 
 use std::time::Duration;
@@ -49,6 +49,7 @@ async fn main() {
                 )
             }
             "--reply" => config.reply = Some(value()),
+            "--no-record" => config.record = false,
             "-h" | "--help" => {
                 println!(
                     "fake-upstream [--port N] [--api-key KEY] [--model NAME]... [--cf-access ID:SECRET] [--chunks N] [--chunk-delay-ms N] [--reply TEXT]"
