@@ -430,6 +430,12 @@ fn table(report: &Value) -> String {
             cell_str(&env["load_before"]),
             cell_str(&env["load_after"]),
         );
+        let _ = writeln!(
+            t,
+            "  classchat: {} | fake upstream: {}",
+            cell_str(&env["classchat_bin"]),
+            cell_str(&env["fake_upstream_bin"]),
+        );
     }
     let results = report["results"].as_object().cloned().unwrap_or_default();
     let cols = |kind: &str| -> Vec<(&'static str, &'static str)> {
