@@ -2,11 +2,6 @@
 
 use std::process::ExitCode;
 
-// Many small, short-lived allocations per request (headers, JSON, frames): mimalloc spends
-// less time on them than glibc's allocator.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 use clap::Parser;
 use classchat_server::config::{Config, UpstreamSettings};
 use classchat_server::startup::Application;

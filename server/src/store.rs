@@ -49,6 +49,9 @@ pub struct SessionRow {
 /// A batch's messages, tokens, last time and display name for one session.
 type SessionTotals<'a> = (i64, i64, i64, Option<&'a str>);
 
+/// Rows per multi-row INSERT (12 columns × 64 stays far below SQLite's parameter limit).
+const ROWS_PER_STATEMENT: usize = 64;
+
 /// One hour in milliseconds: the rollups' bucket.
 pub const HOUR_MS: i64 = 3_600_000;
 
@@ -142,43 +145,48 @@ impl Store {
         sessions: &[SessionRow],
     ) -> sqlx::Result<()> {
         let mut tx = self.pool.begin().await?;
-        for s in sessions {
-            sqlx::query(
-                "INSERT INTO sessions (session_id, class_id, display_name, started_at_ms, last_seen_ms)
-                 VALUES (?, ?, ?, ?, ?) ON CONFLICT (session_id) DO NOTHING",
-            )
-            .bind(&s.session_id)
-            .bind(&s.class_id)
-            .bind(&s.display_name)
-            .bind(s.started_at_ms)
-            .bind(s.started_at_ms)
-            .execute(&mut *tx)
-            .await?;
+        // Multi-row statements: each statement is a round trip to SQLite's worker thread,
+        // which dominated the writer's cost when it was one statement per row.
+        for chunk in sessions.chunks(ROWS_PER_STATEMENT) {
+            let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+                "INSERT INTO sessions (session_id, class_id, display_name, started_at_ms, last_seen_ms) ",
+            );
+            q.push_values(chunk, |mut b, s| {
+                b.push_bind(&s.session_id)
+                    .push_bind(&s.class_id)
+                    .push_bind(&s.display_name)
+                    .push_bind(s.started_at_ms)
+                    .push_bind(s.started_at_ms);
+            });
+            q.push(" ON CONFLICT (session_id) DO NOTHING");
+            q.build().execute(&mut *tx).await?;
+        }
+        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+            let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+                "INSERT INTO usage_log (at_ms, class_id, session_id, display_name, conversation_id, model,
+                   prompt_tokens, completion_tokens, first_token_ms, total_ms, outcome, error_code) ",
+            );
+            q.push_values(chunk, |mut b, r| {
+                b.push_bind(r.at_ms)
+                    .push_bind(&r.class_id)
+                    .push_bind(&r.session_id)
+                    .push_bind(&r.display_name)
+                    .push_bind(&r.conversation_id)
+                    .push_bind(&r.model)
+                    .push_bind(r.prompt_tokens)
+                    .push_bind(r.completion_tokens)
+                    .push_bind(r.first_token_ms)
+                    .push_bind(r.total_ms)
+                    .push_bind(r.outcome.as_str())
+                    .push_bind(r.error_code);
+            });
+            q.build().execute(&mut *tx).await?;
         }
         let mut hourly: std::collections::HashMap<(&str, i64), (i64, i64, i64)> =
             Default::default();
         let mut per_session: std::collections::HashMap<(&str, &str), SessionTotals<'_>> =
             Default::default();
         for r in rows {
-            sqlx::query(
-                "INSERT INTO usage_log (at_ms, class_id, session_id, display_name, conversation_id, model,
-                   prompt_tokens, completion_tokens, first_token_ms, total_ms, outcome, error_code)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(r.at_ms)
-            .bind(&r.class_id)
-            .bind(&r.session_id)
-            .bind(&r.display_name)
-            .bind(&r.conversation_id)
-            .bind(&r.model)
-            .bind(r.prompt_tokens)
-            .bind(r.completion_tokens)
-            .bind(r.first_token_ms)
-            .bind(r.total_ms)
-            .bind(r.outcome.as_str())
-            .bind(r.error_code)
-            .execute(&mut *tx)
-            .await?;
             let tokens = i64::from(r.prompt_tokens.unwrap_or(0))
                 + i64::from(r.completion_tokens.unwrap_or(0));
             let error = i64::from(r.outcome == Outcome::UpstreamError);

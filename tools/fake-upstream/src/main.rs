@@ -52,7 +52,7 @@ async fn main() {
             "--no-record" => config.record = false,
             "-h" | "--help" => {
                 println!(
-                    "fake-upstream [--port N] [--api-key KEY] [--model NAME]... [--cf-access ID:SECRET] [--chunks N] [--chunk-delay-ms N] [--reply TEXT]"
+                    "fake-upstream [--port N] [--api-key KEY] [--model NAME]... [--cf-access ID:SECRET] [--chunks N] [--chunk-delay-ms N] [--reply TEXT] [--no-record]"
                 );
                 return;
             }
