@@ -129,7 +129,7 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/admin/export.csv", get(export))
 }
 
-/// A signed-in teacher.
+/// A signed-in teacher. Being an extractor, a dashboard handler cannot forget to check.
 struct Teacher {
     actor: String,
     /// What the CSRF token is bound to: the session nonce, or the Access email.
@@ -191,6 +191,17 @@ async fn identify(state: &AppState, headers: &HeaderMap) -> Result<Teacher, Resp
                 }
             }
         }
+    }
+}
+
+impl axum::extract::FromRequestParts<AppState> for Teacher {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &AppState,
+    ) -> Result<Self, Response> {
+        identify(state, &parts.headers).await
     }
 }
 
@@ -310,13 +321,9 @@ fn internal(e: sqlx::Error) -> Response {
 
 async fn overview(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    t: Teacher,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    let t = match identify(&state, &headers).await {
-        Ok(t) => t,
-        Err(r) => return r,
-    };
     let w = window(&state);
     let mut classes = Vec::new();
     for class in state.classes.current().iter() {
@@ -418,14 +425,10 @@ async fn class_page(
 
 async fn class_view(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    t: Teacher,
     Path(id): Path<String>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    let t = match identify(&state, &headers).await {
-        Ok(t) => t,
-        Err(r) => return r,
-    };
     let new_code = q
         .get("code")
         .and_then(|ticket| state.admin.new_codes.take(ticket, &t.binding, &id));
@@ -453,14 +456,10 @@ async fn refresh_class(state: &AppState, id: &str) -> Result<(), Response> {
 
 async fn class_action(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    t: Teacher,
     Path((id, action)): Path<(String, String)>,
     axum::Form(form): axum::Form<HashMap<String, String>>,
 ) -> Response {
-    let t = match identify(&state, &headers).await {
-        Ok(t) => t,
-        Err(r) => return r,
-    };
     if let Some(r) = csrf_refusal(&state, &t, &form) {
         return r;
     }
@@ -555,14 +554,10 @@ async fn class_action(
 
 async fn revoke_session(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    t: Teacher,
     Path(session_id): Path<String>,
     axum::Form(form): axum::Form<HashMap<String, String>>,
 ) -> Response {
-    let t = match identify(&state, &headers).await {
-        Ok(t) => t,
-        Err(r) => return r,
-    };
     if let Some(r) = csrf_refusal(&state, &t, &form) {
         return r;
     }
@@ -678,13 +673,9 @@ async fn login(
 
 async fn logout(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    t: Teacher,
     axum::Form(form): axum::Form<HashMap<String, String>>,
 ) -> Response {
-    let t = match identify(&state, &headers).await {
-        Ok(t) => t,
-        Err(r) => return r,
-    };
     if let Some(r) = csrf_refusal(&state, &t, &form) {
         return r;
     }
@@ -723,13 +714,9 @@ fn local_midnight_ms(state: &AppState, date: &str) -> Option<(jiff::civil::Date,
 
 async fn export(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    t: Teacher,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
-    let t = match identify(&state, &headers).await {
-        Ok(t) => t,
-        Err(r) => return r,
-    };
     let bad = |text: &str| page(StatusCode::BAD_REQUEST, "Cannot export", text);
     let (Some((from_d, from_ms)), Some((to_d, _))) = (
         q.get("from").and_then(|d| local_midnight_ms(&state, d)),

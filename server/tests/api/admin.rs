@@ -6,7 +6,7 @@ use serde_json::json;
 
 use crate::helpers::*;
 
-const PASSWORD: &str = "a-long-teacher-password";
+pub(crate) const PASSWORD: &str = "a-long-teacher-password";
 
 /// The value of the first `csrf` hidden field in a page.
 fn csrf_of(html: &str) -> String {
@@ -28,12 +28,12 @@ fn set_cookie(r: &reqwest::Response, name: &str) -> Option<String> {
         .map(|v| v.split(';').next().unwrap().to_owned())
 }
 
-struct Teacher {
-    cookie: String,
+pub(crate) struct Teacher {
+    pub(crate) cookie: String,
     csrf: String,
 }
 
-async fn sign_in_teacher(app: &TestApp) -> Teacher {
+pub(crate) async fn sign_in_teacher(app: &TestApp) -> Teacher {
     let r = app
         .client
         .get(format!("{}/admin/login", app.address))
