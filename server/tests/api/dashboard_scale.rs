@@ -18,7 +18,7 @@ async fn dashboard_scale_five_million_rows() {
     let app = spawn_app_with(
         Opts::default()
             .arg("--access-code", &codes.join(","))
-            .arg("--admin-password", "a-long-teacher-password"),
+            .arg("--admin-password", crate::admin::PASSWORD),
     )
     .await;
     let url = format!("sqlite://{}", app.db_path.display());
@@ -64,38 +64,7 @@ async fn dashboard_scale_five_million_rows() {
     assert_eq!(count, ROWS);
     println!("filled {ROWS} rows in {:.1}s", t.elapsed().as_secs_f64());
 
-    let r = app
-        .client
-        .get(format!("{}/admin/login", app.address))
-        .send()
-        .await
-        .unwrap();
-    let pre = r.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
-    let html = r.text().await.unwrap();
-    let at = html.find("name=\"csrf\"").unwrap();
-    let v = at + html[at..].find("value=\"").unwrap() + 7;
-    let csrf = &html[v..v + html[v..].find('"').unwrap()];
-    let r = app
-        .client
-        .post(format!("{}/admin/login", app.address))
-        .header("cookie", &pre)
-        .form(&[("password", "a-long-teacher-password"), ("csrf", csrf)])
-        .send()
-        .await
-        .unwrap();
-    let cookie = r.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
+    let cookie = crate::admin::sign_in_teacher(&app).await.cookie;
 
     for (name, path) in [
         ("overview", "/admin".to_owned()),
