@@ -28,6 +28,10 @@ const LEEWAY_SECS: u64 = 60;
 const REFETCH_INTERVAL: Duration = Duration::from_secs(60);
 /// A key fetch sits in front of a person's page load; give up quickly.
 const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
+/// Cached keys older than this are refreshed on the next request, so a key Cloudflare
+/// withdraws stops being trusted even when no new `kid` ever shows up. If Cloudflare cannot
+/// be reached then, the cached keys keep working (availability over an hour's strictness).
+const MAX_KEY_AGE: Duration = Duration::from_secs(3600);
 /// Attacker-chosen strings (`alg`, `kid`) are cut to this many characters before they reach
 /// an error, so a huge header cannot flood the log.
 const ECHO_MAX_CHARS: usize = 64;
@@ -43,11 +47,28 @@ pub struct CfAccess {
     admin_emails: HashSet<String>,
     http: reqwest::Client,
     validation: Validation,
-    /// `kid` → key. Read on every request; written only after a successful fetch.
-    keys: RwLock<HashMap<String, DecodingKey>>,
+    /// `kid` → key and when the set was fetched. Read on every request; written only after
+    /// a successful fetch.
+    keys: RwLock<KeySet>,
+    max_key_age: Duration,
     /// Held while fetching, so concurrent requests with the same new `kid` wait for one fetch
     /// instead of each starting their own.
     fetch: Mutex<FetchState>,
+}
+
+/// The cached keys and when they were fetched.
+#[derive(Default)]
+struct KeySet {
+    keys: HashMap<String, DecodingKey>,
+    fetched: Option<Instant>,
+}
+
+impl KeySet {
+    /// The key for `kid`, and whether it is still fresh.
+    fn get(&self, kid: &str, max_age: Duration) -> Option<(DecodingKey, bool)> {
+        let fresh = self.fetched.is_some_and(|t| t.elapsed() < max_age);
+        self.keys.get(kid).map(|k| (k.clone(), fresh))
+    }
 }
 
 /// What the fetch throttle remembers.
@@ -113,7 +134,8 @@ impl CfAccess {
             admin_emails,
             http,
             validation,
-            keys: RwLock::new(HashMap::new()),
+            keys: RwLock::new(KeySet::default()),
+            max_key_age: MAX_KEY_AGE,
             fetch: Mutex::new(FetchState::default()),
         }
     }
@@ -139,19 +161,25 @@ impl CfAccess {
         }
     }
 
-    /// The key named `kid`, from the cache or, if unknown, from a (throttled) refetch.
+    /// The key named `kid`, from the cache or, if unknown or the cache is old, from a
+    /// (throttled) refetch.
     async fn key_for(&self, kid: &str) -> Result<DecodingKey, CfAccessError> {
-        if let Some(key) = self.keys.read().await.get(kid) {
-            return Ok(key.clone());
+        if let Some((key, true)) = self.keys.read().await.get(kid, self.max_key_age) {
+            return Ok(key);
         }
         let mut state = self.fetch.lock().await;
         // Another request may have fetched the key set while we waited for the lock.
-        if let Some(key) = self.keys.read().await.get(kid) {
-            return Ok(key.clone());
-        }
+        let stale = match self.keys.read().await.get(kid, self.max_key_age) {
+            Some((key, true)) => return Ok(key),
+            Some((key, false)) => Some(key),
+            None => None,
+        };
         if let Some(at) = state.last_fetch
             && at.elapsed() < REFETCH_INTERVAL
         {
+            if let Some(key) = stale {
+                return Ok(key);
+            }
             return Err(match &state.last_error {
                 Some(reason) => CfAccessError::KeysUnreachable(reason.clone()),
                 None => CfAccessError::UnknownKey(clip(kid)),
@@ -168,7 +196,10 @@ impl CfAccess {
                     "loaded the Cloudflare Access signing keys"
                 );
                 // Replaced, not merged: a key Cloudflare stopped publishing is no longer trusted.
-                *self.keys.write().await = fresh;
+                *self.keys.write().await = KeySet {
+                    keys: fresh,
+                    fetched: Some(started),
+                };
                 if !first_load {
                     state.last_fetch = Some(started);
                 }
@@ -180,7 +211,15 @@ impl CfAccess {
                 // Cached keys stay: requests with known `kid`s keep working through an outage.
                 state.last_fetch = Some(started);
                 state.last_error = Some(reason.clone());
-                Err(CfAccessError::KeysUnreachable(reason))
+                match stale {
+                    Some(key) => {
+                        tracing::warn!(
+                            "could not refresh the Cloudflare Access keys ({reason}); still using the cached ones"
+                        );
+                        Ok(key)
+                    }
+                    None => Err(CfAccessError::KeysUnreachable(reason)),
+                }
             }
         }
     }
@@ -686,6 +725,41 @@ mod tests {
     /// The team's key published as `k1`.
     async fn team_certs() -> Certs {
         Certs::spawn(vec![team_key().jwk("k1")]).await
+    }
+
+    #[tokio::test]
+    async fn old_keys_are_refreshed_so_a_withdrawn_key_stops_working() {
+        let certs = team_certs().await;
+        let mut access = certs.access();
+        access.max_key_age = Duration::ZERO;
+        let token = team_key().sign("k1", &claims());
+        assert!(access.verify(Some(&token)).await.is_ok());
+        // Cloudflare withdraws k1 and publishes another key; no new kid ever arrives.
+        certs.publish(vec![other_key().jwk("k2")]);
+        assert_eq!(
+            access.verify(Some(&token)).await,
+            Err(CfAccessError::UnknownKey("k1".into()))
+        );
+        assert_eq!(certs.fetches(), 2, "the old cache was refreshed once");
+    }
+
+    #[tokio::test]
+    async fn old_keys_keep_working_while_cloudflare_is_unreachable() {
+        let certs = team_certs().await;
+        let mut access = certs.access();
+        access.max_key_age = Duration::ZERO;
+        let token = team_key().sign("k1", &claims());
+        assert!(access.verify(Some(&token)).await.is_ok());
+        certs.broken.store(true, Ordering::SeqCst);
+        assert!(
+            access.verify(Some(&token)).await.is_ok(),
+            "cached key still trusted"
+        );
+        assert!(
+            access.verify(Some(&token)).await.is_ok(),
+            "and throttled, not refetched"
+        );
+        assert_eq!(certs.fetches(), 2);
     }
 
     #[tokio::test]
