@@ -112,18 +112,8 @@ impl Store {
         reason: &str,
         now: i64,
     ) -> sqlx::Result<()> {
-        sqlx::query(
-            "INSERT INTO revoked_sessions (session_id, class_id, revoked_at, expires_at, reason)
-             VALUES (?, ?, ?, ?, ?) ON CONFLICT (session_id) DO NOTHING",
-        )
-        .bind(session_id)
-        .bind(class_id)
-        .bind(now)
-        .bind(expires_at)
-        .bind(reason)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        let mut conn = self.pool.acquire().await?;
+        insert_revocation(&mut conn, session_id, class_id, expires_at, reason, now).await
     }
 
     /// Session ids revoked and not yet past their end; drops the ones that are.
@@ -257,7 +247,7 @@ impl Store {
         .await
     }
 
-    /// Usage rows, newest last (for tests and the dashboard).
+    /// The latest usage rows, oldest first (tests read the log through it).
     pub async fn usage_rows(&self, limit: i64) -> sqlx::Result<Vec<UsageRecord>> {
         sqlx::query_as(
             "SELECT class_id, session_id, display_name, conversation_id, model, prompt_tokens,
@@ -303,4 +293,28 @@ impl Store {
             .await
             .map(|_| ())
     }
+}
+
+/// The one statement that revokes a session (sign-out, or a teacher's order inside a
+/// transaction with its audit line).
+async fn insert_revocation(
+    conn: &mut sqlx::SqliteConnection,
+    session_id: &str,
+    class_id: &str,
+    expires_at: i64,
+    reason: &str,
+    now: i64,
+) -> sqlx::Result<()> {
+    sqlx::query(
+        "INSERT INTO revoked_sessions (session_id, class_id, revoked_at, expires_at, reason)
+         VALUES (?, ?, ?, ?, ?) ON CONFLICT (session_id) DO NOTHING",
+    )
+    .bind(session_id)
+    .bind(class_id)
+    .bind(now)
+    .bind(expires_at)
+    .bind(reason)
+    .execute(conn)
+    .await?;
+    Ok(())
 }

@@ -264,15 +264,14 @@ impl Store {
         now_ms: i64,
     ) -> sqlx::Result<()> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query(
-            "INSERT INTO revoked_sessions (session_id, class_id, revoked_at, expires_at, reason)
-             VALUES (?, ?, ?, ?, 'admin') ON CONFLICT (session_id) DO NOTHING",
+        super::insert_revocation(
+            &mut tx,
+            session_id,
+            class_id,
+            expires_at,
+            "admin",
+            now_ms / 1000,
         )
-        .bind(session_id)
-        .bind(class_id)
-        .bind(now_ms / 1000)
-        .bind(expires_at)
-        .execute(&mut *tx)
         .await?;
         audit(
             &mut tx,
