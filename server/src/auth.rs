@@ -34,18 +34,8 @@ pub(crate) fn router() -> Router<AppState> {
 #[derive(Debug, Clone)]
 pub struct AuthSession {
     pub claims: Claims,
-}
-
-impl AuthSession {
-    /// The class the token is for, as it is now (dashboard changes included).
-    pub fn class(&self, state: &AppState) -> Result<Class> {
-        state
-            .classes
-            .current()
-            .get(&self.claims.cls)
-            .cloned()
-            .ok_or(AppError::Token(TokenProblem::Invalid))
-    }
+    /// The token's class as it was when the token was checked (dashboard changes included).
+    pub class: Class,
 }
 
 impl FromRequestParts<AppState> for AuthSession {
@@ -63,12 +53,12 @@ impl FromRequestParts<AppState> for AuthSession {
             .map(str::trim)
             .filter(|t| !t.is_empty())
             .ok_or(AppError::Token(TokenProblem::Missing))?;
-        verify(state, token).map(|claims| Self { claims })
+        verify(state, token)
     }
 }
 
 /// Every check a widget token must pass, in one place.
-pub fn verify(state: &AppState, token: &str) -> Result<Claims> {
+pub fn verify(state: &AppState, token: &str) -> Result<AuthSession> {
     let (claims, key) = state.keys.verify(token).map_err(AppError::Token)?;
     if state.revoked.contains(&claims.sub) {
         return Err(AppError::Token(TokenProblem::Revoked));
@@ -83,7 +73,10 @@ pub fn verify(state: &AppState, token: &str) -> Result<Claims> {
     if code_fingerprint(&key.secret, class) != claims.cfp {
         return Err(AppError::Token(TokenProblem::CodeRotated));
     }
-    Ok(claims)
+    Ok(AuthSession {
+        claims,
+        class: class.clone(),
+    })
 }
 
 /// The client's address: the socket's, or the configured proxy header's.
@@ -227,9 +220,8 @@ async fn refresh_session(
     State(state): State<AppState>,
     session: AuthSession,
 ) -> Result<AppJson<SessionResponse>> {
-    let class = session.class(&state)?;
+    let AuthSession { claims, class } = session;
     let now = now_secs();
-    let claims = session.claims;
     let exp = token_expiry(
         now,
         claims.sat,

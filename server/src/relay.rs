@@ -70,7 +70,7 @@ async fn create_chat(
     AppJson(req): AppJson<ChatRequest>,
 ) -> Result<Response> {
     classchat_shared::validate_request(&req)?;
-    let class = session.class(&state)?;
+    let class = &session.class;
 
     let per_minute = class
         .messages_per_minute
