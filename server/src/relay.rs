@@ -6,6 +6,7 @@
 //! drops the upstream request with it.
 
 pub mod demo;
+pub mod http1;
 pub mod sse;
 pub mod upstream;
 

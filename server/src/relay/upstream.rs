@@ -4,17 +4,17 @@
 use std::pin::Pin;
 use std::time::Duration;
 
+use axum::http::header::{self, HeaderMap, HeaderValue};
 use bytes::Bytes;
 use classchat_shared::{ChatMessage, ErrorCode};
 use futures::{Stream, StreamExt};
-use reqwest::header::{self, HeaderMap, HeaderValue};
 use secrecy::ExposeSecret;
 use serde::Serialize;
 
 use crate::config::{OpenWebUi, Timeouts, UpstreamSettings};
 use crate::error::AppError;
 
-use super::demo;
+use super::{demo, http1};
 
 /// The upstream body, as it arrives.
 pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, UpstreamFailure>> + Send>>;
@@ -91,18 +91,14 @@ pub(crate) fn cut_failure(why: impl Into<String>) -> UpstreamFailure {
 #[derive(Debug)]
 pub struct Upstream {
     target: Target,
-    client: reqwest::Client,
     timeouts: Timeouts,
 }
 
 #[derive(Debug)]
 enum Target {
     Demo,
-    /// Parsed once: parsing (with IDNA) on every request showed up in profiles.
-    OpenWebUi {
-        url: reqwest::Url,
-        headers: HeaderMap,
-    },
+    /// The URL and the secret headers are in the client, written once.
+    OpenWebUi(http1::Client),
 }
 
 /// The upstream answered 2xx: its body, not yet read.
@@ -112,27 +108,15 @@ pub struct UpstreamResponse {
 
 impl Upstream {
     pub fn new(settings: &UpstreamSettings, timeouts: Timeouts) -> anyhow::Result<Self> {
-        let client = reqwest::Client::builder()
-            // Cloudflare Access answers a bad service token with a redirect to its login
-            // page; following it would turn a clear refusal into a confusing HTML 200.
-            .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(timeouts.connect)
-            .pool_idle_timeout(Duration::from_secs(90))
-            .tcp_nodelay(true)
-            .user_agent(concat!("classchat/", env!("CARGO_PKG_VERSION")))
-            .build()?;
         let target = match settings {
             UpstreamSettings::Demo => Target::Demo,
-            UpstreamSettings::OpenWebUi(o) => Target::OpenWebUi {
-                url: reqwest::Url::parse(&o.completions_url)?,
-                headers: secret_headers(o)?,
-            },
+            UpstreamSettings::OpenWebUi(o) => Target::OpenWebUi(http1::Client::new(
+                &url::Url::parse(&o.completions_url)?,
+                &fixed_headers(o)?,
+                timeouts.connect,
+            )?),
         };
-        Ok(Self {
-            target,
-            client,
-            timeouts,
-        })
+        Ok(Self { target, timeouts })
     }
 
     pub fn is_demo(&self) -> bool {
@@ -144,8 +128,10 @@ impl Upstream {
     }
 
     /// Sends the request and waits for the status line; errors are classified here.
+    /// Redirects are not followed: Cloudflare Access answers a bad service token with one to
+    /// its login page, and following it would turn a clear refusal into a confusing HTML 200.
     pub async fn send(&self, req: &UpstreamRequest) -> Result<UpstreamResponse, UpstreamFailure> {
-        let (url, headers) = match &self.target {
+        let client = match &self.target {
             Target::Demo => {
                 let prompt = req
                     .messages
@@ -159,52 +145,62 @@ impl Upstream {
                 };
                 return Ok(UpstreamResponse { body });
             }
-            Target::OpenWebUi { url, headers } => (url, headers),
+            Target::OpenWebUi(client) => client,
         };
-        let call = self
-            .client
-            .post(url.clone())
-            .headers(headers.clone())
-            .header(
-                header::ACCEPT,
-                if req.stream {
-                    "text/event-stream"
-                } else {
-                    "application/json"
-                },
+        let body = serde_json::to_vec(req).map_err(|e| {
+            failure(
+                ErrorCode::Internal,
+                FAILED,
+                format!("could not encode the request: {e}"),
             )
-            .json(req)
-            .send();
+        })?;
+        let mut extra = HeaderMap::with_capacity(1);
+        extra.insert(
+            header::ACCEPT,
+            HeaderValue::from_static(if req.stream {
+                "text/event-stream"
+            } else {
+                "application/json"
+            }),
+        );
+        let call = client.post(&extra, &body);
         let resp = match tokio::time::timeout(self.timeouts.first_byte, call).await {
             Err(_) => return Err(timeout_failure("no answer", self.timeouts.first_byte)),
             Ok(Err(e)) => return Err(classify_transport(&e)),
             Ok(Ok(r)) => r,
         };
-        let status = resp.status();
-        if status.is_success() {
-            let idle = self.timeouts.idle;
+        let status = resp.head.status;
+        if (200..300).contains(&status) {
             let body = resp
-                .bytes_stream()
-                .map(move |r| r.map_err(|e| read_failure(&e, idle)))
+                .body
+                .into_stream()
+                .map(|r| r.map_err(|e| cut_failure(format!("Open WebUI's reply broke off: {e}"))))
                 .boxed();
             return Ok(UpstreamResponse { body });
         }
-        let headers = resp.headers().clone();
-        let body = match tokio::time::timeout(Duration::from_secs(5), resp.bytes()).await {
-            Ok(Ok(b)) => b,
-            _ => Bytes::new(),
-        };
+        let body = tokio::time::timeout(Duration::from_secs(5), resp.body.read_limited(64 * 1024))
+            .await
+            .unwrap_or_default();
         Err(classify_status(
-            status.as_u16(),
-            &headers,
+            status,
+            &resp.head.headers,
             &body,
             &req.model,
         ))
     }
 }
 
-fn secret_headers(o: &OpenWebUi) -> anyhow::Result<HeaderMap> {
+/// The headers every request carries: the secrets, the type and who is asking.
+fn fixed_headers(o: &OpenWebUi) -> anyhow::Result<HeaderMap> {
     let mut h = HeaderMap::new();
+    h.insert(
+        header::USER_AGENT,
+        HeaderValue::from_static(concat!("classchat/", env!("CARGO_PKG_VERSION"))),
+    );
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     let mut put = |name: &'static str, value: &str| -> anyhow::Result<()> {
         let mut v = HeaderValue::from_str(value).map_err(|_| {
             anyhow::anyhow!("{name} contains characters not allowed in an HTTP header")
@@ -226,37 +222,27 @@ fn secret_headers(o: &OpenWebUi) -> anyhow::Result<HeaderMap> {
     Ok(h)
 }
 
-fn classify_transport(e: &reqwest::Error) -> UpstreamFailure {
-    // reqwest's Display includes the URL, which holds no secret (keys go in headers).
-    let detail = error_chain(e);
-    if e.is_timeout() {
-        failure(
+fn classify_transport(e: &http1::Error) -> UpstreamFailure {
+    // The errors name the host at most, never a header, so no secret is in them.
+    match e {
+        http1::Error::ConnectTimeout(_) => failure(
             ErrorCode::UpstreamTimeout,
             TIMEOUT,
-            format!("Open WebUI timed out while connecting: {detail}"),
-        )
-    } else if e.is_connect() {
-        failure(
+            format!("Open WebUI timed out while connecting: {e}"),
+        ),
+        http1::Error::Connect(_) | http1::Error::Tls(_) => failure(
             ErrorCode::UpstreamUnavailable,
             UNAVAILABLE,
             format!(
-                "cannot connect to Open WebUI (down, wrong OPEN_WEBUI_URL, or DNS failure): {detail}"
+                "cannot connect to Open WebUI (down, wrong OPEN_WEBUI_URL, or DNS failure): {}",
+                error_chain(e)
             ),
-        )
-    } else {
-        failure(
+        ),
+        _ => failure(
             ErrorCode::UpstreamUnavailable,
             UNAVAILABLE,
-            format!("request to Open WebUI failed: {detail}"),
-        )
-    }
-}
-
-fn read_failure(e: &reqwest::Error, idle: Duration) -> UpstreamFailure {
-    if e.is_timeout() {
-        timeout_failure("silence between chunks", idle)
-    } else {
-        cut_failure(format!("Open WebUI's reply broke off: {}", error_chain(e)))
+            format!("request to Open WebUI failed: {}", error_chain(e)),
+        ),
     }
 }
 
