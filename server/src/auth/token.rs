@@ -1,5 +1,7 @@
 //! Widget tokens: HS256 JWTs that let one session chat with one class, briefly.
 
+use std::collections::HashMap;
+use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, errors::ErrorKind};
@@ -65,6 +67,31 @@ pub struct TokenKeys {
     pub current: Key,
     pub previous: Option<Key>,
     validation: Validation,
+    seen: Seen,
+}
+
+/// Tokens whose signature has been checked, with their claims: a student sends every
+/// message with the same token, and the HMAC and two JSON decodes were a tenth of the
+/// relay's time per chat. Keyed by the whole token, so only the same bytes hit; expiry
+/// is checked again on every hit, and everything after the signature (revocation, class,
+/// code rotation) is checked by the caller every time as before.
+#[derive(Default)]
+struct Seen(Mutex<HashMap<Box<str>, (Claims, bool)>>);
+
+/// Entries kept at most; when full, the map is emptied (a burst of new tokens only costs
+/// their first check again).
+const SEEN_MAX: usize = 4096;
+
+impl std::fmt::Debug for Seen {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Seen(..)")
+    }
+}
+
+impl Seen {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Box<str>, (Claims, bool)>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
 }
 
 /// Unix seconds now.
@@ -86,6 +113,7 @@ impl TokenKeys {
             current: Key::new(current),
             previous: previous.map(Key::new),
             validation,
+            seen: Seen::default(),
         }
     }
 
@@ -101,6 +129,34 @@ impl TokenKeys {
     /// Verifies with the current key, then the previous one. Returns the claims and the
     /// key that verified them (code fingerprints are keyed by it).
     pub fn verify(&self, token: &str) -> Result<(Claims, &Key), TokenProblem> {
+        self.verify_at(token, now_secs())
+    }
+
+    fn verify_at(&self, token: &str, now: i64) -> Result<(Claims, &Key), TokenProblem> {
+        let hit = self.seen.lock().get(token).cloned();
+        if let Some((claims, previous)) = hit {
+            if claims.exp < now - LEEWAY_SECS as i64 {
+                return Err(TokenProblem::Expired);
+            }
+            let key = match (previous, &self.previous) {
+                (true, Some(p)) => p,
+                _ => &self.current,
+            };
+            return Ok((claims, key));
+        }
+        let (claims, key) = self.verify_fresh(token)?;
+        let previous = !std::ptr::eq(key, &self.current);
+        let mut seen = self.seen.lock();
+        if seen.len() >= SEEN_MAX {
+            seen.clear();
+        }
+        seen.insert(token.into(), (claims.clone(), previous));
+        Ok((claims, key))
+    }
+
+    /// Checks the signature and claims without the cache of seen tokens: what a token's
+    /// first use costs (the benchmark measures this).
+    pub fn verify_fresh(&self, token: &str) -> Result<(Claims, &Key), TokenProblem> {
         let mut last = TokenProblem::Invalid;
         for key in std::iter::once(&self.current).chain(self.previous.as_ref()) {
             match jsonwebtoken::decode::<Claims>(token, &key.decoding, &self.validation) {
@@ -160,6 +216,42 @@ mod tests {
         );
         let t = k.sign(&claims(-(LEEWAY_SECS as i64) - 5)).unwrap();
         assert_eq!(k.verify(&t).unwrap_err(), TokenProblem::Expired);
+    }
+
+    #[test]
+    fn a_seen_token_still_expires_and_a_changed_one_is_checked_afresh() {
+        let k = keys();
+        let t = k.sign(&claims(60)).unwrap();
+        let now = now_secs();
+        assert!(k.verify_at(&t, now).is_ok());
+        assert!(k.verify_at(&t, now).is_ok(), "second use, from the cache");
+        assert_eq!(
+            k.verify_at(&t, now + 60 + LEEWAY_SECS as i64 + 1)
+                .unwrap_err(),
+            TokenProblem::Expired
+        );
+        // Same claims, signature bytes altered: not a cache hit, and refused.
+        let i = t.len() - 5;
+        let c = if &t[i..=i] == "A" { "B" } else { "A" };
+        let forged = format!("{}{c}{}", &t[..i], &t[i + 1..]);
+        assert_eq!(
+            k.verify_at(&forged, now).unwrap_err(),
+            TokenProblem::Invalid
+        );
+    }
+
+    #[test]
+    fn tokens_signed_with_the_previous_key_keep_that_key_when_seen_again() {
+        let old = TokenKeys::new(&SecretString::from("o".repeat(40)), None);
+        let t = old.sign(&claims(60)).unwrap();
+        let k = TokenKeys::new(
+            &SecretString::from("n".repeat(40)),
+            Some(&SecretString::from("o".repeat(40))),
+        );
+        for _ in 0..2 {
+            let (_, key) = k.verify(&t).unwrap();
+            assert!(std::ptr::eq(key, k.previous.as_ref().unwrap()));
+        }
     }
 
     #[test]
