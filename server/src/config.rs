@@ -80,7 +80,8 @@ pub struct Config {
     #[arg(long, env = "SESSION_MAX_AGE", default_value = "12h")]
     pub session_max_age: String,
 
-    /// Open WebUI's base URL (e.g. https://chat.example.edu). Unset: demo responder.
+    /// Open WebUI's base URL (e.g. https://chat.example.edu), reached directly (HTTPS_PROXY is
+    /// not used). Unset: demo responder.
     #[arg(long, env = "OPEN_WEBUI_URL")]
     pub open_webui_url: Option<String>,
 
