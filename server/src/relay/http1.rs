@@ -807,6 +807,13 @@ mod tests {
         Ok(out)
     }
 
+    async fn post_error(c: &Client) -> Error {
+        match c.post(&HeaderMap::new(), b"{}").await {
+            Ok(r) => panic!("expected an error, got {}", r.head.status),
+            Err(e) => e,
+        }
+    }
+
     const OK: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
     const CHUNKED: &[u8] =
         b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n";
@@ -851,11 +858,7 @@ mod tests {
 
         // A new connection that closes without answering is an error, not a retry loop.
         let (url, _) = script(vec![vec![Some(b"")]]).await;
-        let err = client(&url)
-            .post(&HeaderMap::new(), b"{}")
-            .await
-            .err()
-            .unwrap();
+        let err = post_error(&client(&url)).await;
         assert!(matches!(err, Error::Closed), "{err:?}");
     }
 
@@ -905,11 +908,7 @@ mod tests {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let url = url::Url::parse(&format!("http://{}/", listener.local_addr().unwrap())).unwrap();
         drop(listener);
-        let err = client(&url)
-            .post(&HeaderMap::new(), b"{}")
-            .await
-            .err()
-            .unwrap();
+        let err = post_error(&client(&url)).await;
         assert!(matches!(err, Error::Connect(_)), "{err:?}");
     }
 
@@ -969,11 +968,7 @@ mod tests {
         assert_eq!(c.idle_connections(), 1, "the TLS connection is kept alive");
 
         // Mozilla's roots do not include the test authority: the handshake is refused.
-        let err = client(&url)
-            .post(&HeaderMap::new(), b"{}")
-            .await
-            .err()
-            .unwrap();
+        let err = post_error(&client(&url)).await;
         assert!(matches!(err, Error::Tls(_)), "{err:?}");
     }
 }
