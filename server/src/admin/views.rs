@@ -485,37 +485,57 @@ fn actions(ctx: &PageCtx, s: &ClassSummary) -> impl IntoView + use<> {
     }
 }
 
+/// A section's table: column heads (`true`: a number, right-aligned) over the rows, or the
+/// `empty` sentence when there are none. One markup for every table, so they stack alike on
+/// narrow screens.
+fn data_table(
+    columns: &[(&'static str, bool)],
+    rows: Vec<AnyView>,
+    empty: &'static str,
+) -> AnyView {
+    if rows.is_empty() {
+        return view! { <p class="empty">{empty}</p> }.into_any();
+    }
+    let heads = columns
+        .iter()
+        .map(
+            |&(name, numeric)| view! { <th scope="col" class=numeric.then_some("num")>{name}</th> },
+        )
+        .collect_view();
+    view! {
+        <div class="table-wrap">
+            <table class="data stack">
+                <thead>
+                    <tr>{heads}</tr>
+                </thead>
+                <tbody>{rows}</tbody>
+            </table>
+        </div>
+    }
+    .into_any()
+}
+
 fn students_table(
     ctx: &PageCtx,
     class_id: &str,
     rows: &[StudentRow],
     tz: &TimeZone,
 ) -> impl IntoView + use<> {
-    let content = if rows.is_empty() {
-        view! { <p class="empty">"No student has signed in yet."</p> }.into_any()
-    } else {
-        let rows = rows
-            .iter()
-            .map(|r| student_row(ctx, class_id, r, tz))
-            .collect_view();
-        view! {
-            <div class="table-wrap">
-                <table class="data stack">
-                    <thead>
-                        <tr>
-                            <th scope="col">"Student"</th>
-                            <th scope="col" class="num">"Messages"</th>
-                            <th scope="col" class="num">"Tokens"</th>
-                            <th scope="col">"Last activity"</th>
-                            <th scope="col">"Session"</th>
-                        </tr>
-                    </thead>
-                    <tbody>{rows}</tbody>
-                </table>
-            </div>
-        }
-        .into_any()
-    };
+    let rows = rows
+        .iter()
+        .map(|r| student_row(ctx, class_id, r, tz).into_any())
+        .collect();
+    let content = data_table(
+        &[
+            ("Student", false),
+            ("Messages", true),
+            ("Tokens", true),
+            ("Last activity", false),
+            ("Session", false),
+        ],
+        rows,
+        "No student has signed in yet.",
+    );
     view! {
         <section aria-labelledby="students-heading">
             <h2 id="students-heading">"Students"</h2>
@@ -572,41 +592,28 @@ fn student_row(
 }
 
 fn errors_table(rows: &[ErrorRow], tz: &TimeZone) -> impl IntoView + use<> {
-    let content = if rows.is_empty() {
-        view! { <p class="empty">"No upstream errors recently."</p> }.into_any()
-    } else {
-        let rows = rows
-            .iter()
-            .map(|r| {
-                let (name, short_id) = student_name(r.display_name.as_deref(), &r.session_id);
-                view! {
-                    <tr>
-                        <td data-label="Time">{time_tag(r.at_ms, tz)}</td>
-                        <td data-label="Student">
-                            <span class="name">{name}</span>
-                            {short_id.map(|s| view! { <span class="sid">{s}</span> })}
-                        </td>
-                        <td data-label="Error"><code>{r.error_code.clone()}</code></td>
-                    </tr>
-                }
-            })
-            .collect_view();
-        view! {
-            <div class="table-wrap">
-                <table class="data stack">
-                    <thead>
-                        <tr>
-                            <th scope="col">"Time"</th>
-                            <th scope="col">"Student"</th>
-                            <th scope="col">"Error"</th>
-                        </tr>
-                    </thead>
-                    <tbody>{rows}</tbody>
-                </table>
-            </div>
-        }
-        .into_any()
-    };
+    let rows = rows
+        .iter()
+        .map(|r| {
+            let (name, short_id) = student_name(r.display_name.as_deref(), &r.session_id);
+            view! {
+                <tr>
+                    <td data-label="Time">{time_tag(r.at_ms, tz)}</td>
+                    <td data-label="Student">
+                        <span class="name">{name}</span>
+                        {short_id.map(|s| view! { <span class="sid">{s}</span> })}
+                    </td>
+                    <td data-label="Error"><code>{r.error_code.clone()}</code></td>
+                </tr>
+            }
+            .into_any()
+        })
+        .collect();
+    let content = data_table(
+        &[("Time", false), ("Student", false), ("Error", false)],
+        rows,
+        "No upstream errors recently.",
+    );
     view! {
         <section aria-labelledby="errors-heading">
             <h2 id="errors-heading">"Recent upstream errors"</h2>
@@ -616,39 +623,30 @@ fn errors_table(rows: &[ErrorRow], tz: &TimeZone) -> impl IntoView + use<> {
 }
 
 fn audit_table(rows: &[AuditRow], tz: &TimeZone) -> impl IntoView + use<> {
-    let content = if rows.is_empty() {
-        view! { <p class="empty">"No dashboard actions yet."</p> }.into_any()
-    } else {
-        let rows = rows
-            .iter()
-            .map(|r| {
-                view! {
-                    <tr>
-                        <td data-label="Time">{time_tag(r.at_ms, tz)}</td>
-                        <td data-label="Who">{r.actor.clone()}</td>
-                        <td data-label="Action">{r.action.clone()}</td>
-                        <td data-label="Detail">{r.detail.clone()}</td>
-                    </tr>
-                }
-            })
-            .collect_view();
-        view! {
-            <div class="table-wrap">
-                <table class="data stack">
-                    <thead>
-                        <tr>
-                            <th scope="col">"Time"</th>
-                            <th scope="col">"Who"</th>
-                            <th scope="col">"Action"</th>
-                            <th scope="col">"Detail"</th>
-                        </tr>
-                    </thead>
-                    <tbody>{rows}</tbody>
-                </table>
-            </div>
-        }
-        .into_any()
-    };
+    let rows = rows
+        .iter()
+        .map(|r| {
+            view! {
+                <tr>
+                    <td data-label="Time">{time_tag(r.at_ms, tz)}</td>
+                    <td data-label="Who">{r.actor.clone()}</td>
+                    <td data-label="Action">{r.action.clone()}</td>
+                    <td data-label="Detail">{r.detail.clone()}</td>
+                </tr>
+            }
+            .into_any()
+        })
+        .collect();
+    let content = data_table(
+        &[
+            ("Time", false),
+            ("Who", false),
+            ("Action", false),
+            ("Detail", false),
+        ],
+        rows,
+        "No dashboard actions yet.",
+    );
     view! {
         <section aria-labelledby="audit-heading">
             <h2 id="audit-heading">"Recent actions"</h2>
@@ -1001,6 +999,10 @@ mod tests {
         assert!(html.contains("upstream_timeout"));
         assert!(html.contains("rotate_code"));
         assert_eq!(count(&html, "<rect "), 168);
+        // Students, errors and actions: 5 + 3 + 4 column heads, the two counts right-aligned.
+        assert_eq!(count(&html, "<th scope=\"col\""), 12);
+        assert_eq!(count(&html, "<th scope=\"col\" class=\"num\">"), 2);
+        assert!(html.contains("<th scope=\"col\" class=\"num\">Messages</th>"));
         assert!(html.contains("name=\"class\" value=\"bio\""));
         assert!(html.contains("Times are in Asia/Taipei."));
         assert_csrf_in_every_post_form(&html);
