@@ -6,6 +6,8 @@
 
 pub mod dashboard;
 
+pub use dashboard::UsageRecord;
+
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -250,7 +252,7 @@ impl Store {
     /// The latest usage rows, oldest first (tests read the log through it).
     pub async fn usage_rows(&self, limit: i64) -> sqlx::Result<Vec<UsageRecord>> {
         sqlx::query_as(
-            "SELECT class_id, session_id, display_name, conversation_id, model, prompt_tokens,
+            "SELECT id, at_ms, class_id, session_id, display_name, conversation_id, model, prompt_tokens,
                     completion_tokens, first_token_ms, total_ms, outcome, error_code
              FROM usage_log ORDER BY id DESC LIMIT ?",
         )
@@ -267,22 +269,6 @@ impl Store {
     pub async fn close(&self) {
         self.pool.close().await;
     }
-}
-
-/// A usage row as read back.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
-pub struct UsageRecord {
-    pub class_id: String,
-    pub session_id: String,
-    pub display_name: Option<String>,
-    pub conversation_id: String,
-    pub model: Option<String>,
-    pub prompt_tokens: Option<i64>,
-    pub completion_tokens: Option<i64>,
-    pub first_token_ms: Option<i64>,
-    pub total_ms: i64,
-    pub outcome: String,
-    pub error_code: Option<String>,
 }
 
 impl Store {

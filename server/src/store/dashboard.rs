@@ -37,9 +37,9 @@ pub enum OverrideChange {
     DailyQuota(u32),
 }
 
-/// One CSV export row.
+/// A usage-log row as read back: one CSV export line, or what a test checks.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
-pub struct ExportRow {
+pub struct UsageRecord {
     pub id: i64,
     pub at_ms: i64,
     pub class_id: String,
@@ -326,7 +326,7 @@ impl Store {
         class_id: Option<&str>,
         after_id: i64,
         limit: i64,
-    ) -> sqlx::Result<Vec<ExportRow>> {
+    ) -> sqlx::Result<Vec<UsageRecord>> {
         sqlx::query_as(
             "SELECT id, at_ms, class_id, session_id, display_name, conversation_id, model, prompt_tokens,
                     completion_tokens, first_token_ms, total_ms, outcome, error_code
