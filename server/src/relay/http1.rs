@@ -151,7 +151,10 @@ impl Client {
         }
         head.extend_from_slice(b"\r\n");
         for (name, value) in headers {
-            put_header(&mut head, name, value);
+            head.extend_from_slice(name.as_str().as_bytes());
+            head.extend_from_slice(b": ");
+            head.extend_from_slice(value.as_bytes());
+            head.extend_from_slice(b"\r\n");
         }
         Ok(Self {
             inner: Arc::new(Inner {
@@ -168,8 +171,8 @@ impl Client {
     /// Sends `body` and waits for the answer's head. When a kept-alive connection turns out
     /// closed before any answer came (the server's keep-alive timeout raced the request),
     /// the request is sent once more on a new connection, as browsers and hyper do.
-    pub async fn post(&self, extra: &HeaderMap, body: &[u8]) -> Result<Response, Error> {
-        let msg = self.inner.message(extra, body);
+    pub async fn post(&self, accept: &str, body: &[u8]) -> Result<Response, Error> {
+        let msg = self.inner.message(accept, body);
         if let Some(mut conn) = self.inner.checkout() {
             match exchange(&mut conn, &msg).await {
                 Ok(head) => return Ok(Response::new(head, conn, &self.inner)),
@@ -183,16 +186,10 @@ impl Client {
     }
 
     /// Idle connections held now.
-    pub fn idle_connections(&self) -> usize {
+    #[cfg(test)]
+    fn idle_connections(&self) -> usize {
         lock(&self.inner.idle).len()
     }
-}
-
-fn put_header(out: &mut Vec<u8>, name: &HeaderName, value: &HeaderValue) {
-    out.extend_from_slice(name.as_str().as_bytes());
-    out.extend_from_slice(b": ");
-    out.extend_from_slice(value.as_bytes());
-    out.extend_from_slice(b"\r\n");
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -200,13 +197,12 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Inner {
-    fn message(&self, extra: &HeaderMap, body: &[u8]) -> Vec<u8> {
+    fn message(&self, accept: &str, body: &[u8]) -> Vec<u8> {
         let mut msg = Vec::with_capacity(self.head.len() + 128 + body.len());
         msg.extend_from_slice(&self.head);
-        for (name, value) in extra {
-            put_header(&mut msg, name, value);
-        }
-        msg.extend_from_slice(b"content-length: ");
+        msg.extend_from_slice(b"accept: ");
+        msg.extend_from_slice(accept.as_bytes());
+        msg.extend_from_slice(b"\r\ncontent-length: ");
         msg.extend_from_slice(body.len().to_string().as_bytes());
         msg.extend_from_slice(b"\r\n\r\n");
         msg.extend_from_slice(body);
@@ -808,7 +804,7 @@ mod tests {
     }
 
     async fn post_error(c: &Client) -> Error {
-        match c.post(&HeaderMap::new(), b"{}").await {
+        match c.post("application/json", b"{}").await {
             Ok(r) => panic!("expected an error, got {}", r.head.status),
             Err(e) => e,
         }
@@ -823,7 +819,7 @@ mod tests {
         let (url, accepted) = script(vec![vec![Some(OK), Some(CHUNKED), Some(OK)]]).await;
         let c = client(&url);
         for want in ["ok", "abcde", "ok"] {
-            let r = c.post(&HeaderMap::new(), b"{}").await.unwrap();
+            let r = c.post("application/json", b"{}").await.unwrap();
             assert_eq!(r.head.status, 200);
             assert_eq!(text(r.body).await.unwrap(), want);
             assert_eq!(c.idle_connections(), 1);
@@ -837,10 +833,10 @@ mod tests {
         // keep-alive timeout; the second request must still succeed.
         let (url, accepted) = script(vec![vec![Some(OK), None], vec![Some(CHUNKED)]]).await;
         let c = client(&url);
-        let r = c.post(&HeaderMap::new(), b"{}").await.unwrap();
+        let r = c.post("application/json", b"{}").await.unwrap();
         assert_eq!(text(r.body).await.unwrap(), "ok");
         tokio::time::sleep(Duration::from_millis(50)).await;
-        let r = c.post(&HeaderMap::new(), b"{}").await.unwrap();
+        let r = c.post("application/json", b"{}").await.unwrap();
         assert_eq!(text(r.body).await.unwrap(), "abcde");
         assert_eq!(accepted.load(Ordering::SeqCst), 2);
     }
@@ -850,9 +846,9 @@ mod tests {
         // The race the idle check cannot see: the server closes just as the request lands.
         let (url, accepted) = script(vec![vec![Some(OK), Some(b"")], vec![Some(CHUNKED)]]).await;
         let c = client(&url);
-        let r = c.post(&HeaderMap::new(), b"{}").await.unwrap();
+        let r = c.post("application/json", b"{}").await.unwrap();
         assert_eq!(text(r.body).await.unwrap(), "ok");
-        let r = c.post(&HeaderMap::new(), b"{}").await.unwrap();
+        let r = c.post("application/json", b"{}").await.unwrap();
         assert_eq!(text(r.body).await.unwrap(), "abcde");
         assert_eq!(accepted.load(Ordering::SeqCst), 2);
 
@@ -867,14 +863,14 @@ mod tests {
         let cut: &[u8] = b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n";
         let (url, _) = script(vec![vec![Some(cut), None]]).await;
         let c = client(&url);
-        let r = c.post(&HeaderMap::new(), b"{}").await.unwrap();
+        let r = c.post("application/json", b"{}").await.unwrap();
         let err = text(r.body).await.unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
         assert_eq!(c.idle_connections(), 0);
     }
 
     #[tokio::test]
-    async fn the_request_carries_the_fixed_and_extra_headers_and_the_body() {
+    async fn the_request_carries_the_fixed_headers_its_accept_and_the_body() {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let server = tokio::spawn(async move {
@@ -884,9 +880,10 @@ mod tests {
             String::from_utf8(got).unwrap()
         });
         let url = url::Url::parse(&format!("http://{addr}/api/chat/completions?x=1")).unwrap();
-        let mut extra = HeaderMap::new();
-        extra.insert("accept", HeaderValue::from_static("text/event-stream"));
-        let r = client(&url).post(&extra, br#"{"a":1}"#).await.unwrap();
+        let r = client(&url)
+            .post("text/event-stream", br#"{"a":1}"#)
+            .await
+            .unwrap();
         assert_eq!(text(r.body).await.unwrap(), "ok");
         let got = server.await.unwrap();
         assert!(
@@ -962,7 +959,7 @@ mod tests {
         roots.add(ca.der().clone()).unwrap();
         let c = Client::with_roots(&url, &HeaderMap::new(), Duration::from_secs(5), roots).unwrap();
         for _ in 0..2 {
-            let r = c.post(&HeaderMap::new(), b"{}").await.unwrap();
+            let r = c.post("application/json", b"{}").await.unwrap();
             assert_eq!(text(r.body).await.unwrap(), "abcde");
         }
         assert_eq!(c.idle_connections(), 1, "the TLS connection is kept alive");

@@ -154,16 +154,12 @@ impl Upstream {
                 format!("could not encode the request: {e}"),
             )
         })?;
-        let mut extra = HeaderMap::with_capacity(1);
-        extra.insert(
-            header::ACCEPT,
-            HeaderValue::from_static(if req.stream {
-                "text/event-stream"
-            } else {
-                "application/json"
-            }),
-        );
-        let call = client.post(&extra, &body);
+        let accept = if req.stream {
+            "text/event-stream"
+        } else {
+            "application/json"
+        };
+        let call = client.post(accept, &body);
         let resp = match tokio::time::timeout(self.timeouts.first_byte, call).await {
             Err(_) => return Err(timeout_failure("no answer", self.timeouts.first_byte)),
             Ok(Err(e)) => return Err(classify_transport(&e)),
@@ -234,27 +230,15 @@ fn classify_transport(e: &http1::Error) -> UpstreamFailure {
             ErrorCode::UpstreamUnavailable,
             UNAVAILABLE,
             format!(
-                "cannot connect to Open WebUI (down, wrong OPEN_WEBUI_URL, or DNS failure): {}",
-                error_chain(e)
+                "cannot connect to Open WebUI (down, wrong OPEN_WEBUI_URL, or DNS failure): {e}"
             ),
         ),
         _ => failure(
             ErrorCode::UpstreamUnavailable,
             UNAVAILABLE,
-            format!("request to Open WebUI failed: {}", error_chain(e)),
+            format!("request to Open WebUI failed: {e}"),
         ),
     }
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(inner) = src {
-        s.push_str(": ");
-        s.push_str(&inner.to_string());
-        src = inner.source();
-    }
-    s
 }
 
 fn is_html(headers: &HeaderMap) -> bool {
