@@ -34,12 +34,7 @@ pub(crate) struct Teacher {
 }
 
 pub(crate) async fn sign_in_teacher(app: &TestApp) -> Teacher {
-    let r = app
-        .client
-        .get(format!("{}/admin/login", app.address))
-        .send()
-        .await
-        .unwrap();
+    let r = app.get("/admin/login").await;
     assert_eq!(r.status(), 200);
     let pre = set_cookie(&r, "classchat_admin_login").expect("login cookie");
     let csrf = csrf_of(&r.text().await.unwrap());
@@ -87,12 +82,7 @@ fn admin_opts() -> Opts {
 #[tokio::test]
 async fn without_admin_settings_the_dashboard_is_off_and_says_how_to_turn_it_on() {
     let app = spawn_app().await;
-    let r = app
-        .client
-        .get(format!("{}/admin", app.address))
-        .send()
-        .await
-        .unwrap();
+    let r = app.get("/admin").await;
     assert_eq!(r.status(), 404);
     let html = r.text().await.unwrap();
     assert!(html.contains("ADMIN_PASSWORD") && html.contains("CF_ACCESS_TEAM_DOMAIN"));
@@ -102,12 +92,7 @@ async fn without_admin_settings_the_dashboard_is_off_and_says_how_to_turn_it_on(
 async fn password_sign_in_refuses_wrong_passwords_missing_csrf_tampered_cookies_and_widget_tokens()
 {
     let app = spawn_app_with(admin_opts().arg("--login-failures-per-address", "3/10m")).await;
-    let r = app
-        .client
-        .get(format!("{}/admin", app.address))
-        .send()
-        .await
-        .unwrap();
+    let r = app.get("/admin").await;
     assert_eq!(
         (
             r.status().as_u16(),
@@ -116,12 +101,7 @@ async fn password_sign_in_refuses_wrong_passwords_missing_csrf_tampered_cookies_
         (303, "/admin/login")
     );
 
-    let r = app
-        .client
-        .get(format!("{}/admin/login", app.address))
-        .send()
-        .await
-        .unwrap();
+    let r = app.get("/admin/login").await;
     let pre = set_cookie(&r, "classchat_admin_login").unwrap();
     assert!(r.headers().get_all("set-cookie").iter().all(|c| {
         let c = c.to_str().unwrap();

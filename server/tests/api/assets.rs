@@ -41,15 +41,7 @@ async fn the_loader_is_javascript_with_cors() {
 #[tokio::test]
 async fn wasm_is_served_immutable_with_precompressed_variants() {
     let app = spawn_app().await;
-    let loader = app
-        .client
-        .get(format!("{}/widget.js", app.address))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let loader = app.get("/widget.js").await.text().await.unwrap();
     let wasm = loader
         .split(['"', '\'', '`'])
         .find(|s| s.ends_with("_bg.wasm"))
@@ -89,24 +81,14 @@ async fn wasm_is_served_immutable_with_precompressed_variants() {
         assert!(body.len() < raw.len() / 2, "{enc} is smaller");
         assert!(body.starts_with(magic));
     }
-    let missing = app
-        .client
-        .get(format!("{}/widget/nope.wasm", app.address))
-        .send()
-        .await
-        .unwrap();
+    let missing = app.get("/widget/nope.wasm").await;
     assert_eq!(missing.status(), 404);
 }
 
 #[tokio::test]
 async fn the_landing_page_shows_the_snippet_and_loads_the_widget() {
     let app = spawn_app().await;
-    let r = app
-        .client
-        .get(format!("{}/", app.address))
-        .send()
-        .await
-        .unwrap();
+    let r = app.get("/").await;
     assert_eq!(r.status(), 200);
     assert!(
         r.headers()["content-type"]
@@ -134,29 +116,14 @@ async fn the_landing_page_shows_the_snippet_and_loads_the_widget() {
 #[tokio::test]
 async fn health_and_readiness() {
     let app = spawn_app().await;
-    let h = app
-        .client
-        .get(format!("{}/healthz", app.address))
-        .send()
-        .await
-        .unwrap();
+    let h = app.get("/healthz").await;
     assert_eq!(
         (h.status().as_u16(), h.text().await.unwrap().as_str()),
         (200, "ok")
     );
-    let r = app
-        .client
-        .get(format!("{}/readyz", app.address))
-        .send()
-        .await
-        .unwrap();
+    let r = app.get("/readyz").await;
     assert_eq!(r.status(), 200);
-    let nf = app
-        .client
-        .get(format!("{}/nope", app.address))
-        .send()
-        .await
-        .unwrap();
+    let nf = app.get("/nope").await;
     expect_error(nf, 404, classchat_shared::ErrorCode::NotFound).await;
 }
 

@@ -89,11 +89,7 @@ async fn deltas_arrive_before_the_upstream_has_finished() {
         chunk_delay: Duration::from_millis(250),
         ..FakeConfig::default()
     };
-    let app = spawn_app_with(Opts {
-        fake,
-        ..Opts::default()
-    })
-    .await;
+    let app = spawn_app_with_fake(fake).await;
     let s = app.sign_in().await;
     let r = app
         .post_chat(&s.token, chat_body("stream me please", true))
@@ -171,11 +167,7 @@ async fn a_student_who_leaves_cancels_the_upstream_request() {
         chunk_delay: Duration::from_millis(100),
         ..FakeConfig::default()
     };
-    let app = spawn_app_with(Opts {
-        fake,
-        ..Opts::default()
-    })
-    .await;
+    let app = spawn_app_with_fake(fake).await;
     let s = app.sign_in().await;
     let r = app
         .post_chat(&s.token, chat_body("a long answer please", true))
@@ -541,11 +533,7 @@ async fn graceful_shutdown_lets_open_replies_finish_and_flushes_the_log() {
         chunk_delay: Duration::from_millis(150),
         ..FakeConfig::default()
     };
-    let app = spawn_app_with(Opts {
-        fake,
-        ..Opts::default()
-    })
-    .await;
+    let app = spawn_app_with_fake(fake).await;
     let s = app.sign_in().await;
     let r = app.post_chat(&s.token, chat_body("finish me", true)).await;
     let db = app.db_path.clone();

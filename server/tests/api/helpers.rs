@@ -103,6 +103,15 @@ pub(crate) async fn spawn_app() -> TestApp {
     spawn_app_with(Opts::default()).await
 }
 
+/// The app in front of a fake configured as given.
+pub(crate) async fn spawn_app_with_fake(fake: FakeConfig) -> TestApp {
+    spawn_app_with(Opts {
+        fake,
+        ..Opts::default()
+    })
+    .await
+}
+
 pub(crate) async fn spawn_app_with(opts: Opts) -> TestApp {
     log_buffer();
     let upstream = FakeUpstream::spawn(opts.fake.clone()).await;
@@ -175,6 +184,15 @@ impl TestApp {
         if let Some(s) = self.server.take() {
             s.await.unwrap().unwrap();
         }
+    }
+
+    /// `GET` of a path on the app.
+    pub(crate) async fn get(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(format!("{}{path}", self.address))
+            .send()
+            .await
+            .unwrap()
     }
 
     pub(crate) async fn post_session(&self, body: Value) -> reqwest::Response {
