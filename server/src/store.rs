@@ -1,8 +1,10 @@
 //! Storage: every SQL statement classchat runs lives in this module.
 //!
-//! SQLite by default (one file, created and migrated on first start). A PostgreSQL
-//! backend is meant to be an addition here with its own migrations folder; callers only
-//! see [`Store`]'s methods.
+//! Two backends behind one [`Store`]: SQLite (the default: one file, created and migrated
+//! on first start) and PostgreSQL (`DATABASE_URL=postgres://…`, for several replicas).
+//! Each has its own migrations folder; every statement is written once, in SQL both accept
+//! (`$1` placeholders, `ON CONFLICT`, `CASE` instead of `MAX(a, b)`/`GREATEST`), and
+//! [`with_pool!`] type-checks it against each driver. Callers only see [`Store`]'s methods.
 
 pub mod dashboard;
 
@@ -19,8 +21,29 @@ use sqlx::sqlite::{
 /// A handle on the database; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Store {
-    pool: SqlitePool,
+    db: Db,
 }
+
+/// The pool of whichever backend `DATABASE_URL` chose.
+#[derive(Debug, Clone)]
+pub(crate) enum Db {
+    Sqlite(SqlitePool),
+    Postgres(sqlx::PgPool),
+}
+
+/// Runs one body against whichever pool the store has: `with_pool!(&self.db, pool => …)`.
+/// The body is compiled once per driver, so a statement either suits both or does not build.
+macro_rules! with_pool {
+    ($db:expr, $pool:ident => $body:expr) => {
+        match $db {
+            $crate::store::Db::Sqlite($pool) => $body,
+            $crate::store::Db::Postgres($pool) => $body,
+        }
+    };
+}
+// Path form, for the submodules (`use crate::store::with_pool;`).
+#[allow(unused_imports)]
+pub(crate) use with_pool;
 
 /// One usage-log row.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -78,8 +101,35 @@ impl Outcome {
 }
 
 impl Store {
-    /// Opens (creating if needed) and migrates the database.
+    /// Opens and migrates the database `url` names: `sqlite://…` (or a bare path), or
+    /// `postgres://…`/`postgresql://…` (TLS per `sslmode` in the URL, verified against
+    /// Mozilla's roots). Errors show the URL without its password.
     pub async fn connect(url: &str) -> anyhow::Result<Self> {
+        let shown = redact_url(url);
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let opts = sqlx::postgres::PgConnectOptions::from_str(url).map_err(|_| {
+                anyhow::anyhow!("DATABASE_URL {shown:?} is not a PostgreSQL URL (postgres://user:password@host:port/database)")
+            })?;
+            let pool = sqlx::postgres::PgPoolOptions::new()
+                .max_connections(8)
+                .acquire_timeout(Duration::from_secs(5))
+                .connect_with(opts)
+                .await
+                .map_err(|e| {
+                    anyhow::anyhow!(
+                        "cannot open the database {shown}: {}",
+                        redact_error(&e, url)
+                    )
+                })?;
+            // Replicas starting together: sqlx takes an advisory lock around the migrations.
+            sqlx::migrate!("./migrations/postgres")
+                .run(&pool)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot migrate the database {shown}: {e}"))?;
+            return Ok(Self {
+                db: Db::Postgres(pool),
+            });
+        }
         let url = if url.starts_with("sqlite:") {
             url.to_owned()
         } else {
@@ -87,7 +137,7 @@ impl Store {
         };
         let opts = SqliteConnectOptions::from_str(&url)
             .with_context(|| {
-                format!("DATABASE_URL {url:?} is not a SQLite URL (sqlite://path/to/file.db)")
+                format!("DATABASE_URL {shown:?} is not a SQLite URL (sqlite://path/to/file.db) or a PostgreSQL URL (postgres://…)")
             })?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
@@ -97,12 +147,28 @@ impl Store {
             .max_connections(4)
             .connect_with(opts)
             .await
-            .with_context(|| format!("cannot open the database {url}"))?;
+            .with_context(|| format!("cannot open the database {shown}"))?;
         sqlx::migrate!("./migrations/sqlite")
             .run(&pool)
             .await
             .context("cannot migrate the database")?;
-        Ok(Self { pool })
+        Ok(Self {
+            db: Db::Sqlite(pool),
+        })
+    }
+
+    /// Whether this is the PostgreSQL backend (shared by replicas).
+    pub fn is_postgres(&self) -> bool {
+        matches!(self.db, Db::Postgres(_))
+    }
+
+    /// The SQLite pool, for statements not yet written for both backends.
+    // TODO(pg): every caller moves to `with_pool!`, then this goes.
+    fn sqlite(&self) -> &SqlitePool {
+        match &self.db {
+            Db::Sqlite(p) => p,
+            Db::Postgres(_) => unimplemented!("this statement is not yet written for PostgreSQL"),
+        }
     }
 
     /// Records that a session may no longer be used.
@@ -114,7 +180,7 @@ impl Store {
         reason: &str,
         now: i64,
     ) -> sqlx::Result<()> {
-        let mut conn = self.pool.acquire().await?;
+        let mut conn = self.sqlite().acquire().await?;
         insert_revocation(&mut conn, session_id, class_id, expires_at, reason, now).await
     }
 
@@ -122,10 +188,10 @@ impl Store {
     pub async fn live_revocations(&self, now: i64) -> sqlx::Result<Vec<String>> {
         sqlx::query("DELETE FROM revoked_sessions WHERE expires_at < ?")
             .bind(now)
-            .execute(&self.pool)
+            .execute(self.sqlite())
             .await?;
         sqlx::query_scalar("SELECT session_id FROM revoked_sessions")
-            .fetch_all(&self.pool)
+            .fetch_all(self.sqlite())
             .await
     }
 
@@ -136,7 +202,7 @@ impl Store {
         rows: &[UsageRow],
         sessions: &[SessionRow],
     ) -> sqlx::Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.sqlite().begin().await?;
         // Multi-row statements: each statement is a round trip to SQLite's worker thread,
         // which dominated the writer's cost when it was one statement per row.
         for chunk in sessions.chunks(ROWS_PER_STATEMENT) {
@@ -245,7 +311,7 @@ impl Store {
             "SELECT class_id, COUNT(*) FROM usage_log WHERE at_ms >= ? GROUP BY class_id",
         )
         .bind(since_ms)
-        .fetch_all(&self.pool)
+        .fetch_all(self.sqlite())
         .await
     }
 
@@ -257,7 +323,7 @@ impl Store {
              FROM usage_log ORDER BY id DESC LIMIT ?",
         )
         .bind(limit)
-        .fetch_all(&self.pool)
+        .fetch_all(self.sqlite())
         .await
         .map(|mut v: Vec<UsageRecord>| {
             v.reverse();
@@ -267,17 +333,14 @@ impl Store {
 
     /// Waits for outstanding writes and closes the pool.
     pub async fn close(&self) {
-        self.pool.close().await;
+        with_pool!(&self.db, pool => pool.close().await)
     }
 }
 
 impl Store {
     /// A trivial query: is the database answering?
     pub async fn ping(&self) -> sqlx::Result<()> {
-        sqlx::query("SELECT 1")
-            .execute(&self.pool)
-            .await
-            .map(|_| ())
+        with_pool!(&self.db, pool => sqlx::query("SELECT 1").execute(pool).await.map(|_| ()))
     }
 }
 
@@ -303,4 +366,55 @@ async fn insert_revocation(
     .execute(conn)
     .await?;
     Ok(())
+}
+
+/// `url` with any `user:password@` replaced by `…@`: a DATABASE_URL (or any URL) as it may
+/// appear in a log line or an error.
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if !u.username().is_empty() || u.password().is_some() => {
+            let _ = u.set_username("");
+            let _ = u.set_password(None);
+            // `scheme://host…` again, with a mark where the credentials were.
+            let s = u.to_string();
+            match s.split_once("://") {
+                Some((scheme, rest)) => format!("{scheme}://…@{rest}"),
+                None => s,
+            }
+        }
+        Ok(_) => url.to_owned(),
+        // Not a URL we can parse: cut anything up to an '@' after the scheme.
+        Err(_) => match (url.split_once("://"), url.rfind('@')) {
+            (Some((scheme, _)), Some(at)) => format!("{scheme}://…@{}", &url[at + 1..]),
+            _ => url.to_owned(),
+        },
+    }
+}
+
+/// A driver error's text with the URL's password (if it appears) cut out.
+fn redact_error(e: &dyn std::fmt::Display, url: &str) -> String {
+    let text = e.to_string();
+    match url::Url::parse(url)
+        .ok()
+        .and_then(|u| u.password().map(str::to_owned))
+    {
+        Some(pw) if !pw.is_empty() => text.replace(&pw, "…"),
+        _ => text,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_lose_their_credentials() {
+        assert_eq!(
+            redact_url("postgres://app:s3cret@db.example:5432/classchat?sslmode=require"),
+            "postgres://…@db.example:5432/classchat?sslmode=require"
+        );
+        assert_eq!(redact_url("sqlite://classchat.db"), "sqlite://classchat.db");
+        assert!(!redact_url("postgres://app:p%40ss@h/db").contains("p%40ss"));
+        assert!(!redact_url("weird://u:pw@").contains("pw"));
+    }
 }

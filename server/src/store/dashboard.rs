@@ -77,7 +77,7 @@ impl Store {
         )
         .bind(class_id)
         .bind(from - from.rem_euclid(HOUR_MS))
-        .fetch_all(&self.pool)
+        .fetch_all(self.sqlite())
         .await?;
         let mut st = ClassStats {
             hourly: vec![0; hours],
@@ -108,7 +108,7 @@ impl Store {
         )
         .bind(class_id)
         .bind(active_since_ms)
-        .fetch_one(&self.pool)
+        .fetch_one(self.sqlite())
         .await?);
         Ok(st)
     }
@@ -126,7 +126,7 @@ impl Store {
         )
         .bind(class_id)
         .bind(limit)
-        .fetch_all(&self.pool)
+        .fetch_all(self.sqlite())
         .await?;
         Ok(rows
             .into_iter()
@@ -155,7 +155,7 @@ impl Store {
         )
         .bind(class_id)
         .bind(limit)
-        .fetch_all(&self.pool)
+        .fetch_all(self.sqlite())
         .await?;
         Ok(rows
             .into_iter()
@@ -167,14 +167,14 @@ impl Store {
     pub async fn session_info(&self, session_id: &str) -> sqlx::Result<Option<(String, i64)>> {
         let row = sqlx::query("SELECT class_id, started_at_ms FROM sessions WHERE session_id = ?")
             .bind(session_id)
-            .fetch_optional(&self.pool)
+            .fetch_optional(self.sqlite())
             .await?;
         Ok(row.map(|r| (r.get(0), r.get(1))))
     }
 
     pub async fn load_overrides(&self) -> sqlx::Result<Vec<OverrideRecord>> {
         let rows = sqlx::query("SELECT class_id, codes, enabled, daily_quota, updated_by, updated_ms FROM class_overrides")
-            .fetch_all(&self.pool)
+            .fetch_all(self.sqlite())
             .await?;
         Ok(rows
             .into_iter()
@@ -209,7 +209,7 @@ impl Store {
             OverrideChange::Enabled(e) => ("enabled", Some(i64::from(*e).to_string())),
             OverrideChange::DailyQuota(q) => ("daily_quota", Some(q.to_string())),
         };
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.sqlite().begin().await?;
         // `column` is one of three literals above, never input.
         let sql = format!(
             "INSERT INTO class_overrides (class_id, {column}, updated_by, updated_ms) VALUES (?, ?, ?, ?)
@@ -237,7 +237,7 @@ impl Store {
 
     /// Drops the dashboard's changes to a class: the configuration applies again.
     pub async fn reset_class(&self, class_id: &str, actor: &str, now_ms: i64) -> sqlx::Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.sqlite().begin().await?;
         sqlx::query("DELETE FROM class_overrides WHERE class_id = ?")
             .bind(class_id)
             .execute(&mut *tx)
@@ -263,7 +263,7 @@ impl Store {
         actor: &str,
         now_ms: i64,
     ) -> sqlx::Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.sqlite().begin().await?;
         super::insert_revocation(
             &mut tx,
             session_id,
@@ -294,7 +294,7 @@ impl Store {
         class_id: Option<&str>,
         detail: &str,
     ) -> sqlx::Result<()> {
-        let mut conn = self.pool.acquire().await?;
+        let mut conn = self.sqlite().acquire().await?;
         audit(&mut conn, now_ms, actor, action, class_id, detail).await
     }
 
@@ -309,7 +309,7 @@ impl Store {
         )
         .bind(class_id)
         .bind(limit)
-        .fetch_all(&self.pool)
+        .fetch_all(self.sqlite())
         .await?;
         Ok(rows
             .into_iter()
@@ -338,7 +338,7 @@ impl Store {
         .bind(class_id)
         .bind(after_id)
         .bind(limit)
-        .fetch_all(&self.pool)
+        .fetch_all(self.sqlite())
         .await
     }
 }
