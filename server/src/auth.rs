@@ -15,7 +15,8 @@ use classchat_shared::{ClassInfo, SessionRequest, SessionResponse};
 use crate::classes::{Class, code_fingerprint};
 use crate::config::ClientIpSource;
 use crate::error::{AppError, AppJson, Result, TokenProblem};
-use crate::limiter::retry_secs;
+use crate::limiter::{address_key, retry_secs};
+use crate::limits::{Budget, Refusal};
 use crate::state::AppState;
 use crate::store::SessionRow;
 use token::{AUDIENCE, Claims, ISSUER, now_secs, token_expiry};
@@ -120,11 +121,22 @@ impl FromRequestParts<AppState> for ClientAddr {
     }
 }
 
+/// Bidirectional overrides and isolates, and zero-width characters: in a name they can
+/// reorder or hide what the dashboard and the CSV show (a name that reads as another).
+fn is_invisible_format(c: char) -> bool {
+    matches!(c,
+        '\u{00AD}' | '\u{061C}' | '\u{180E}'
+        | '\u{200B}'..='\u{200F}'
+        | '\u{202A}'..='\u{202E}'
+        | '\u{2060}'..='\u{206F}'
+        | '\u{FEFF}' | '\u{FFF9}'..='\u{FFFB}')
+}
+
 fn clean_display_name(name: Option<String>) -> Result<Option<String>> {
     let Some(name) = name else { return Ok(None) };
     let name: String = name
         .chars()
-        .filter(|c| !c.is_control())
+        .filter(|c| !c.is_control() && !is_invisible_format(*c))
         .collect::<String>()
         .trim()
         .to_owned();
@@ -136,16 +148,25 @@ fn clean_display_name(name: Option<String>) -> Result<Option<String>> {
     Ok((!name.is_empty()).then_some(name))
 }
 
-fn too_many_attempts(wait: std::time::Duration) -> AppError {
-    let secs = retry_secs(wait);
-    AppError::rate_limited(
-        secs,
-        format!("Too many wrong codes. Please wait {secs} seconds and try again."),
-    )
+/// A sign-in the limits refused, as the student sees it.
+fn sign_in_refusal(refusal: Refusal) -> AppError {
+    match refusal {
+        Refusal::TooFast { budget, wait } => {
+            let secs = retry_secs(wait);
+            AppError::rate_limited(
+                secs,
+                if budget == Budget::AddressSignIns {
+                    format!(
+                        "Too many sign-ins from your network. Please wait {secs} seconds and try again."
+                    )
+                } else {
+                    format!("Too many wrong codes. Please wait {secs} seconds and try again.")
+                },
+            )
+        }
+        Refusal::Quota | Refusal::Unavailable => AppError::Unavailable,
+    }
 }
-
-/// Key of the login limiter that guards all classes' codes together.
-const ALL_CLASSES: &str = "*";
 
 async fn create_session(
     State(state): State<AppState>,
@@ -153,26 +174,27 @@ async fn create_session(
     AppJson(req): AppJson<SessionRequest>,
 ) -> Result<(StatusCode, AppJson<SessionResponse>)> {
     let display_name = clean_display_name(req.display_name)?;
-    let addr_key = client.to_string();
-    if let Err(wait) = state.login_by_addr.check(&addr_key) {
-        tracing::warn!(target: "classchat::login", client = %client, outcome = "rate_limited_address", "sign-in refused");
-        return Err(too_many_attempts(wait));
-    }
-    if let Err(wait) = state.login_by_class.check(ALL_CLASSES) {
-        tracing::warn!(target: "classchat::login", client = %client, outcome = "rate_limited_class", "sign-in refused");
-        return Err(too_many_attempts(wait));
+    let addr_key = address_key(client.0);
+    if let Err(refusal) = state.limits.before_sign_in(&addr_key).await {
+        tracing::warn!(target: "classchat::login", client = %client, outcome = ?refusal, "sign-in refused");
+        return Err(sign_in_refusal(refusal));
     }
     let classes = state.classes.current();
     let Some(class) = classes.find_by_code(&req.access_code) else {
-        // Counted even if one of the limiters is now full: the next attempt is refused.
-        let _ = state.login_by_addr.hit(&addr_key);
-        let _ = state.login_by_class.hit(ALL_CLASSES);
+        // Counted even if the budget is now spent: the next attempt is refused.
+        if let Err(refusal) = state.limits.wrong_code(&addr_key).await {
+            return Err(sign_in_refusal(refusal));
+        }
         tracing::info!(target: "classchat::login", client = %client, outcome = "invalid_code", "sign-in refused");
         return Err(AppError::InvalidCode);
     };
     if !class.enabled {
         tracing::info!(target: "classchat::login", class = %class.id, client = %client, outcome = "class_disabled", "sign-in refused");
         return Err(AppError::ClassDisabled);
+    }
+    if let Err(refusal) = state.limits.signed_in(&addr_key).await {
+        tracing::warn!(target: "classchat::login", class = %class.id, client = %client, outcome = ?refusal, "sign-in refused");
+        return Err(sign_in_refusal(refusal));
     }
     let now = now_secs();
     let session_id = uuid::Uuid::new_v4().to_string();

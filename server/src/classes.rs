@@ -30,6 +30,8 @@ pub struct Class {
     pub greeting: Option<String>,
     pub token_ttl: Option<Duration>,
     pub messages_per_minute: Option<u32>,
+    /// The whole class's messages per minute (CLASS_MESSAGES_PER_MINUTE when unset).
+    pub class_messages_per_minute: Option<u32>,
     pub daily_message_quota: Option<u32>,
     pub enabled: bool,
 }
@@ -74,6 +76,7 @@ struct ClassEntry {
     greeting: Option<String>,
     token_ttl: Option<String>,
     messages_per_minute: Option<u32>,
+    class_messages_per_minute: Option<u32>,
     daily_message_quota: Option<u32>,
     #[serde(default = "yes")]
     enabled: bool,
@@ -140,6 +143,7 @@ impl ClassList {
                 greeting: greeting.clone(),
                 token_ttl: None,
                 messages_per_minute: None,
+                class_messages_per_minute: None,
                 daily_message_quota: None,
                 enabled: true,
             });
@@ -211,6 +215,7 @@ impl ClassList {
                 greeting: c.greeting.filter(|s| !s.trim().is_empty()),
                 token_ttl,
                 messages_per_minute: c.messages_per_minute,
+                class_messages_per_minute: c.class_messages_per_minute,
                 daily_message_quota: c.daily_message_quota,
                 enabled: c.enabled,
             });

@@ -110,18 +110,38 @@ pub struct Config {
     #[arg(long, env = "CLIENT_IP_HEADER")]
     pub client_ip_header: Option<String>,
 
-    /// Failed sign-ins allowed per client address, as COUNT/PERIOD.
-    #[arg(long, env = "LOGIN_FAILURES_PER_ADDRESS", default_value = "10/15m")]
+    /// Wrong access codes allowed per client address (an IPv6 client per /64), as
+    /// COUNT/PERIOD: the burst a classroom behind one address may mistype.
+    #[arg(long, env = "LOGIN_FAILURES_PER_ADDRESS", default_value = "15/15m")]
     pub login_failures_per_address: String,
 
-    /// Failed sign-ins allowed over all addresses (a wrong code names no class, so this
-    /// guards every class's codes at once), as COUNT/PERIOD.
-    #[arg(long, env = "LOGIN_FAILURES_PER_CLASS", default_value = "100/60m")]
-    pub login_failures_per_class: String,
+    /// Wrong access codes allowed per client address per day, on top of the above; each
+    /// successful sign-in from the address gives one back. 0: no daily limit.
+    #[arg(
+        long,
+        env = "LOGIN_FAILURES_PER_ADDRESS_PER_DAY",
+        default_value_t = 100
+    )]
+    pub login_failures_per_address_per_day: u32,
+
+    /// No longer used: a limit over all addresses let a flood of wrong codes lock every
+    /// class out. Kept so an old .env still starts (with a warning).
+    #[arg(long, env = "LOGIN_FAILURES_PER_CLASS", hide = true)]
+    pub login_failures_per_class: Option<String>,
+
+    /// Successful sign-ins allowed per client address, as COUNT/PERIOD (a school behind one
+    /// NAT address signs in together, so the burst is large).
+    #[arg(long, env = "SIGN_INS_PER_ADDRESS", default_value = "300/5m")]
+    pub sign_ins_per_address: String,
 
     /// Chat messages a student may send per minute (classes may override). 0: no limit.
     #[arg(long, env = "MESSAGES_PER_MINUTE", default_value_t = 10)]
     pub messages_per_minute: u32,
+
+    /// Chat messages a whole class may send per minute, however many sessions it has
+    /// (sized for a class of 40; classes may override). 0: no limit.
+    #[arg(long, env = "CLASS_MESSAGES_PER_MINUTE", default_value_t = 60)]
+    pub class_messages_per_minute: u32,
 
     /// Chat messages a class may send per day in TIMEZONE (classes may override). 0: no limit.
     #[arg(long, env = "DAILY_MESSAGE_QUOTA", default_value_t = 0)]
@@ -275,8 +295,13 @@ pub struct Settings {
     pub timezone_name: String,
     pub client_ip: ClientIpSource,
     pub login_failures_per_address: Rate,
-    pub login_failures_per_class: Rate,
+    /// 0: no daily limit.
+    pub login_failures_per_address_per_day: u32,
+    pub sign_ins_per_address: Rate,
+    /// LOGIN_FAILURES_PER_CLASS was set (it no longer does anything).
+    pub obsolete_class_failure_limit: bool,
     pub messages_per_minute: u32,
+    pub class_messages_per_minute: u32,
     pub daily_message_quota: u32,
     pub timeouts: Timeouts,
     pub shutdown_grace: Duration,
@@ -580,11 +605,11 @@ impl Config {
                 "LOGIN_FAILURES_PER_ADDRESS",
                 &self.login_failures_per_address,
             )?,
-            login_failures_per_class: rate(
-                "LOGIN_FAILURES_PER_CLASS",
-                &self.login_failures_per_class,
-            )?,
+            login_failures_per_address_per_day: self.login_failures_per_address_per_day,
+            sign_ins_per_address: rate("SIGN_INS_PER_ADDRESS", &self.sign_ins_per_address)?,
+            obsolete_class_failure_limit: self.login_failures_per_class.is_some(),
             messages_per_minute: self.messages_per_minute,
+            class_messages_per_minute: self.class_messages_per_minute,
             daily_message_quota: self.daily_message_quota,
             timeouts,
             shutdown_grace,

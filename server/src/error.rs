@@ -32,6 +32,8 @@ pub enum AppError {
     RateLimited { retry_after: u64, message: String },
     #[error("{message}")]
     Upstream { code: ErrorCode, message: String },
+    #[error("classchat cannot reach its database right now. Please try again in a minute.")]
+    Unavailable,
     #[error("internal error")]
     Internal(#[from] anyhow::Error),
 }
@@ -76,6 +78,7 @@ impl AppError {
             Self::InvalidMessages(_) => ErrorCode::InvalidMessages,
             Self::RateLimited { .. } => ErrorCode::RateLimited,
             Self::Upstream { code, .. } => *code,
+            Self::Unavailable => ErrorCode::Unavailable,
             Self::Internal(_) => ErrorCode::Internal,
         }
     }

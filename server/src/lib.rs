@@ -12,8 +12,10 @@ pub mod classes;
 pub mod config;
 /// The error type and the contract's error body.
 pub mod error;
-/// Rate limiters.
+/// Rate limiters (GCRA in memory) and the key a client address is counted under.
 pub mod limiter;
+/// The sign-in and message limits, in memory or shared through PostgreSQL.
+pub mod limits;
 /// Server-rendered pages.
 pub mod pages;
 /// The chat relay to Open WebUI (start here to see the heart of classchat).

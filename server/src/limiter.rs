@@ -1,15 +1,132 @@
-//! Rate limits: generic cell rate algorithm (GCRA) per key, in memory.
+//! Rate limits: the generic cell rate algorithm (GCRA) per key, in memory.
 //!
-//! Behind the [`Limiter`] trait so a shared store (Redis, PostgreSQL) can stand in when
-//! several replicas must share one budget.
+//! GCRA keeps one instant per key (the "theoretical arrival time" of the next event), so
+//! a budget costs one map entry, refills smoothly, and allows a burst of up to `count`.
+//! Several keys can be decided together ([`MemoryGcra::admit`]): either every one of them
+//! has room and all are counted, or none is, so a refused chat message does not also
+//! spend the class's budget. [`crate::limits`] puts the product's limits on top, and on
+//! PostgreSQL runs the same algorithm in the database so replicas share one budget.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use crate::config::Rate;
 
-/// A limit keyed by whatever the caller counts (an address, a class, a session).
+/// One event per `interval`, bursts up to `period / interval` events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Gcra {
+    pub interval: Duration,
+    pub period: Duration,
+}
+
+impl Gcra {
+    pub fn new(rate: Rate) -> Self {
+        Self {
+            interval: rate.period / rate.count,
+            period: rate.period,
+        }
+    }
+
+    /// `count` events per minute.
+    pub fn per_minute(count: u32) -> Self {
+        Self::new(Rate {
+            count,
+            period: Duration::from_secs(60),
+        })
+    }
+}
+
+/// Keys whose budget is whole again are dropped when the map reaches this size.
+const PRUNE_AT: usize = 10_000;
+
+/// Many keyed GCRA budgets in one map (each call says which rate a key has).
+#[derive(Debug, Default)]
+pub struct MemoryGcra {
+    tat: Mutex<HashMap<String, Instant>>,
+}
+
+impl MemoryGcra {
+    /// Decides every `(key, rate)` together: `Err((index, wait))` names the first budget
+    /// without room and counts nothing; otherwise, when `count`, each key spends one event.
+    pub fn admit(&self, checks: &[(&str, Gcra)], count: bool) -> Result<(), (usize, Duration)> {
+        self.admit_at(checks, count, Instant::now())
+    }
+
+    fn admit_at(
+        &self,
+        checks: &[(&str, Gcra)],
+        count: bool,
+        now: Instant,
+    ) -> Result<(), (usize, Duration)> {
+        let mut map = self.tat.lock().unwrap_or_else(|p| p.into_inner());
+        for (i, (key, g)) in checks.iter().enumerate() {
+            let tat = map.get(*key).copied().unwrap_or(now).max(now);
+            let next = tat + g.interval;
+            if next.duration_since(now) > g.period {
+                return Err((i, next.duration_since(now) - g.period));
+            }
+        }
+        if count {
+            if map.len() >= PRUNE_AT {
+                map.retain(|_, t| *t > now);
+            }
+            for (key, g) in checks {
+                let tat = map.get(*key).copied().unwrap_or(now).max(now);
+                map.insert((*key).to_owned(), tat + g.interval);
+            }
+        }
+        Ok(())
+    }
+
+    /// Counts one event even when the budget is already spent (a wrong code is counted
+    /// whatever the answer), capped so a flood cannot push the wait past one period.
+    pub fn force(&self, key: &str, g: Gcra) {
+        let now = Instant::now();
+        let mut map = self.tat.lock().unwrap_or_else(|p| p.into_inner());
+        let tat = map.get(key).copied().unwrap_or(now).max(now);
+        map.insert(
+            key.to_owned(),
+            (tat + g.interval).min(now + g.period + g.interval),
+        );
+    }
+
+    /// Gives one event back (never more than a whole budget).
+    pub fn refund(&self, key: &str, g: Gcra) {
+        let now = Instant::now();
+        let mut map = self.tat.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(t) = map.get_mut(key) {
+            *t = t.checked_sub(g.interval).unwrap_or(now).max(now);
+        }
+    }
+
+    /// Drops the keys that carry no information any more.
+    pub fn prune(&self) -> usize {
+        let now = Instant::now();
+        let mut map = self.tat.lock().unwrap_or_else(|p| p.into_inner());
+        let before = map.len();
+        map.retain(|_, t| *t > now);
+        before - map.len()
+    }
+
+    pub fn len(&self) -> usize {
+        self.tat.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A single GCRA budget per key (the dashboard's password limiter uses it).
+#[derive(Debug)]
+pub struct MemoryLimiter {
+    gcra: Gcra,
+    map: MemoryGcra,
+}
+
+/// A limit keyed by whatever the caller counts.
 pub trait Limiter: Send + Sync + std::fmt::Debug {
     /// `Err(wait)` if one more event would exceed the limit; nothing is counted.
     fn check(&self, key: &str) -> Result<(), Duration>;
@@ -17,49 +134,40 @@ pub trait Limiter: Send + Sync + std::fmt::Debug {
     fn hit(&self, key: &str) -> Result<(), Duration>;
 }
 
-/// In-memory GCRA: `count` events per `period`, with bursts up to `count`.
-#[derive(Debug)]
-pub struct MemoryLimiter {
-    interval: Duration,
-    period: Duration,
-    /// Per key, the "theoretical arrival time" of the next event.
-    tat: Mutex<HashMap<String, Instant>>,
-}
-
 impl MemoryLimiter {
     pub fn new(rate: Rate) -> Self {
         Self {
-            interval: rate.period / rate.count,
-            period: rate.period,
-            tat: Mutex::new(HashMap::new()),
+            gcra: Gcra::new(rate),
+            map: MemoryGcra::default(),
         }
-    }
-
-    fn decide(&self, key: &str, count: bool, now: Instant) -> Result<(), Duration> {
-        let mut map = self.tat.lock().unwrap_or_else(|p| p.into_inner());
-        let tat = map.get(key).copied().unwrap_or(now).max(now);
-        let next = tat + self.interval;
-        if next.duration_since(now) > self.period {
-            return Err(next.duration_since(now) - self.period);
-        }
-        if count {
-            if map.len() >= 10_000 {
-                // Keys whose budget is whole again carry no information: drop them.
-                map.retain(|_, t| *t > now);
-            }
-            map.insert(key.to_owned(), next);
-        }
-        Ok(())
     }
 }
 
 impl Limiter for MemoryLimiter {
     fn check(&self, key: &str) -> Result<(), Duration> {
-        self.decide(key, false, Instant::now())
+        self.map.admit(&[(key, self.gcra)], false).map_err(|e| e.1)
     }
 
     fn hit(&self, key: &str) -> Result<(), Duration> {
-        self.decide(key, true, Instant::now())
+        self.map.admit(&[(key, self.gcra)], true).map_err(|e| e.1)
+    }
+}
+
+/// The key a client address is counted under: an IPv4 address as it is, an IPv6 address
+/// by its /64 (one home or phone network hands out a whole /64, so counting single IPv6
+/// addresses would give one client 2^64 budgets). IPv4-mapped IPv6 counts as its IPv4.
+pub fn address_key(ip: Option<IpAddr>) -> String {
+    match ip {
+        None => "unknown".to_owned(),
+        Some(IpAddr::V4(v4)) => v4.to_string(),
+        Some(IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let s = v6.segments();
+                let net = std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0);
+                format!("{net}/64")
+            }
+        },
     }
 }
 
@@ -72,35 +180,92 @@ pub fn retry_secs(wait: Duration) -> u64 {
 mod tests {
     use super::*;
 
+    fn g(count: u32, secs: u64) -> Gcra {
+        Gcra::new(Rate {
+            count,
+            period: Duration::from_secs(secs),
+        })
+    }
+
     #[test]
     fn allows_the_burst_then_refuses_with_a_wait() {
-        let l = MemoryLimiter::new(Rate {
-            count: 3,
-            period: Duration::from_secs(60),
-        });
+        let m = MemoryGcra::default();
         let now = Instant::now();
         for _ in 0..3 {
-            assert!(l.decide("a", true, now).is_ok());
+            assert!(m.admit_at(&[("a", g(3, 60))], true, now).is_ok());
         }
-        let wait = l.decide("a", true, now).unwrap_err();
-        assert_eq!(wait, Duration::from_secs(20));
-        assert!(l.decide("b", true, now).is_ok(), "keys are independent");
+        let (i, wait) = m.admit_at(&[("a", g(3, 60))], true, now).unwrap_err();
+        assert_eq!((i, wait), (0, Duration::from_secs(20)));
         assert!(
-            l.decide("a", false, now + Duration::from_secs(20)).is_ok(),
+            m.admit_at(&[("b", g(3, 60))], true, now).is_ok(),
+            "keys are independent"
+        );
+        assert!(
+            m.admit_at(&[("a", g(3, 60))], false, now + Duration::from_secs(20))
+                .is_ok(),
             "budget refills"
         );
     }
 
     #[test]
-    fn check_does_not_count() {
-        let l = MemoryLimiter::new(Rate {
-            count: 1,
-            period: Duration::from_secs(60),
-        });
+    fn a_refusal_by_one_key_counts_none() {
+        let m = MemoryGcra::default();
         let now = Instant::now();
-        assert!(l.decide("a", false, now).is_ok());
-        assert!(l.decide("a", false, now).is_ok());
-        assert!(l.decide("a", true, now).is_ok());
-        assert!(l.decide("a", false, now).is_err());
+        assert!(m.admit_at(&[("class", g(1, 60))], true, now).is_ok());
+        let err = m
+            .admit_at(&[("session", g(5, 60)), ("class", g(1, 60))], true, now)
+            .unwrap_err();
+        assert_eq!(err.0, 1, "the class budget refused");
+        // The session's budget was not spent by the refused message: five still fit.
+        for _ in 0..5 {
+            assert!(m.admit_at(&[("session", g(5, 60))], true, now).is_ok());
+        }
+        assert!(m.admit_at(&[("session", g(5, 60))], true, now).is_err());
+    }
+
+    #[test]
+    fn check_does_not_count_and_refund_gives_one_back() {
+        let m = MemoryGcra::default();
+        let now = Instant::now();
+        assert!(m.admit_at(&[("a", g(1, 60))], false, now).is_ok());
+        assert!(m.admit_at(&[("a", g(1, 60))], true, now).is_ok());
+        assert!(m.admit_at(&[("a", g(1, 60))], false, now).is_err());
+        m.refund("a", g(1, 60));
+        assert!(m.admit(&[("a", g(1, 60))], false).is_ok());
+    }
+
+    #[test]
+    fn forced_events_cap_the_wait_at_one_period() {
+        let m = MemoryGcra::default();
+        for _ in 0..1000 {
+            m.force("a", g(10, 60));
+        }
+        let (_, wait) = m.admit(&[("a", g(10, 60))], false).unwrap_err();
+        assert!(wait <= Duration::from_secs(60 + 6), "{wait:?}");
+    }
+
+    #[test]
+    fn pruning_drops_only_whole_budgets() {
+        let m = MemoryGcra::default();
+        m.admit(&[("busy", g(1, 3600))], true).unwrap();
+        m.tat
+            .lock()
+            .unwrap()
+            .insert("stale".into(), Instant::now() - Duration::from_secs(1));
+        assert_eq!(m.prune(), 1);
+        assert_eq!(m.len(), 1);
+    }
+
+    #[test]
+    fn ipv6_counts_per_64_and_mapped_ipv4_as_ipv4() {
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:ffff:1:2:3".parse().unwrap();
+        let c: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert_eq!(address_key(Some(a)), address_key(Some(b)));
+        assert_ne!(address_key(Some(a)), address_key(Some(c)));
+        assert_eq!(address_key(Some(a)), "2001:db8:1:2::/64");
+        let mapped: IpAddr = "::ffff:192.0.2.7".parse().unwrap();
+        assert_eq!(address_key(Some(mapped)), "192.0.2.7");
+        assert_eq!(address_key(Some("192.0.2.7".parse().unwrap())), "192.0.2.7");
     }
 }

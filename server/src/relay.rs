@@ -25,7 +25,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::auth::AuthSession;
 use crate::error::{AppError, AppJson, Result};
-use crate::limiter::{Limiter, retry_secs};
+use crate::limiter::retry_secs;
+use crate::limits::{Budget, Message, Refusal};
 use crate::state::AppState;
 use crate::store::{Outcome, UsageRow};
 use crate::usage::UsageRecorder;
@@ -73,30 +74,49 @@ async fn create_chat(
     classchat_shared::validate_request(&req)?;
     let class = &session.class;
 
-    let per_minute = class
-        .messages_per_minute
-        .unwrap_or(state.settings.messages_per_minute);
-    if let Err(wait) = state
-        .chat_limiter(per_minute)
-        .map_or(Ok(()), |l| l.hit(&session.claims.sub))
-    {
-        let secs = retry_secs(wait);
-        return Err(AppError::rate_limited(
-            secs,
-            format!("You are sending messages too quickly. Please wait {secs} seconds."),
-        ));
-    }
     let now = jiff::Zoned::now().with_time_zone(state.settings.timezone.clone());
     let quota = class
         .daily_message_quota
         .unwrap_or(state.settings.daily_message_quota);
-    if !state.daily.hit(&class.id, now.date(), quota) {
-        let secs = seconds_to_midnight(&now);
-        tracing::warn!(class = %class.id, quota, "daily message quota reached");
-        return Err(AppError::rate_limited(
-            secs,
-            "Your class has used today's messages. Please try again tomorrow.",
-        ));
+    let message = Message {
+        session_id: &session.claims.sub,
+        session_per_minute: class
+            .messages_per_minute
+            .unwrap_or(state.settings.messages_per_minute),
+        class_id: &class.id,
+        class_per_minute: class
+            .class_messages_per_minute
+            .unwrap_or(state.settings.class_messages_per_minute),
+        day: now.date(),
+        quota,
+    };
+    match state.limits.admit_message(&message).await {
+        Ok(()) => {}
+        Err(Refusal::TooFast { budget, wait }) => {
+            let secs = retry_secs(wait);
+            if budget == Budget::Class {
+                tracing::warn!(class = %class.id, "class message ceiling reached");
+            }
+            return Err(AppError::rate_limited(
+                secs,
+                if budget == Budget::Class {
+                    format!(
+                        "Your class is sending more messages than its limit allows. Please wait {secs} seconds."
+                    )
+                } else {
+                    format!("You are sending messages too quickly. Please wait {secs} seconds.")
+                },
+            ));
+        }
+        Err(Refusal::Quota) => {
+            let secs = seconds_to_midnight(&now);
+            tracing::warn!(class = %class.id, quota, "daily message quota reached");
+            return Err(AppError::rate_limited(
+                secs,
+                "Your class has used today's messages. Please try again tomorrow.",
+            ));
+        }
+        Err(Refusal::Unavailable) => return Err(AppError::Unavailable),
     }
 
     let model = class

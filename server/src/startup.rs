@@ -21,9 +21,9 @@ use crate::auth::token::{TokenKeys, now_secs};
 use crate::classes::ClassRegistry;
 use crate::config::Settings;
 use crate::error::AppError;
-use crate::limiter::MemoryLimiter;
+use crate::limits::Limits;
 use crate::relay::upstream::Upstream;
-use crate::state::{AppState, RevokedSessions, chat_limiters};
+use crate::state::{AppState, RevokedSessions};
 use crate::store::Store;
 use crate::usage::{DailyCounter, UsageLog};
 
@@ -44,7 +44,10 @@ impl Application {
             .await
             .with_context(|| format!("LISTEN_ADDR: cannot listen on {}", settings.listen_addr))?;
         let store = Store::connect(&settings.database_url).await?;
-        let revoked = RevokedSessions::new(store.live_revocations(now_secs()).await?);
+        let revoked = RevokedSessions::new(
+            store.live_revocations(now_secs()).await?,
+            settings.session_max_age,
+        );
         let daily = DailyCounter::default();
         let now = jiff::Zoned::now().with_time_zone(settings.timezone.clone());
         if let Ok(midnight) = now.start_of_day() {
@@ -75,14 +78,11 @@ impl Application {
                 &settings.auth_secret,
                 settings.auth_secret_previous.as_ref(),
             )),
-            login_by_addr: Arc::new(MemoryLimiter::new(settings.login_failures_per_address)),
-            login_by_class: Arc::new(MemoryLimiter::new(settings.login_failures_per_class)),
-            chat_limiters: Arc::new(chat_limiters(&settings)),
+            limits: Arc::new(Limits::new(&settings, &store, daily)),
             settings: Arc::new(settings),
             store,
             classes: Arc::new(classes),
             revoked: Arc::new(revoked),
-            daily: Arc::new(daily),
             upstream: Arc::new(upstream),
             usage,
             admin: Arc::new(admin),

@@ -1,6 +1,6 @@
 //! What every handler shares.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -8,11 +8,11 @@ use tokio_util::sync::CancellationToken;
 
 use crate::auth::token::TokenKeys;
 use crate::classes::ClassRegistry;
-use crate::config::{Rate, Settings};
-use crate::limiter::{Limiter, MemoryLimiter};
+use crate::config::Settings;
+use crate::limits::Limits;
 use crate::relay::upstream::Upstream;
 use crate::store::Store;
-use crate::usage::{DailyCounter, UsageLog};
+use crate::usage::UsageLog;
 
 /// Cheap to clone: everything inside is shared.
 #[derive(Debug, Clone)]
@@ -25,11 +25,8 @@ pub struct AppState {
     pub classes: Arc<ClassRegistry>,
     pub keys: Arc<TokenKeys>,
     pub revoked: Arc<RevokedSessions>,
-    pub login_by_addr: Arc<dyn Limiter>,
-    pub login_by_class: Arc<dyn Limiter>,
-    /// Per-session message limiters, one per distinct messages-per-minute setting.
-    pub chat_limiters: Arc<HashMap<u32, MemoryLimiter>>,
-    pub daily: Arc<DailyCounter>,
+    /// Sign-in and message budgets (shared through the database on PostgreSQL).
+    pub limits: Arc<Limits>,
     pub upstream: Arc<Upstream>,
     pub usage: UsageLog,
     /// The teacher dashboard's configuration and keys.
@@ -38,52 +35,70 @@ pub struct AppState {
     pub shutdown: CancellationToken,
 }
 
-impl AppState {
-    pub fn chat_limiter(&self, per_minute: u32) -> Option<&MemoryLimiter> {
-        self.chat_limiters.get(&per_minute)
-    }
+/// Revoked session ids with when each may be forgotten, mirrored from the database so
+/// checking a token needs no query. Pruned while running ([`RevokedSessions::prune`]):
+/// a revoked session's tokens cannot outlive its maximum age anyway.
+#[derive(Debug)]
+pub struct RevokedSessions {
+    ids: RwLock<HashMap<String, i64>>,
+    /// How long an entry is kept when its session's own end is not known.
+    keep: Duration,
 }
 
-/// Revoked session ids, mirrored from the database so checking a token needs no query.
-#[derive(Debug, Default)]
-pub struct RevokedSessions(RwLock<HashSet<String>>);
-
 impl RevokedSessions {
-    pub fn new(ids: Vec<String>) -> Self {
-        Self(RwLock::new(ids.into_iter().collect()))
+    /// `ids` revoked now-ish; kept for `keep` (the longest a session can last).
+    pub fn new(ids: Vec<String>, keep: Duration) -> Self {
+        let until = crate::auth::token::now_secs() + keep.as_secs() as i64;
+        Self {
+            ids: RwLock::new(ids.into_iter().map(|id| (id, until)).collect()),
+            keep,
+        }
     }
 
     pub fn contains(&self, id: &str) -> bool {
-        self.0
+        self.ids
             .read()
             .unwrap_or_else(|p| p.into_inner())
-            .contains(id)
+            .contains_key(id)
     }
 
     pub fn insert(&self, id: String) {
-        self.0.write().unwrap_or_else(|p| p.into_inner()).insert(id);
+        let until = crate::auth::token::now_secs() + self.keep.as_secs() as i64;
+        self.ids
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id, until);
+    }
+
+    /// Forgets sessions that ended before `now` (Unix seconds); returns how many.
+    pub fn prune(&self, now: i64) -> usize {
+        let mut ids = self.ids.write().unwrap_or_else(|p| p.into_inner());
+        let before = ids.len();
+        ids.retain(|_, until| *until >= now);
+        before - ids.len()
+    }
+
+    pub fn len(&self) -> usize {
+        self.ids.read().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 
-/// One limiter per distinct per-minute setting (0 means no limit, so none is made).
-pub fn chat_limiters(settings: &Settings) -> HashMap<u32, MemoryLimiter> {
-    let mut rates: Vec<u32> = settings
-        .classes
-        .iter()
-        .filter_map(|c| c.messages_per_minute)
-        .collect();
-    rates.push(settings.messages_per_minute);
-    rates
-        .into_iter()
-        .filter(|n| *n > 0)
-        .map(|n| {
-            (
-                n,
-                MemoryLimiter::new(Rate {
-                    count: n,
-                    period: Duration::from_secs(60),
-                }),
-            )
-        })
-        .collect()
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn revocations_are_forgotten_once_their_sessions_are_over() {
+        let r = RevokedSessions::new(vec!["old".into()], Duration::from_secs(60));
+        r.insert("new".into());
+        let now = crate::auth::token::now_secs();
+        assert_eq!(r.prune(now), 0, "both still within a session's life");
+        assert!(r.contains("old") && r.contains("new"));
+        assert_eq!(r.prune(now + 61), 2);
+        assert!(r.is_empty());
+    }
 }

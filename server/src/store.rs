@@ -7,8 +7,10 @@
 //! [`with_pool!`] type-checks it against each driver. Callers only see [`Store`]'s methods.
 
 pub mod dashboard;
+mod limits;
 
 pub use dashboard::UsageRecord;
+pub use limits::Admission;
 
 use std::str::FromStr;
 use std::time::Duration;

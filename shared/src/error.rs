@@ -19,6 +19,8 @@ pub enum ErrorCode {
     UpstreamError,
     UpstreamUnavailable,
     UpstreamTimeout,
+    /// classchat's own database is not answering (sign-ins need it on PostgreSQL).
+    Unavailable,
     Internal,
     /// A code this build does not know yet (a newer server); treated as a generic failure.
     #[serde(other)]
@@ -40,7 +42,7 @@ impl ErrorCode {
             Self::InvalidMessages => 422,
             Self::RateLimited => 429,
             Self::UpstreamError => 502,
-            Self::UpstreamUnavailable => 503,
+            Self::UpstreamUnavailable | Self::Unavailable => 503,
             Self::UpstreamTimeout => 504,
             Self::Internal | Self::Unknown => 500,
         }
@@ -62,6 +64,7 @@ impl ErrorCode {
             Self::UpstreamError => "upstream_error",
             Self::UpstreamUnavailable => "upstream_unavailable",
             Self::UpstreamTimeout => "upstream_timeout",
+            Self::Unavailable => "unavailable",
             Self::Internal => "internal",
             Self::Unknown => "unknown",
         }

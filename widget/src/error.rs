@@ -92,7 +92,9 @@ impl WidgetError {
                 ErrorCode::TooLarge => t.err_conversation_too_long,
                 ErrorCode::InvalidMessages | ErrorCode::BadRequest => t.err_invalid_messages,
                 ErrorCode::UpstreamError => t.err_upstream_error,
-                ErrorCode::UpstreamUnavailable => t.err_upstream_unavailable,
+                ErrorCode::UpstreamUnavailable | ErrorCode::Unavailable => {
+                    t.err_upstream_unavailable
+                }
                 ErrorCode::UpstreamTimeout => t.err_upstream_timeout,
                 ErrorCode::NotFound | ErrorCode::Internal | ErrorCode::Unknown => t.err_generic,
             },

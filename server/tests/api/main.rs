@@ -8,4 +8,5 @@ mod chat;
 mod config;
 mod dashboard_scale;
 mod helpers;
+mod limits;
 mod session;
