@@ -448,7 +448,15 @@ async fn refresh_class(state: &AppState, id: &str) -> Result<(), Response> {
         .map_err(internal)?
         .into_iter()
         .find(|o| o.class_id == id);
-    state.classes.set_override(id, record).map_err(|e| {
+    let generation = state
+        .store
+        .class_generations()
+        .await
+        .map_err(internal)?
+        .get(id)
+        .copied()
+        .unwrap_or(0);
+    state.classes.set_override(id, record, generation).map_err(|e| {
         tracing::error!(target: "classchat::admin", class = id, error = %e, "dashboard change conflicts");
         page(StatusCode::CONFLICT, "That change conflicts", "The new settings clash with another class's codes.")
     })
@@ -474,11 +482,16 @@ async fn class_action(
     let (change, detail, done) = match action.as_str() {
         "rotate" => {
             let code = generate_code();
+            // The generation moves first: if the change then fails, old tokens merely end.
+            if let Err(e) = state.store.bump_generation(&id).await {
+                return internal(e);
+            }
+            let stored = state.classes.code_keys().store(&code);
             let r = state
                 .store
                 .change_class(
                     &id,
-                    &OverrideChange::Codes(vec![code.clone()]),
+                    &OverrideChange::Codes(vec![stored]),
                     &t.actor,
                     now_ms,
                     "new access code; old tokens revoked",
@@ -521,6 +534,15 @@ async fn class_action(
             }
         },
         "reset" => {
+            // Back to the configured codes is a code change too: tokens of the rotated code
+            // end, and those from before the rotation must not come back.
+            let had_codes = state
+                .classes
+                .override_of(&id)
+                .is_some_and(|o| o.codes.is_some());
+            if had_codes && let Err(e) = state.store.bump_generation(&id).await {
+                return internal(e);
+            }
             if let Err(e) = state.store.reset_class(&id, &t.actor, now_ms).await {
                 return internal(e);
             }

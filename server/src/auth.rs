@@ -273,3 +273,29 @@ async fn delete_session(State(state): State<AppState>, session: AuthSession) -> 
     tracing::info!(target: "classchat::login", class = %c.cls, session = %c.sub, outcome = "signed_out", "signed out");
     Ok(StatusCode::NO_CONTENT)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn display_names_lose_bidi_and_zero_width_characters() {
+        // "Mei" with a right-to-left override that would show "ieM ..." reversed, a
+        // zero-width space and a byte-order mark.
+        let name = clean_display_name(Some(
+            "\u{202E}Mei\u{200B} \u{2066}Lin\u{2069}\u{FEFF}".into(),
+        ))
+        .unwrap()
+        .unwrap();
+        assert_eq!(name, "Mei Lin");
+        assert_eq!(
+            clean_display_name(Some("\u{200D}\u{200F}".into())).unwrap(),
+            None
+        );
+        // Letters of right-to-left scripts stay: only the invisible controls go.
+        assert_eq!(
+            clean_display_name(Some("مريم".into())).unwrap().as_deref(),
+            Some("مريم")
+        );
+    }
+}

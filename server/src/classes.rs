@@ -3,7 +3,9 @@
 //! Codes are kept only as secrets and as keyed digests: the lookup compares digests in
 //! constant time, and no error message ever repeats a code.
 
+use std::collections::HashMap;
 use std::path::Path;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use hmac::{Hmac, Mac};
@@ -15,6 +17,7 @@ use subtle::ConstantTimeEq;
 use classchat_shared::limits::{MAX_ACCESS_CODE_CHARS, MIN_ACCESS_CODE_CHARS};
 
 use crate::config::parse_duration;
+use crate::store::dashboard::OverrideRecord;
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -23,8 +26,13 @@ type HmacSha256 = Hmac<Sha256>;
 pub struct Class {
     pub id: String,
     pub title: String,
-    /// Normalised codes (see [`normalize_code`]).
+    /// Normalised codes (see [`normalize_code`]), from the configuration.
     pub codes: Vec<SecretString>,
+    /// Codes the dashboard set, as the database keeps them: keyed digests
+    /// ([`CodeKeys::store`]), never the codes themselves.
+    pub stored_codes: Vec<String>,
+    /// How many times the dashboard changed this class's codes (see [`code_fingerprint`]).
+    pub generation: i64,
     pub model: Option<String>,
     pub system_prompt: Option<String>,
     pub greeting: Option<String>,
@@ -49,8 +57,10 @@ pub enum ClassesError {
 #[derive(Debug, Clone)]
 pub struct ClassList {
     classes: Vec<Class>,
-    key: [u8; 32],
-    digests: Vec<(usize, [u8; 32])>,
+    /// Digest keys: the first digests configured codes; stored codes name theirs.
+    keys: Vec<[u8; 32]>,
+    /// (class index, key index, digest) for every code.
+    digests: Vec<(usize, usize, [u8; 32])>,
 }
 
 /// Trimmed and lower-cased, so a stray space or caps lock does not fail a student.
@@ -138,6 +148,8 @@ impl ClassList {
                     title.to_owned()
                 },
                 codes: vec![SecretString::from(code)],
+                stored_codes: Vec::new(),
+                generation: 0,
                 model: None,
                 system_prompt: system_prompt.clone(),
                 greeting: greeting.clone(),
@@ -210,6 +222,8 @@ impl ClassList {
                 id: c.id,
                 title: c.title,
                 codes,
+                stored_codes: Vec::new(),
+                generation: 0,
                 model: c.model.filter(|m| !m.trim().is_empty()),
                 system_prompt: c.system_prompt.filter(|s| !s.trim().is_empty()),
                 greeting: c.greeting.filter(|s| !s.trim().is_empty()),
@@ -223,16 +237,33 @@ impl ClassList {
         Self::new(classes).map_err(|e| ClassesError::File(format!("{shown}: {e}")))
     }
 
-    /// Checks ids and codes are unique and builds the digest table.
+    /// Checks ids and codes are unique and builds the digest table (under a random key:
+    /// configured codes only need comparing with each other and with what students type).
     pub fn new(classes: Vec<Class>) -> Result<Self, ClassesError> {
         use rand::RngCore;
         let mut key = [0u8; 32];
         rand::thread_rng().fill_bytes(&mut key);
+        Self::build(classes, None, key)
+    }
+
+    /// As [`ClassList::new`], with the keys stored codes were digested under.
+    fn with_keys(classes: Vec<Class>, keys: &CodeKeys) -> Result<Self, ClassesError> {
+        Self::build(classes, Some(keys), keys.keys[0].0)
+    }
+
+    fn build(
+        classes: Vec<Class>,
+        stored_keys: Option<&CodeKeys>,
+        plain_key: [u8; 32],
+    ) -> Result<Self, ClassesError> {
         let mut list = Self {
             classes: Vec::new(),
-            key,
+            keys: vec![plain_key],
             digests: Vec::new(),
         };
+        if let Some(k) = stored_keys {
+            list.keys = k.keys.iter().map(|(key, _)| *key).collect();
+        }
         for (i, class) in classes.iter().enumerate() {
             if classes[..i].iter().any(|c| c.id == class.id) {
                 return Err(ClassesError::File(format!(
@@ -240,9 +271,23 @@ impl ClassList {
                     class.id
                 )));
             }
-            for code in &class.codes {
-                let d = list.digest(code.expose_secret());
-                if let Some((other, _)) = list.digests.iter().find(|(_, e)| bool::from(e.ct_eq(&d)))
+            let plain = class
+                .codes
+                .iter()
+                .map(|code| (0, digest(&list.keys[0], code.expose_secret())));
+            let stored = class.stored_codes.iter().filter_map(|s| {
+                let (kid, d) = parse_stored(s)?;
+                let k = stored_keys?.keys.iter().position(|(_, id)| *id == kid);
+                if k.is_none() {
+                    tracing::warn!(class = %class.id, "a code the dashboard set was made under an AUTH_SECRET no longer configured: rotate the code again");
+                }
+                Some((k?, d))
+            });
+            for (k, d) in plain.chain(stored).collect::<Vec<_>>() {
+                if let Some((other, _, _)) = list
+                    .digests
+                    .iter()
+                    .find(|(_, ek, e)| *ek == k && bool::from(e.ct_eq(&d)))
                 {
                     let other = &classes[*other].id;
                     return Err(ClassesError::Code(if *other == class.id {
@@ -254,17 +299,11 @@ impl ClassList {
                         )
                     }));
                 }
-                list.digests.push((i, d));
+                list.digests.push((i, k, d));
             }
         }
         list.classes = classes;
         Ok(list)
-    }
-
-    fn digest(&self, normalized: &str) -> [u8; 32] {
-        let mut mac = HmacSha256::new_from_slice(&self.key).expect("HMAC takes any key length");
-        mac.update(normalized.as_bytes());
-        mac.finalize().into_bytes().into()
     }
 
     /// The class whose code this is. Every digest is compared, so the time taken does not
@@ -274,10 +313,10 @@ impl ClassList {
         if code.is_empty() || code.chars().count() > MAX_ACCESS_CODE_CHARS {
             return None;
         }
-        let d = self.digest(&code);
+        let mine: Vec<[u8; 32]> = self.keys.iter().map(|k| digest(k, &code)).collect();
         let mut found = None;
-        for (i, e) in &self.digests {
-            if bool::from(e.ct_eq(&d)) {
+        for (i, k, e) in &self.digests {
+            if bool::from(e.ct_eq(&mine[*k])) {
                 found = Some(*i);
             }
         }
@@ -309,22 +348,103 @@ fn check_code(code: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// A fingerprint of a class's codes under one signing key. It goes into every token, so
-/// changing the codes revokes the old tokens; keyed, so a token does not leak the code.
+/// A fingerprint of a class's codes and code generation under one signing key. It goes
+/// into every token, so changing the codes revokes the old tokens, and so does every later
+/// change (the generation only moves forward): going back to the configured codes does
+/// not bring back the tokens of before. Keyed, so a token does not leak the code.
 pub fn code_fingerprint(secret: &SecretString, class: &Class) -> String {
     use base64::Engine;
-    let mut codes: Vec<&str> = class.codes.iter().map(|c| c.expose_secret()).collect();
+    let mut codes: Vec<&str> = class
+        .codes
+        .iter()
+        .map(|c| c.expose_secret())
+        .chain(class.stored_codes.iter().map(String::as_str))
+        .collect();
     codes.sort_unstable();
     let mut mac = HmacSha256::new_from_slice(secret.expose_secret().as_bytes())
         .expect("HMAC takes any key length");
     mac.update(b"classchat code fingerprint\0");
     mac.update(class.id.as_bytes());
+    if class.generation > 0 {
+        // Generation 0 adds nothing, so tokens issued before generations existed still verify.
+        mac.update(format!("\0generation {}", class.generation).as_bytes());
+    }
     for c in codes {
         mac.update(b"\0");
         mac.update(c.as_bytes());
     }
     let bytes = mac.finalize().into_bytes();
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&bytes[..12])
+}
+
+fn digest(key: &[u8; 32], normalized: &str) -> [u8; 32] {
+    let mut mac = HmacSha256::new_from_slice(key).expect("HMAC takes any key length");
+    mac.update(normalized.as_bytes());
+    mac.finalize().into_bytes().into()
+}
+
+/// What a stored code looks like: `hmac-sha256:<key id>:<hex digest>`.
+const STORED_PREFIX: &str = "hmac-sha256:";
+
+fn parse_stored(s: &str) -> Option<(String, [u8; 32])> {
+    let (kid, hex) = s.strip_prefix(STORED_PREFIX)?.split_once(':')?;
+    if hex.len() != 64 {
+        return None;
+    }
+    let mut d = [0u8; 32];
+    for (i, byte) in d.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some((kid.to_owned(), d))
+}
+
+/// Whether a code from the database is already a keyed digest (older versions stored
+/// codes in plain text; start-up rewrites those).
+pub fn is_stored_form(s: &str) -> bool {
+    parse_stored(s).is_some()
+}
+
+/// The keys codes set on the dashboard are digested under before they are stored, derived
+/// from AUTH_SECRET (and AUTH_SECRET_PREVIOUS, so stored codes survive a rotation). The
+/// database then holds nothing a student could type.
+#[derive(Clone)]
+pub struct CodeKeys {
+    /// (key, key id), the current one first.
+    keys: Vec<([u8; 32], String)>,
+}
+
+impl std::fmt::Debug for CodeKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CodeKeys(..)")
+    }
+}
+
+impl CodeKeys {
+    pub fn new(current: &SecretString, previous: Option<&SecretString>) -> Self {
+        let derive = |secret: &SecretString| {
+            let mut mac = HmacSha256::new_from_slice(secret.expose_secret().as_bytes())
+                .expect("HMAC takes any key length");
+            mac.update(b"classchat stored access code v1");
+            let key: [u8; 32] = mac.finalize().into_bytes().into();
+            let id = digest(&key, "key id");
+            let kid: String = id[..4].iter().map(|b| format!("{b:02x}")).collect();
+            (key, kid)
+        };
+        Self {
+            keys: std::iter::once(current)
+                .chain(previous)
+                .map(derive)
+                .collect(),
+        }
+    }
+
+    /// The form a normalised code is stored in.
+    pub fn store(&self, code: &str) -> String {
+        let (key, kid) = &self.keys[0];
+        let d = digest(key, &normalize_code(code));
+        let hex: String = d.iter().map(|b| format!("{b:02x}")).collect();
+        format!("{STORED_PREFIX}{kid}:{hex}")
+    }
 }
 
 #[cfg(test)]
@@ -371,81 +491,129 @@ mod tests {
     }
 }
 
-/// The classes in force: the configured ones with the dashboard's overrides applied.
-/// Rebuilt and swapped whole on every change, so readers never see half an update.
+/// The classes in force: the configured ones with the dashboard's overrides and code
+/// generations applied. Rebuilt and swapped whole on every change, so readers never see
+/// half an update; on PostgreSQL every replica rebuilds from the database when notified.
 #[derive(Debug)]
 pub struct ClassRegistry {
     configured: Vec<Class>,
-    overrides: std::sync::RwLock<
-        std::collections::HashMap<String, crate::store::dashboard::OverrideRecord>,
-    >,
-    current: std::sync::RwLock<std::sync::Arc<ClassList>>,
+    keys: CodeKeys,
+    state: RwLock<Dashboard>,
+    current: RwLock<Arc<ClassList>>,
+}
+
+/// What the dashboard changed, as loaded from the database.
+#[derive(Debug, Clone, Default, PartialEq)]
+struct Dashboard {
+    overrides: HashMap<String, OverrideRecord>,
+    generations: HashMap<String, i64>,
 }
 
 impl ClassRegistry {
     pub fn new(
         configured: &ClassList,
-        overrides: Vec<crate::store::dashboard::OverrideRecord>,
+        keys: CodeKeys,
+        overrides: Vec<OverrideRecord>,
+        generations: HashMap<String, i64>,
     ) -> Result<Self, ClassesError> {
         let reg = Self {
             configured: configured.classes.clone(),
-            overrides: std::sync::RwLock::new(
-                overrides
-                    .into_iter()
-                    .filter(|o| configured.get(&o.class_id).is_some())
-                    .map(|o| (o.class_id.clone(), o))
-                    .collect(),
-            ),
-            current: std::sync::RwLock::new(std::sync::Arc::new(configured.clone())),
+            keys,
+            state: RwLock::new(Dashboard::default()),
+            current: RwLock::new(Arc::new(configured.clone())),
         };
-        reg.rebuild()?;
+        reg.install(reg.dashboard(overrides, generations), true)?;
         Ok(reg)
     }
 
     /// A snapshot of the classes in force.
-    pub fn current(&self) -> std::sync::Arc<ClassList> {
+    pub fn current(&self) -> Arc<ClassList> {
         self.current
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
     }
 
+    /// The keys dashboard codes are stored under.
+    pub fn code_keys(&self) -> &CodeKeys {
+        &self.keys
+    }
+
     /// What the dashboard changed for a class, if anything.
-    pub fn override_of(&self, class_id: &str) -> Option<crate::store::dashboard::OverrideRecord> {
-        self.overrides
+    pub fn override_of(&self, class_id: &str) -> Option<OverrideRecord> {
+        self.state
             .read()
             .unwrap_or_else(|p| p.into_inner())
+            .overrides
             .get(class_id)
             .cloned()
     }
 
-    /// Applies a stored override (`None`: back to the configuration).
+    /// Applies a stored override (`None`: back to the configuration) and generation.
     pub fn set_override(
         &self,
         class_id: &str,
-        record: Option<crate::store::dashboard::OverrideRecord>,
+        record: Option<OverrideRecord>,
+        generation: i64,
     ) -> Result<(), ClassesError> {
-        {
-            let mut map = self.overrides.write().unwrap_or_else(|p| p.into_inner());
-            match record {
-                Some(r) => map.insert(class_id.to_owned(), r),
-                None => map.remove(class_id),
-            };
-        }
-        self.rebuild()
+        let mut next = self.state.read().unwrap_or_else(|p| p.into_inner()).clone();
+        match record {
+            Some(r) => next.overrides.insert(class_id.to_owned(), r),
+            None => next.overrides.remove(class_id),
+        };
+        next.generations.insert(class_id.to_owned(), generation);
+        self.install(next, false).map(|_| ())
     }
 
-    fn rebuild(&self) -> Result<(), ClassesError> {
-        let overrides = self.overrides.read().unwrap_or_else(|p| p.into_inner());
+    /// Replaces everything the dashboard changed with what the database holds now.
+    /// Returns whether anything changed.
+    pub fn replace_all(
+        &self,
+        overrides: Vec<OverrideRecord>,
+        generations: HashMap<String, i64>,
+    ) -> Result<bool, ClassesError> {
+        self.install(self.dashboard(overrides, generations), false)
+    }
+
+    fn dashboard(
+        &self,
+        overrides: Vec<OverrideRecord>,
+        generations: HashMap<String, i64>,
+    ) -> Dashboard {
+        Dashboard {
+            overrides: overrides
+                .into_iter()
+                .filter(|o| self.configured.iter().any(|c| c.id == o.class_id))
+                .map(|o| (o.class_id.clone(), o))
+                .collect(),
+            generations,
+        }
+    }
+
+    fn install(&self, next: Dashboard, force: bool) -> Result<bool, ClassesError> {
+        let mut state = self.state.write().unwrap_or_else(|p| p.into_inner());
+        if !force && *state == next {
+            return Ok(false);
+        }
         let mut classes = self.configured.clone();
         for class in &mut classes {
-            let Some(o) = overrides.get(&class.id) else {
+            class.generation = next.generations.get(&class.id).copied().unwrap_or(0);
+            let Some(o) = next.overrides.get(&class.id) else {
                 continue;
             };
             if let Some(codes) = &o.codes {
-                class.codes = codes
+                // Older versions stored plain codes; start-up rewrites them, and until then
+                // they are digested here.
+                class.codes.clear();
+                class.stored_codes = codes
                     .iter()
-                    .map(|c| SecretString::from(normalize_code(c)))
+                    .map(|c| {
+                        if is_stored_form(c) {
+                            c.clone()
+                        } else {
+                            self.keys.store(c)
+                        }
+                    })
                     .collect();
             }
             if let Some(enabled) = o.enabled {
@@ -455,9 +623,10 @@ impl ClassRegistry {
                 class.daily_message_quota = Some(q);
             }
         }
-        let list = ClassList::new(classes)?;
-        *self.current.write().unwrap_or_else(|p| p.into_inner()) = std::sync::Arc::new(list);
-        Ok(())
+        let list = ClassList::with_keys(classes, &self.keys)?;
+        *self.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(list);
+        *state = next;
+        Ok(true)
     }
 }
 

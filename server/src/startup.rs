@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::auth::token::{TokenKeys, now_secs};
-use crate::classes::ClassRegistry;
+use crate::classes::{ClassRegistry, CodeKeys, is_stored_form};
 use crate::config::Settings;
 use crate::error::AppError;
 use crate::limits::Limits;
@@ -58,12 +58,20 @@ impl Application {
                     .await?,
             );
         }
-        let classes = ClassRegistry::new(&settings.classes, store.load_overrides().await?)
-            .map_err(|e| {
-                anyhow::anyhow!(
-                    "the dashboard's class changes conflict with the configuration: {e}"
-                )
-            })?;
+        let code_keys = CodeKeys::new(
+            &settings.auth_secret,
+            settings.auth_secret_previous.as_ref(),
+        );
+        store_codes_as_digests(&store, &code_keys).await?;
+        let classes = ClassRegistry::new(
+            &settings.classes,
+            code_keys,
+            store.load_overrides().await?,
+            store.class_generations().await?,
+        )
+        .map_err(|e| {
+            anyhow::anyhow!("the dashboard's class changes conflict with the configuration: {e}")
+        })?;
         let upstream = Upstream::new(&settings.upstream, settings.timeouts)?;
         let (usage, usage_task) = UsageLog::spawn(store.clone());
         let bound = listener.local_addr()?;
@@ -163,6 +171,37 @@ impl Application {
         tracing::info!("stopped");
         result
     }
+}
+
+/// Older versions kept the codes the dashboard set in plain text: rewrite them as keyed
+/// digests, so the database holds nothing a student could type.
+async fn store_codes_as_digests(store: &Store, keys: &CodeKeys) -> anyhow::Result<()> {
+    for o in store.load_overrides().await? {
+        let Some(codes) = o.codes.filter(|c| c.iter().any(|c| !is_stored_form(c))) else {
+            continue;
+        };
+        let stored = codes
+            .iter()
+            .map(|c| {
+                if is_stored_form(c) {
+                    c.clone()
+                } else {
+                    keys.store(c)
+                }
+            })
+            .collect();
+        store
+            .change_class(
+                &o.class_id,
+                &crate::store::dashboard::OverrideChange::Codes(stored),
+                "classchat",
+                now_secs() * 1000,
+                "codes stored as keyed digests",
+            )
+            .await?;
+        tracing::info!(class = %o.class_id, "the dashboard's codes for this class are now stored as keyed digests");
+    }
+    Ok(())
 }
 
 /// Every route, with CORS and the body limit. Tests drive it with `oneshot`.

@@ -30,7 +30,7 @@ fn set_cookie(r: &reqwest::Response, name: &str) -> Option<String> {
 
 pub(crate) struct Teacher {
     pub(crate) cookie: String,
-    csrf: String,
+    pub(crate) csrf: String,
 }
 
 pub(crate) async fn sign_in_teacher(app: &TestApp) -> Teacher {

@@ -9,4 +9,5 @@ mod config;
 mod dashboard_scale;
 mod helpers;
 mod limits;
+mod rotation;
 mod session;
