@@ -456,6 +456,7 @@ async fn refresh_class(state: &AppState, id: &str) -> Result<(), Response> {
         .get(id)
         .copied()
         .unwrap_or(0);
+    state.store.notify(crate::sync::CLASSES_EVENT).await;
     state.classes.set_override(id, record, generation).map_err(|e| {
         tracing::error!(target: "classchat::admin", class = id, error = %e, "dashboard change conflicts");
         page(StatusCode::CONFLICT, "That change conflicts", "The new settings clash with another class's codes.")
@@ -602,7 +603,11 @@ async fn revoke_session(
     {
         return internal(e);
     }
-    state.revoked.insert(session_id.clone());
+    state.revoked.insert_until(session_id.clone(), ends);
+    state
+        .store
+        .notify(&crate::sync::revoked_event(&session_id, ends))
+        .await;
     tracing::info!(target: "classchat::admin", actor = %t.actor, class = %class_id, session = %session_id, action = "revoke_session", "session revoked");
     Redirect::to(&format!("/admin/classes/{class_id}?done=revoked")).into_response()
 }

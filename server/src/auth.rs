@@ -269,7 +269,11 @@ async fn delete_session(State(state): State<AppState>, session: AuthSession) -> 
         .store
         .revoke_session(&c.sub, &c.cls, ends, "logout", now_secs())
         .await?;
-    state.revoked.insert(c.sub.clone());
+    state.revoked.insert_until(c.sub.clone(), ends);
+    state
+        .store
+        .notify(&crate::sync::revoked_event(&c.sub, ends))
+        .await;
     tracing::info!(target: "classchat::login", class = %c.cls, session = %c.sub, outcome = "signed_out", "signed out");
     Ok(StatusCode::NO_CONTENT)
 }

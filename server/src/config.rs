@@ -43,6 +43,11 @@ pub struct Config {
     #[arg(long, env = "DATABASE_URL", default_value = "sqlite://classchat.db")]
     pub database_url: String,
 
+    /// With PostgreSQL: how often each replica reads revocations and class settings again,
+    /// healing any change notification it missed (changes normally arrive at once).
+    #[arg(long, env = "RESYNC_INTERVAL", default_value = "30s")]
+    pub resync_interval: String,
+
     /// Secret that signs widget tokens: at least 32 characters (`openssl rand -base64 48`).
     #[arg(long, env = "AUTH_SECRET", hide_env_values = true)]
     pub auth_secret: Option<SecretString>,
@@ -284,6 +289,7 @@ pub struct Settings {
     /// `None`: any origin.
     pub allowed_origins: Option<Vec<String>>,
     pub database_url: String,
+    pub resync_interval: Duration,
     pub auth_secret: SecretString,
     pub auth_secret_previous: Option<SecretString>,
     pub classes: ClassList,
@@ -613,6 +619,11 @@ impl Config {
             daily_message_quota: self.daily_message_quota,
             timeouts,
             shutdown_grace,
+            resync_interval: duration(
+                "RESYNC_INTERVAL",
+                &self.resync_interval,
+                Duration::from_secs(1),
+            )?,
             log_json,
         })
     }

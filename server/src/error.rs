@@ -116,7 +116,18 @@ impl From<MessagesProblem> for AppError {
 
 impl From<sqlx::Error> for AppError {
     fn from(e: sqlx::Error) -> Self {
-        Self::Internal(anyhow::Error::new(e).context("database"))
+        match e {
+            // The database is away (restarting, network): a specific 503, not a 500.
+            sqlx::Error::Io(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::WorkerCrashed => {
+                tracing::warn!(error = %e, "database unavailable");
+                Self::Unavailable
+            }
+            e => Self::Internal(anyhow::Error::new(e).context("database")),
+        }
     }
 }
 

@@ -26,6 +26,8 @@ pub mod startup;
 pub mod state;
 /// Every SQL statement.
 pub mod store;
+/// Keeping replicas' in-memory copies fresh (LISTEN/NOTIFY, resync) and housekeeping.
+pub mod sync;
 /// Logging set-up.
 pub mod telemetry;
 /// The usage log writer and daily quotas.

@@ -33,6 +33,8 @@ pub struct Application {
     listener: TcpListener,
     state: AppState,
     usage_task: JoinHandle<()>,
+    /// Housekeeping and, on PostgreSQL, the replicas' change listener.
+    sync_task: JoinHandle<()>,
 }
 
 impl Application {
@@ -96,10 +98,12 @@ impl Application {
             admin: Arc::new(admin),
             shutdown: CancellationToken::new(),
         };
+        let sync_task = crate::sync::spawn(state.clone());
         Ok(Self {
             listener,
             state,
             usage_task,
+            sync_task,
         })
     }
 
@@ -125,6 +129,7 @@ impl Application {
             listener,
             state,
             usage_task,
+            sync_task,
         } = self;
         let grace = state.settings.shutdown_grace;
         let stopping = CancellationToken::new();
@@ -165,6 +170,7 @@ impl Application {
                 }
             }
         };
+        sync_task.abort();
         state.usage.close().await;
         let _ = usage_task.await;
         state.store.close().await;

@@ -70,6 +70,14 @@ impl RevokedSessions {
             .insert(id, until);
     }
 
+    /// Adds a revocation whose session ends at `until` (Unix seconds).
+    pub fn insert_until(&self, id: String, until: i64) {
+        self.ids
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id, until);
+    }
+
     /// Forgets sessions that ended before `now` (Unix seconds); returns how many.
     pub fn prune(&self, now: i64) -> usize {
         let mut ids = self.ids.write().unwrap_or_else(|p| p.into_inner());

@@ -9,8 +9,10 @@
 mod classes;
 pub mod dashboard;
 mod limits;
+mod sync;
 
 pub use dashboard::UsageRecord;
+pub use sync::Revocation;
 pub use limits::Admission;
 
 use std::str::FromStr;

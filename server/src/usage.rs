@@ -61,38 +61,127 @@ impl UsageLog {
     }
 }
 
-async fn write_loop(store: Store, mut rx: mpsc::Receiver<Msg>) {
-    let mut batch: Vec<UsageRow> = Vec::with_capacity(BATCH);
-    let mut sessions: Vec<SessionRow> = Vec::new();
-    let mut closing = false;
-    let take =
-        |msg: Option<Msg>, batch: &mut Vec<UsageRow>, sessions: &mut Vec<SessionRow>| match msg {
+/// Rows held in memory while the database is away. Past this, new rows are dropped and
+/// counted (a 16-byte-ish row each way, this is tens of MB at most).
+const MAX_HELD: usize = 100_000;
+/// Longest wait between two tries to reach an absent database.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// What the writer holds: rows not yet written, and the state of an outage.
+#[derive(Default)]
+struct Held {
+    rows: Vec<UsageRow>,
+    sessions: Vec<SessionRow>,
+    /// Rows (and sign-ins) dropped because `MAX_HELD` were already held.
+    dropped: u64,
+    /// Set while the database refuses writes: when to try again, and the wait after that.
+    retry: Option<(tokio::time::Instant, Duration)>,
+}
+
+impl Held {
+    fn is_empty(&self) -> bool {
+        self.rows.is_empty() && self.sessions.is_empty()
+    }
+
+    /// Takes one message; true when it says to stop.
+    fn take(&mut self, msg: Option<Msg>) -> bool {
+        let full = self.rows.len() + self.sessions.len() >= MAX_HELD;
+        match msg {
+            Some(Msg::Row(_) | Msg::Session(_)) if full => {
+                self.dropped += 1;
+                if self.dropped == 1 || self.dropped.is_multiple_of(10_000) {
+                    tracing::warn!(
+                        dropped = self.dropped,
+                        held = MAX_HELD,
+                        "usage log: the database is away and {MAX_HELD} rows are held; new rows are dropped"
+                    );
+                }
+                false
+            }
             Some(Msg::Row(r)) => {
-                batch.push(*r);
+                self.rows.push(*r);
                 false
             }
             Some(Msg::Session(s)) => {
-                sessions.push(*s);
+                self.sessions.push(*s);
                 false
             }
             Some(Msg::Close) | None => true,
-        };
+        }
+    }
+
+    fn due(&self) -> bool {
+        self.retry
+            .is_none_or(|(at, _)| tokio::time::Instant::now() >= at)
+    }
+
+    /// Writes what is held, a batch at a time; on failure keeps it and backs off.
+    async fn flush(&mut self, store: &Store) {
+        while !self.is_empty() {
+            let rows = self.rows.len().min(BATCH);
+            let sessions = self.sessions.len().min(BATCH);
+            match store
+                .insert_usage(&self.rows[..rows], &self.sessions[..sessions])
+                .await
+            {
+                Ok(()) => {
+                    self.rows.drain(..rows);
+                    self.sessions.drain(..sessions);
+                }
+                Err(e) => {
+                    let wait = match self.retry {
+                        None => {
+                            tracing::error!(error = %e, held = self.rows.len(), "usage log: cannot write; holding rows until the database is back");
+                            Duration::from_millis(500)
+                        }
+                        Some((_, wait)) => (wait * 2).min(MAX_BACKOFF),
+                    };
+                    self.retry = Some((tokio::time::Instant::now() + wait, wait));
+                    return;
+                }
+            }
+        }
+        if self.retry.take().is_some() || self.dropped > 0 {
+            if self.dropped > 0 {
+                tracing::warn!(dropped = self.dropped, "usage log: the database is back; rows beyond the held ones were dropped");
+            } else {
+                tracing::info!("usage log: the database is back; every held row is written");
+            }
+            self.dropped = 0;
+        }
+    }
+}
+
+async fn write_loop(store: Store, mut rx: mpsc::Receiver<Msg>) {
+    let mut held = Held::default();
+    let mut closing = false;
     while !closing {
-        closing = take(rx.recv().await, &mut batch, &mut sessions);
+        let before = held.rows.len() + held.sessions.len();
+        // Wait for the next message; while rows are held, no longer than their retry time.
+        match held.retry {
+            Some((at, _)) => match tokio::time::timeout_at(at, rx.recv()).await {
+                Ok(msg) => closing = held.take(msg),
+                Err(_) => {}
+            },
+            None => closing = held.take(rx.recv().await),
+        }
         let deadline = tokio::time::Instant::now() + LINGER;
-        while !closing && batch.len() + sessions.len() < BATCH {
+        while !closing && held.rows.len() + held.sessions.len() < before + BATCH {
             match tokio::time::timeout_at(deadline, rx.recv()).await {
-                Ok(msg) => closing = take(msg, &mut batch, &mut sessions),
+                Ok(msg) => closing = held.take(msg),
                 Err(_) => break,
             }
         }
-        if !batch.is_empty() || !sessions.is_empty() {
-            if let Err(e) = store.insert_usage(&batch, &sessions).await {
-                tracing::error!(error = %e, rows = batch.len(), "cannot write usage rows");
-            }
-            batch.clear();
-            sessions.clear();
+        if !held.is_empty() && (held.due() || closing) {
+            held.flush(&store).await;
         }
+    }
+    if !held.is_empty() {
+        tracing::error!(
+            rows = held.rows.len(),
+            sign_ins = held.sessions.len(),
+            "usage log: stopping with rows the database never took; they are lost"
+        );
     }
 }
 

@@ -133,19 +133,4 @@ impl Store {
             Ok(())
         })
     }
-
-    /// Deletes budgets that are whole again and quota days that are over.
-    pub async fn prune_budgets(&self, before_day: jiff::civil::Date) -> sqlx::Result<u64> {
-        let pool = self.pg()?;
-        let a = sqlx::query("DELETE FROM rate_budgets WHERE tat_ms < classchat_now_ms()")
-            .execute(pool)
-            .await?
-            .rows_affected();
-        let b = sqlx::query("DELETE FROM daily_messages WHERE day < $1")
-            .bind(before_day.to_string())
-            .execute(pool)
-            .await?
-            .rows_affected();
-        Ok(a + b)
-    }
 }
