@@ -14,6 +14,8 @@ pub mod config;
 pub mod error;
 /// Rate limiters.
 pub mod limiter;
+/// `classchat migrate-db`: copying history from one database to another.
+pub mod migrate_db;
 /// Server-rendered pages.
 pub mod pages;
 /// The chat relay to Open WebUI (start here to see the heart of classchat).

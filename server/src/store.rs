@@ -3,10 +3,14 @@
 //! Two backends behind one [`Store`]: SQLite (the default: one file, created and migrated
 //! on first start) and PostgreSQL (`DATABASE_URL=postgres://…`, for several replicas).
 //! Each has its own migrations folder; every statement is written once, in SQL both accept
-//! (`$1` placeholders, `ON CONFLICT`, `CASE` instead of `MAX(a, b)`/`GREATEST`), and
-//! [`with_pool!`] type-checks it against each driver. Callers only see [`Store`]'s methods.
+//! (`$1` placeholders, `ON CONFLICT`, `CASE` instead of `MAX(a, b)`/`GREATEST`, integers
+//! as `BIGINT`/i64, no booleans), and [`with_pool!`] type-checks it against each driver.
+//! The few statements that must differ live in `dialect`. Callers only see [`Store`]'s
+//! methods.
 
+pub mod copy;
 pub mod dashboard;
+mod dialect;
 
 pub use dashboard::UsageRecord;
 
@@ -105,6 +109,16 @@ impl Store {
     /// `postgres://…`/`postgresql://…` (TLS per `sslmode` in the URL, verified against
     /// Mozilla's roots). Errors show the URL without its password.
     pub async fn connect(url: &str) -> anyhow::Result<Self> {
+        Self::open(url, true).await
+    }
+
+    /// As [`Self::connect`], but a SQLite file must exist already (`migrate-db`'s source:
+    /// a mistyped path is an error, not a new empty database).
+    pub async fn connect_existing(url: &str) -> anyhow::Result<Self> {
+        Self::open(url, false).await
+    }
+
+    async fn open(url: &str, create: bool) -> anyhow::Result<Self> {
         let shown = redact_url(url);
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let opts = sqlx::postgres::PgConnectOptions::from_str(url).map_err(|_| {
@@ -139,7 +153,7 @@ impl Store {
             .with_context(|| {
                 format!("DATABASE_URL {shown:?} is not a SQLite URL (sqlite://path/to/file.db) or a PostgreSQL URL (postgres://…)")
             })?
-            .create_if_missing(true)
+            .create_if_missing(create)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(5));
