@@ -18,6 +18,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use anyhow::Context;
+use sqlx::ConnectOptions;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
@@ -122,19 +123,31 @@ impl Store {
         let shown = redact_url(url);
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let opts = sqlx::postgres::PgConnectOptions::from_str(url).map_err(|_| {
-                anyhow::anyhow!("DATABASE_URL {shown:?} is not a PostgreSQL URL (postgres://user:password@host:port/database)")
+                anyhow::anyhow!("{shown:?} is not a PostgreSQL URL (postgres://user:password@host:port/database)")
             })?;
-            let pool = sqlx::postgres::PgPoolOptions::new()
+            let pool = match sqlx::postgres::PgPoolOptions::new()
                 .max_connections(8)
                 .acquire_timeout(Duration::from_secs(5))
-                .connect_with(opts)
+                .connect_with(opts.clone())
                 .await
-                .map_err(|e| {
-                    anyhow::anyhow!(
+            {
+                Ok(pool) => pool,
+                Err(e) => {
+                    // The pool retries a refused connection until its timeout and then
+                    // says only that: one more attempt of our own gives the cause.
+                    let cause = match e {
+                        sqlx::Error::PoolTimedOut => match opts.connect().await {
+                            Ok(_) => e.to_string(),
+                            Err(direct) => direct.to_string(),
+                        },
+                        e => e.to_string(),
+                    };
+                    anyhow::bail!(
                         "cannot open the database {shown}: {}",
-                        redact_error(&e, url)
-                    )
-                })?;
+                        redact_error(&cause, url)
+                    );
+                }
+            };
             // Replicas starting together: sqlx takes an advisory lock around the migrations.
             sqlx::migrate!("./migrations/postgres")
                 .run(&pool)

@@ -166,7 +166,11 @@ pub(crate) async fn spawn_app_with(opts: Opts) -> TestApp {
     let address = format!("http://{}", app.local_addr());
     let state = app.state().clone();
     if !has("--database-url") {
-        assert_eq!(state.store.is_postgres(), on_postgres(), "the chosen backend");
+        assert_eq!(
+            state.store.is_postgres(),
+            on_postgres(),
+            "the chosen backend"
+        );
     }
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(app.run_until_stopped(async move {

@@ -136,7 +136,10 @@ async fn the_app_runs_on_postgres_and_its_password_never_reaches_a_log_or_an_err
             cluster.password()
         )
     };
-    for bad in [wrong, closed] {
+    for (bad, cause) in [
+        (wrong, "password authentication failed"),
+        (closed, "refused"),
+    ] {
         let settings = Settings::for_tests(&[
             "--listen-addr",
             "127.0.0.1:0",
@@ -156,6 +159,7 @@ async fn the_app_runs_on_postgres_and_its_password_never_reaches_a_log_or_an_err
             err.contains("cannot open the database postgres://…@127.0.0.1:"),
             "{err}"
         );
+        assert!(err.contains(cause), "the error gives the cause: {err}");
         assert!(!err.contains(cluster.password()), "{err}");
     }
     let logs = captured_logs();

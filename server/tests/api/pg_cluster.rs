@@ -221,22 +221,22 @@ impl PgCluster {
             pid = std::process::id(),
             dir = self.dir.display()
         );
-        // Its own session, so a Ctrl-C to the test run does not take the reaper with it.
-        let spawned = Command::new("setsid")
-            .args(["sh", "-c", &script])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .or_else(|_| {
-                Command::new("sh")
-                    .args(["-c", &script])
-                    .stdin(Stdio::null())
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null())
-                    .spawn()
-            });
-        spawned.expect("the cluster's reaper starts");
+        // Forked into its own session (`setsid -f`, which returns at once), so a Ctrl-C to
+        // the test run does not take the reaper with it.
+        let run = |program: &str, args: &[&str]| {
+            Command::new(program)
+                .args(args)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        };
+        let background = format!("({script}) &");
+        assert!(
+            run("setsid", &["-f", "sh", "-c", &script]) || run("sh", &["-c", &background]),
+            "the cluster's reaper starts"
+        );
     }
 
     fn give_to_server_user(&self, path: &Path) {
