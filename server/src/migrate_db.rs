@@ -29,6 +29,11 @@ pub struct Summary {
 /// Copies every known table from `from` to `to` (created and migrated as needed),
 /// writing progress to stderr.
 pub async fn run(from: &str, to: &str) -> anyhow::Result<Summary> {
+    run_paged(from, to, PAGE_ROWS).await
+}
+
+/// [`run`] reading `page_rows` rows at a time (tests use tiny pages to cross many).
+pub async fn run_paged(from: &str, to: &str, page_rows: i64) -> anyhow::Result<Summary> {
     let started = Instant::now();
     let (shown_from, shown_to) = (redact_url(from), redact_url(to));
     if from.trim() == to.trim() {
@@ -45,7 +50,8 @@ pub async fn run(from: &str, to: &str) -> anyhow::Result<Summary> {
     let live = std::io::stderr().is_terminal();
     let mut summary = Summary::default();
     for table in TABLES {
-        let (read, inserted) = copy_table(&src, &dst, table, &shown_from, &shown_to, live).await?;
+        let (read, inserted) =
+            copy_table(&src, &dst, table, page_rows, &shown_from, &shown_to, live).await?;
         summary.read += read;
         summary.inserted += inserted;
     }
@@ -64,6 +70,7 @@ async fn copy_table(
     src: &Store,
     dst: &Store,
     table: &Table,
+    page_rows: i64,
     shown_from: &str,
     shown_to: &str,
     live: bool,
@@ -77,7 +84,7 @@ async fn copy_table(
     let mut after: Option<Row> = None;
     loop {
         let page = src
-            .read_page(table, after.as_ref(), PAGE_ROWS)
+            .read_page(table, after.as_ref(), page_rows)
             .await
             .with_context(|| format!("reading {name} from {shown_from}"))?;
         if page.is_empty() {

@@ -340,6 +340,22 @@ async fn migrate_db_copies_a_sqlite_deployment_to_postgres_idempotently() {
             assert!(!a.is_empty(), "the test filled {}", table.name);
         }
     }
+    // One row per page: every table's keyset (single and two-column keys) crosses pages.
+    let paged_url = cluster.create_database().await;
+    let summary = classchat_server::migrate_db::run_paged(&sqlite_url, &paged_url, 1)
+        .await
+        .unwrap();
+    assert_eq!(summary.read, summary.inserted);
+    let paged = Store::connect(&paged_url).await.unwrap();
+    for table in TABLES {
+        assert_eq!(
+            src.read_page(table, None, 10_000).await.unwrap(),
+            paged.read_page(table, None, 10_000).await.unwrap(),
+            "table {} copied a row per page",
+            table.name
+        );
+    }
+    paged.close().await;
     let max_id = src.usage_rows(10).await.unwrap().last().unwrap().id;
     src.close().await;
     dst.close().await;
@@ -383,8 +399,8 @@ async fn migrate_db_copies_a_sqlite_deployment_to_postgres_idempotently() {
     app.stop().await;
 }
 
-#[test]
-fn migrate_db_refuses_a_missing_source_and_names_urls_without_passwords() {
+#[tokio::test]
+async fn migrate_db_refuses_a_missing_source_an_unknown_table_and_names_urls_without_passwords() {
     let dir = tempfile::tempdir().unwrap();
     let missing = format!("sqlite://{}", dir.path().join("nope.db").display());
     let to = "postgres://app:hunter2-secret@127.0.0.1:1/classchat";
@@ -417,6 +433,27 @@ fn migrate_db_refuses_a_missing_source_and_names_urls_without_passwords() {
         "{stderr}"
     );
     assert!(!stderr.contains("hunter2"), "{stderr}");
+
+    // A table this build's copier does not know (a newer schema, say): refused, by name.
+    let src = dir.path().join("newer.db");
+    Store::connect(src.to_str().unwrap())
+        .await
+        .unwrap()
+        .close()
+        .await;
+    let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", src.display()))
+        .await
+        .unwrap();
+    sqlx::query("CREATE TABLE homework (id INTEGER PRIMARY KEY, title TEXT)")
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    let to = format!("sqlite://{}", dir.path().join("copy.db").display());
+    let err = classchat_server::migrate_db::run(&format!("sqlite://{}", src.display()), &to)
+        .await
+        .expect_err("an unknown table is refused");
+    assert!(format!("{err:#}").contains("\"homework\""), "{err:#}");
 }
 
 #[tokio::test]
