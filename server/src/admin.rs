@@ -389,8 +389,15 @@ async fn class_page(
         students: students
             .into_iter()
             .map(
-                |(session_id, display_name, messages, tokens, last_at_ms, revoked)| StudentRow {
-                    revoked: revoked || state.revoked.contains(&session_id),
+                |crate::store::dashboard::StudentRecord {
+                     session_id,
+                     display_name,
+                     messages,
+                     tokens,
+                     last_at_ms,
+                     revoked,
+                 }| StudentRow {
+                    revoked: revoked != 0 || state.revoked.contains(&session_id),
                     session_id,
                     display_name,
                     messages,
@@ -401,22 +408,37 @@ async fn class_page(
             .collect(),
         errors: errors
             .into_iter()
-            .map(|(at_ms, session_id, display_name, error_code)| ErrorRow {
-                at_ms,
-                session_id,
-                display_name,
-                error_code,
-            })
+            .map(
+                |crate::store::dashboard::ErrorRecord {
+                     at_ms,
+                     session_id,
+                     display_name,
+                     error_code,
+                 }| ErrorRow {
+                    at_ms,
+                    session_id,
+                    display_name,
+                    error_code,
+                },
+            )
             .collect(),
         audit: audit
             .into_iter()
-            .map(|(at_ms, actor, action, class_id, detail)| AuditRow {
-                at_ms,
-                actor,
-                action,
-                class_id,
-                detail,
-            })
+            .map(
+                |crate::store::dashboard::AuditRecord {
+                     at_ms,
+                     actor,
+                     action,
+                     class_id,
+                     detail,
+                 }| AuditRow {
+                    at_ms,
+                    actor,
+                    action,
+                    class_id,
+                    detail,
+                },
+            )
             .collect(),
         new_code,
     };
@@ -585,7 +607,7 @@ async fn revoke_session(
         return r;
     }
     let (class_id, started_ms) = match state.store.session_info(&session_id).await {
-        Ok(Some(info)) => info,
+        Ok(Some(info)) => (info.class_id, info.started_at_ms),
         Ok(None) => {
             return page(
                 StatusCode::NOT_FOUND,

@@ -39,7 +39,9 @@ pub struct Config {
     #[arg(long, env = "ALLOWED_ORIGINS")]
     pub allowed_origins: Option<String>,
 
-    /// Where usage and revocations are stored: a SQLite file (created on first start).
+    /// Where usage and revocations are stored: a SQLite file (sqlite://path, created on
+    /// first start) or PostgreSQL (postgres://user:password@host:5432/db, for replicas;
+    /// TLS per `sslmode` in the URL, e.g. ?sslmode=verify-full).
     #[arg(long, env = "DATABASE_URL", default_value = "sqlite://classchat.db")]
     pub database_url: String,
 
@@ -200,6 +202,28 @@ pub struct Config {
     /// Log format: text or json.
     #[arg(long, env = "LOG_FORMAT", default_value = "text")]
     pub log_format: String,
+
+    /// Something to do instead of serving (none: run the server).
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// `classchat <command>`: tasks run once instead of the server; the server's settings
+/// (AUTH_SECRET, codes…) are not needed for them.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum Command {
+    /// Copy the history (usage, sessions, revocations, class changes, audit) from one
+    /// database to another, e.g. SQLite to PostgreSQL. Stop the server first. Safe to run
+    /// again: rows already there are skipped.
+    MigrateDb {
+        /// The database to copy from, e.g. sqlite://classchat.db.
+        #[arg(long)]
+        from: String,
+        /// The database to copy to (its tables are created if missing), e.g.
+        /// postgres://user:password@host/classchat?sslmode=verify-full.
+        #[arg(long)]
+        to: String,
+    },
 }
 
 /// One bad setting: the variable's name and what is wrong with it.

@@ -16,6 +16,8 @@ pub mod error;
 pub mod limiter;
 /// The sign-in and message limits, in memory or shared through PostgreSQL.
 pub mod limits;
+/// `classchat migrate-db`: copying history from one database to another.
+pub mod migrate_db;
 /// Server-rendered pages.
 pub mod pages;
 /// The chat relay to Open WebUI (start here to see the heart of classchat).

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use classchat_server::config::{Config, UpstreamSettings};
+use classchat_server::config::{Command, Config, UpstreamSettings};
 use classchat_server::startup::Application;
 use classchat_server::telemetry;
 
@@ -16,6 +16,15 @@ async fn main() -> ExitCode {
         return ExitCode::from(2);
     }
     let config = Config::parse();
+    if let Some(Command::MigrateDb { from, to }) = &config.command {
+        return match classchat_server::migrate_db::run(from, to).await {
+            Ok(_) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("classchat migrate-db: {e:#}");
+                ExitCode::from(1)
+            }
+        };
+    }
     if config.hash_password {
         return hash_password_from_stdin();
     }

@@ -3,11 +3,15 @@
 //! Two backends behind one [`Store`]: SQLite (the default: one file, created and migrated
 //! on first start) and PostgreSQL (`DATABASE_URL=postgres://…`, for several replicas).
 //! Each has its own migrations folder; every statement is written once, in SQL both accept
-//! (`$1` placeholders, `ON CONFLICT`, `CASE` instead of `MAX(a, b)`/`GREATEST`), and
-//! [`with_pool!`] type-checks it against each driver. Callers only see [`Store`]'s methods.
+//! (`$1` placeholders, `ON CONFLICT`, `CASE` instead of `MAX(a, b)`/`GREATEST`, integers
+//! as `BIGINT`/i64, no booleans), and [`with_pool!`] type-checks it against each driver.
+//! The few statements that must differ live in `dialect`. Callers only see [`Store`]'s
+//! methods.
 
 mod classes;
+pub mod copy;
 pub mod dashboard;
+mod dialect;
 mod limits;
 mod sync;
 
@@ -19,6 +23,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use anyhow::Context;
+use sqlx::ConnectOptions;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
@@ -110,22 +115,44 @@ impl Store {
     /// `postgres://…`/`postgresql://…` (TLS per `sslmode` in the URL, verified against
     /// Mozilla's roots). Errors show the URL without its password.
     pub async fn connect(url: &str) -> anyhow::Result<Self> {
+        Self::open(url, true).await
+    }
+
+    /// As [`Self::connect`], but a SQLite file must exist already (`migrate-db`'s source:
+    /// a mistyped path is an error, not a new empty database).
+    pub async fn connect_existing(url: &str) -> anyhow::Result<Self> {
+        Self::open(url, false).await
+    }
+
+    async fn open(url: &str, create: bool) -> anyhow::Result<Self> {
         let shown = redact_url(url);
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let opts = sqlx::postgres::PgConnectOptions::from_str(url).map_err(|_| {
-                anyhow::anyhow!("DATABASE_URL {shown:?} is not a PostgreSQL URL (postgres://user:password@host:port/database)")
+                anyhow::anyhow!("{shown:?} is not a PostgreSQL URL (postgres://user:password@host:port/database)")
             })?;
-            let pool = sqlx::postgres::PgPoolOptions::new()
+            let pool = match sqlx::postgres::PgPoolOptions::new()
                 .max_connections(8)
                 .acquire_timeout(Duration::from_secs(5))
-                .connect_with(opts)
+                .connect_with(opts.clone())
                 .await
-                .map_err(|e| {
-                    anyhow::anyhow!(
+            {
+                Ok(pool) => pool,
+                Err(e) => {
+                    // The pool retries a refused connection until its timeout and then
+                    // says only that: one more attempt of our own gives the cause.
+                    let cause = match e {
+                        sqlx::Error::PoolTimedOut => match opts.connect().await {
+                            Ok(_) => e.to_string(),
+                            Err(direct) => direct.to_string(),
+                        },
+                        e => e.to_string(),
+                    };
+                    anyhow::bail!(
                         "cannot open the database {shown}: {}",
-                        redact_error(&e, url)
-                    )
-                })?;
+                        redact_error(&cause, url)
+                    );
+                }
+            };
             // Replicas starting together: sqlx takes an advisory lock around the migrations.
             sqlx::migrate!("./migrations/postgres")
                 .run(&pool)
@@ -144,7 +171,7 @@ impl Store {
             .with_context(|| {
                 format!("DATABASE_URL {shown:?} is not a SQLite URL (sqlite://path/to/file.db) or a PostgreSQL URL (postgres://…)")
             })?
-            .create_if_missing(true)
+            .create_if_missing(create)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(5));
@@ -167,15 +194,6 @@ impl Store {
         matches!(self.db, Db::Postgres(_))
     }
 
-    /// The SQLite pool, for statements not yet written for both backends.
-    // TODO(pg): every caller moves to `with_pool!`, then this goes.
-    fn sqlite(&self) -> &SqlitePool {
-        match &self.db {
-            Db::Sqlite(p) => p,
-            Db::Postgres(_) => unimplemented!("this statement is not yet written for PostgreSQL"),
-        }
-    }
-
     /// Records that a session may no longer be used.
     pub async fn revoke_session(
         &self,
@@ -185,19 +203,25 @@ impl Store {
         reason: &str,
         now: i64,
     ) -> sqlx::Result<()> {
-        let mut conn = self.sqlite().acquire().await?;
-        insert_revocation(&mut conn, session_id, class_id, expires_at, reason, now).await
+        with_pool!(&self.db, pool => {
+            insert_revocation(session_id, class_id, expires_at, reason, now)
+                .execute(pool)
+                .await
+                .map(|_| ())
+        })
     }
 
     /// Session ids revoked and not yet past their end; drops the ones that are.
     pub async fn live_revocations(&self, now: i64) -> sqlx::Result<Vec<String>> {
-        sqlx::query("DELETE FROM revoked_sessions WHERE expires_at < ?")
-            .bind(now)
-            .execute(self.sqlite())
-            .await?;
-        sqlx::query_scalar("SELECT session_id FROM revoked_sessions")
-            .fetch_all(self.sqlite())
-            .await
+        with_pool!(&self.db, pool => {
+            sqlx::query("DELETE FROM revoked_sessions WHERE expires_at < $1")
+                .bind(now)
+                .execute(pool)
+                .await?;
+            sqlx::query_scalar("SELECT session_id FROM revoked_sessions")
+                .fetch_all(pool)
+                .await
+        })
     }
 
     /// Writes a batch of usage rows and new sessions in one transaction, keeping the
@@ -207,44 +231,6 @@ impl Store {
         rows: &[UsageRow],
         sessions: &[SessionRow],
     ) -> sqlx::Result<()> {
-        let mut tx = self.sqlite().begin().await?;
-        // Multi-row statements: each statement is a round trip to SQLite's worker thread,
-        // which dominated the writer's cost when it was one statement per row.
-        for chunk in sessions.chunks(ROWS_PER_STATEMENT) {
-            let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-                "INSERT INTO sessions (session_id, class_id, display_name, started_at_ms, last_seen_ms) ",
-            );
-            q.push_values(chunk, |mut b, s| {
-                b.push_bind(&s.session_id)
-                    .push_bind(&s.class_id)
-                    .push_bind(&s.display_name)
-                    .push_bind(s.started_at_ms)
-                    .push_bind(s.started_at_ms);
-            });
-            q.push(" ON CONFLICT (session_id) DO NOTHING");
-            q.build().execute(&mut *tx).await?;
-        }
-        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-            let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-                "INSERT INTO usage_log (at_ms, class_id, session_id, display_name, conversation_id, model,
-                   prompt_tokens, completion_tokens, first_token_ms, total_ms, outcome, error_code) ",
-            );
-            q.push_values(chunk, |mut b, r| {
-                b.push_bind(r.at_ms)
-                    .push_bind(&r.class_id)
-                    .push_bind(&r.session_id)
-                    .push_bind(&r.display_name)
-                    .push_bind(&r.conversation_id)
-                    .push_bind(&r.model)
-                    .push_bind(r.prompt_tokens)
-                    .push_bind(r.completion_tokens)
-                    .push_bind(r.first_token_ms)
-                    .push_bind(r.total_ms)
-                    .push_bind(r.outcome.as_str())
-                    .push_bind(r.error_code);
-            });
-            q.build().execute(&mut *tx).await?;
-        }
         let mut hourly: std::collections::HashMap<(&str, i64), (i64, i64, i64)> =
             Default::default();
         let mut per_session: std::collections::HashMap<(&str, &str), SessionTotals<'_>> =
@@ -267,73 +253,126 @@ impl Store {
                 r.display_name.as_deref().or(p.3),
             );
         }
-        // One upsert per (class, hour) and per session, not per row: a busy batch of a
-        // few hundred rows touches a handful of rollup rows.
-        for ((class_id, hour_ms), (messages, tokens, errors)) in hourly {
-            sqlx::query(
-                "INSERT INTO usage_hourly (class_id, hour_ms, messages, tokens, errors) VALUES (?, ?, ?, ?, ?)
-                 ON CONFLICT (class_id, hour_ms) DO UPDATE SET messages = messages + excluded.messages,
-                   tokens = tokens + excluded.tokens, errors = errors + excluded.errors",
-            )
-            .bind(class_id)
-            .bind(hour_ms)
-            .bind(messages)
-            .bind(tokens)
-            .bind(errors)
-            .execute(&mut *tx)
-            .await?;
-        }
-        for ((class_id, session_id), (messages, tokens, last_at_ms, display_name)) in per_session {
-            sqlx::query(
-                "INSERT INTO usage_by_session (class_id, session_id, display_name, messages, tokens, last_at_ms)
-                 VALUES (?, ?, ?, ?, ?, ?)
-                 ON CONFLICT (class_id, session_id) DO UPDATE SET messages = messages + excluded.messages,
-                   tokens = tokens + excluded.tokens, last_at_ms = MAX(last_at_ms, excluded.last_at_ms),
-                   display_name = COALESCE(excluded.display_name, display_name)",
-            )
-            .bind(class_id)
-            .bind(session_id)
-            .bind(display_name)
-            .bind(messages)
-            .bind(tokens)
-            .bind(last_at_ms)
-            .execute(&mut *tx)
-            .await?;
-            sqlx::query(
-                "UPDATE sessions SET last_seen_ms = MAX(last_seen_ms, ?) WHERE session_id = ?",
-            )
-            .bind(last_at_ms)
-            .bind(session_id)
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await
+        with_pool!(&self.db, pool => {
+            let mut tx = pool.begin().await?;
+            // Multi-row statements: each statement is a round trip (to SQLite's worker
+            // thread, or to the PostgreSQL server), which dominated the writer's cost when
+            // it was one statement per row.
+            for chunk in sessions.chunks(ROWS_PER_STATEMENT) {
+                let mut q = sqlx::QueryBuilder::new(
+                    "INSERT INTO sessions (session_id, class_id, display_name, started_at_ms, last_seen_ms) ",
+                );
+                q.push_values(chunk, |mut b, s| {
+                    b.push_bind(&s.session_id)
+                        .push_bind(&s.class_id)
+                        .push_bind(&s.display_name)
+                        .push_bind(s.started_at_ms)
+                        .push_bind(s.started_at_ms);
+                });
+                q.push(" ON CONFLICT (session_id) DO NOTHING");
+                q.build().execute(&mut *tx).await?;
+            }
+            for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+                let mut q = sqlx::QueryBuilder::new(
+                    "INSERT INTO usage_log (at_ms, class_id, session_id, display_name, conversation_id, model,
+                       prompt_tokens, completion_tokens, first_token_ms, total_ms, outcome, error_code) ",
+                );
+                q.push_values(chunk, |mut b, r| {
+                    b.push_bind(r.at_ms)
+                        .push_bind(&r.class_id)
+                        .push_bind(&r.session_id)
+                        .push_bind(&r.display_name)
+                        .push_bind(&r.conversation_id)
+                        .push_bind(&r.model)
+                        .push_bind(r.prompt_tokens.map(i64::from))
+                        .push_bind(r.completion_tokens.map(i64::from))
+                        .push_bind(r.first_token_ms.map(i64::from))
+                        .push_bind(i64::from(r.total_ms))
+                        .push_bind(r.outcome.as_str())
+                        .push_bind(r.error_code);
+                });
+                q.build().execute(&mut *tx).await?;
+            }
+            // One upsert per (class, hour) and per session, not per row: a busy batch of a
+            // few hundred rows touches a handful of rollup rows.
+            for (&(class_id, hour_ms), &(messages, tokens, errors)) in &hourly {
+                sqlx::query(
+                    "INSERT INTO usage_hourly (class_id, hour_ms, messages, tokens, errors) VALUES ($1, $2, $3, $4, $5)
+                     ON CONFLICT (class_id, hour_ms) DO UPDATE SET messages = usage_hourly.messages + excluded.messages,
+                       tokens = usage_hourly.tokens + excluded.tokens, errors = usage_hourly.errors + excluded.errors",
+                )
+                .bind(class_id)
+                .bind(hour_ms)
+                .bind(messages)
+                .bind(tokens)
+                .bind(errors)
+                .execute(&mut *tx)
+                .await?;
+            }
+            for (&(class_id, session_id), &(messages, tokens, last_at_ms, display_name)) in &per_session {
+                sqlx::query(
+                    "INSERT INTO usage_by_session (class_id, session_id, display_name, messages, tokens, last_at_ms)
+                     VALUES ($1, $2, $3, $4, $5, $6)
+                     ON CONFLICT (class_id, session_id) DO UPDATE SET
+                       messages = usage_by_session.messages + excluded.messages,
+                       tokens = usage_by_session.tokens + excluded.tokens,
+                       last_at_ms = CASE WHEN excluded.last_at_ms > usage_by_session.last_at_ms
+                                         THEN excluded.last_at_ms ELSE usage_by_session.last_at_ms END,
+                       display_name = COALESCE(excluded.display_name, usage_by_session.display_name)",
+                )
+                .bind(class_id)
+                .bind(session_id)
+                .bind(display_name)
+                .bind(messages)
+                .bind(tokens)
+                .bind(last_at_ms)
+                .execute(&mut *tx)
+                .await?;
+                sqlx::query(
+                    "UPDATE sessions SET last_seen_ms = CASE WHEN $1 > last_seen_ms THEN $1 ELSE last_seen_ms END
+                     WHERE session_id = $2",
+                )
+                .bind(last_at_ms)
+                .bind(session_id)
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await
+        })
     }
 
     /// Chat requests per class since a moment (for the daily quota after a restart).
     pub async fn messages_since(&self, since_ms: i64) -> sqlx::Result<Vec<(String, i64)>> {
-        sqlx::query_as(
-            "SELECT class_id, COUNT(*) FROM usage_log WHERE at_ms >= ? GROUP BY class_id",
-        )
-        .bind(since_ms)
-        .fetch_all(self.sqlite())
-        .await
+        #[derive(sqlx::FromRow)]
+        struct ClassCount {
+            class_id: String,
+            messages: i64,
+        }
+        let rows: Vec<ClassCount> = with_pool!(&self.db, pool => {
+            sqlx::query_as(
+                "SELECT class_id, COUNT(*) AS messages FROM usage_log WHERE at_ms >= $1 GROUP BY class_id",
+            )
+            .bind(since_ms)
+            .fetch_all(pool)
+            .await
+        })?;
+        Ok(rows.into_iter().map(|r| (r.class_id, r.messages)).collect())
     }
 
     /// The latest usage rows, oldest first (tests read the log through it).
     pub async fn usage_rows(&self, limit: i64) -> sqlx::Result<Vec<UsageRecord>> {
-        sqlx::query_as(
-            "SELECT id, at_ms, class_id, session_id, display_name, conversation_id, model, prompt_tokens,
-                    completion_tokens, first_token_ms, total_ms, outcome, error_code
-             FROM usage_log ORDER BY id DESC LIMIT ?",
-        )
-        .bind(limit)
-        .fetch_all(self.sqlite())
-        .await
-        .map(|mut v: Vec<UsageRecord>| {
-            v.reverse();
-            v
-        })
+        let mut rows: Vec<UsageRecord> = with_pool!(&self.db, pool => {
+            sqlx::query_as(
+                "SELECT id, at_ms, class_id, session_id, display_name, conversation_id, model, prompt_tokens,
+                        completion_tokens, first_token_ms, total_ms, outcome, error_code
+                 FROM usage_log ORDER BY id DESC LIMIT $1",
+            )
+            .bind(limit)
+            .fetch_all(pool)
+            .await
+        })?;
+        rows.reverse();
+        Ok(rows)
     }
 
     /// Waits for outstanding writes and closes the pool.
@@ -350,27 +389,27 @@ impl Store {
 }
 
 /// The one statement that revokes a session (sign-out, or a teacher's order inside a
-/// transaction with its audit line).
-async fn insert_revocation(
-    conn: &mut sqlx::SqliteConnection,
-    session_id: &str,
-    class_id: &str,
+/// transaction with its audit line); the caller runs it on its pool or transaction.
+fn insert_revocation<'q, DB: sqlx::Database>(
+    session_id: &'q str,
+    class_id: &'q str,
     expires_at: i64,
-    reason: &str,
+    reason: &'q str,
     now: i64,
-) -> sqlx::Result<()> {
+) -> sqlx::query::Query<'q, DB, DB::Arguments<'q>>
+where
+    i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+{
     sqlx::query(
         "INSERT INTO revoked_sessions (session_id, class_id, revoked_at, expires_at, reason)
-         VALUES (?, ?, ?, ?, ?) ON CONFLICT (session_id) DO NOTHING",
+         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (session_id) DO NOTHING",
     )
     .bind(session_id)
     .bind(class_id)
     .bind(now)
     .bind(expires_at)
     .bind(reason)
-    .execute(conn)
-    .await?;
-    Ok(())
 }
 
 /// `url` with any `user:password@` replaced by `…@`: a DATABASE_URL (or any URL) as it may

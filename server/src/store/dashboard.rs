@@ -1,9 +1,7 @@
 //! The dashboard's queries and the records behind its actions. They read the rollup
 //! tables, so their cost does not grow with the usage log.
 
-use sqlx::Row;
-
-use super::{HOUR_MS, Store};
+use super::{HOUR_MS, Store, with_pool};
 
 /// A class's numbers over a window (see [`Store::class_stats`]).
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -55,6 +53,66 @@ pub struct UsageRecord {
     pub error_code: Option<String>,
 }
 
+/// One student (session) in a class's table.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct StudentRecord {
+    pub session_id: String,
+    pub display_name: Option<String>,
+    #[sqlx(try_from = "i64")]
+    pub messages: u64,
+    #[sqlx(try_from = "i64")]
+    pub tokens: u64,
+    pub last_at_ms: i64,
+    /// 0/1: whether the session is revoked.
+    pub revoked: i64,
+}
+
+/// One upstream error in a class's table.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct ErrorRecord {
+    pub at_ms: i64,
+    pub session_id: String,
+    pub display_name: Option<String>,
+    pub error_code: String,
+}
+
+/// One line of the dashboard's audit log.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct AuditRecord {
+    pub at_ms: i64,
+    pub actor: String,
+    pub action: String,
+    pub class_id: Option<String>,
+    pub detail: String,
+}
+
+/// The class a session belongs to and when it started.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct SessionInfo {
+    pub class_id: String,
+    pub started_at_ms: i64,
+}
+
+/// One `usage_hourly` row.
+#[derive(sqlx::FromRow)]
+struct HourRow {
+    hour_ms: i64,
+    messages: i64,
+    tokens: i64,
+    errors: i64,
+}
+
+/// A `class_overrides` row as stored (`enabled` 0/1, `codes` JSON).
+#[derive(sqlx::FromRow)]
+struct OverrideRow {
+    class_id: String,
+    codes: Option<String>,
+    enabled: Option<i64>,
+    daily_quota: Option<i64>,
+    updated_by: String,
+    updated_ms: i64,
+}
+
 fn u(v: i64) -> u64 {
     v.max(0) as u64
 }
@@ -72,44 +130,48 @@ impl Store {
         active_since_ms: i64,
     ) -> sqlx::Result<ClassStats> {
         let from = week_ms.min(first_hour_ms);
-        let rows = sqlx::query(
-            "SELECT hour_ms, messages, tokens, errors FROM usage_hourly WHERE class_id = ? AND hour_ms >= ? ORDER BY hour_ms",
-        )
-        .bind(class_id)
-        .bind(from - from.rem_euclid(HOUR_MS))
-        .fetch_all(self.sqlite())
-        .await?;
+        let (rows, active): (Vec<HourRow>, i64) = with_pool!(&self.db, pool => {
+            let rows = sqlx::query_as(
+                "SELECT hour_ms, messages, tokens, errors FROM usage_hourly
+                 WHERE class_id = $1 AND hour_ms >= $2 ORDER BY hour_ms",
+            )
+            .bind(class_id)
+            .bind(from - from.rem_euclid(HOUR_MS))
+            .fetch_all(pool)
+            .await?;
+            let active = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM sessions s WHERE s.class_id = $1 AND s.last_seen_ms >= $2
+                   AND NOT EXISTS (SELECT 1 FROM revoked_sessions r WHERE r.session_id = s.session_id)",
+            )
+            .bind(class_id)
+            .bind(active_since_ms)
+            .fetch_one(pool)
+            .await?;
+            (rows, active)
+        });
         let mut st = ClassStats {
             hourly: vec![0; hours],
+            active_sessions: u(active),
             ..ClassStats::default()
         };
         for r in rows {
-            let (hour, messages, tokens, errors): (i64, i64, i64, i64) =
-                (r.get(0), r.get(1), r.get(2), r.get(3));
+            let hour = r.hour_ms;
             if hour >= today_ms - today_ms.rem_euclid(HOUR_MS) {
-                st.messages_today += u(messages);
-                st.tokens_today += u(tokens);
+                st.messages_today += u(r.messages);
+                st.tokens_today += u(r.tokens);
             }
             if hour >= week_ms - week_ms.rem_euclid(HOUR_MS) {
-                st.messages_week += u(messages);
-                st.tokens_week += u(tokens);
-                st.errors_week += u(errors);
+                st.messages_week += u(r.messages);
+                st.tokens_week += u(r.tokens);
+                st.errors_week += u(r.errors);
             }
             if hour >= first_hour_ms {
                 let i = ((hour - first_hour_ms) / HOUR_MS) as usize;
                 if let Some(slot) = st.hourly.get_mut(i) {
-                    *slot = slot.saturating_add(messages.clamp(0, u32::MAX as i64) as u32);
+                    *slot = slot.saturating_add(r.messages.clamp(0, u32::MAX as i64) as u32);
                 }
             }
         }
-        st.active_sessions = u(sqlx::query_scalar(
-            "SELECT COUNT(*) FROM sessions s WHERE s.class_id = ? AND s.last_seen_ms >= ?
-               AND NOT EXISTS (SELECT 1 FROM revoked_sessions r WHERE r.session_id = s.session_id)",
-        )
-        .bind(class_id)
-        .bind(active_since_ms)
-        .fetch_one(self.sqlite())
-        .await?);
         Ok(st)
     }
 
@@ -118,77 +180,63 @@ impl Store {
         &self,
         class_id: &str,
         limit: i64,
-    ) -> sqlx::Result<Vec<(String, Option<String>, u64, u64, i64, bool)>> {
-        let rows = sqlx::query(
-            "SELECT u.session_id, u.display_name, u.messages, u.tokens, u.last_at_ms,
-                    EXISTS (SELECT 1 FROM revoked_sessions r WHERE r.session_id = u.session_id)
-             FROM usage_by_session u WHERE u.class_id = ? ORDER BY u.messages DESC, u.last_at_ms DESC LIMIT ?",
-        )
-        .bind(class_id)
-        .bind(limit)
-        .fetch_all(self.sqlite())
-        .await?;
-        Ok(rows
-            .into_iter()
-            .map(|r| {
-                (
-                    r.get(0),
-                    r.get(1),
-                    u(r.get(2)),
-                    u(r.get(3)),
-                    r.get(4),
-                    r.get::<bool, _>(5),
-                )
-            })
-            .collect())
+    ) -> sqlx::Result<Vec<StudentRecord>> {
+        with_pool!(&self.db, pool => {
+            sqlx::query_as(
+                "SELECT u.session_id, u.display_name, u.messages, u.tokens, u.last_at_ms,
+                        CAST(CASE WHEN EXISTS (SELECT 1 FROM revoked_sessions r WHERE r.session_id = u.session_id)
+                                  THEN 1 ELSE 0 END AS BIGINT) AS revoked
+                 FROM usage_by_session u WHERE u.class_id = $1
+                 ORDER BY u.messages DESC, u.last_at_ms DESC LIMIT $2",
+            )
+            .bind(class_id)
+            .bind(limit)
+            .fetch_all(pool)
+            .await
+        })
     }
 
     /// A class's most recent upstream errors.
-    pub async fn class_errors(
-        &self,
-        class_id: &str,
-        limit: i64,
-    ) -> sqlx::Result<Vec<(i64, String, Option<String>, String)>> {
-        let rows = sqlx::query(
-            "SELECT at_ms, session_id, display_name, COALESCE(error_code, 'upstream_error') FROM usage_log
-             WHERE class_id = ? AND outcome = 'upstream_error' ORDER BY at_ms DESC LIMIT ?",
-        )
-        .bind(class_id)
-        .bind(limit)
-        .fetch_all(self.sqlite())
-        .await?;
-        Ok(rows
-            .into_iter()
-            .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
-            .collect())
+    pub async fn class_errors(&self, class_id: &str, limit: i64) -> sqlx::Result<Vec<ErrorRecord>> {
+        with_pool!(&self.db, pool => {
+            sqlx::query_as(
+                "SELECT at_ms, session_id, display_name, COALESCE(error_code, 'upstream_error') AS error_code
+                 FROM usage_log WHERE class_id = $1 AND outcome = 'upstream_error' ORDER BY at_ms DESC LIMIT $2",
+            )
+            .bind(class_id)
+            .bind(limit)
+            .fetch_all(pool)
+            .await
+        })
     }
 
     /// The class a session belongs to and when it started, if it ever signed in.
-    pub async fn session_info(&self, session_id: &str) -> sqlx::Result<Option<(String, i64)>> {
-        let row = sqlx::query("SELECT class_id, started_at_ms FROM sessions WHERE session_id = ?")
-            .bind(session_id)
-            .fetch_optional(self.sqlite())
-            .await?;
-        Ok(row.map(|r| (r.get(0), r.get(1))))
+    pub async fn session_info(&self, session_id: &str) -> sqlx::Result<Option<SessionInfo>> {
+        with_pool!(&self.db, pool => {
+            sqlx::query_as("SELECT class_id, started_at_ms FROM sessions WHERE session_id = $1")
+                .bind(session_id)
+                .fetch_optional(pool)
+                .await
+        })
     }
 
     pub async fn load_overrides(&self) -> sqlx::Result<Vec<OverrideRecord>> {
-        let rows = sqlx::query("SELECT class_id, codes, enabled, daily_quota, updated_by, updated_ms FROM class_overrides")
-            .fetch_all(self.sqlite())
-            .await?;
+        let rows: Vec<OverrideRow> = with_pool!(&self.db, pool => {
+            sqlx::query_as(
+                "SELECT class_id, codes, enabled, daily_quota, updated_by, updated_ms FROM class_overrides",
+            )
+            .fetch_all(pool)
+            .await
+        })?;
         Ok(rows
             .into_iter()
             .map(|r| OverrideRecord {
-                class_id: r.get(0),
-                codes: r
-                    .get::<Option<String>, _>(1)
-                    .and_then(|j| serde_json::from_str(&j).ok()),
-                enabled: r.get(2),
-                daily_quota: r
-                    .get::<Option<i64>, _>(3)
-                    .map(|q| q.clamp(0, u32::MAX as i64) as u32),
-                updated_by: r.get(4),
-                updated_ms: r.get(5),
+                class_id: r.class_id,
+                codes: r.codes.and_then(|j| serde_json::from_str(&j).ok()),
+                enabled: r.enabled.map(|e| e != 0),
+                daily_quota: r.daily_quota.map(|q| q.clamp(0, u32::MAX as i64) as u32),
+                updated_by: r.updated_by,
+                updated_ms: r.updated_ms,
             })
             .collect())
     }
@@ -202,56 +250,53 @@ impl Store {
         now_ms: i64,
         detail: &str,
     ) -> sqlx::Result<()> {
-        let (column, value): (&str, Option<String>) = match change {
-            OverrideChange::Codes(c) => {
-                ("codes", Some(serde_json::to_string(c).unwrap_or_default()))
-            }
-            OverrideChange::Enabled(e) => ("enabled", Some(i64::from(*e).to_string())),
-            OverrideChange::DailyQuota(q) => ("daily_quota", Some(q.to_string())),
+        let column = match change {
+            OverrideChange::Codes(_) => "codes",
+            OverrideChange::Enabled(_) => "enabled",
+            OverrideChange::DailyQuota(_) => "daily_quota",
         };
-        let mut tx = self.sqlite().begin().await?;
         // `column` is one of three literals above, never input.
         let sql = format!(
-            "INSERT INTO class_overrides (class_id, {column}, updated_by, updated_ms) VALUES (?, ?, ?, ?)
+            "INSERT INTO class_overrides (class_id, {column}, updated_by, updated_ms) VALUES ($1, $2, $3, $4)
              ON CONFLICT (class_id) DO UPDATE SET {column} = excluded.{column},
                updated_by = excluded.updated_by, updated_ms = excluded.updated_ms"
         );
-        sqlx::query(&sql)
-            .bind(class_id)
-            .bind(value)
-            .bind(actor)
-            .bind(now_ms)
-            .execute(&mut *tx)
-            .await?;
-        audit(
-            &mut tx,
-            now_ms,
-            actor,
-            action_name(change),
-            Some(class_id),
-            detail,
-        )
-        .await?;
-        tx.commit().await
+        with_pool!(&self.db, pool => {
+            let mut tx = pool.begin().await?;
+            let q = sqlx::query(&sql).bind(class_id);
+            // Each column gets its own type: PostgreSQL does not turn text into a number.
+            let q = match change {
+                OverrideChange::Codes(c) => q.bind(serde_json::to_string(c).unwrap_or_default()),
+                OverrideChange::Enabled(e) => q.bind(i64::from(*e)),
+                OverrideChange::DailyQuota(n) => q.bind(i64::from(*n)),
+            };
+            q.bind(actor).bind(now_ms).execute(&mut *tx).await?;
+            audit(now_ms, actor, action_name(change), Some(class_id), detail)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await
+        })
     }
 
     /// Drops the dashboard's changes to a class: the configuration applies again.
     pub async fn reset_class(&self, class_id: &str, actor: &str, now_ms: i64) -> sqlx::Result<()> {
-        let mut tx = self.sqlite().begin().await?;
-        sqlx::query("DELETE FROM class_overrides WHERE class_id = ?")
-            .bind(class_id)
+        with_pool!(&self.db, pool => {
+            let mut tx = pool.begin().await?;
+            sqlx::query("DELETE FROM class_overrides WHERE class_id = $1")
+                .bind(class_id)
+                .execute(&mut *tx)
+                .await?;
+            audit(
+                now_ms,
+                actor,
+                "reset_class",
+                Some(class_id),
+                "back to the configured settings",
+            )
             .execute(&mut *tx)
             .await?;
-        audit(
-            &mut tx,
-            now_ms,
-            actor,
-            "reset_class",
-            Some(class_id),
-            "back to the configured settings",
-        )
-        .await?;
-        tx.commit().await
+            tx.commit().await
+        })
     }
 
     /// Revokes a session on a teacher's order, with its audit line.
@@ -263,26 +308,17 @@ impl Store {
         actor: &str,
         now_ms: i64,
     ) -> sqlx::Result<()> {
-        let mut tx = self.sqlite().begin().await?;
-        super::insert_revocation(
-            &mut tx,
-            session_id,
-            class_id,
-            expires_at,
-            "admin",
-            now_ms / 1000,
-        )
-        .await?;
-        audit(
-            &mut tx,
-            now_ms,
-            actor,
-            "revoke_session",
-            Some(class_id),
-            &format!("session {session_id}"),
-        )
-        .await?;
-        tx.commit().await
+        let detail = format!("session {session_id}");
+        with_pool!(&self.db, pool => {
+            let mut tx = pool.begin().await?;
+            super::insert_revocation(session_id, class_id, expires_at, "admin", now_ms / 1000)
+                .execute(&mut *tx)
+                .await?;
+            audit(now_ms, actor, "revoke_session", Some(class_id), &detail)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await
+        })
     }
 
     /// Records an action that changes nothing stored (sign-in, export).
@@ -294,27 +330,29 @@ impl Store {
         class_id: Option<&str>,
         detail: &str,
     ) -> sqlx::Result<()> {
-        let mut conn = self.sqlite().acquire().await?;
-        audit(&mut conn, now_ms, actor, action, class_id, detail).await
+        with_pool!(&self.db, pool => {
+            audit(now_ms, actor, action, class_id, detail)
+                .execute(pool)
+                .await
+                .map(|_| ())
+        })
     }
 
     pub async fn recent_audit(
         &self,
         class_id: Option<&str>,
         limit: i64,
-    ) -> sqlx::Result<Vec<(i64, String, String, Option<String>, String)>> {
-        let rows = sqlx::query(
-            "SELECT at_ms, actor, action, class_id, detail FROM admin_audit
-             WHERE (?1 IS NULL OR class_id = ?1) ORDER BY id DESC LIMIT ?2",
-        )
-        .bind(class_id)
-        .bind(limit)
-        .fetch_all(self.sqlite())
-        .await?;
-        Ok(rows
-            .into_iter()
-            .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4)))
-            .collect())
+    ) -> sqlx::Result<Vec<AuditRecord>> {
+        with_pool!(&self.db, pool => {
+            sqlx::query_as(
+                "SELECT at_ms, actor, action, class_id, detail FROM admin_audit
+                 WHERE ($1 IS NULL OR class_id = $1) ORDER BY id DESC LIMIT $2",
+            )
+            .bind(class_id)
+            .bind(limit)
+            .fetch_all(pool)
+            .await
+        })
     }
 
     /// Usage rows in `[from_ms, to_ms)` after `after_id`, oldest first: the export reads
@@ -327,19 +365,21 @@ impl Store {
         after_id: i64,
         limit: i64,
     ) -> sqlx::Result<Vec<UsageRecord>> {
-        sqlx::query_as(
-            "SELECT id, at_ms, class_id, session_id, display_name, conversation_id, model, prompt_tokens,
-                    completion_tokens, first_token_ms, total_ms, outcome, error_code
-             FROM usage_log WHERE at_ms >= ?1 AND at_ms < ?2 AND (?3 IS NULL OR class_id = ?3) AND id > ?4
-             ORDER BY id LIMIT ?5",
-        )
-        .bind(from_ms)
-        .bind(to_ms)
-        .bind(class_id)
-        .bind(after_id)
-        .bind(limit)
-        .fetch_all(self.sqlite())
-        .await
+        with_pool!(&self.db, pool => {
+            sqlx::query_as(
+                "SELECT id, at_ms, class_id, session_id, display_name, conversation_id, model, prompt_tokens,
+                        completion_tokens, first_token_ms, total_ms, outcome, error_code
+                 FROM usage_log WHERE at_ms >= $1 AND at_ms < $2 AND ($3 IS NULL OR class_id = $3) AND id > $4
+                 ORDER BY id LIMIT $5",
+            )
+            .bind(from_ms)
+            .bind(to_ms)
+            .bind(class_id)
+            .bind(after_id)
+            .bind(limit)
+            .fetch_all(pool)
+            .await
+        })
     }
 }
 
@@ -352,23 +392,25 @@ fn action_name(change: &OverrideChange) -> &'static str {
     }
 }
 
-async fn audit(
-    conn: &mut sqlx::SqliteConnection,
+/// The audit-line statement; the caller runs it on its pool or transaction.
+fn audit<'q, DB: sqlx::Database>(
     now_ms: i64,
-    actor: &str,
-    action: &str,
-    class_id: Option<&str>,
-    detail: &str,
-) -> sqlx::Result<()> {
+    actor: &'q str,
+    action: &'q str,
+    class_id: Option<&'q str>,
+    detail: &'q str,
+) -> sqlx::query::Query<'q, DB, DB::Arguments<'q>>
+where
+    i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    Option<&'q str>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+{
     sqlx::query(
-        "INSERT INTO admin_audit (at_ms, actor, action, class_id, detail) VALUES (?, ?, ?, ?, ?)",
+        "INSERT INTO admin_audit (at_ms, actor, action, class_id, detail) VALUES ($1, $2, $3, $4, $5)",
     )
     .bind(now_ms)
     .bind(actor)
     .bind(action)
     .bind(class_id)
     .bind(detail)
-    .execute(conn)
-    .await?;
-    Ok(())
 }

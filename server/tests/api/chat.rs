@@ -536,7 +536,7 @@ async fn graceful_shutdown_lets_open_replies_finish_and_flushes_the_log() {
     let app = spawn_app_with_fake(fake).await;
     let s = app.sign_in().await;
     let r = app.post_chat(&s.token, chat_body("finish me", true)).await;
-    let db = app.db_path.clone();
+    let db = app.db_url.clone();
     let dir = app.dir();
     let reader = tokio::spawn(read_events(r));
     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -546,9 +546,7 @@ async fn graceful_shutdown_lets_open_replies_finish_and_flushes_the_log() {
         matches!(events.last(), Some(ChatEvent::Done { .. })),
         "{events:?}"
     );
-    let store = classchat_server::store::Store::connect(db.to_str().unwrap())
-        .await
-        .unwrap();
+    let store = classchat_server::store::Store::connect(&db).await.unwrap();
     let rows = store.usage_rows(10).await.unwrap();
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0].outcome, "completed");

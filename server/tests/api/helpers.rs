@@ -64,7 +64,10 @@ pub(crate) struct TestApp {
     pub(crate) client: reqwest::Client,
     pub(crate) state: AppState,
     pub(crate) upstream: FakeUpstream,
+    /// The SQLite file (unused on PostgreSQL; see `db_url`).
     pub(crate) db_path: std::path::PathBuf,
+    /// What `--database-url` was: the SQLite file, or the test's PostgreSQL database.
+    pub(crate) db_url: String,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
     _dir: Arc<tempfile::TempDir>,
@@ -120,10 +123,20 @@ pub(crate) async fn spawn_app_with(opts: Opts) -> TestApp {
         .clone()
         .unwrap_or_else(|| Arc::new(tempfile::tempdir().unwrap()));
     let db_path = dir.path().join("classchat.db");
-    let db = db_path.display().to_string();
     let url = upstream.url();
     let has = |flag: &str| opts.args.iter().any(|a| a == flag);
-    let mut args: Vec<&str> = vec!["--listen-addr", "127.0.0.1:0", "--database-url", &db];
+    let given = |flag: &str| {
+        let at = opts.args.iter().position(|a| a == flag)?;
+        opts.args.get(at + 1).cloned()
+    };
+    let db = match given("--database-url") {
+        Some(db) => db,
+        None => database_for(dir.path(), &db_path).await,
+    };
+    let mut args: Vec<&str> = vec!["--listen-addr", "127.0.0.1:0"];
+    if !has("--database-url") {
+        args.extend(["--database-url", &db]);
+    }
     for (flag, value) in [
         ("--auth-secret", SECRET),
         ("--timezone", "Asia/Taipei"),
@@ -152,6 +165,13 @@ pub(crate) async fn spawn_app_with(opts: Opts) -> TestApp {
         .expect("application builds");
     let address = format!("http://{}", app.local_addr());
     let state = app.state().clone();
+    if !has("--database-url") {
+        assert_eq!(
+            state.store.is_postgres(),
+            on_postgres(),
+            "the chosen backend"
+        );
+    }
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(app.run_until_stopped(async move {
         let _ = rx.await;
@@ -165,10 +185,38 @@ pub(crate) async fn spawn_app_with(opts: Opts) -> TestApp {
         state,
         upstream,
         db_path,
+        db_url: db,
         stop: Some(tx),
         server: Some(server),
         _dir: dir,
     }
+}
+
+/// Which backend the suite runs on: `CLASSCHAT_TEST_DB=postgres` (a throwaway cluster per
+/// test-binary run, a fresh database per test) or `sqlite` (the default: a file per test).
+pub(crate) fn on_postgres() -> bool {
+    static PG: OnceLock<bool> = OnceLock::new();
+    *PG.get_or_init(|| match std::env::var("CLASSCHAT_TEST_DB").as_deref() {
+        Ok("postgres") => true,
+        Ok("sqlite") | Ok("") | Err(_) => false,
+        Ok(other) => panic!("CLASSCHAT_TEST_DB={other:?}: use sqlite or postgres"),
+    })
+}
+
+/// The `--database-url` for a test whose state lives in `dir`: the SQLite file in it, or on
+/// PostgreSQL a database made for that dir on first use (its URL kept in the dir, so a
+/// restart with `Opts::dir` finds the same database).
+async fn database_for(dir: &std::path::Path, sqlite_file: &std::path::Path) -> String {
+    if !on_postgres() {
+        return sqlite_file.display().to_string();
+    }
+    let kept = dir.join("postgres-url");
+    if let Ok(url) = std::fs::read_to_string(&kept) {
+        return url;
+    }
+    let url = crate::pg_cluster::shared().create_database().await;
+    std::fs::write(&kept, &url).unwrap();
+    url
 }
 
 impl TestApp {

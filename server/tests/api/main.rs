@@ -1,5 +1,6 @@
-//! One integration-test binary: the real router on a loopback port, a real SQLite file,
-//! and a fake Open WebUI on its own port.
+//! One integration-test binary: the real router on a loopback port, a real database (a
+//! SQLite file, or with `CLASSCHAT_TEST_DB=postgres` a database in a throwaway PostgreSQL
+//! cluster), and a fake Open WebUI on its own port.
 
 mod admin;
 mod admin_cf;
@@ -10,4 +11,6 @@ mod dashboard_scale;
 mod helpers;
 mod limits;
 mod rotation;
+mod pg;
+mod pg_cluster;
 mod session;
