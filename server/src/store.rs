@@ -6,6 +6,7 @@
 //! (`$1` placeholders, `ON CONFLICT`, `CASE` instead of `MAX(a, b)`/`GREATEST`), and
 //! [`with_pool!`] type-checks it against each driver. Callers only see [`Store`]'s methods.
 
+pub mod admin;
 pub mod dashboard;
 
 pub use dashboard::UsageRecord;
