@@ -795,9 +795,7 @@ async fn logout(
 fn csv_cell(s: &str) -> String {
     // Spreadsheets skip leading spaces before looking for `=`; tab and CR start formulas
     // in some (OWASP's CSV injection list).
-    let s = if s.starts_with(['\t', '\r'])
-        || s.trim_start().starts_with(['=', '+', '-', '@'])
-    {
+    let s = if s.starts_with(['\t', '\r']) || s.trim_start().starts_with(['=', '+', '-', '@']) {
         format!("'{s}")
     } else {
         s.to_owned()

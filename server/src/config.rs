@@ -682,7 +682,9 @@ impl Config {
                 if let Some(e) = emails.iter().find(|e| !e.is_ascii()) {
                     return Err(bad(
                         "ADMIN_EMAILS",
-                        format!("{e:?} has a non-ASCII character: give addresses in plain ASCII (punycode for international domains)"),
+                        format!(
+                            "{e:?} has a non-ASCII character: give addresses in plain ASCII (punycode for international domains)"
+                        ),
                     ));
                 }
                 if emails.is_empty() || emails.iter().any(|e| !e.contains('@')) {

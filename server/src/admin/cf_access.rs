@@ -1107,7 +1107,10 @@ mod tests {
             AUD,
             certs.url.clone(),
             vec!["Kim@School.example".into(), "zoë@school.example".into()],
-            reqwest::Client::builder().no_proxy().build().expect("client"),
+            reqwest::Client::builder()
+                .no_proxy()
+                .build()
+                .expect("client"),
         );
         let as_email = |e: &str| team_key().sign("k1", &with(claims(), "email", json!(e)));
         assert_eq!(

@@ -86,8 +86,7 @@ impl CookieKeys {
     pub fn check(&self, value: &str, now: i64) -> Option<String> {
         let mut it = value.split('.');
         let (nonce, exp, mac) = (it.next()?, it.next()?, it.next()?);
-        if it.next().is_some() || !eq(&self.mac(&["session", nonce, exp, &self.password]), mac)
-        {
+        if it.next().is_some() || !eq(&self.mac(&["session", nonce, exp, &self.password]), mac) {
             return None;
         }
         (exp.parse::<i64>().ok()? > now).then(|| nonce.to_owned())
@@ -277,7 +276,10 @@ mod tests {
             Err(LoginForm::Invalid)
         );
         assert_eq!(k.login_csrf_check("", &t, 1001), Err(LoginForm::Invalid));
-        assert_eq!(k.login_csrf_check("pre-1", "", 1001), Err(LoginForm::Invalid));
+        assert_eq!(
+            k.login_csrf_check("pre-1", "", 1001),
+            Err(LoginForm::Invalid)
+        );
         // Pushing the expiry forward breaks the MAC.
         let (_, mac) = t.split_once('.').unwrap();
         let later = format!("{}.{mac}", end + 3600);

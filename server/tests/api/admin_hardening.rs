@@ -152,7 +152,11 @@ async fn fifty_parallel_wrong_passwords_wait_in_line_while_chats_keep_answering(
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
 
-    let events = read_events(app.post_chat(&student.token, chat_body("hello", true)).await).await;
+    let events = read_events(
+        app.post_chat(&student.token, chat_body("hello", true))
+            .await,
+    )
+    .await;
     assert_eq!(reply_text(&events), "You said: hello");
     for _ in 0..20 {
         assert_eq!(app.get("/healthz").await.status(), 200);
@@ -293,7 +297,10 @@ async fn sign_out_ends_a_session_on_every_replica_and_a_new_password_ends_them_a
         .await
         .unwrap();
     assert_eq!(r.status(), 303);
-    assert_eq!(set_cookie(&r, "classchat_admin").as_deref(), Some("classchat_admin="));
+    assert_eq!(
+        set_cookie(&r, "classchat_admin").as_deref(),
+        Some("classchat_admin=")
+    );
     assert_eq!(dashboard_status(&a, &leaving.cookie).await, 303);
     assert_eq!(
         dashboard_status(&b, &leaving.cookie).await,
@@ -319,7 +326,10 @@ async fn sign_out_ends_a_session_on_every_replica_and_a_new_password_ends_them_a
     let new_password = "another-teacher-password";
     let a = spawn_app_with(Opts {
         dir: Some(dir),
-        ..Opts::default().arg("--admin-password-hash", &hash_password(new_password).unwrap())
+        ..Opts::default().arg(
+            "--admin-password-hash",
+            &hash_password(new_password).unwrap(),
+        )
     })
     .await;
     assert_eq!(dashboard_status(&a, &staying.cookie).await, 303);
@@ -335,7 +345,11 @@ async fn sign_out_ends_a_session_on_every_replica_and_a_new_password_ends_them_a
 #[tokio::test]
 async fn the_csv_export_defuses_formulas_in_display_names() {
     let app = spawn_app_with(Opts::default().arg("--admin-password", PASSWORD)).await;
-    for name in ["=HYPERLINK(\"http://evil.example\",\"x\")", "Lin; Bo", "@SUM(A1)"] {
+    for name in [
+        "=HYPERLINK(\"http://evil.example\",\"x\")",
+        "Lin; Bo",
+        "@SUM(A1)",
+    ] {
         let r = app
             .post_session(json!({"access_code": CODE, "display_name": name}))
             .await;
