@@ -673,7 +673,9 @@ async fn login(
             return login_page(
                 &state,
                 StatusCode::FORBIDDEN,
-                Some("The form expired. Please try again."),
+                Some(
+                    "This form was missing its security token, or it did not match. Please try again.",
+                ),
             );
         }
     }
