@@ -30,7 +30,10 @@ use crate::store::HOUR_MS;
 use crate::store::dashboard::{ClassStats, OverrideChange};
 use cf_access::CfAccess;
 use model::*;
-use session::{COOKIE, CookieKeys, LOGIN_COOKIE, SESSION_AGE, cookie, password_ok, random_token};
+use session::{
+    COOKIE, CookieKeys, LOGIN_COOKIE, LOGIN_FORM_AGE, LoginForm, SESSION_AGE, Verifier, cookie,
+    random_token,
+};
 
 /// The dashboard's configuration and keys.
 #[derive(Debug)]
@@ -39,6 +42,9 @@ pub struct Admin {
     keys: CookieKeys,
     secure_cookies: bool,
     login_limiter: MemoryLimiter,
+    /// Wrong passwords over all addresses, counted in the database.
+    login_failures: crate::config::Rate,
+    verifier: Verifier,
     new_codes: NewCodes,
 }
 
@@ -108,11 +114,17 @@ impl Admin {
                 )))
             }
         };
+        let keys = match &mode {
+            Mode::Password(check) => CookieKeys::new(&settings.auth_secret).for_password(check),
+            _ => CookieKeys::new(&settings.auth_secret),
+        };
         Ok(Self {
             mode,
-            keys: CookieKeys::new(&settings.auth_secret),
+            keys,
             secure_cookies: public_url.starts_with("https://"),
             login_limiter: MemoryLimiter::new(settings.login_failures_per_address),
+            login_failures: settings.admin_login_failures,
+            verifier: Verifier::default(),
             new_codes: NewCodes::default(),
         })
     }
@@ -167,13 +179,21 @@ async fn identify(state: &AppState, headers: &HeaderMap) -> Result<Teacher, Resp
             "Turn it on with ADMIN_PASSWORD (or ADMIN_PASSWORD_HASH), or put it behind Cloudflare Access with \
              CF_ACCESS_TEAM_DOMAIN, CF_ACCESS_AUD and ADMIN_EMAILS, then restart classchat.",
         )),
-        Mode::Password(_) => cookie(headers, COOKIE)
-            .and_then(|c| admin.keys.check(c, now_secs()))
-            .map(|nonce| Teacher {
-                actor: "admin".into(),
-                binding: nonce,
-            })
-            .ok_or_else(|| Redirect::to("/admin/login").into_response()),
+        Mode::Password(_) => {
+            let Some(nonce) = cookie(headers, COOKIE).and_then(|c| admin.keys.check(c, now_secs()))
+            else {
+                return Err(Redirect::to("/admin/login").into_response());
+            };
+            // Signed out on some replica: the cookie alone cannot say so.
+            match state.store.admin_session_revoked(&nonce).await {
+                Ok(false) => Ok(Teacher {
+                    actor: "admin".into(),
+                    binding: nonce,
+                }),
+                Ok(true) => Err(Redirect::to("/admin/login").into_response()),
+                Err(e) => Err(internal(e)),
+            }
+        }
         Mode::CfAccess(cf) => {
             let assertion = headers
                 .get("cf-access-jwt-assertion")
@@ -653,12 +673,25 @@ fn login_page(state: &AppState, status: StatusCode, error: Option<&str>) -> Resp
     let pre = random_token();
     let mut r = html(
         status,
-        views::login_page(error, &state.admin.keys.csrf(&format!("login:{pre}"))),
+        views::login_page(error, &state.admin.keys.login_csrf(&pre, now_secs())),
     );
     r.headers_mut().append(
         header::SET_COOKIE,
-        set_cookie(LOGIN_COOKIE, &pre, 3600, state.admin.secure_cookies),
+        set_cookie(
+            LOGIN_COOKIE,
+            &pre,
+            LOGIN_FORM_AGE.as_secs(),
+            state.admin.secure_cookies,
+        ),
     );
+    r
+}
+
+/// The login form again with a 429, a Retry-After and the wait in words.
+fn too_many(state: &AppState, wait_secs: u64, text: &str) -> Response {
+    let mut r = login_page(state, StatusCode::TOO_MANY_REQUESTS, Some(text));
+    r.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(wait_secs.max(1)));
     r
 }
 
@@ -673,29 +706,86 @@ async fn login(
     };
     let pre = cookie(&headers, LOGIN_COOKIE).unwrap_or("");
     let csrf = form.get("csrf").map(String::as_str).unwrap_or("");
-    if pre.is_empty() || !state.admin.keys.csrf_ok(&format!("login:{pre}"), csrf) {
-        return login_page(
-            &state,
-            StatusCode::FORBIDDEN,
-            Some("The form expired. Please try again."),
-        );
+    match state.admin.keys.login_csrf_check(pre, csrf, now_secs()) {
+        Ok(()) => {}
+        Err(LoginForm::Expired) => {
+            return login_page(
+                &state,
+                StatusCode::FORBIDDEN,
+                Some(
+                    "That sign-in page had been open for more than an hour, so the password was \
+                     not checked. This page is fresh: enter the password again (or reload the page).",
+                ),
+            );
+        }
+        Err(LoginForm::Invalid) => {
+            return login_page(
+                &state,
+                StatusCode::FORBIDDEN,
+                Some(
+                    "This form was missing its security token, or it did not match. Please try again.",
+                ),
+            );
+        }
     }
+    let given = form.get("password").cloned().unwrap_or_default();
+    // Limits are checked inside the slot, right before the check they guard, so parallel
+    // attempts cannot all pass a count that none of them has added to yet.
+    state
+        .admin
+        .verifier
+        .with_slot(attempt(&state, check, client, given))
+        .await
+}
+
+/// One password check, once the per-address and all-address limits allow it.
+async fn attempt(
+    state: &AppState,
+    check: &PasswordCheck,
+    client: ClientAddr,
+    given: String,
+) -> Response {
     let key = client.to_string();
     if let Err(wait) = state.admin.login_limiter.check(&key) {
         tracing::warn!(target: "classchat::admin", client = %client, outcome = "rate_limited", "dashboard sign-in refused");
-        let msg = format!(
-            "Too many wrong passwords. Try again in {} seconds.",
-            retry_secs(wait)
-        );
-        return login_page(&state, StatusCode::TOO_MANY_REQUESTS, Some(&msg));
+        let secs = retry_secs(wait);
+        let msg = format!("Too many wrong passwords. Try again in {secs} seconds.");
+        return too_many(state, secs, &msg);
     }
-    if !password_ok(
-        check,
-        form.get("password").map(String::as_str).unwrap_or(""),
-    ) {
+    let now_ms = now_secs() * 1000;
+    let limit = state.admin.login_failures;
+    let period_ms = i64::try_from(limit.period.as_millis()).unwrap_or(i64::MAX / 2);
+    let reserved = match state
+        .store
+        .admin_login_reserve(now_ms, now_ms - period_ms)
+        .await
+    {
+        Ok(a) => a,
+        Err(e) => return internal(e),
+    };
+    if reserved.in_window > i64::from(limit.count) {
+        if let Err(e) = state.store.admin_login_release(reserved.id).await {
+            tracing::error!(target: "classchat::admin", error = %e, "could not take back a refused sign-in attempt");
+        }
+        tracing::warn!(target: "classchat::admin", client = %client, outcome = "rate_limited_all_addresses", "dashboard sign-in refused");
+        let secs = u64::try_from((reserved.oldest_ms + period_ms - now_ms + 999) / 1000)
+            .unwrap_or(1)
+            .max(1);
+        let msg = format!(
+            "Too many wrong passwords have been tried lately, from anywhere, so sign-in is \
+             paused. Try again in {} minutes.",
+            secs.div_ceil(60)
+        );
+        return too_many(state, secs, &msg);
+    }
+    if !Verifier::check(check, given).await {
         let _ = state.admin.login_limiter.hit(&key);
         tracing::warn!(target: "classchat::admin", client = %client, outcome = "wrong_password", "dashboard sign-in refused");
-        return login_page(&state, StatusCode::UNAUTHORIZED, Some("Wrong password."));
+        return login_page(state, StatusCode::UNAUTHORIZED, Some("Wrong password."));
+    }
+    if let Err(e) = state.store.admin_login_release(reserved.id).await {
+        // The right password then counts as one failure for a while: no reason to refuse.
+        tracing::error!(target: "classchat::admin", error = %e, "could not take back a successful sign-in attempt");
     }
     let value = state.admin.keys.issue(now_secs());
     let _ = state
@@ -720,6 +810,8 @@ async fn login(
     r
 }
 
+/// Signs out: the browser forgets the cookie, and the database remembers its nonce until it
+/// would have expired, so a copy of it stops working too, on every replica.
 async fn logout(
     State(state): State<AppState>,
     t: Teacher,
@@ -727,6 +819,18 @@ async fn logout(
 ) -> Response {
     if let Some(r) = csrf_refusal(&state, &t, &form) {
         return r;
+    }
+    if matches!(state.admin.mode, Mode::Password(_)) {
+        let now_ms = now_secs() * 1000;
+        let until_ms = now_ms + SESSION_AGE.as_millis() as i64;
+        if let Err(e) = state
+            .store
+            .admin_session_revoke(&t.binding, until_ms, now_ms)
+            .await
+        {
+            return internal(e);
+        }
+        tracing::info!(target: "classchat::admin", actor = %t.actor, "dashboard sign-out");
     }
     let mut r = Redirect::to("/admin/login").into_response();
     r.headers_mut().append(
@@ -736,15 +840,18 @@ async fn logout(
     r
 }
 
-/// A CSV cell: quoted when needed, and defused when a spreadsheet would run it as a formula
-/// (display names are student input).
+/// A CSV cell: defused when a spreadsheet would run it as a formula (display names are
+/// student input), and quoted whenever it holds a character some locale's spreadsheet takes
+/// as a delimiter (`,` `;` tab) or a quote or line break, so it stays one cell everywhere.
 fn csv_cell(s: &str) -> String {
-    let s = if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+    // Spreadsheets skip leading spaces before looking for `=`; tab and CR start formulas
+    // in some (OWASP's CSV injection list).
+    let s = if s.starts_with(['\t', '\r']) || s.trim_start().starts_with(['=', '+', '-', '@']) {
         format!("'{s}")
     } else {
         s.to_owned()
     };
-    if s.contains([',', '"', '\n', '\r']) {
+    if s.contains([',', ';', '\t', '"', '\n', '\r']) {
         format!("\"{}\"", s.replace('"', "\"\""))
     } else {
         s
@@ -882,5 +989,41 @@ mod tests {
         assert_eq!(csv_cell("say \"hi\""), "\"say \"\"hi\"\"\"");
         assert_eq!(csv_cell("=HYPERLINK(\"x\")"), "\"'=HYPERLINK(\"\"x\"\")\"");
         assert_eq!(csv_cell("-1"), "'-1");
+    }
+
+    #[test]
+    fn every_formula_start_is_defused_even_after_whitespace() {
+        for (given, cell) in [
+            ("=1+1", "'=1+1"),
+            ("+1", "'+1"),
+            ("-2", "'-2"),
+            ("@SUM(A1)", "'@SUM(A1)"),
+            ("  =1+1", "'  =1+1"),
+            ("\u{a0}@x", "'\u{a0}@x"),
+            ("\t=1", "\"'\t=1\""),
+            ("\r=1", "\"'\r=1\""),
+            ("\n=1", "\"'\n=1\""),
+            ("\tplain", "\"'\tplain\""),
+            ("a=b", "a=b"),
+            ("Mei-Ling", "Mei-Ling"),
+        ] {
+            assert_eq!(csv_cell(given), cell, "{given:?}");
+        }
+    }
+
+    #[test]
+    fn cells_with_any_locales_delimiter_are_quoted() {
+        for (given, cell) in [
+            ("a;b", "\"a;b\""),
+            ("a\tb", "\"a\tb\""),
+            ("a,b", "\"a,b\""),
+            ("a\nb", "\"a\nb\""),
+            ("a\r\nb", "\"a\r\nb\""),
+            ("\"", "\"\"\"\""),
+            ("=x;y", "\"'=x;y\""),
+            ("plain text", "plain text"),
+        ] {
+            assert_eq!(csv_cell(given), cell, "{given:?}");
+        }
     }
 }

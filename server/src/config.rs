@@ -178,6 +178,12 @@ pub struct Config {
     #[arg(long, env = "ADMIN_PASSWORD_HASH", hide_env_values = true)]
     pub admin_password_hash: Option<String>,
 
+    /// Wrong dashboard passwords allowed over all addresses together (on top of
+    /// LOGIN_FAILURES_PER_ADDRESS), as COUNT/PERIOD; beyond it sign-in waits. Counted in the
+    /// database, so the limit holds across replicas.
+    #[arg(long, env = "ADMIN_LOGIN_FAILURES", default_value = "20/60m")]
+    pub admin_login_failures: String,
+
     /// Cloudflare Access team domain (e.g. myschool.cloudflareaccess.com): the dashboard
     /// then trusts Access's signed Cf-Access-Jwt-Assertion header instead of a password.
     #[arg(long, env = "CF_ACCESS_TEAM_DOMAIN")]
@@ -330,6 +336,8 @@ pub struct Settings {
     pub sign_ins_per_address: Rate,
     /// LOGIN_FAILURES_PER_CLASS was set (it no longer does anything).
     pub obsolete_class_failure_limit: bool,
+    /// Wrong dashboard passwords over all addresses (ADMIN_LOGIN_FAILURES).
+    pub admin_login_failures: Rate,
     pub messages_per_minute: u32,
     pub class_messages_per_minute: u32,
     pub daily_message_quota: u32,
@@ -638,6 +646,7 @@ impl Config {
             login_failures_per_address_per_day: self.login_failures_per_address_per_day,
             sign_ins_per_address: rate("SIGN_INS_PER_ADDRESS", &self.sign_ins_per_address)?,
             obsolete_class_failure_limit: self.login_failures_per_class.is_some(),
+            admin_login_failures: rate("ADMIN_LOGIN_FAILURES", &self.admin_login_failures)?,
             messages_per_minute: self.messages_per_minute,
             class_messages_per_minute: self.class_messages_per_minute,
             daily_message_quota: self.daily_message_quota,
@@ -728,6 +737,16 @@ impl Config {
                     .map(|e| e.trim().to_ascii_lowercase())
                     .filter(|e| !e.is_empty())
                     .collect();
+                // Emails are compared after ASCII lower-casing only: Unicode case folding
+                // would let a look-alike address (a Kelvin sign for a `k`) match.
+                if let Some(e) = emails.iter().find(|e| !e.is_ascii()) {
+                    return Err(bad(
+                        "ADMIN_EMAILS",
+                        format!(
+                            "{e:?} has a non-ASCII character: give addresses in plain ASCII (punycode for international domains)"
+                        ),
+                    ));
+                }
                 if emails.is_empty() || emails.iter().any(|e| !e.contains('@')) {
                     return Err(bad(
                         "ADMIN_EMAILS",
@@ -801,5 +820,47 @@ mod tests {
         );
         assert!(rate("X", "0/1m").is_err());
         assert!(rate("X", "ten").is_err());
+    }
+
+    #[test]
+    fn admin_emails_must_be_ascii_and_are_ascii_lower_cased() {
+        let cf = |emails: &str| {
+            Settings::for_tests(&[
+                "--demo",
+                "--cf-access-team-domain",
+                "myschool.cloudflareaccess.com",
+                "--cf-access-aud",
+                &"a".repeat(64),
+                "--admin-emails",
+                emails,
+            ])
+        };
+        match cf(" Kim@School.example ,b@school.example").unwrap().admin {
+            AdminSettings::CfAccess { emails, .. } => {
+                assert_eq!(emails, ["kim@school.example", "b@school.example"]);
+            }
+            other => panic!("{other:?}"),
+        }
+        // A Kelvin sign lower-cases to `k` under Unicode rules; it must not become "kim".
+        let err = cf("\u{212A}im@school.example").unwrap_err();
+        assert_eq!(err.var, "ADMIN_EMAILS");
+        assert!(err.problem.contains("non-ASCII"), "{err}");
+        assert_eq!(cf("zoë@school.example").unwrap_err().var, "ADMIN_EMAILS");
+    }
+
+    #[test]
+    fn admin_login_failures_is_a_rate() {
+        let s = Settings::for_tests(&["--demo"]).unwrap();
+        assert_eq!(
+            s.admin_login_failures,
+            Rate {
+                count: 20,
+                period: Duration::from_secs(3600)
+            }
+        );
+        let err = Settings::for_tests(&["--demo", "--admin-login-failures", "lots"]).unwrap_err();
+        assert_eq!(err.var, "ADMIN_LOGIN_FAILURES");
+        let err = Settings::for_tests(&["--demo", "--admin-login-failures", "0/1h"]).unwrap_err();
+        assert_eq!(err.var, "ADMIN_LOGIN_FAILURES");
     }
 }

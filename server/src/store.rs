@@ -8,6 +8,7 @@
 //! The few statements that must differ live in `dialect`. Callers only see [`Store`]'s
 //! methods.
 
+pub mod admin;
 mod classes;
 pub mod copy;
 pub mod dashboard;

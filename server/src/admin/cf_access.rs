@@ -96,7 +96,8 @@ impl CfAccess {
     /// `team_domain` is e.g. `myschool.cloudflareaccess.com` (a leading `https://` or trailing
     /// `/` is tolerated); `aud` is the application's AUD tag. `certs_url`: normally
     /// `format!("https://{team_domain}/cdn-cgi/access/certs")`; tests pass a loopback URL.
-    /// `admin_emails` are compared case-insensitively; blank entries are ignored.
+    /// `admin_emails` are compared after ASCII lower-casing; blank entries are ignored, and
+    /// entries with non-ASCII characters never match (the configuration refuses them).
     pub fn new(
         team_domain: &str,
         aud: &str,
@@ -123,8 +124,8 @@ impl CfAccess {
 
         let admin_emails = admin_emails
             .iter()
-            .map(|e| e.trim().to_lowercase())
-            .filter(|e| !e.is_empty())
+            .map(|e| e.trim().to_ascii_lowercase())
+            .filter(|e| !e.is_empty() && e.is_ascii())
             .collect();
 
         Self {
@@ -141,6 +142,10 @@ impl CfAccess {
     }
 
     /// Verifies the header value (None = header missing). Ok: the allowed email, lower-cased.
+    ///
+    /// Only ASCII letters are lower-cased, and an email with any non-ASCII character is
+    /// refused: Unicode case mapping turns look-alikes into ASCII (the Kelvin sign `K` into
+    /// `k`), so a differently-spelt account could otherwise pass for a listed admin.
     pub async fn verify(&self, assertion: Option<&str>) -> Result<String, CfAccessError> {
         let token = assertion
             .map(str::trim)
@@ -153,7 +158,12 @@ impl CfAccess {
         let data = jsonwebtoken::decode::<AccessClaims>(token, &key, &self.validation)
             .map_err(|e| self.map_jwt_error(&e, token))?;
 
-        let email = data.claims.email.unwrap_or_default().trim().to_lowercase();
+        let email = data.claims.email.unwrap_or_default();
+        let email = email.trim();
+        if !email.is_ascii() {
+            return Err(CfAccessError::EmailNotAscii(clip(email)));
+        }
+        let email = email.to_ascii_lowercase();
         if !email.is_empty() && self.admin_emails.contains(&email) {
             Ok(email)
         } else {
@@ -332,13 +342,17 @@ pub enum CfAccessError {
     /// A valid token for an address not in the admin list (empty if it carried none).
     #[error("{0:?} is not an admin email")]
     EmailNotAllowed(String),
+    /// A valid token whose email has non-ASCII characters (shortened): never an admin, as
+    /// admin emails are ASCII and compared without Unicode case mapping.
+    #[error("{0:?} is not an ASCII email")]
+    EmailNotAscii(String),
 }
 
 impl CfAccessError {
-    /// 401 for token problems, 403 for EmailNotAllowed, 503 for KeysUnreachable.
+    /// 401 for token problems, 403 for an email not allowed, 503 for KeysUnreachable.
     pub fn status(&self) -> u16 {
         match self {
-            Self::EmailNotAllowed(_) => 403,
+            Self::EmailNotAllowed(_) | Self::EmailNotAscii(_) => 403,
             Self::KeysUnreachable(_) => 503,
             _ => 401,
         }
@@ -381,6 +395,10 @@ impl CfAccessError {
             Self::EmailNotAllowed(email) => format!(
                 "You are signed in to Cloudflare Access as {email}, which is not one of this \
                  server's admins."
+            ),
+            Self::EmailNotAscii(email) => format!(
+                "You are signed in to Cloudflare Access as {email}, which has characters \
+                 outside plain ASCII; this server's admins sign in with plain ASCII addresses."
             ),
         }
     }
@@ -435,6 +453,10 @@ impl CfAccessError {
             Self::EmailNotAllowed(email) => {
                 format!("Cloudflare Access let in {email}, who is not in the admin email list.")
             }
+            Self::EmailNotAscii(email) => format!(
+                "Cloudflare Access let in {email:?}, an email with non-ASCII characters: refused \
+                 without comparing, as admin emails are ASCII and matched by ASCII case only."
+            ),
         }
     }
 }
@@ -1078,6 +1100,40 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn emails_match_by_ascii_case_only_and_non_ascii_is_refused() {
+        let certs = team_certs().await;
+        let access = CfAccess::new(
+            TEAM,
+            AUD,
+            certs.url.clone(),
+            vec!["Kim@School.example".into(), "zoë@school.example".into()],
+            reqwest::Client::builder()
+                .no_proxy()
+                .build()
+                .expect("client"),
+        );
+        let as_email = |e: &str| team_key().sign("k1", &with(claims(), "email", json!(e)));
+        assert_eq!(
+            access.verify(Some(&as_email("KIM@school.EXAMPLE"))).await,
+            Ok("kim@school.example".to_owned())
+        );
+        // U+212A KELVIN SIGN lower-cases to an ASCII `k` under Unicode rules.
+        let kelvin = "\u{212a}im@school.example";
+        assert_eq!(kelvin.to_lowercase(), "kim@school.example");
+        let err = access
+            .verify(Some(&as_email(kelvin)))
+            .await
+            .expect_err("look-alike");
+        assert_eq!(err, CfAccessError::EmailNotAscii(kelvin.to_owned()));
+        assert_eq!(err.status(), 403);
+        // A non-ASCII entry in the list (the configuration refuses these) never matches.
+        assert_eq!(
+            access.verify(Some(&as_email("zoë@school.example"))).await,
+            Err(CfAccessError::EmailNotAscii("zoë@school.example".into()))
+        );
+    }
+
+    #[tokio::test]
     async fn unreachable_keys_are_a_503_and_throttled() {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
@@ -1187,10 +1243,11 @@ mod tests {
             CfAccessError::KeysUnreachable("boom".into()),
             CfAccessError::EmailNotAllowed("a@b.c".into()),
             CfAccessError::EmailNotAllowed(String::new()),
+            CfAccessError::EmailNotAscii("\u{212a}im@school.example".into()),
         ];
         for err in &all {
             let expected = match err {
-                CfAccessError::EmailNotAllowed(_) => 403,
+                CfAccessError::EmailNotAllowed(_) | CfAccessError::EmailNotAscii(_) => 403,
                 CfAccessError::KeysUnreachable(_) => 503,
                 _ => 401,
             };

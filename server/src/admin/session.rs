@@ -19,6 +19,11 @@ pub const COOKIE: &str = "classchat_admin";
 pub const LOGIN_COOKIE: &str = "classchat_admin_login";
 /// How long a dashboard sign-in lasts.
 pub const SESSION_AGE: Duration = Duration::from_secs(8 * 3600);
+/// How long a login form (its pre-sign-in cookie and CSRF token) may be submitted.
+pub const LOGIN_FORM_AGE: Duration = Duration::from_secs(3600);
+/// Password checks running at once. argon2 is built to eat CPU and memory; more than this
+/// queue, so a flood of sign-ins cannot take every core or blocking thread from open chats.
+pub const VERIFY_SLOTS: usize = 2;
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
@@ -27,6 +32,9 @@ const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL
 #[derive(Clone)]
 pub struct CookieKeys {
     key: [u8; 32],
+    /// A keyed fingerprint of the configured password (or its hash), signed into every
+    /// session cookie: changing ADMIN_PASSWORD(_HASH) ends every session. Never sent out.
+    password: String,
 }
 
 impl std::fmt::Debug for CookieKeys {
@@ -42,7 +50,18 @@ impl CookieKeys {
         mac.update(b"classchat admin cookie v1");
         Self {
             key: mac.finalize().into_bytes().into(),
+            password: String::new(),
         }
+    }
+
+    /// These keys with session cookies bound to the password `check` verifies.
+    pub fn for_password(mut self, check: &PasswordCheck) -> Self {
+        let verifier = match check {
+            PasswordCheck::Plain(p) => self.mac(&["password", "plain", p.expose_secret()]),
+            PasswordCheck::Argon2(hash) => self.mac(&["password", "argon2", hash]),
+        };
+        self.password = verifier;
+        self
     }
 
     fn mac(&self, parts: &[&str]) -> String {
@@ -58,15 +77,16 @@ impl CookieKeys {
     pub fn issue(&self, now: i64) -> String {
         let nonce = random_token();
         let exp = (now + SESSION_AGE.as_secs() as i64).to_string();
-        let mac = self.mac(&["session", &nonce, &exp]);
+        let mac = self.mac(&["session", &nonce, &exp, &self.password]);
         format!("{nonce}.{exp}.{mac}")
     }
 
-    /// The session's nonce if the cookie is ours, intact and not expired.
+    /// The session's nonce if the cookie is ours, intact, not expired and made under the
+    /// current password. (Whether it was signed out is the store's to say.)
     pub fn check(&self, value: &str, now: i64) -> Option<String> {
         let mut it = value.split('.');
         let (nonce, exp, mac) = (it.next()?, it.next()?, it.next()?);
-        if it.next().is_some() || !eq(&self.mac(&["session", nonce, exp]), mac) {
+        if it.next().is_some() || !eq(&self.mac(&["session", nonce, exp, &self.password]), mac) {
             return None;
         }
         (exp.parse::<i64>().ok()? > now).then(|| nonce.to_owned())
@@ -80,6 +100,35 @@ impl CookieKeys {
     pub fn csrf_ok(&self, binding: &str, token: &str) -> bool {
         eq(&self.csrf(binding), token)
     }
+
+    /// The login form's CSRF token for the pre-sign-in cookie `pre`: `expires.mac`, the
+    /// expiry under the MAC, so an old form (or a token lifted from one) stops working.
+    pub fn login_csrf(&self, pre: &str, now: i64) -> String {
+        let exp = (now + LOGIN_FORM_AGE.as_secs() as i64).to_string();
+        let mac = self.mac(&["login", pre, &exp]);
+        format!("{exp}.{mac}")
+    }
+
+    /// Whether a login form's token fits its cookie and is still in date.
+    pub fn login_csrf_check(&self, pre: &str, token: &str, now: i64) -> Result<(), LoginForm> {
+        let (exp, mac) = token.split_once('.').ok_or(LoginForm::Invalid)?;
+        if pre.is_empty() || !eq(&self.mac(&["login", pre, exp]), mac) {
+            return Err(LoginForm::Invalid);
+        }
+        match exp.parse::<i64>() {
+            Ok(exp) if exp > now => Ok(()),
+            _ => Err(LoginForm::Expired),
+        }
+    }
+}
+
+/// Why a login form was refused before its password was looked at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoginForm {
+    /// No token, or not the one made for this cookie.
+    Invalid,
+    /// Genuine but older than [`LOGIN_FORM_AGE`].
+    Expired,
 }
 
 fn eq(a: &str, b: &str) -> bool {
@@ -118,6 +167,40 @@ pub fn password_ok(check: &PasswordCheck, given: &str) -> bool {
                 })
                 .unwrap_or(false)
         }
+    }
+}
+
+/// Runs password checks on the blocking pool, at most [`VERIFY_SLOTS`] at once: the async
+/// workers that carry open chats never run argon2, and a flood waits its turn in line.
+#[derive(Debug)]
+pub struct Verifier {
+    slots: tokio::sync::Semaphore,
+}
+
+impl Default for Verifier {
+    fn default() -> Self {
+        Self {
+            slots: tokio::sync::Semaphore::new(VERIFY_SLOTS),
+        }
+    }
+}
+
+impl Verifier {
+    /// Waits for a slot, then runs `work` (a password check, and whatever must not race
+    /// with other checks) while holding it.
+    pub async fn with_slot<T>(&self, work: impl Future<Output = T>) -> T {
+        // Never closed, so acquiring cannot fail; if it somehow did, run unthrottled
+        // rather than refuse every sign-in.
+        let _permit = self.slots.acquire().await.ok();
+        work.await
+    }
+
+    /// `password_ok` off the async workers.
+    pub async fn check(check: &PasswordCheck, given: String) -> bool {
+        let check = check.clone();
+        tokio::task::spawn_blocking(move || password_ok(&check, &given))
+            .await
+            .unwrap_or(false)
     }
 }
 
@@ -162,8 +245,113 @@ mod tests {
         assert_eq!(k.check(&tampered, 1001), None);
         let other = CookieKeys::new(&SecretString::from("y".repeat(40)));
         assert_eq!(other.check(&c, 1001), None, "another secret");
+        let pw = |p: &str| {
+            CookieKeys::new(&SecretString::from("x".repeat(40)))
+                .for_password(&PasswordCheck::Plain(SecretString::from(p)))
+        };
+        let old = pw("first-password-123").issue(1000);
+        assert!(pw("first-password-123").check(&old, 1001).is_some());
+        assert_eq!(
+            pw("second-password-456").check(&old, 1001),
+            None,
+            "a new password ends the session"
+        );
+        assert_eq!(k.check(&old, 1001), None);
         assert!(k.csrf_ok(&nonce, &k.csrf(&nonce)));
         assert!(!k.csrf_ok(&nonce, &k.csrf("someone else")));
+    }
+
+    #[test]
+    fn login_form_tokens_fit_their_cookie_and_expire() {
+        let k = CookieKeys::new(&SecretString::from("x".repeat(40)));
+        let t = k.login_csrf("pre-1", 1000);
+        let end = 1000 + LOGIN_FORM_AGE.as_secs() as i64;
+        assert_eq!(k.login_csrf_check("pre-1", &t, end - 1), Ok(()));
+        assert_eq!(
+            k.login_csrf_check("pre-1", &t, end),
+            Err(LoginForm::Expired)
+        );
+        assert_eq!(
+            k.login_csrf_check("pre-2", &t, 1001),
+            Err(LoginForm::Invalid)
+        );
+        assert_eq!(k.login_csrf_check("", &t, 1001), Err(LoginForm::Invalid));
+        assert_eq!(
+            k.login_csrf_check("pre-1", "", 1001),
+            Err(LoginForm::Invalid)
+        );
+        // Pushing the expiry forward breaks the MAC.
+        let (_, mac) = t.split_once('.').unwrap();
+        let later = format!("{}.{mac}", end + 3600);
+        assert_eq!(
+            k.login_csrf_check("pre-1", &later, end),
+            Err(LoginForm::Invalid)
+        );
+        let other = CookieKeys::new(&SecretString::from("y".repeat(40)));
+        assert_eq!(
+            other.login_csrf_check("pre-1", &t, 1001),
+            Err(LoginForm::Invalid)
+        );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn no_more_than_the_slots_run_at_once_and_the_rest_wait() {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+        let v = Arc::new(Verifier::default());
+        let (inside, most, done) = (
+            Arc::new(AtomicUsize::new(0)),
+            Arc::new(AtomicUsize::new(0)),
+            Arc::new(AtomicUsize::new(0)),
+        );
+        let gate = Arc::new(tokio::sync::Semaphore::new(0));
+        let tasks: Vec<_> = (0..6)
+            .map(|_| {
+                let (v, inside, most, done, gate) = (
+                    v.clone(),
+                    inside.clone(),
+                    most.clone(),
+                    done.clone(),
+                    gate.clone(),
+                );
+                tokio::spawn(async move {
+                    v.with_slot(async {
+                        let now = inside.fetch_add(1, SeqCst) + 1;
+                        most.fetch_max(now, SeqCst);
+                        gate.acquire().await.unwrap().forget();
+                        inside.fetch_sub(1, SeqCst);
+                        done.fetch_add(1, SeqCst);
+                    })
+                    .await
+                })
+            })
+            .collect();
+        /// Polls until `cond` holds, for a generous while.
+        async fn wait_for(what: &str, cond: impl Fn() -> bool) {
+            let deadline = std::time::Instant::now() + Duration::from_secs(20);
+            while !cond() {
+                assert!(std::time::Instant::now() < deadline, "never: {what}");
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        }
+        // Let them through one by one; each time the next waiter takes the freed slot.
+        for n in 1..=6 {
+            let busy = VERIFY_SLOTS.min(7 - n);
+            wait_for("slots taken", || inside.load(SeqCst) == busy).await;
+            gate.add_permits(1);
+            wait_for("one more done", || done.load(SeqCst) == n).await;
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        assert_eq!(most.load(SeqCst), VERIFY_SLOTS);
+    }
+
+    #[tokio::test]
+    async fn verifier_checks_like_password_ok() {
+        let hashed = PasswordCheck::Argon2(hash_password("staple-it-now").unwrap());
+        assert!(Verifier::check(&hashed, "staple-it-now".into()).await);
+        assert!(!Verifier::check(&hashed, "staple-it-later".into()).await);
     }
 
     #[test]

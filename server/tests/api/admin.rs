@@ -9,7 +9,7 @@ use crate::helpers::*;
 pub(crate) const PASSWORD: &str = "a-long-teacher-password";
 
 /// The value of the first `csrf` hidden field in a page.
-fn csrf_of(html: &str) -> String {
+pub(crate) fn csrf_of(html: &str) -> String {
     let at = html
         .find("name=\"csrf\"")
         .or_else(|| html.find("name=csrf"))
@@ -19,7 +19,7 @@ fn csrf_of(html: &str) -> String {
     rest[v..v + rest[v..].find('"').unwrap()].to_owned()
 }
 
-fn set_cookie(r: &reqwest::Response, name: &str) -> Option<String> {
+pub(crate) fn set_cookie(r: &reqwest::Response, name: &str) -> Option<String> {
     r.headers()
         .get_all("set-cookie")
         .iter()

@@ -4,6 +4,7 @@
 
 mod admin;
 mod admin_cf;
+mod admin_hardening;
 mod assets;
 mod chat;
 mod config;
