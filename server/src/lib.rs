@@ -8,6 +8,8 @@ pub mod assets;
 pub mod auth;
 /// Classes and their access codes.
 pub mod classes;
+/// The client's address, behind trusted proxies too.
+pub mod client_addr;
 /// Configuration from flags, environment and `.env`, checked at start-up.
 pub mod config;
 /// The error type and the contract's error body.
