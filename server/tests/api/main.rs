@@ -7,5 +7,6 @@ mod assets;
 mod chat;
 mod config;
 mod dashboard_scale;
+mod hardening_net;
 mod helpers;
 mod session;
