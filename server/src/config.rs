@@ -122,7 +122,8 @@ pub struct Config {
     pub timezone: String,
 
     /// Header that carries the client address behind a proxy: cf-connecting-ip,
-    /// x-forwarded-for or x-real-ip. Unset: the socket address (headers are not trusted).
+    /// x-forwarded-for or x-real-ip, believed only from TRUSTED_PROXIES. Unset: the socket
+    /// address (headers are not trusted).
     #[arg(long, env = "CLIENT_IP_HEADER")]
     pub client_ip_header: Option<String>,
 

@@ -335,7 +335,7 @@ pub fn router(state: AppState) -> Router {
             classchat_shared::limits::MAX_BODY_BYTES,
         ))
         .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
+            state.settings.request_body_timeout,
             body_deadline,
         ))
         .layer(cors(&state.settings))
@@ -345,11 +345,10 @@ pub fn router(state: AppState) -> Router {
 /// REQUEST_BODY_TIMEOUT: a body still arriving that long after its header is cut, and the
 /// request answered 408. hyper only times the header; tower-http's body timeout restarts on
 /// every chunk, so a byte a second would keep a connection forever.
-async fn body_deadline(State(state): State<AppState>, req: Request, next: Next) -> Response {
+async fn body_deadline(State(limit): State<Duration>, req: Request, next: Next) -> Response {
     if req.body().is_end_stream() {
         return next.run(req).await;
     }
-    let limit = state.settings.request_body_timeout;
     let expired = Arc::new(AtomicBool::new(false));
     let req = req.map(|inner| {
         Body::new(DeadlineBody {
@@ -363,7 +362,7 @@ async fn body_deadline(State(state): State<AppState>, req: Request, next: Next) 
     if !expired.load(Ordering::Relaxed) {
         return resp;
     }
-    tracing::warn!(
+    tracing::info!(
         limit_secs = limit.as_secs(),
         "request body arrived too slowly: answered 408"
     );
