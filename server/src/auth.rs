@@ -2,10 +2,8 @@
 
 pub mod token;
 
-use std::net::{IpAddr, SocketAddr};
-
 use axum::Router;
-use axum::extract::{ConnectInfo, FromRequestParts, State};
+use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use axum::routing::post;
@@ -13,9 +11,9 @@ use classchat_shared::limits::MAX_DISPLAY_NAME_CHARS;
 use classchat_shared::{ClassInfo, SessionRequest, SessionResponse};
 
 use crate::classes::{Class, code_fingerprint};
-use crate::config::ClientIpSource;
+pub use crate::client_addr::ClientAddr;
 use crate::error::{AppError, AppJson, Result, TokenProblem};
-use crate::limiter::{address_key, retry_secs};
+use crate::limiter::retry_secs;
 use crate::limits::{Budget, Refusal};
 use crate::state::AppState;
 use crate::store::SessionRow;
@@ -80,47 +78,6 @@ pub fn verify(state: &AppState, token: &str) -> Result<AuthSession> {
     })
 }
 
-/// The client's address: the socket's, or the configured proxy header's.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ClientAddr(pub Option<IpAddr>);
-
-impl std::fmt::Display for ClientAddr {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.0 {
-            Some(ip) => write!(f, "{ip}"),
-            None => f.write_str("unknown"),
-        }
-    }
-}
-
-impl FromRequestParts<AppState> for ClientAddr {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        let socket = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0.ip());
-        let header_ip = |name: &str, last: bool| {
-            let v = parts.headers.get(name)?.to_str().ok()?;
-            // X-Forwarded-For: the proxy we trust appends the address it saw, so the last
-            // entry is the one no client can forge.
-            let item = if last { v.rsplit(',').next()? } else { v };
-            item.trim().parse::<IpAddr>().ok()
-        };
-        let ip = match state.settings.client_ip {
-            ClientIpSource::Socket => socket,
-            ClientIpSource::CfConnectingIp => header_ip("cf-connecting-ip", false).or(socket),
-            ClientIpSource::XForwardedFor => header_ip("x-forwarded-for", true).or(socket),
-            ClientIpSource::XRealIp => header_ip("x-real-ip", false).or(socket),
-        };
-        Ok(Self(ip))
-    }
-}
-
 /// Bidirectional overrides and isolates, and zero-width characters: in a name they can
 /// reorder or hide what the dashboard and the CSV show (a name that reads as another).
 fn is_invisible_format(c: char) -> bool {
@@ -174,7 +131,7 @@ async fn create_session(
     AppJson(req): AppJson<SessionRequest>,
 ) -> Result<(StatusCode, AppJson<SessionResponse>)> {
     let display_name = clean_display_name(req.display_name)?;
-    let addr_key = address_key(client.0);
+    let addr_key = client.limit_key();
     if let Err(refusal) = state.limits.before_sign_in(&addr_key).await {
         tracing::warn!(target: "classchat::login", client = %client, outcome = ?refusal, "sign-in refused");
         return Err(sign_in_refusal(refusal));

@@ -29,6 +29,22 @@ pub struct Config {
     #[arg(long, env = "LISTEN_ADDR", default_value = "127.0.0.1:8080")]
     pub listen_addr: String,
 
+    /// Most connections open at once; beyond it a client is answered 503 with Retry-After and
+    /// the connection closed. Each open stream also holds a connection to Open WebUI, so
+    /// keep `ulimit -n` above twice this figure.
+    #[arg(long, env = "MAX_CONNECTIONS", default_value_t = 16384)]
+    pub max_connections: u32,
+
+    /// Time a client has to send a request's header; also how long an idle keep-alive
+    /// connection stays open.
+    #[arg(long, env = "REQUEST_HEADER_TIMEOUT", default_value = "30s")]
+    pub request_header_timeout: String,
+
+    /// Time a client has to send a whole request body, counted from its header; a body
+    /// still arriving then is answered 408.
+    #[arg(long, env = "REQUEST_BODY_TIMEOUT", default_value = "30s")]
+    pub request_body_timeout: String,
+
     /// The URL students' browsers reach this server at (shown in the embed snippet).
     /// Default: http://LISTEN_ADDR.
     #[arg(long, env = "PUBLIC_URL")]
@@ -113,9 +129,16 @@ pub struct Config {
     pub timezone: String,
 
     /// Header that carries the client address behind a proxy: cf-connecting-ip,
-    /// x-forwarded-for or x-real-ip. Unset: the socket address (headers are not trusted).
+    /// x-forwarded-for or x-real-ip, believed only from TRUSTED_PROXIES. Unset: the socket
+    /// address (headers are not trusted).
     #[arg(long, env = "CLIENT_IP_HEADER")]
     pub client_ip_header: Option<String>,
+
+    /// Proxies whose CLIENT_IP_HEADER is believed: CIDRs or addresses, comma-separated;
+    /// `cloudflare` stands for Cloudflare's published ranges, `loopback` for 127.0.0.0/8 and
+    /// ::1. A header from any other peer is ignored. Default with CLIENT_IP_HEADER: loopback.
+    #[arg(long, env = "TRUSTED_PROXIES")]
+    pub trusted_proxies: Option<String>,
 
     /// Wrong access codes allowed per client address (an IPv6 client per /64), as
     /// COUNT/PERIOD: the burst a classroom behind one address may mistype.
@@ -165,6 +188,11 @@ pub struct Config {
     /// Longest silence allowed between two chunks of a streamed reply.
     #[arg(long, env = "UPSTREAM_IDLE_TIMEOUT", default_value = "60s")]
     pub upstream_idle_timeout: String,
+
+    /// Longest a reply may run once Open WebUI starts sending it (streamed or not); a
+    /// stream still going then ends with an error event.
+    #[arg(long, env = "STREAM_MAX_DURATION", default_value = "10m")]
+    pub stream_max_duration: String,
 
     /// On SIGTERM/ctrl-c, how long open replies may finish before they are cut.
     #[arg(long, env = "SHUTDOWN_GRACE", default_value = "20s")]
@@ -307,6 +335,8 @@ pub struct Timeouts {
     pub connect: Duration,
     pub first_byte: Duration,
     pub idle: Duration,
+    /// STREAM_MAX_DURATION: a whole reply, from its first byte.
+    pub reply_max: Duration,
 }
 
 /// The checked configuration.
@@ -314,6 +344,9 @@ pub struct Timeouts {
 pub struct Settings {
     pub demo: bool,
     pub listen_addr: SocketAddr,
+    pub max_connections: usize,
+    pub request_header_timeout: Duration,
+    pub request_body_timeout: Duration,
     /// PUBLIC_URL; `None`: derived from the bound address at start-up.
     pub public_url: Option<String>,
     /// `None`: any origin.
@@ -330,6 +363,8 @@ pub struct Settings {
     pub timezone: jiff::tz::TimeZone,
     pub timezone_name: String,
     pub client_ip: ClientIpSource,
+    /// Peers whose client-address header is believed (empty with [`ClientIpSource::Socket`]).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     pub login_failures_per_address: Rate,
     /// 0: no daily limit.
     pub login_failures_per_address_per_day: u32,
@@ -423,6 +458,19 @@ impl Config {
                 ),
             )
         })?;
+        if self.max_connections == 0 {
+            return Err(bad("MAX_CONNECTIONS", "must be at least 1"));
+        }
+        let request_header_timeout = duration(
+            "REQUEST_HEADER_TIMEOUT",
+            &self.request_header_timeout,
+            Duration::from_secs(1),
+        )?;
+        let request_body_timeout = duration(
+            "REQUEST_BODY_TIMEOUT",
+            &self.request_body_timeout,
+            Duration::from_secs(1),
+        )?;
         let public_url = match &self.public_url {
             Some(u) if !u.trim().is_empty() => Some(http_url("PUBLIC_URL", u)?),
             _ => None,
@@ -597,6 +645,25 @@ impl Config {
             }
         };
 
+        let trusted = self
+            .trusted_proxies
+            .as_deref()
+            .map(str::trim)
+            .filter(|t| !t.is_empty());
+        let trusted_proxies = match (client_ip, trusted) {
+            (ClientIpSource::Socket, None) => Vec::new(),
+            (ClientIpSource::Socket, Some(_)) => {
+                return Err(bad(
+                    "TRUSTED_PROXIES",
+                    "is set but CLIENT_IP_HEADER is not: name the header the proxies set",
+                ));
+            }
+            (_, None) => crate::client_addr::parse_trusted_proxies("loopback")
+                .map_err(|p| bad("TRUSTED_PROXIES", p))?,
+            (_, Some(list)) => crate::client_addr::parse_trusted_proxies(list)
+                .map_err(|p| bad("TRUSTED_PROXIES", p))?,
+        };
+
         let timeouts = Timeouts {
             connect: duration(
                 "UPSTREAM_CONNECT_TIMEOUT",
@@ -613,6 +680,11 @@ impl Config {
                 &self.upstream_idle_timeout,
                 Duration::from_secs(1),
             )?,
+            reply_max: duration(
+                "STREAM_MAX_DURATION",
+                &self.stream_max_duration,
+                Duration::from_secs(1),
+            )?,
         };
         let shutdown_grace = duration("SHUTDOWN_GRACE", &self.shutdown_grace, Duration::ZERO)?;
         let log_json = match self.log_format.trim() {
@@ -626,6 +698,9 @@ impl Config {
             admin,
             demo: self.demo,
             listen_addr,
+            max_connections: self.max_connections as usize,
+            request_header_timeout,
+            request_body_timeout,
             public_url,
             allowed_origins,
             database_url: self.database_url.trim().to_owned(),
@@ -639,6 +714,7 @@ impl Config {
             timezone,
             timezone_name,
             client_ip,
+            trusted_proxies,
             login_failures_per_address: rate(
                 "LOGIN_FAILURES_PER_ADDRESS",
                 &self.login_failures_per_address,

@@ -8,11 +8,13 @@ pub mod assets;
 pub mod auth;
 /// Classes and their access codes.
 pub mod classes;
+/// The client's address, behind trusted proxies too.
+pub mod client_addr;
 /// Configuration from flags, environment and `.env`, checked at start-up.
 pub mod config;
 /// The error type and the contract's error body.
 pub mod error;
-/// Rate limiters (GCRA in memory) and the key a client address is counted under.
+/// Rate limiters: GCRA in memory.
 pub mod limiter;
 /// The sign-in and message limits, in memory or shared through PostgreSQL.
 pub mod limits;

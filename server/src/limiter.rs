@@ -8,7 +8,6 @@
 //! PostgreSQL runs the same algorithm in the database so replicas share one budget.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -153,24 +152,6 @@ impl Limiter for MemoryLimiter {
     }
 }
 
-/// The key a client address is counted under: an IPv4 address as it is, an IPv6 address
-/// by its /64 (one home or phone network hands out a whole /64, so counting single IPv6
-/// addresses would give one client 2^64 budgets). IPv4-mapped IPv6 counts as its IPv4.
-pub fn address_key(ip: Option<IpAddr>) -> String {
-    match ip {
-        None => "unknown".to_owned(),
-        Some(IpAddr::V4(v4)) => v4.to_string(),
-        Some(IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
-            Some(v4) => v4.to_string(),
-            None => {
-                let s = v6.segments();
-                let net = std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0);
-                format!("{net}/64")
-            }
-        },
-    }
-}
-
 /// Whole seconds to tell a client to wait, never 0.
 pub fn retry_secs(wait: Duration) -> u64 {
     wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
@@ -254,18 +235,5 @@ mod tests {
             .insert("stale".into(), Instant::now() - Duration::from_secs(1));
         assert_eq!(m.prune(), 1);
         assert_eq!(m.len(), 1);
-    }
-
-    #[test]
-    fn ipv6_counts_per_64_and_mapped_ipv4_as_ipv4() {
-        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
-        let b: IpAddr = "2001:db8:1:2:ffff:1:2:3".parse().unwrap();
-        let c: IpAddr = "2001:db8:1:3::1".parse().unwrap();
-        assert_eq!(address_key(Some(a)), address_key(Some(b)));
-        assert_ne!(address_key(Some(a)), address_key(Some(c)));
-        assert_eq!(address_key(Some(a)), "2001:db8:1:2::/64");
-        let mapped: IpAddr = "::ffff:192.0.2.7".parse().unwrap();
-        assert_eq!(address_key(Some(mapped)), "192.0.2.7");
-        assert_eq!(address_key(Some("192.0.2.7".parse().unwrap())), "192.0.2.7");
     }
 }

@@ -157,16 +157,15 @@ async fn create_chat(
         }
     };
 
+    let limits = ReplyLimits {
+        idle: state.upstream.idle_timeout(),
+        deadline: tokio::time::Instant::now() + state.settings.timeouts.reply_max,
+        max: state.settings.timeouts.reply_max,
+    };
     if !stream {
-        return collect_reply(resp.body, recorder, &session).await;
+        return collect_reply(resp.body, limits, recorder, &session).await;
     }
-    let events = relay_events(
-        resp.body,
-        state.upstream.idle_timeout(),
-        recorder,
-        state.shutdown.clone(),
-        session,
-    );
+    let events = relay_events(resp.body, limits, recorder, state.shutdown.clone(), session);
     let sse = events.map(|e| Ok::<_, Infallible>(Event::default().event(e.name()).data(e.data())));
     Ok(Sse::new(sse)
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
@@ -193,22 +192,53 @@ fn log_failure(f: &UpstreamFailure, session: &AuthSession) {
     );
 }
 
+/// Most bytes a `stream: false` answer may have. A real completion is a few kB; this bounds
+/// what an upstream gone wrong can make the server hold per request.
+pub const MAX_REPLY_BYTES: usize = 1024 * 1024;
+
+const TOO_LONG: &str =
+    "The reply went on too long and was stopped. Please ask for a shorter answer.";
+
+/// Limits on reading one reply from Open WebUI.
+#[derive(Debug, Clone, Copy)]
+struct ReplyLimits {
+    /// UPSTREAM_IDLE_TIMEOUT: between two chunks.
+    idle: Duration,
+    /// STREAM_MAX_DURATION after the reply began.
+    deadline: tokio::time::Instant,
+    max: Duration,
+}
+
+fn too_long(what: String) -> UpstreamFailure {
+    UpstreamFailure {
+        code: ErrorCode::UpstreamError,
+        student: TOO_LONG,
+        log: what,
+        retry_after: None,
+    }
+}
+
+fn over_time(max: Duration) -> UpstreamFailure {
+    too_long(format!(
+        "reply cut: it ran longer than STREAM_MAX_DURATION ({}s)",
+        max.as_secs()
+    ))
+}
+
 async fn collect_reply(
-    mut body: upstream::ByteStream,
+    body: upstream::ByteStream,
+    limits: ReplyLimits,
     mut recorder: UsageRecorder,
     session: &AuthSession,
 ) -> Result<Response> {
-    let mut buf = Vec::new();
-    while let Some(chunk) = body.next().await {
-        match chunk {
-            Ok(b) => buf.extend_from_slice(&b),
-            Err(f) => {
-                log_failure(&f, session);
-                recorder.failed(f.code);
-                return Err(f.into());
-            }
+    let buf = match read_reply(body, limits).await {
+        Ok(buf) => buf,
+        Err(f) => {
+            log_failure(&f, session);
+            recorder.failed(f.code);
+            return Err(f.into());
         }
-    }
+    };
     match sse::parse_completion(&buf) {
         Ok((reply, usage)) => {
             recorder.first_token();
@@ -225,6 +255,33 @@ async fn collect_reply(
     }
 }
 
+/// A whole `stream: false` answer, within the idle timeout, STREAM_MAX_DURATION and
+/// [`MAX_REPLY_BYTES`].
+async fn read_reply(
+    mut body: upstream::ByteStream,
+    limits: ReplyLimits,
+) -> Result<Vec<u8>, UpstreamFailure> {
+    let mut buf = Vec::new();
+    loop {
+        let next = tokio::select! {
+            _ = tokio::time::sleep_until(limits.deadline) => return Err(over_time(limits.max)),
+            n = tokio::time::timeout(limits.idle, body.next()) => n,
+        };
+        match next {
+            Err(_) => return Err(timeout_failure("silence between chunks", limits.idle)),
+            Ok(None) => return Ok(buf),
+            Ok(Some(Err(f))) => return Err(f),
+            Ok(Some(Ok(b))) if buf.len() + b.len() > MAX_REPLY_BYTES => {
+                return Err(too_long(format!(
+                    "Open WebUI's answer is over {} kB: cut",
+                    MAX_REPLY_BYTES / 1024
+                )));
+            }
+            Ok(Some(Ok(b))) => buf.extend_from_slice(&b),
+        }
+    }
+}
+
 struct Relay {
     events: std::pin::Pin<
         Box<
@@ -236,7 +293,8 @@ struct Relay {
                 > + Send,
         >,
     >,
-    idle: Duration,
+    limits: ReplyLimits,
+    deadline: std::pin::Pin<Box<tokio::time::Sleep>>,
     recorder: UsageRecorder,
     shutdown: CancellationToken,
     session: AuthSession,
@@ -279,11 +337,13 @@ impl Relay {
                     };
                     return Some(self.fail(f));
                 }
-                n = tokio::time::timeout(self.idle, self.events.next()) => n,
+                _ = &mut self.deadline => return Some(self.fail(over_time(self.limits.max))),
+                n = tokio::time::timeout(self.limits.idle, self.events.next()) => n,
             };
             let ev = match next {
                 Err(_) => {
-                    return Some(self.fail(timeout_failure("silence between chunks", self.idle)));
+                    let f = timeout_failure("silence between chunks", self.limits.idle);
+                    return Some(self.fail(f));
                 }
                 Ok(None) if self.finished_reason => return Some(self.done()),
                 Ok(None) => {
@@ -335,14 +395,15 @@ impl Relay {
 
 fn relay_events(
     body: upstream::ByteStream,
-    idle: Duration,
+    limits: ReplyLimits,
     recorder: UsageRecorder,
     shutdown: CancellationToken,
     session: AuthSession,
 ) -> impl Stream<Item = ChatEvent> + Send {
     let relay = Relay {
         events: Box::pin(body.eventsource()),
-        idle,
+        limits,
+        deadline: Box::pin(tokio::time::sleep_until(limits.deadline)),
         recorder,
         shutdown,
         session,

@@ -1,20 +1,34 @@
 //! Building the application from [`Settings`] and running it until a shutdown signal.
 
+use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context as TaskContext, Poll};
 use std::time::Duration;
 
 use anyhow::Context;
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::body::{Body, Bytes};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, Request, State};
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
-use axum::response::IntoResponse;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::serve::ListenerExt;
-use tokio::net::TcpListener;
+use classchat_shared::{ApiError, ErrorCode};
+use http_body::{Body as _, Frame, SizeHint};
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::{TcpListener, TcpSocket};
+use tokio::sync::Semaphore;
 use tokio::task::JoinHandle;
+use tokio::time::{Instant, Sleep};
 use tokio_util::sync::CancellationToken;
+use tower::ServiceExt;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::auth::token::{TokenKeys, now_secs};
@@ -42,8 +56,7 @@ impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         // Leptos renders pages on an executor of its own choosing; ours is tokio.
         let _ = any_spawner::Executor::init_tokio();
-        let listener = TcpListener::bind(settings.listen_addr)
-            .await
+        let listener = bind(settings.listen_addr)
             .with_context(|| format!("LISTEN_ADDR: cannot listen on {}", settings.listen_addr))?;
         let store = Store::connect(&settings.database_url).await?;
         let revoked = RevokedSessions::new(
@@ -133,15 +146,8 @@ impl Application {
         } = self;
         let grace = state.settings.shutdown_grace;
         let stopping = CancellationToken::new();
-        let app = router(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
-        // Streamed replies are many small writes: without TCP_NODELAY, Nagle's algorithm holds
-        // each frame back until the previous one is acknowledged.
-        let listener = listener.tap_io(|tcp| {
-            let _ = tcp.set_nodelay(true);
-        });
-        let serve =
-            axum::serve(listener, app).with_graceful_shutdown(stopping.clone().cancelled_owned());
-        let mut server = tokio::spawn(async move { serve.await });
+        let serve = serve(listener, state.clone(), stopping.clone());
+        let mut server = tokio::spawn(serve);
         let served = tokio::select! {
             r = &mut server => Some(r),
             _ = signal => None,
@@ -211,6 +217,157 @@ async fn store_codes_as_digests(store: &Store, keys: &CodeKeys) -> anyhow::Resul
 }
 
 /// Every route, with CORS and the body limit. Tests drive it with `oneshot`.
+
+/// The kernel's queue of connections not yet accepted. The usual default of 128 overflows
+/// in a burst of a few hundred connections, and each one dropped waits a second for the
+/// client's SYN retry. Linux caps it at net.core.somaxconn (4096 since 5.4).
+const LISTEN_BACKLOG: u32 = 4096;
+
+/// Over-cap connections being answered 503 at once; beyond this they are closed unanswered,
+/// so a flood cannot make the refusals themselves unbounded.
+const REFUSALS_AT_ONCE: usize = 256;
+
+/// How long an over-cap connection may take to send the request it is refused.
+const REFUSAL_HEADER_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What an over-cap client is told to wait, in seconds.
+const BUSY_RETRY_SECS: u64 = 5;
+
+/// How often, at most, the connection cap's warning is logged.
+const CAP_WARNING_EVERY: Duration = Duration::from_secs(10);
+
+fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    // As std's bind does: a restart can listen again while old connections sit in TIME_WAIT.
+    #[cfg(unix)]
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
+
+/// The accept loop: hyper's HTTP/1 with a header-read timeout (axum::serve has no timer, so
+/// no timeout at all), a cap on open connections, and graceful shutdown once `stopping` is
+/// cancelled: no new connections, idle ones closed, open replies allowed to finish.
+async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    stopping: CancellationToken,
+) -> anyhow::Result<()> {
+    let settings = state.settings.clone();
+    let app = router(state);
+    let graceful = GracefulShutdown::new();
+    let slots = Arc::new(Semaphore::new(settings.max_connections));
+    let refusals = Arc::new(Semaphore::new(REFUSALS_AT_ONCE));
+    let mut http = http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(settings.request_header_timeout)
+        .keep_alive(true);
+    let mut refusal_http = http1::Builder::new();
+    refusal_http
+        .timer(TokioTimer::new())
+        .header_read_timeout(REFUSAL_HEADER_TIMEOUT.min(settings.request_header_timeout))
+        .keep_alive(false);
+    // The refusal goes through the same CORS policy, so the widget can read it.
+    let busy = TowerToHyperService::new(
+        tower::ServiceBuilder::new()
+            .layer(cors(&settings))
+            .service_fn(|_req: Request<hyper::body::Incoming>| async {
+                Ok::<_, Infallible>(busy_response())
+            }),
+    );
+    let mut refused_since_warning = 0u64;
+    let mut last_warning: Option<Instant> = None;
+    loop {
+        let (tcp, remote) = tokio::select! {
+            biased;
+            _ = stopping.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok(c) => c,
+                Err(e) => {
+                    accept_failed(&e, &stopping).await;
+                    continue;
+                }
+            },
+        };
+        // Streamed replies are many small writes: without TCP_NODELAY, Nagle's algorithm holds
+        // each frame back until the previous one is acknowledged.
+        let _ = tcp.set_nodelay(true);
+        let io = TokioIo::new(tcp);
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            refused_since_warning += 1;
+            if last_warning.is_none_or(|t| t.elapsed() >= CAP_WARNING_EVERY) {
+                tracing::warn!(
+                    max_connections = settings.max_connections,
+                    refused = refused_since_warning,
+                    "MAX_CONNECTIONS reached: new connections are answered 503"
+                );
+                refused_since_warning = 0;
+                last_warning = Some(Instant::now());
+            }
+            let Ok(refusal) = refusals.clone().try_acquire_owned() else {
+                continue; // dropping the socket closes it
+            };
+            let conn = graceful.watch(refusal_http.serve_connection(io, busy.clone()));
+            tokio::spawn(async move {
+                let _ = conn.await;
+                drop(refusal);
+            });
+            continue;
+        };
+        let app = app.clone();
+        // What axum's `into_make_service_with_connect_info` did: handlers read the peer.
+        let service = hyper::service::service_fn(move |mut req: Request<hyper::body::Incoming>| {
+            req.extensions_mut().insert(ConnectInfo(remote));
+            app.clone().oneshot(req.map(Body::new))
+        });
+        let conn = graceful.watch(http.serve_connection(io, service));
+        tokio::spawn(async move {
+            // Errors here are the client's (a reset, a header too slow): nothing to report.
+            let _ = conn.await;
+            drop(slot);
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+    Ok(())
+}
+
+/// A failed accept: one client's trouble is skipped; anything else (out of descriptors) is
+/// logged and retried after a pause, since accepting again at once would fail the same way.
+async fn accept_failed(e: &std::io::Error, stopping: &CancellationToken) {
+    use std::io::ErrorKind::{ConnectionAborted, ConnectionRefused, ConnectionReset};
+    if matches!(
+        e.kind(),
+        ConnectionAborted | ConnectionRefused | ConnectionReset
+    ) {
+        return;
+    }
+    tracing::error!(error = %e, "cannot accept connections (out of file descriptors? see ulimit -n)");
+    tokio::select! {
+        _ = stopping.cancelled() => {}
+        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+    }
+}
+
+fn busy_response() -> Response {
+    let body = ApiError::new(
+        ErrorCode::UpstreamUnavailable,
+        "The server is busy. Please try again in a few seconds.",
+    )
+    .with_retry_after(BUSY_RETRY_SECS);
+    let mut r = (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response();
+    r.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(BUSY_RETRY_SECS));
+    r.headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    r
+}
+
+/// Every route, with CORS and the body limits. Tests drive it with `oneshot`.
 pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(crate::auth::router())
@@ -224,8 +381,89 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(
             classchat_shared::limits::MAX_BODY_BYTES,
         ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.settings.request_body_timeout,
+            body_deadline,
+        ))
         .layer(cors(&state.settings))
         .with_state(state)
+}
+
+/// REQUEST_BODY_TIMEOUT: a body still arriving that long after its header is cut, and the
+/// request answered 408. hyper only times the header; tower-http's body timeout restarts on
+/// every chunk, so a byte a second would keep a connection forever.
+async fn body_deadline(State(limit): State<Duration>, req: Request, next: Next) -> Response {
+    if req.body().is_end_stream() {
+        return next.run(req).await;
+    }
+    let expired = Arc::new(AtomicBool::new(false));
+    let req = req.map(|inner| {
+        Body::new(DeadlineBody {
+            inner,
+            deadline: Instant::now() + limit,
+            sleep: None,
+            expired: expired.clone(),
+        })
+    });
+    let resp = next.run(req).await;
+    if !expired.load(Ordering::Relaxed) {
+        return resp;
+    }
+    tracing::info!(
+        limit_secs = limit.as_secs(),
+        "request body arrived too slowly: answered 408"
+    );
+    let body = ApiError::new(
+        ErrorCode::BadRequest,
+        "The request arrived too slowly. Please try again.",
+    );
+    let mut r = (StatusCode::REQUEST_TIMEOUT, axum::Json(body)).into_response();
+    r.headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    r
+}
+
+/// A request body that fails once its deadline passes (see [`body_deadline`]).
+struct DeadlineBody {
+    inner: Body,
+    deadline: Instant,
+    /// Made on the first wait, so a body that is already in costs no timer.
+    sleep: Option<Pin<Box<Sleep>>>,
+    expired: Arc<AtomicBool>,
+}
+
+impl http_body::Body for DeadlineBody {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut TaskContext<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        let this = &mut *self;
+        if let Poll::Ready(frame) = Pin::new(&mut this.inner).poll_frame(cx) {
+            return Poll::Ready(frame);
+        }
+        let deadline = this.deadline;
+        let sleep = this
+            .sleep
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+        if sleep.as_mut().poll(cx).is_ready() {
+            this.expired.store(true, Ordering::Relaxed);
+            return Poll::Ready(Some(Err(axum::Error::new(
+                "the request body did not arrive in time",
+            ))));
+        }
+        Poll::Pending
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
 }
 
 async fn ready(State(state): State<AppState>) -> impl IntoResponse {

@@ -17,8 +17,8 @@ mod limits;
 mod sync;
 
 pub use dashboard::UsageRecord;
-pub use sync::Revocation;
 pub use limits::Admission;
+pub use sync::Revocation;
 
 use std::str::FromStr;
 use std::time::Duration;

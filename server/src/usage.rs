@@ -143,7 +143,10 @@ impl Held {
         }
         if self.retry.take().is_some() || self.dropped > 0 {
             if self.dropped > 0 {
-                tracing::warn!(dropped = self.dropped, "usage log: the database is back; rows beyond the held ones were dropped");
+                tracing::warn!(
+                    dropped = self.dropped,
+                    "usage log: the database is back; rows beyond the held ones were dropped"
+                );
             } else {
                 tracing::info!("usage log: the database is back; every held row is written");
             }

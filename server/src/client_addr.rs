@@ -1,0 +1,336 @@
+//! Who the client is: the socket peer, or, when that peer is a trusted proxy, the address the
+//! proxy's header names. A header from anyone else is ignored, since any client can send one.
+
+use std::net::{IpAddr, SocketAddr};
+
+use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::http::HeaderMap;
+use axum::http::request::Parts;
+use ipnet::{IpNet, Ipv6Net};
+
+use crate::config::ClientIpSource;
+use crate::state::AppState;
+
+/// Cloudflare's published proxy ranges (https://www.cloudflare.com/ips/), as of 2026-11-30,
+/// written down from memory without fetching the list: check it against the page when
+/// deploying behind Cloudflare's proxy, and list the ranges yourself if they have changed.
+pub const CLOUDFLARE_RANGES: &[&str] = &[
+    "173.245.48.0/20",
+    "103.21.244.0/22",
+    "103.22.200.0/22",
+    "103.31.4.0/22",
+    "141.101.64.0/18",
+    "108.162.192.0/18",
+    "190.93.240.0/20",
+    "188.114.96.0/20",
+    "197.234.240.0/22",
+    "198.41.128.0/17",
+    "162.158.0.0/15",
+    "104.16.0.0/13",
+    "104.24.0.0/14",
+    "172.64.0.0/13",
+    "131.0.72.0/22",
+    "2400:cb00::/32",
+    "2606:4700::/32",
+    "2803:f800::/32",
+    "2405:b500::/32",
+    "2405:8100::/32",
+    "2a06:98c0::/29",
+    "2c0f:f248::/32",
+];
+
+/// What TRUSTED_PROXIES is when CLIENT_IP_HEADER is set alone: a proxy on the same host
+/// (nginx, cloudflared), the common case, and never a remote client.
+pub const LOOPBACK_RANGES: &[&str] = &["127.0.0.0/8", "::1/128"];
+
+/// Parses TRUSTED_PROXIES: CIDRs or single addresses, comma-separated; `cloudflare` stands for
+/// [`CLOUDFLARE_RANGES`] and `loopback` for [`LOOPBACK_RANGES`]. The error names the bad entry.
+pub fn parse_trusted_proxies(list: &str) -> Result<Vec<IpNet>, String> {
+    let mut out = Vec::new();
+    for item in list.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+        match item.to_ascii_lowercase().as_str() {
+            "cloudflare" => out.extend(CLOUDFLARE_RANGES.iter().map(|r| net(r))),
+            "loopback" => out.extend(LOOPBACK_RANGES.iter().map(|r| net(r))),
+            _ => out.push(
+                item.parse::<IpNet>()
+                    .or_else(|_| item.parse::<IpAddr>().map(IpNet::from))
+                    .map_err(|_| {
+                        format!(
+                            "{item:?} is not a CIDR (e.g. 10.0.0.0/8), an address, `cloudflare` or `loopback`"
+                        )
+                    })?
+                    .trunc(),
+            ),
+        }
+    }
+    if out.is_empty() {
+        return Err("lists no proxy".into());
+    }
+    Ok(out)
+}
+
+fn net(s: &str) -> IpNet {
+    s.parse().expect("the built-in ranges are valid CIDRs")
+}
+
+/// The client's address: the socket's, or the configured proxy header's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientAddr(pub Option<IpAddr>);
+
+impl std::fmt::Display for ClientAddr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(ip) => write!(f, "{ip}"),
+            None => f.write_str("unknown"),
+        }
+    }
+}
+
+impl ClientAddr {
+    /// The key rate limiters count this client under. One IPv6 host usually holds a whole /64
+    /// and can pick a new address in it for every request, so IPv6 clients count per /64;
+    /// an IPv4-mapped IPv6 address counts as its IPv4 address.
+    pub fn limit_key(&self) -> String {
+        match self.0.map(|ip| ip.to_canonical()) {
+            Some(IpAddr::V4(v4)) => v4.to_string(),
+            Some(IpAddr::V6(v6)) => Ipv6Net::new(v6, 64)
+                .expect("64 is a valid IPv6 prefix length")
+                .trunc()
+                .to_string(),
+            None => "unknown".to_owned(),
+        }
+    }
+
+    /// Decides the address from the socket peer and the headers.
+    pub fn resolve(
+        peer: Option<IpAddr>,
+        headers: &HeaderMap,
+        source: ClientIpSource,
+        trusted: &[IpNet],
+    ) -> Self {
+        let peer = peer.map(|ip| ip.to_canonical());
+        let name = match source {
+            ClientIpSource::Socket => return Self(peer),
+            ClientIpSource::CfConnectingIp => "cf-connecting-ip",
+            ClientIpSource::XForwardedFor => "x-forwarded-for",
+            ClientIpSource::XRealIp => "x-real-ip",
+        };
+        let Some(proxy) = peer.filter(|p| is_trusted(*p, trusted)) else {
+            return Self(peer);
+        };
+        let found = if source == ClientIpSource::XForwardedFor {
+            forwarded_for(headers, trusted)
+        } else {
+            single(headers, name)
+        };
+        Self(Some(found.unwrap_or(proxy)))
+    }
+}
+
+fn is_trusted(ip: IpAddr, trusted: &[IpNet]) -> bool {
+    trusted.iter().any(|n| n.contains(&ip))
+}
+
+/// A header a proxy sets to one address (cf-connecting-ip, x-real-ip). Several lines, or a
+/// value that is not one address, mean something else wrote it too: believe none of it.
+fn single(headers: &HeaderMap, name: &str) -> Option<IpAddr> {
+    let mut lines = headers.get_all(name).iter();
+    let v = lines.next()?;
+    if lines.next().is_some() {
+        return None;
+    }
+    parse_ip(v.to_str().ok()?)
+}
+
+/// X-Forwarded-For over all its lines, read from the right: each trusted proxy appends the
+/// address it saw, so the right-most entry that is not a trusted proxy is the client. Entries
+/// further left were written by the client and prove nothing. An entry that is not an
+/// address means the chain cannot be followed: `None`, and the caller uses the socket peer.
+fn forwarded_for(headers: &HeaderMap, trusted: &[IpNet]) -> Option<IpAddr> {
+    let mut entries = Vec::new();
+    for line in headers.get_all("x-forwarded-for") {
+        entries.extend(line.to_str().ok()?.split(','));
+    }
+    let mut leftmost = None;
+    for entry in entries.iter().rev() {
+        let ip = parse_ip(entry)?;
+        if !is_trusted(ip, trusted) {
+            return Some(ip);
+        }
+        leftmost = Some(ip);
+    }
+    // Every hop is a trusted proxy: the first of them is the client (as nginx's
+    // real_ip_recursive decides).
+    leftmost
+}
+
+fn parse_ip(s: &str) -> Option<IpAddr> {
+    s.trim().parse::<IpAddr>().ok().map(|ip| ip.to_canonical())
+}
+
+impl FromRequestParts<AppState> for ClientAddr {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip());
+        Ok(Self::resolve(
+            peer,
+            &parts.headers,
+            state.settings.client_ip,
+            &state.settings.trusted_proxies,
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    fn headers(name: &'static str, lines: &[&'static str]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for l in lines {
+            h.append(name, HeaderValue::from_static(l));
+        }
+        h
+    }
+
+    fn loopback() -> Vec<IpNet> {
+        parse_trusted_proxies("loopback").unwrap()
+    }
+
+    #[test]
+    fn limit_keys_are_the_ipv4_address_or_the_ipv6_slash_64() {
+        assert_eq!(
+            ClientAddr(Some(ip("203.0.113.9"))).limit_key(),
+            "203.0.113.9"
+        );
+        assert_eq!(
+            ClientAddr(Some(ip("2001:db8:1:2:aaaa:bbbb:cccc:dddd"))).limit_key(),
+            "2001:db8:1:2::/64"
+        );
+        assert_eq!(
+            ClientAddr(Some(ip("2001:db8:1:2::1"))).limit_key(),
+            ClientAddr(Some(ip("2001:db8:1:2:ffff::9"))).limit_key()
+        );
+        assert_ne!(
+            ClientAddr(Some(ip("2001:db8:1:2::1"))).limit_key(),
+            ClientAddr(Some(ip("2001:db8:1:3::1"))).limit_key()
+        );
+        assert_eq!(
+            ClientAddr(Some(ip("::ffff:198.51.100.7"))).limit_key(),
+            "198.51.100.7"
+        );
+        assert_eq!(ClientAddr(None).limit_key(), "unknown");
+    }
+
+    #[test]
+    fn trusted_proxies_parse_cidrs_addresses_and_keywords() {
+        let nets = parse_trusted_proxies(" 10.0.0.0/8, 192.0.2.7 ,fd00::/8").unwrap();
+        assert_eq!(nets.len(), 3);
+        assert!(is_trusted(ip("10.200.3.4"), &nets));
+        assert!(is_trusted(ip("192.0.2.7"), &nets));
+        assert!(!is_trusted(ip("192.0.2.8"), &nets));
+        assert!(is_trusted(ip("fd12::1"), &nets));
+        let cf = parse_trusted_proxies("cloudflare").unwrap();
+        assert_eq!(cf.len(), CLOUDFLARE_RANGES.len());
+        assert!(is_trusted(ip("104.16.1.1"), &cf));
+        assert!(is_trusted(ip("2606:4700::1"), &cf));
+        assert!(!is_trusted(ip("127.0.0.1"), &cf));
+        // Host bits are dropped, not refused: 10.1.2.3/8 is 10.0.0.0/8.
+        assert!(is_trusted(
+            ip("10.9.9.9"),
+            &parse_trusted_proxies("10.1.2.3/8").unwrap()
+        ));
+        for bad in ["10.0.0.0/33", "nginx", "10.0.0", "", " , "] {
+            assert!(parse_trusted_proxies(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_header_counts_only_from_a_trusted_peer() {
+        let h = headers("cf-connecting-ip", &["198.51.100.7"]);
+        let src = ClientIpSource::CfConnectingIp;
+        assert_eq!(
+            ClientAddr::resolve(Some(ip("127.0.0.1")), &h, src, &loopback()).0,
+            Some(ip("198.51.100.7"))
+        );
+        assert_eq!(
+            ClientAddr::resolve(Some(ip("192.0.2.1")), &h, src, &loopback()).0,
+            Some(ip("192.0.2.1"))
+        );
+        // Without a header setting, nothing is read even from a trusted peer.
+        assert_eq!(
+            ClientAddr::resolve(
+                Some(ip("127.0.0.1")),
+                &h,
+                ClientIpSource::Socket,
+                &loopback()
+            )
+            .0,
+            Some(ip("127.0.0.1"))
+        );
+        // An IPv4-mapped peer (a dual-stack listener) is the IPv4 proxy.
+        assert_eq!(
+            ClientAddr::resolve(Some(ip("::ffff:127.0.0.1")), &h, src, &loopback()).0,
+            Some(ip("198.51.100.7"))
+        );
+    }
+
+    #[test]
+    fn single_address_headers_refuse_garbage_and_repeats() {
+        let src = ClientIpSource::XRealIp;
+        let peer = Some(ip("127.0.0.1"));
+        for lines in [
+            &["not-an-ip"][..],
+            &["198.51.100.7, 10.0.0.1"],
+            &["1.2.3.4", "5.6.7.8"],
+            &[],
+        ] {
+            let h = headers("x-real-ip", lines);
+            assert_eq!(
+                ClientAddr::resolve(peer, &h, src, &loopback()).0,
+                peer,
+                "{lines:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn forwarded_for_takes_the_right_most_untrusted_entry_across_lines() {
+        let trusted = parse_trusted_proxies("127.0.0.0/8, 10.0.0.0/8").unwrap();
+        let src = ClientIpSource::XForwardedFor;
+        let peer = Some(ip("127.0.0.1"));
+        let resolve = |lines: &[&'static str]| {
+            ClientAddr::resolve(peer, &headers("x-forwarded-for", lines), src, &trusted).0
+        };
+        // The client forged the two left entries; 10.0.0.5 is an inner proxy.
+        assert_eq!(
+            resolve(&["6.6.6.6, 7.7.7.7", "198.51.100.7, 10.0.0.5"]),
+            Some(ip("198.51.100.7"))
+        );
+        assert_eq!(
+            resolve(&["6.6.6.6", "198.51.100.7", "10.0.0.5"]),
+            Some(ip("198.51.100.7"))
+        );
+        assert_eq!(resolve(&["2001:db8::7"]), Some(ip("2001:db8::7")));
+        // Every hop trusted: the left-most is the client.
+        assert_eq!(resolve(&["10.0.0.9, 10.0.0.5"]), Some(ip("10.0.0.9")));
+        // Garbage anywhere it is read, or no header: the socket peer.
+        assert_eq!(resolve(&["198.51.100.7, bogus"]), peer);
+        assert_eq!(resolve(&["198.51.100.7,"]), peer);
+        assert_eq!(resolve(&[]), peer);
+        // Garbage left of the client is never read.
+        assert_eq!(resolve(&["bogus, 198.51.100.7"]), Some(ip("198.51.100.7")));
+    }
+}
