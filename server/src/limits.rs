@@ -70,7 +70,13 @@ pub struct Limits {
     daily: DailyCounter,
     /// Set on PostgreSQL: budgets are shared through the database.
     shared: Option<Store>,
+    /// After a failed database call, until when not to try again: while the database is
+    /// away every call would wait for a connection, and students should not.
+    away_until: std::sync::Mutex<Option<std::time::Instant>>,
 }
+
+/// How long the database is left alone after a failed call.
+const AWAY_FOR: Duration = Duration::from_secs(2);
 
 impl Limits {
     pub fn new(settings: &Settings, store: &Store, daily: DailyCounter) -> Self {
@@ -87,6 +93,49 @@ impl Limits {
             memory: MemoryGcra::default(),
             daily,
             shared: store.is_postgres().then(|| store.clone()),
+            away_until: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// The shared store, unless it failed a moment ago.
+    fn shared(&self) -> Option<Result<&Store, Refusal>> {
+        let store = self.shared.as_ref()?;
+        let away = self.away_until.lock().unwrap_or_else(|p| p.into_inner());
+        Some(match *away {
+            Some(until) if std::time::Instant::now() < until => Err(Refusal::Unavailable),
+            _ => Ok(store),
+        })
+    }
+
+    /// Notes a failed database call.
+    fn away(&self, e: &sqlx::Error) -> Refusal {
+        let mut away = self.away_until.lock().unwrap_or_else(|p| p.into_inner());
+        if away.is_none() {
+            tracing::warn!(error = %e, "shared limits: the database is not answering");
+        }
+        *away = Some(std::time::Instant::now() + AWAY_FOR);
+        Refusal::Unavailable
+    }
+
+    /// Notes a successful database call.
+    fn back(&self) {
+        let mut away = self.away_until.lock().unwrap_or_else(|p| p.into_inner());
+        if away.take().is_some() {
+            tracing::info!("shared limits: the database answers again");
+        }
+    }
+
+    /// Runs one shared-budget call through the away/back bookkeeping.
+    async fn call<T>(
+        &self,
+        f: impl std::future::Future<Output = sqlx::Result<T>>,
+    ) -> Result<T, Refusal> {
+        match f.await {
+            Ok(v) => {
+                self.back();
+                Ok(v)
+            }
+            Err(e) => Err(self.away(&e)),
         }
     }
 
@@ -122,11 +171,8 @@ impl Limits {
         if let Some(d) = self.failures_daily {
             budgets.push((keys.failures_daily.as_str(), d));
         }
-        match &self.shared {
-            Some(store) => store
-                .gcra_force(&budgets)
-                .await
-                .map_err(|_| Refusal::Unavailable),
+        match self.shared() {
+            Some(store) => self.call(store?.gcra_force(&budgets)).await,
             None => {
                 for (k, g) in budgets {
                     self.memory.force(k, g);
@@ -143,11 +189,10 @@ impl Limits {
         let refund = self
             .failures_daily
             .map(|g| (keys.failures_daily.as_str(), g));
-        match &self.shared {
-            Some(store) => store
-                .gcra_sign_in(&keys.sign_ins, self.sign_ins, refund)
-                .await
-                .map_err(|_| Refusal::Unavailable)?
+        match self.shared() {
+            Some(store) => self
+                .call(store?.gcra_sign_in(&keys.sign_ins, self.sign_ins, refund))
+                .await?
                 .map_err(|wait| Refusal::TooFast {
                     budget: Budget::AddressSignIns,
                     wait,
@@ -187,10 +232,10 @@ impl Limits {
                 Budget::Class,
             ));
         }
-        if let Some(store) = &self.shared {
+        if let Some(Ok(store)) = self.shared() {
             let plain: Vec<(&str, Gcra)> = budgets.iter().map(|(k, g, _)| (*k, *g)).collect();
             let quota = (m.quota > 0).then(|| (m.class_id, m.day, m.quota));
-            match store.admit_message(&plain, quota).await {
+            match self.call(store.admit_message(&plain, quota)).await {
                 Ok(Ok(())) => return Ok(()),
                 Ok(Err(crate::store::Admission::Quota)) => return Err(Refusal::Quota),
                 Ok(Err(crate::store::Admission::Wait(i, wait))) => {
@@ -199,11 +244,9 @@ impl Limits {
                         wait,
                     });
                 }
-                Err(e) => {
-                    // Students who are signed in keep chatting while the database is away,
-                    // within this replica's own budgets.
-                    tracing::warn!(error = %e, "shared limits unavailable: this replica's own budgets apply");
-                }
+                // Students who are signed in keep chatting while the database is away,
+                // within this replica's own budgets (below).
+                Err(_) => {}
             }
         }
         self.decide(&budgets, true).await?;
@@ -219,11 +262,8 @@ impl Limits {
 
     async fn decide(&self, budgets: &[(&str, Gcra, Budget)], count: bool) -> Result<(), Refusal> {
         let plain: Vec<(&str, Gcra)> = budgets.iter().map(|(k, g, _)| (*k, *g)).collect();
-        let outcome = match &self.shared {
-            Some(store) if !count => store
-                .gcra_admit(&plain, false)
-                .await
-                .map_err(|_| Refusal::Unavailable)?,
+        let outcome = match self.shared() {
+            Some(store) if !count => self.call(store?.gcra_admit(&plain, false)).await?,
             _ => self.memory.admit(&plain, count),
         };
         outcome.map_err(|(i, wait)| Refusal::TooFast {

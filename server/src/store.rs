@@ -133,7 +133,7 @@ impl Store {
             })?;
             let pool = match sqlx::postgres::PgPoolOptions::new()
                 .max_connections(8)
-                .acquire_timeout(Duration::from_secs(5))
+                .acquire_timeout(Duration::from_secs(3))
                 .connect_with(opts.clone())
                 .await
             {

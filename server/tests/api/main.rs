@@ -14,5 +14,6 @@ mod helpers;
 mod limits;
 mod pg;
 mod pg_cluster;
+mod pg_replicas;
 mod rotation;
 mod session;
