@@ -234,7 +234,7 @@ impl Limits {
         }
         if let Some(Ok(store)) = self.shared() {
             let plain: Vec<(&str, Gcra)> = budgets.iter().map(|(k, g, _)| (*k, *g)).collect();
-            let quota = (m.quota > 0).then(|| (m.class_id, m.day, m.quota));
+            let quota = (m.quota > 0).then_some((m.class_id, m.day, m.quota));
             match self.call(store.admit_message(&plain, quota)).await {
                 Ok(Ok(())) => return Ok(()),
                 Ok(Err(crate::store::Admission::Quota)) => return Err(Refusal::Quota),

@@ -216,8 +216,6 @@ async fn store_codes_as_digests(store: &Store, keys: &CodeKeys) -> anyhow::Resul
     Ok(())
 }
 
-/// Every route, with CORS and the body limit. Tests drive it with `oneshot`.
-
 /// The kernel's queue of connections not yet accepted. The usual default of 128 overflows
 /// in a burst of a few hundred connections, and each one dropped waits a second for the
 /// client's SYN retry. Linux caps it at net.core.somaxconn (4096 since 5.4).

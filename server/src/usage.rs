@@ -162,10 +162,11 @@ async fn write_loop(store: Store, mut rx: mpsc::Receiver<Msg>) {
         let before = held.rows.len() + held.sessions.len();
         // Wait for the next message; while rows are held, no longer than their retry time.
         match held.retry {
-            Some((at, _)) => match tokio::time::timeout_at(at, rx.recv()).await {
-                Ok(msg) => closing = held.take(msg),
-                Err(_) => {}
-            },
+            Some((at, _)) => {
+                if let Ok(msg) = tokio::time::timeout_at(at, rx.recv()).await {
+                    closing = held.take(msg);
+                }
+            }
             None => closing = held.take(rx.recv().await),
         }
         let deadline = tokio::time::Instant::now() + LINGER;
