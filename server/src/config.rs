@@ -427,17 +427,19 @@ fn rate(var: &'static str, value: &str) -> Result<Rate, ConfigError> {
 
 fn http_url(var: &'static str, value: &str) -> Result<String, ConfigError> {
     let v = value.trim().trim_end_matches('/');
+    // A URL may carry `user:password@`: an error shows it without.
+    let shown = crate::store::redact_url(v);
     let rest = v
         .strip_prefix("http://")
         .or_else(|| v.strip_prefix("https://"))
         .ok_or_else(|| {
             bad(
                 var,
-                format!("{value:?} must start with http:// or https://"),
+                format!("{shown:?} must start with http:// or https://"),
             )
         })?;
     if rest.is_empty() || rest.contains(char::is_whitespace) {
-        return Err(bad(var, format!("{value:?} is not a URL")));
+        return Err(bad(var, format!("{shown:?} is not a URL")));
     }
     Ok(v.to_owned())
 }
@@ -873,6 +875,18 @@ fn random_secret() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn url_errors_never_show_credentials() {
+        for bad_url in [
+            "htps://teacher:hunter2-secret@chat.example.edu",
+            "https://teacher:hunter2-secret@chat example.edu",
+        ] {
+            let e = http_url("OPEN_WEBUI_URL", bad_url).unwrap_err().to_string();
+            assert!(e.starts_with("OPEN_WEBUI_URL"), "{e}");
+            assert!(!e.contains("hunter2"), "{e}");
+        }
+    }
 
     #[test]
     fn durations_take_units() {
