@@ -170,15 +170,23 @@ impl Ctx {
     /// The token stopped working: back to the login form, conversation kept unless the
     /// session's maximum age has passed (the student's sitting is over).
     pub(crate) fn sign_in_required(&self, why: WidgetError) {
-        let over = self.session.with_untracked(|s| {
-            s.as_ref()
-                .is_some_and(|s| s.session_expires_at <= now_secs())
-        });
-        self.forget_session();
-        if over {
-            self.forget_conversations();
-        }
         self.notice.set(Some(why));
+        let Some(ends) = self
+            .session
+            .with_untracked(|s| s.as_ref().map(|s| s.session_expires_at))
+        else {
+            return; // already signed out (the chat and the refresh both noticed)
+        };
+        self.forget_session();
+        let left = ends - now_secs();
+        if left <= 0 {
+            self.forget_conversations();
+        } else {
+            // Kept for the student's return, but not past the session's maximum age: the
+            // next student must not find it behind the login form.
+            let ctx = *self;
+            self.set_timer(left as u64 + 1, move || ctx.forget_conversations());
+        }
     }
 
     /// The session reached its maximum age with the widget open: everything goes, as at
