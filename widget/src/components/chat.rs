@@ -2,6 +2,7 @@
 
 use classchat_shared::{ChatMessage, Role};
 use leptos::html::{Div, Textarea};
+use leptos::leptos_dom::helpers::request_animation_frame;
 use leptos::prelude::*;
 use web_sys::{KeyboardEvent, SubmitEvent};
 
@@ -29,10 +30,12 @@ fn assistant_bubble(text: &str) -> AnyView {
     .into_any()
 }
 
-/// The reply arriving for the current turn; only its open end is rendered per delta.
-fn streaming_bubble(chat: RwSignal<ChatState>) -> AnyView {
+/// The reply arriving for the current turn, rendered again on each `frame` (only its
+/// open end is).
+fn streaming_bubble(chat: RwSignal<ChatState>, frame: RwSignal<u32>) -> AnyView {
     let tail_from = move |from: usize| {
-        chat.with(|c| {
+        frame.track();
+        chat.with_untracked(|c| {
             c.partial
                 .as_deref()
                 .and_then(|p| p.get(from..))
@@ -76,6 +79,20 @@ pub(crate) fn Chat(ctx: Ctx) -> impl IntoView {
     let reply =
         Memo::new(move |_| chat.with(|c| c.partial.as_ref().map(|p| (c.turn, p.is_empty()))));
     let streaming = Memo::new(move |_| reply.with(Option::is_some));
+    // Deltas can arrive far faster than the screen refreshes (2,000 in a few seconds):
+    // the streaming reply and the scroll position follow at most once per frame.
+    let frame = RwSignal::new(0u32);
+    let frame_due = StoredValue::new(false);
+    Effect::new(move |_| {
+        chat.track();
+        if frame_due.try_get_value() == Some(false) {
+            frame_due.set_value(true);
+            request_animation_frame(move || {
+                frame_due.try_set_value(false);
+                frame.try_update(|f| *f = f.wrapping_add(1));
+            });
+        }
+    });
     let failure = Memo::new(move |_| chat.with(|c| c.failure.clone()));
     let greeting = Memo::new(move |_| {
         ctx.session
@@ -95,7 +112,7 @@ pub(crate) fn Chat(ctx: Ctx) -> impl IntoView {
     });
     Effect::new(move |_| {
         shape.with(|_| ()); // `track()` alone would not compute the memo
-        chat.track(); // every delta
+        frame.track();
         if stick.get_value()
             && let Some(el) = list_ref.get_untracked()
         {
@@ -160,7 +177,7 @@ pub(crate) fn Chat(ctx: Ctx) -> impl IntoView {
                 {move || greeting.get().map(|g| assistant_bubble(&g))}
                 {rows}
                 {move || reply.get().map(|(_, empty)| {
-                    if empty { typing(t) } else { streaming_bubble(chat) }
+                    if empty { typing(t) } else { streaming_bubble(chat, frame) }
                 })}
             </div>
             {move || failure.get().map(|f| view! {
