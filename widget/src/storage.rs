@@ -10,7 +10,7 @@
 //! one session. It is shown only under that session and is dropped once the session's
 //! maximum age has passed, and sign-out removes every key under the server's prefix.
 
-use classchat_shared::{Role, SessionResponse};
+use classchat_shared::{ChatMessage, Role, SessionResponse};
 use serde::{Deserialize, Serialize};
 
 use crate::state::Conversation;
@@ -64,15 +64,16 @@ pub fn decode_session(json: &str, now: i64) -> Option<SessionResponse> {
 #[derive(Serialize, Deserialize)]
 struct StoredConversation {
     session_expires_at: i64,
-    #[serde(flatten)]
-    conversation: Conversation,
+    id: String,
+    messages: Vec<ChatMessage>,
 }
 
 /// The conversation as written under `session`.
 pub fn encode_conversation(c: &Conversation, session: &SessionResponse) -> String {
     serde_json::to_string(&StoredConversation {
         session_expires_at: session.session_expires_at,
-        conversation: c.clone(),
+        id: c.id.clone(),
+        messages: c.messages.clone(),
     })
     .unwrap_or_default()
 }
@@ -90,7 +91,10 @@ pub fn decode_conversation(
     if stored.session_expires_at != session.session_expires_at || stored.session_expires_at <= now {
         return None;
     }
-    let mut c = stored.conversation;
+    let mut c = Conversation {
+        id: stored.id,
+        messages: stored.messages,
+    };
     let id_ok = !c.id.is_empty()
         && c.id.len() <= classchat_shared::limits::MAX_CONVERSATION_ID_CHARS
         && c.id
@@ -118,7 +122,7 @@ pub fn refresh_in(s: &SessionResponse, now: i64) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use classchat_shared::{ChatMessage, ClassInfo};
+    use classchat_shared::ClassInfo;
 
     fn session(expires_at: i64, session_expires_at: i64) -> SessionResponse {
         SessionResponse {
