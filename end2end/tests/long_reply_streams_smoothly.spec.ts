@@ -26,6 +26,9 @@ const END = 'THE END.';
 interface Sample {
   ms: number;
   chars: number;
+  /** Headings shown in the reply while it streams (kept blocks plus the open tail). */
+  headings: number;
+  busy: boolean;
   /** Chromium's cumulative main-thread time: all tasks, script, style and layout. */
   taskMs: number;
   scriptMs: number;
@@ -70,18 +73,22 @@ test('a 20 KB reply in 2,000 deltas streams without per-delta work growing (meas
   await widget.sendMessage('Explain photosynthesis step by step');
   for (;;) {
     // Straight DOM calls, lighter than a locator, so sampling costs little main-thread time.
-    const [chars, busy] = await page.evaluate(() => {
+    const [chars, busy, headings] = await page.evaluate(() => {
       const replies = document.querySelector('classchat-widget')!.shadowRoot!.querySelectorAll('[data-role="assistant"]');
       const last = replies[replies.length - 1];
-      return [last?.textContent?.length ?? 0, last?.getAttribute('aria-busy') === 'true'] as const;
+      return [last?.textContent?.length ?? 0, last?.getAttribute('aria-busy') === 'true', last?.querySelectorAll('h4').length ?? 0] as const;
     });
-    samples.push({ ms: Date.now() - t0, chars, ...(await counters()) });
+    samples.push({ ms: Date.now() - t0, chars, busy, headings, ...(await counters()) });
     if (!busy && chars > 0) break;
     if (Date.now() - t0 > 100_000) break;
     await page.waitForTimeout(50); // the sampling interval, not a wait for a condition
   }
   await widget.waitForReplyDone();
   await expect(widget.lastReply()).toContainText(END);
+  // While it streamed, the finished sections stayed on screen (kept, not re-rendered).
+  const mid = samples.find((s) => s.busy && s.chars > 10_000);
+  expect(mid, 'a sample half-way through the stream').toBeDefined();
+  expect(mid!.headings, 'sections received so far are shown while streaming').toBeGreaterThanOrEqual(Math.floor(mid!.chars / SECTION.length) - 1);
   // Rendered as Markdown, every section (the whole reply is one parse after `done`).
   const headings = reply.match(/^##( |$)/gm)!.length;
   await expect(widget.lastReply().locator('h4')).toHaveCount(headings);
