@@ -73,3 +73,25 @@ test('a conversation older than its session\'s maximum age is removed on load', 
   await expect(widget.msgs('user')).toHaveCount(0);
   await expect(widget.messages).not.toContainText('chloroplasts');
 });
+
+test('a session reaching its maximum age with the widget open takes its conversation with it', async ({ widget, page }) => {
+  const { sessionKey, conversationKey } = await chatOnce(widget);
+  // The last token of the session: it cannot be refreshed, and the session ends with it.
+  const ends = Math.floor(Date.now() / 1000) + 30;
+  await setField(widget, sessionKey, 'expires_at', ends);
+  await setField(widget, sessionKey, 'session_expires_at', ends);
+  await setField(widget, conversationKey, 'session_expires_at', ends);
+  await page.clock.install();
+  await page.reload();
+  await widget.open();
+  await expect(widget.msgs('user')).toHaveText([QUESTION]);
+
+  // The student walks away; the session's maximum age passes.
+  await page.clock.fastForward('00:45');
+  await expect(widget.login).toBeVisible();
+  await expect(widget.host.getByTestId('cc-login-notice')).toBeVisible();
+  expect(await widget.storedKeys(), 'nothing of the ended session is left').toEqual([]);
+  await widget.signIn(widget.env.accessCode, 'Bo');
+  await expect(widget.chat).toBeVisible();
+  await expect(widget.msgs('user')).toHaveCount(0);
+});
