@@ -60,11 +60,65 @@ pub enum Inline {
     Break,
 }
 
+/// How many block quotes and lists may nest. A reply of 10,000 `>` would otherwise
+/// recurse 10,000 deep (a stack overflow in the parser, then in the renderer, is a crash),
+/// and nothing deeper than this is readable in a chat bubble anyway: deeper markers
+/// stay literal text.
+pub const MAX_NESTING: usize = 8;
+
 /// Parses a whole reply.
 pub fn parse(src: &str) -> Vec<Block> {
     let lines: Vec<String> = src.lines().map(expand_leading_tabs).collect();
     let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
-    parse_blocks(&refs)
+    parse_blocks(&refs, 0)
+}
+
+/// A reply that is still arriving, parsed for a renderer that keeps what is final.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Streamed {
+    pub blocks: Vec<Block>,
+    /// The first `done` blocks are final: whatever arrives later, the text's first
+    /// `done_bytes` bytes parse to them, and the rest parses on its own from there.
+    pub done: usize,
+    pub done_bytes: usize,
+}
+
+/// Parses a reply that is still streaming and says which of its blocks are final, so the
+/// widget renders those once and parses only the rest again on the next delta: a delta
+/// then costs the same at the end of a long reply as at its start.
+///
+/// A top-level block is final once a blank line and a complete line that starts the next
+/// block follow it, if that line is unindented and not a list item (which could continue
+/// a list above): a paragraph, quote or table ends at a blank line, a list at an
+/// unindented line after one, and the parser itself confirms that no fence is still open.
+pub fn parse_streaming(src: &str) -> Streamed {
+    let lines: Vec<String> = src.lines().map(expand_leading_tabs).collect();
+    let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+    let mut starts = Vec::new();
+    let blocks = parse_blocks_from(&refs, 0, &mut starts);
+    // Where each line starts, and whether its newline has arrived.
+    let mut at = 0;
+    let line_ends: Vec<(usize, bool)> = src
+        .split_inclusive('\n')
+        .map(|l| {
+            let start = at;
+            at += l.len();
+            (start, l.ends_with('\n'))
+        })
+        .collect();
+    let cut = (1..blocks.len()).rev().find_map(|j| {
+        let l = starts[j];
+        let (offset, complete) = *line_ends.get(l)?;
+        let t = refs[l];
+        (complete && is_blank(refs[l - 1]) && indent(t) == 0 && list_marker(t).is_none())
+            .then_some((j, offset))
+    });
+    let (done, done_bytes) = cut.unwrap_or((0, 0));
+    Streamed {
+        blocks,
+        done,
+        done_bytes,
+    }
 }
 
 /// Returns `href` when it is safe to link to (http, https or mailto), else `None`.
@@ -263,21 +317,30 @@ fn table_starts(lines: &[&str], i: usize) -> bool {
             .is_some_and(|a| a.len() == split_row(lines[i]).len())
 }
 
-/// True when a line would start a block other than a paragraph (so it ends one).
-fn interrupts_paragraph(lines: &[&str], i: usize) -> bool {
+/// True when a line would start a block other than a paragraph (so it ends one); at
+/// `depth` [`MAX_NESTING`] quote and list markers are text and start nothing.
+fn interrupts_paragraph(lines: &[&str], i: usize, depth: usize) -> bool {
     let t = lines[i].trim_start();
+    let nests = depth < MAX_NESTING;
     fence_open(t).is_some()
         || heading(t).is_some()
-        || t.starts_with('>')
+        || (nests && t.starts_with('>'))
         || is_rule(t)
-        || list_marker(t).is_some_and(|(ordered, n, _)| {
-            let rest = t.split_once(' ').map_or("", |(_, r)| r);
-            !rest.trim().is_empty() && (!ordered || n == 1)
-        })
+        || (nests
+            && list_marker(t).is_some_and(|(ordered, n, _)| {
+                let rest = t.split_once(' ').map_or("", |(_, r)| r);
+                !rest.trim().is_empty() && (!ordered || n == 1)
+            }))
         || table_starts(lines, i)
 }
 
-fn parse_blocks(lines: &[&str]) -> Vec<Block> {
+/// The blocks of `lines`, which sit inside `depth` quotes or list items.
+fn parse_blocks(lines: &[&str], depth: usize) -> Vec<Block> {
+    parse_blocks_from(lines, depth, &mut Vec::new())
+}
+
+/// [`parse_blocks`], also recording the line each block starts at in `starts`.
+fn parse_blocks_from(lines: &[&str], depth: usize, starts: &mut Vec<usize>) -> Vec<Block> {
     let mut blocks = Vec::new();
     let mut i = 0;
     while i < lines.len() {
@@ -288,6 +351,8 @@ fn parse_blocks(lines: &[&str]) -> Vec<Block> {
         }
         let ind = indent(line);
         let t = line.trim_start();
+        let nests = depth < MAX_NESTING;
+        starts.push(i);
 
         if let Some((c, n, info)) = fence_open(t) {
             let mut text = String::new();
@@ -313,18 +378,18 @@ fn parse_blocks(lines: &[&str]) -> Vec<Block> {
             i += 1;
             continue;
         }
-        if t.starts_with('>') {
+        if nests && t.starts_with('>') {
             let mut inner = Vec::new();
             while i < lines.len() && lines[i].trim_start().starts_with('>') {
                 let rest = &lines[i].trim_start()[1..];
                 inner.push(rest.strip_prefix(' ').unwrap_or(rest));
                 i += 1;
             }
-            blocks.push(Block::Quote(parse_blocks(&inner)));
+            blocks.push(Block::Quote(parse_blocks(&inner, depth + 1)));
             continue;
         }
-        if list_marker(t).is_some() {
-            let (block, next) = parse_list(lines, i);
+        if nests && list_marker(t).is_some() {
+            let (block, next) = parse_list(lines, i, depth);
             blocks.push(block);
             i = next;
             continue;
@@ -351,7 +416,7 @@ fn parse_blocks(lines: &[&str]) -> Vec<Block> {
         // Paragraph: up to a blank line or the start of another block.
         let mut text = String::from(t);
         i += 1;
-        while i < lines.len() && !is_blank(lines[i]) && !interrupts_paragraph(lines, i) {
+        while i < lines.len() && !is_blank(lines[i]) && !interrupts_paragraph(lines, i, depth) {
             text.push('\n');
             text.push_str(lines[i].trim_start());
             i += 1;
@@ -362,7 +427,7 @@ fn parse_blocks(lines: &[&str]) -> Vec<Block> {
 }
 
 /// Parses the list starting at `lines[start]`; returns it and the index after it.
-fn parse_list(lines: &[&str], start: usize) -> (Block, usize) {
+fn parse_list(lines: &[&str], start: usize, depth: usize) -> (Block, usize) {
     let base = indent(lines[start]);
     let Some((ordered, number, _)) = list_marker(lines[start].trim_start()) else {
         return (Block::Rule, start + 1);
@@ -401,7 +466,7 @@ fn parse_list(lines: &[&str], start: usize) -> (Block, usize) {
                 } else {
                     break; // a different kind of list starts
                 }
-            } else if !prev_blank && !interrupts_paragraph(lines, i) {
+            } else if !prev_blank && !interrupts_paragraph(lines, i, depth) {
                 item.push(lt); // lazy paragraph continuation
             } else {
                 break;
@@ -412,7 +477,7 @@ fn parse_list(lines: &[&str], start: usize) -> (Block, usize) {
         while item.last().is_some_and(|l| l.is_empty()) {
             item.pop();
         }
-        items.push(parse_blocks(&item));
+        items.push(parse_blocks(&item, depth + 1));
         // Continue only with a sibling marker of the same kind at this list's level.
         let mut j = i;
         while j < lines.len() && is_blank(lines[j]) {
@@ -440,7 +505,7 @@ fn parse_list(lines: &[&str], start: usize) -> (Block, usize) {
 pub fn parse_inline(src: &str) -> Vec<Inline> {
     let chars: Vec<char> = src.chars().collect();
     let mut out = Vec::new();
-    inline_into(&chars, &mut out);
+    inline_into(&chars, &mut out, 0);
     merge_text(out)
 }
 
@@ -511,33 +576,44 @@ fn find_code_end(c: &[char], from: usize, n: usize) -> Option<usize> {
     None
 }
 
-/// Index of the `close` bracket matching the `open` one at `from`.
-fn find_matching(c: &[char], from: usize, open: char, close: char) -> Option<usize> {
-    let mut depth = 0usize;
-    let mut i = from;
+/// For each `open` in `c`, the index of its matching `close`, counting nested pairs (a
+/// `(` is never matched across a line break).
+fn bracket_pairs(c: &[char], open: char, close: char) -> Vec<Option<usize>> {
+    let mut opened = Vec::new();
+    let mut pairs = vec![None; c.len()];
+    let mut i = 0;
     while i < c.len() {
         match c[i] {
             '\\' => i += 1,
-            x if x == open => depth += 1,
+            x if x == open => opened.push(i),
             x if x == close => {
-                depth -= 1;
-                if depth == 0 {
-                    return Some(i);
+                if let Some(o) = opened.pop() {
+                    pairs[o] = Some(i);
                 }
             }
-            '\n' if open == '(' => return None,
+            '\n' if open == '(' => opened.clear(),
             _ => {}
         }
         i += 1;
     }
-    None
+    pairs
 }
 
 fn s(c: &[char]) -> String {
     c.iter().collect()
 }
 
-fn inline_into(c: &[char], out: &mut Vec<Inline>) {
+/// Inline markup inside `depth` emphasis or link spans; at [`MAX_NESTING`] further
+/// markup is text.
+fn inline_into(c: &[char], out: &mut Vec<Inline>, depth: usize) {
+    let nests = depth < MAX_NESTING;
+    // Delimiters already found to have no closer in the rest of `c`: asking again for
+    // every later opener would make `**a *` repeated 10,000 times quadratic.
+    let mut unclosed: Vec<(char, usize)> = Vec::new();
+    // Each `[`'s matching `]` and each `(`'s `)`, found in one pass when first needed:
+    // searching from every one of 10,000 unclosed ones would be quadratic.
+    let mut brackets: Option<Vec<Option<usize>>> = None;
+    let mut parens: Option<Vec<Option<usize>>> = None;
     let mut text = String::new();
     let flush = |text: &mut String, out: &mut Vec<Inline>| {
         if !text.is_empty() {
@@ -580,16 +656,23 @@ fn inline_into(c: &[char], out: &mut Vec<Inline>) {
                 let n = run_len(c, i, ch);
                 let prev_alnum = i > 0 && c[i - 1].is_alphanumeric();
                 let next_ok = c.get(i + n).is_some_and(|x| !x.is_whitespace());
-                let can_open = next_ok && !(ch == '_' && prev_alnum) && (ch != '~' || n == 2);
+                let can_open =
+                    nests && next_ok && !(ch == '_' && prev_alnum) && (ch != '~' || n == 2);
                 let want = if ch == '~' { 2 } else { n.min(3) };
-                let found = can_open
-                    .then(|| find_closer(c, i + want, ch, want))
+                let found = (can_open && !unclosed.contains(&(ch, want)))
+                    .then(|| {
+                        let e = find_closer(c, i + want, ch, want);
+                        if e.is_none() {
+                            unclosed.push((ch, want));
+                        }
+                        e
+                    })
                     .flatten()
                     .filter(|&e| e > i + want);
                 match (found, want) {
                     (Some(end), _) if n == want => {
                         let mut inner = Vec::new();
-                        inline_into(&c[i + want..end], &mut inner);
+                        inline_into(&c[i + want..end], &mut inner, depth + 1);
                         let inner = merge_text(inner);
                         flush(&mut text, out);
                         out.push(match (ch, want) {
@@ -607,11 +690,12 @@ fn inline_into(c: &[char], out: &mut Vec<Inline>) {
                 }
             }
             '[' => {
-                let link = find_matching(c, i, '[', ']').and_then(|close| {
+                let pairs = brackets.get_or_insert_with(|| bracket_pairs(c, '[', ']'));
+                let link = nests.then(|| pairs[i]).flatten().and_then(|close| {
                     if c.get(close + 1) != Some(&'(') {
                         return None;
                     }
-                    let end = find_matching(c, close + 1, '(', ')')?;
+                    let end = parens.get_or_insert_with(|| bracket_pairs(c, '(', ')'))[close + 1]?;
                     Some((close, end))
                 });
                 if let Some((close, end)) = link {
@@ -622,7 +706,7 @@ fn inline_into(c: &[char], out: &mut Vec<Inline>) {
                         .and_then(|u| u.strip_suffix('>'))
                         .unwrap_or(url);
                     let mut children = Vec::new();
-                    inline_into(&c[i + 1..close], &mut children);
+                    inline_into(&c[i + 1..close], &mut children, depth + 1);
                     let children = merge_text(children);
                     flush(&mut text, out);
                     match safe_href(url) {
@@ -1035,5 +1119,228 @@ mod tests {
         ] {
             let _ = parse(s);
         }
+    }
+
+    /// How deep quotes and lists nest in `blocks`.
+    fn depth(blocks: &[Block]) -> usize {
+        blocks
+            .iter()
+            .map(|b| match b {
+                Quote(inner) => 1 + depth(inner),
+                List { items, .. } => 1 + items.iter().map(|i| depth(i)).max().unwrap_or(0),
+                _ => 0,
+            })
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// The text of a block tree, in order.
+    fn text_of(blocks: &[Block]) -> String {
+        fn inl(is: &[Inline], out: &mut String) {
+            for i in is {
+                match i {
+                    Text(s) | Code(s) => out.push_str(s),
+                    Strong(c) | Em(c) | Del(c) | Link { children: c, .. } => inl(c, out),
+                    Break => out.push('\n'),
+                }
+            }
+        }
+        let mut out = String::new();
+        for b in blocks {
+            match b {
+                Paragraph(c) | Heading(_, c) => inl(c, &mut out),
+                Quote(inner) => out.push_str(&text_of(inner)),
+                List { items, .. } => items.iter().for_each(|i| out.push_str(&text_of(i))),
+                _ => {}
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn ten_thousand_quote_markers_nest_only_so_deep_and_the_rest_is_text() {
+        for src in [
+            ">".repeat(10_000),
+            "> ".repeat(10_000),
+            format!("{}deep", "> ".repeat(10_000)),
+            format!("{}\n", ">".repeat(10_000)).repeat(3),
+        ] {
+            let blocks = parse(&src);
+            assert_eq!(depth(&blocks), MAX_NESTING, "{}", &src[..12]);
+        }
+        let blocks = parse(&format!("{}deep", "> ".repeat(10_000)));
+        let text = text_of(&blocks);
+        assert!(text.ends_with("deep"), "the words after the markers stay");
+        assert!(
+            text.starts_with(">"),
+            "markers past the limit are shown as text"
+        );
+    }
+
+    #[test]
+    fn ten_thousand_nested_list_markers_nest_only_so_deep() {
+        for src in [
+            format!("{}item", "- ".repeat(10_000)),
+            format!("{}item", "1. ".repeat(10_000)),
+            format!("{}item", "* > ".repeat(5_000)),
+            // One marker per line, each indented under the one before.
+            (0..300)
+                .map(|i| format!("{}- level {i}\n", "  ".repeat(i)))
+                .collect::<String>(),
+        ] {
+            let blocks = parse(&src);
+            assert_eq!(depth(&blocks), MAX_NESTING, "{}", &src[..12]);
+        }
+        // Markers alone are a rule.
+        assert_eq!(parse(&"- ".repeat(10_000)), vec![Rule]);
+        // Nothing is lost: the deepest levels are text.
+        let text = text_of(&parse(
+            &(0..50)
+                .map(|i| format!("{}- level {i}\n", "  ".repeat(i)))
+                .collect::<String>(),
+        ));
+        assert!(
+            text.contains("level 0") && text.contains("level 49"),
+            "{text}"
+        );
+    }
+
+    /// The search from one bracket that [`bracket_pairs`] does for all at once.
+    fn find_matching(c: &[char], from: usize, open: char, close: char) -> Option<usize> {
+        let mut depth = 0usize;
+        let mut i = from;
+        while i < c.len() {
+            match c[i] {
+                '\\' => i += 1,
+                x if x == open => depth += 1,
+                x if x == close => {
+                    depth -= 1;
+                    if depth == 0 {
+                        return Some(i);
+                    }
+                }
+                '\n' if open == '(' => return None,
+                _ => {}
+            }
+            i += 1;
+        }
+        None
+    }
+
+    #[test]
+    fn bracket_pairs_agree_with_a_search_from_each_bracket() {
+        for src in [
+            "[a [b] c](x)",
+            "[[[",
+            "]][[]]",
+            "[a\\]b] [c](d)",
+            "\\[x] [y]",
+            "[`]`]",
+            "(a (b) c) ((",
+            "(a\n) (b)",
+            "((x)\n(y))",
+        ] {
+            let c: Vec<char> = src.chars().collect();
+            for (open, close) in [('[', ']'), ('(', ')')] {
+                let pairs = bracket_pairs(&c, open, close);
+                for (i, &ch) in c.iter().enumerate() {
+                    let escaped = i > 0 && c[i - 1] == '\\';
+                    if ch == open && !escaped {
+                        assert_eq!(pairs[i], find_matching(&c, i, open, close), "{src} at {i}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn deeply_nested_inline_markup_is_bounded() {
+        // Unclosed brackets and link targets stay text.
+        for src in ["[".repeat(10_000), "[a](".repeat(5_000)] {
+            assert_eq!(parse_inline(&src), vec![t(&src)]);
+        }
+        let nested =
+            |open: &str, close: &str| format!("{}x{}", open.repeat(10_000), close.repeat(10_000));
+        for src in [
+            nested("[", "](https://a.example)"),
+            nested("**a *", "* b**"),
+            nested("~~", "~~"),
+            "[".repeat(10_000),
+            "*".repeat(10_000),
+        ] {
+            let inl = parse_inline(&src);
+            fn d(is: &[Inline]) -> usize {
+                is.iter()
+                    .map(|i| match i {
+                        Strong(c) | Em(c) | Del(c) | Link { children: c, .. } => 1 + d(c),
+                        _ => 0,
+                    })
+                    .max()
+                    .unwrap_or(0)
+            }
+            // A bare URL in the innermost text is still linked: a leaf, not a level.
+            assert!(d(&inl) <= MAX_NESTING + 1, "{}", &src[..12]);
+        }
+    }
+
+    /// Streams `doc` in pieces of `step` bytes as the widget does: final blocks are kept,
+    /// only the rest is parsed again. Checks that what is shown equals a parse of everything
+    /// received (after every `check`th delta and the last), and returns the longest text
+    /// parsed again for one delta.
+    fn stream(doc: &str, step: usize, check: usize) -> usize {
+        let mut kept: Vec<Block> = Vec::new();
+        let mut from = 0;
+        let mut longest = 0;
+        let mut end = 0;
+        let mut deltas = 0;
+        while end < doc.len() {
+            deltas += 1;
+            end = (end + step).min(doc.len());
+            while !doc.is_char_boundary(end) {
+                end += 1;
+            }
+            let received = &doc[..end];
+            let tail = &received[from..];
+            longest = longest.max(tail.len());
+            let s = parse_streaming(tail);
+            if deltas % check == 0 || end == doc.len() {
+                let mut shown = kept.clone();
+                shown.extend(s.blocks.iter().cloned());
+                assert_eq!(shown, parse(received), "after {end} bytes of {doc:?}");
+            }
+            kept.extend(s.blocks[..s.done].iter().cloned());
+            from += s.done_bytes;
+        }
+        longest
+    }
+
+    const MIXED: &str = "# Title\n\nIntro line one\nline two\n\n- a\n- b\n\n- loose c\n\n  more c\n\
+        \n1. one\n   - nested\n\n2. two\n\nafter list\n\n```rust\nfn main() {\n\n    x\n}\n```\n\
+        \n> quote\n> - item\n\n> second quote\n\n| A | B |\n|---|---|\n| 1 | 2 |\n\n---\n\
+        \n- item with fence\n  ```\n\ncode at column 0\n```\n\nstill text?\n\npara\n|x|y|\n|-|-|\n\
+        \n~~~\nopen fence to the end\n\nnever closed";
+
+    #[test]
+    fn streaming_keeps_final_blocks_and_shows_what_a_full_parse_shows() {
+        for step in [1, 3, 10] {
+            stream(MIXED, step, 1);
+        }
+        stream("a\n\n- x\n\n- y\n\nz\n\n1. n\n\n2. m\n\n* s\n\n+ t", 1, 1);
+        stream("中文 **粗體**\n\n和 `程式`\n\n> 引用\n\n結束", 1, 1);
+        stream("para\n\n    indented\n\nnext\r\n\r\nwindows\r\n", 1, 1);
+    }
+
+    #[test]
+    fn a_streamed_delta_reparses_the_open_block_not_the_whole_reply() {
+        let section = "## Step\n\nSome **explanation** of the step, with `code`.\n\n\
+            - first point\n- second point\n\n```python\nprint('hi')\n```\n\n";
+        let reply = section.repeat(20_000 / section.len() + 1);
+        assert!(reply.len() > 20_000);
+        let longest = stream(&reply, 10, 97);
+        assert!(
+            longest < 2 * section.len(),
+            "a delta parsed {longest} of {} bytes again",
+            reply.len()
+        );
     }
 }

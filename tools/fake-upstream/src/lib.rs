@@ -3,7 +3,8 @@
 //! can assert what classchat sent, and can be told to fail in each documented way.
 //!
 //! Control it in-process through [`FakeUpstream`], or over HTTP (`POST /__control` with a
-//! [`Behavior`] as JSON, `GET /__requests`, `GET /__stats`) when run as a binary.
+//! [`Behavior`] as JSON, or `{"reply": …}`, `{"chunk_delay_ms": …}`, `{"chunks": …}`;
+//! `GET /__requests`, `GET /__stats`) when run as a binary.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -212,6 +213,10 @@ async fn control(State(s): State<Arc<Shared>>, axum::Json(b): axum::Json<Value>)
     }
     if let Some(n) = b.get("chunk_delay_ms").and_then(Value::as_u64) {
         lock(&s.config).chunk_delay = Duration::from_millis(n);
+        return StatusCode::NO_CONTENT.into_response();
+    }
+    if let Some(n) = b.get("chunks").and_then(Value::as_u64) {
+        lock(&s.config).chunks = n as usize;
         return StatusCode::NO_CONTENT.into_response();
     }
     match serde_json::from_value::<Behavior>(b) {
@@ -481,5 +486,23 @@ mod tests {
         assert_eq!(parts.len(), 4);
         assert_eq!(parts.concat(), "Hello, world!");
         assert_eq!(split_reply("", 3), vec![] as Vec<String>);
+    }
+
+    #[tokio::test]
+    async fn control_sets_the_number_of_chunks_and_nothing_else() {
+        let fake = FakeUpstream::spawn(FakeConfig::default()).await;
+        let before = lock(&fake.shared.config).clone();
+        let answer = control(
+            State(fake.shared.clone()),
+            axum::Json(json!({"chunks": 2000})),
+        )
+        .await;
+        assert_eq!(answer.status(), StatusCode::NO_CONTENT);
+        let after = lock(&fake.shared.config).clone();
+        assert_eq!(after.chunks, 2000);
+        assert_eq!(after.chunk_delay, before.chunk_delay);
+        assert_eq!(after.reply, before.reply);
+        assert_eq!(*lock(&fake.shared.behavior), Behavior::Normal);
+        assert_eq!(split_reply(&"x".repeat(20_000), after.chunks).len(), 2000);
     }
 }

@@ -2,12 +2,14 @@
 
 use classchat_shared::{ChatMessage, Role};
 use leptos::html::{Div, Textarea};
+use leptos::leptos_dom::helpers::request_animation_frame;
 use leptos::prelude::*;
 use web_sys::{KeyboardEvent, SubmitEvent};
 
 use super::Ctx;
-use super::markdown_view::markdown;
+use super::markdown_view::{markdown, streaming_markdown};
 use crate::i18n::Text;
+use crate::state::ChatState;
 
 fn message_view(m: &ChatMessage) -> AnyView {
     match m.role {
@@ -15,15 +17,34 @@ fn message_view(m: &ChatMessage) -> AnyView {
             <div class="cc-msg cc-user" data-testid="cc-msg" data-role="user">{m.content.clone()}</div>
         }
         .into_any(),
-        _ => assistant_bubble(&m.content, false),
+        _ => assistant_bubble(&m.content),
     }
 }
 
-fn assistant_bubble(text: &str, streaming: bool) -> AnyView {
+fn assistant_bubble(text: &str) -> AnyView {
     view! {
-        <div class="cc-msg cc-assistant" data-testid="cc-msg" data-role="assistant"
-            aria-busy=streaming.then_some("true")>
+        <div class="cc-msg cc-assistant" data-testid="cc-msg" data-role="assistant">
             {markdown(text)}
+        </div>
+    }
+    .into_any()
+}
+
+/// The reply arriving for the current turn, rendered again on each `frame` (only its
+/// open end is).
+fn streaming_bubble(chat: RwSignal<ChatState>, frame: RwSignal<u32>) -> AnyView {
+    let tail_from = move |from: usize| {
+        frame.track();
+        chat.with_untracked(|c| {
+            c.partial
+                .as_deref()
+                .and_then(|p| p.get(from..))
+                .map(str::to_owned)
+        })
+    };
+    view! {
+        <div class="cc-msg cc-assistant" data-testid="cc-msg" data-role="assistant" aria-busy="true">
+            {streaming_markdown(tail_from)}
         </div>
     }
     .into_any()
@@ -53,8 +74,25 @@ pub(crate) fn Chat(ctx: Ctx) -> impl IntoView {
     let shape = Memo::new(move |_| {
         chat.with(|c| (c.conversation.id.clone(), c.conversation.messages.len()))
     });
-    let partial = Memo::new(move |_| chat.with(|c| c.partial.clone()));
-    let streaming = Memo::new(move |_| partial.with(Option::is_some));
+    // Per turn in flight: whether text has arrived yet. Not the text itself: copying and
+    // comparing the whole reply on every delta would grow with its length.
+    let reply =
+        Memo::new(move |_| chat.with(|c| c.partial.as_ref().map(|p| (c.turn, p.is_empty()))));
+    let streaming = Memo::new(move |_| reply.with(Option::is_some));
+    // Deltas can arrive far faster than the screen refreshes (2,000 in a few seconds):
+    // the streaming reply and the scroll position follow at most once per frame.
+    let frame = RwSignal::new(0u32);
+    let frame_due = StoredValue::new(false);
+    Effect::new(move |_| {
+        chat.track();
+        if frame_due.try_get_value() == Some(false) {
+            frame_due.set_value(true);
+            request_animation_frame(move || {
+                frame_due.try_set_value(false);
+                frame.try_update(|f| *f = f.wrapping_add(1));
+            });
+        }
+    });
     let failure = Memo::new(move |_| chat.with(|c| c.failure.clone()));
     let greeting = Memo::new(move |_| {
         ctx.session
@@ -74,7 +112,7 @@ pub(crate) fn Chat(ctx: Ctx) -> impl IntoView {
     });
     Effect::new(move |_| {
         shape.with(|_| ()); // `track()` alone would not compute the memo
-        partial.with(|_| ());
+        frame.track();
         if stick.get_value()
             && let Some(el) = list_ref.get_untracked()
         {
@@ -136,11 +174,11 @@ pub(crate) fn Chat(ctx: Ctx) -> impl IntoView {
         <div class="cc-chat" data-testid="cc-chat">
             <div class="cc-messages" data-testid="cc-messages" node_ref=list_ref role="log"
                 aria-live="polite" aria-label=t.conversation tabindex="0" on:scroll=on_scroll>
-                {move || greeting.get().map(|g| assistant_bubble(&g, false))}
+                {move || greeting.get().map(|g| assistant_bubble(&g))}
                 {rows}
-                {move || partial.with(|p| p.as_deref().map(|p| {
-                    if p.is_empty() { typing(t) } else { assistant_bubble(p, true) }
-                }))}
+                {move || reply.get().map(|(_, empty)| {
+                    if empty { typing(t) } else { streaming_bubble(chat, frame) }
+                })}
             </div>
             {move || failure.get().map(|f| view! {
                 <div class="cc-chat-error" data-testid="cc-chat-error" role="alert">

@@ -67,7 +67,7 @@ pub(crate) fn Login(ctx: Ctx) -> impl IntoView {
             // After a successful sign-in this form is gone; its signals may be disposed.
             busy.try_set(false);
             match result {
-                Ok(session) => ctx.sign_in(session),
+                Ok(session) => ctx.start_session(session),
                 Err(e) => {
                     error.try_set(e.login_message(t));
                     focus_code();

@@ -88,6 +88,9 @@ impl Ctx {
             abort: StoredValue::new_local(None),
             refresh_timer: StoredValue::new(None),
         };
+        // Before anything renders: conversations of ended sessions (another student's, on
+        // a shared PC) go.
+        ctx.prune_conversations(stored.as_ref());
         match stored {
             Some(s) => ctx.sign_in(s),
             None => ctx.forget_session(),
@@ -116,8 +119,24 @@ impl Ctx {
 
     // ---- session -------------------------------------------------------------------
 
-    /// Takes a new or refreshed session: stores it and loads the class's conversation.
-    pub(crate) fn sign_in(&self, s: SessionResponse) {
+    /// A new session from the access-code form. Conversations stored under earlier sessions
+    /// are removed, so the next student on a shared PC starts empty; the one on screen stays
+    /// only when the server just ended this student's session (the login notice is up, a
+    /// message may wait for retry) before the session's maximum age.
+    pub(crate) fn start_session(&self, s: SessionResponse) {
+        let resumed = self.notice.with_untracked(Option::is_some);
+        if !resumed {
+            self.forget_conversations();
+        }
+        self.prune_conversations(Some(&s));
+        self.sign_in(s);
+        if resumed {
+            self.save();
+        }
+    }
+
+    /// Takes a stored or refreshed session: stores it and loads the class's conversation.
+    fn sign_in(&self, s: SessionResponse) {
         if let Some(store) = local_storage() {
             let _ = store.set_item(
                 &storage::session_key(&self.server()),
@@ -127,13 +146,14 @@ impl Ctx {
         let same_class = self
             .class_id
             .with_value(|c| c.as_deref() == Some(s.class.id.as_str()));
+        let class_id = s.class.id.clone();
+        self.notice.set(None);
+        self.session.set(Some(s));
         if same_class {
             self.chat.update(ChatState::signed_in_again);
         } else {
-            self.load_conversation(&s.class.id);
+            self.load_conversation(&class_id);
         }
-        self.notice.set(None);
-        self.session.set(Some(s));
         self.schedule_refresh();
     }
 
@@ -147,19 +167,47 @@ impl Ctx {
         self.session.set(None);
     }
 
-    /// The token stopped working: back to the login form, conversation kept.
+    /// The token stopped working: back to the login form, conversation kept unless the
+    /// session's maximum age has passed (the student's sitting is over).
     pub(crate) fn sign_in_required(&self, why: WidgetError) {
-        self.forget_session();
         self.notice.set(Some(why));
+        let Some(ends) = self
+            .session
+            .with_untracked(|s| s.as_ref().map(|s| s.session_expires_at))
+        else {
+            return; // already signed out (the chat and the refresh both noticed)
+        };
+        self.forget_session();
+        let left = ends - now_secs();
+        if left <= 0 {
+            self.forget_conversations();
+        } else {
+            // Kept for the student's return, but not past the session's maximum age: the
+            // next student must not find it behind the login form.
+            let ctx = *self;
+            self.set_timer(left as u64 + 1, move || ctx.forget_conversations());
+        }
     }
 
-    /// Sign out: revoke the session on the server (best effort) and forget the token.
+    /// The session reached its maximum age with the widget open: everything goes, as at
+    /// sign-out, and the login form says why.
+    fn session_over(&self) {
+        self.sign_in_required(WidgetError::Api {
+            code: ErrorCode::TokenExpired,
+            retry_after: None,
+        });
+    }
+
+    /// Sign out (a shared lab PC passes to the next student): revoke the session on the
+    /// server (best effort) and remove everything kept for it, stored or on screen.
     pub(crate) fn sign_out(&self) {
         self.stop();
         let token = self
             .session
             .with_untracked(|s| s.as_ref().map(|s| s.token.clone()));
         self.forget_session();
+        self.forget_conversations();
+        self.remove_stored(|_| true);
         self.notice.set(None);
         if let Some(token) = token {
             let server = self.server();
@@ -169,21 +217,37 @@ impl Ctx {
         }
     }
 
+    /// Refreshes the token before it runs out, or ends the session at its maximum age.
     fn schedule_refresh(&self) {
-        let due = self
-            .session
-            .with_untracked(|s| s.as_ref().and_then(|s| storage::refresh_in(s, now_secs())));
-        if let Some(due) = due {
-            self.refresh_after(due as u64);
+        let now = now_secs();
+        let Some((due, ends_in)) = self.session.with_untracked(|s| {
+            s.as_ref()
+                .map(|s| (storage::refresh_in(s, now), s.session_expires_at - now))
+        }) else {
+            return;
+        };
+        match due {
+            Some(due) => self.refresh_after(due as u64),
+            None => {
+                let ctx = *self;
+                self.set_timer(ends_in.max(0) as u64 + 1, move || ctx.session_over());
+            }
         }
     }
 
     fn refresh_after(&self, secs: u64) {
+        let ctx = *self;
+        self.set_timer(secs, move || ctx.refresh());
+    }
+
+    /// Runs `f` in `secs` seconds, replacing the timer set before.
+    fn set_timer(&self, secs: u64, f: impl FnOnce() + 'static) {
         if let Some(t) = self.refresh_timer.try_update_value(Option::take).flatten() {
             t.clear();
         }
-        let ctx = *self;
-        let handle = set_timeout_with_handle(move || ctx.refresh(), Duration::from_secs(secs));
+        // Browsers fire longer timeouts (over 2^31 ms) at once.
+        let secs = secs.min(2_000_000);
+        let handle = set_timeout_with_handle(f, Duration::from_secs(secs));
         self.refresh_timer.set_value(handle.ok());
     }
 
@@ -215,15 +279,66 @@ impl Ctx {
 
     // ---- conversation --------------------------------------------------------------
 
+    /// Shows the class's stored conversation if it belongs to the current session.
     fn load_conversation(&self, class_id: &str) {
         self.stop();
         let key = storage::conversation_key(&self.server(), class_id);
-        let conversation = local_storage()
-            .and_then(|s| s.get_item(&key).ok().flatten())
-            .and_then(|json| storage::decode_conversation(&json))
-            .unwrap_or_else(|| Conversation::new(new_conversation_id()));
+        let stored = self.session.with_untracked(|s| {
+            let s = s.as_ref()?;
+            let json = local_storage()?.get_item(&key).ok().flatten()?;
+            storage::decode_conversation(&json, s, now_secs())
+        });
+        let conversation = stored.unwrap_or_else(|| Conversation::new(new_conversation_id()));
         self.class_id.set_value(Some(class_id.to_owned()));
-        self.chat.set(ChatState::new(conversation));
+        self.chat.update(|c| {
+            // A later turn number, so events of a request abandoned here stay ignored.
+            let turn = c.turn + 1;
+            *c = ChatState::new(conversation);
+            c.turn = turn;
+        });
+    }
+
+    /// Clears the conversation on screen and the draft, and removes every stored
+    /// conversation of this server.
+    fn forget_conversations(&self) {
+        self.stop();
+        self.class_id.set_value(None);
+        self.chat.update(|c| c.reset(new_conversation_id()));
+        self.draft.set(String::new());
+        let server = self.server();
+        self.remove_stored(|key| storage::is_conversation_key(&server, key));
+    }
+
+    /// Removes the stored conversations that may not be shown under `session` (all of
+    /// them without one): another session's, past their session's maximum age, unreadable.
+    fn prune_conversations(&self, session: Option<&SessionResponse>) {
+        let server = self.server();
+        let now = now_secs();
+        let Some(store) = local_storage() else {
+            return;
+        };
+        self.remove_stored(|key| {
+            storage::is_conversation_key(&server, key)
+                && session
+                    .zip(store.get_item(key).ok().flatten())
+                    .and_then(|(s, json)| storage::decode_conversation(&json, s, now))
+                    .is_none()
+        });
+    }
+
+    /// Removes this server's keys that `pick` selects from localStorage.
+    fn remove_stored(&self, pick: impl Fn(&str) -> bool) {
+        let server = self.server();
+        let Some(store) = local_storage() else {
+            return;
+        };
+        let keys: Vec<String> = (0..store.length().unwrap_or(0))
+            .filter_map(|i| store.key(i).ok().flatten())
+            .filter(|k| storage::is_own_key(&server, k) && pick(k))
+            .collect();
+        for key in keys {
+            let _ = store.remove_item(&key);
+        }
     }
 
     /// Applies a state change and saves the conversation.
@@ -233,13 +348,20 @@ impl Ctx {
         r
     }
 
+    /// Stores the conversation under the current session (nothing once signed out).
     fn save(&self) {
         let Some(class_id) = self.class_id.get_value() else {
             return;
         };
-        let json = self
-            .chat
-            .with_untracked(|c| storage::encode_conversation(&c.conversation));
+        let Some(json) = self.session.with_untracked(|s| {
+            let s = s.as_ref()?;
+            Some(
+                self.chat
+                    .with_untracked(|c| storage::encode_conversation(&c.conversation, s)),
+            )
+        }) else {
+            return;
+        };
         if let Some(store) = local_storage() {
             let _ = store.set_item(&storage::conversation_key(&self.server(), &class_id), &json);
         }
