@@ -227,7 +227,9 @@ pub fn validate_messages(messages: &[ChatMessage]) -> Result<(), MessagesProblem
         if m.role == Role::User && m.content.trim().is_empty() {
             return Err(MessagesProblem::EmptyMessage);
         }
-        if n > MAX_MESSAGE_CHARS {
+        // Only what a student types is capped per message: an assistant's long reply sent
+        // back as history must not make every later message of the conversation fail.
+        if m.role == Role::User && n > MAX_MESSAGE_CHARS {
             return Err(MessagesProblem::MessageTooLong);
         }
         total += n;
@@ -244,6 +246,24 @@ pub fn validate_messages(messages: &[ChatMessage]) -> Result<(), MessagesProblem
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_long_assistant_reply_in_the_history_is_fine_a_long_user_message_is_not() {
+        let history = vec![
+            ChatMessage::user("explain"),
+            ChatMessage {
+                role: Role::Assistant,
+                content: "x".repeat(MAX_MESSAGE_CHARS * 2),
+            },
+            ChatMessage::user("thanks, and then?"),
+        ];
+        assert_eq!(validate_messages(&history), Ok(()));
+        let long = vec![ChatMessage::user("x".repeat(MAX_MESSAGE_CHARS + 1))];
+        assert_eq!(
+            validate_messages(&long),
+            Err(MessagesProblem::MessageTooLong)
+        );
+    }
 
     #[test]
     fn chat_request_round_trips_and_defaults_to_streaming() {

@@ -149,6 +149,7 @@ mod tests {
             ErrorCode::InvalidMessages,
             ErrorCode::RateLimited,
             ErrorCode::UpstreamTimeout,
+            ErrorCode::Unavailable,
         ] {
             assert_eq!(serde_json::to_value(c).unwrap(), c.as_str());
         }
