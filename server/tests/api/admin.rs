@@ -175,27 +175,9 @@ async fn the_dashboard_shows_usage_after_a_student_chats() {
     read_events(app.post_chat(&s.token, chat_body("hello", true)).await).await;
     app.usage_rows(1).await;
     let t = sign_in_teacher(&app).await;
-    let html = app
-        .client
-        .get(format!("{}/admin", app.address))
-        .header("cookie", &t.cookie)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let html = app.page_as("/admin", &t.cookie).await;
     assert!(html.contains("data-class-id=\"class-1\""), "{html}");
-    let class = app
-        .client
-        .get(format!("{}/admin/classes/class-1", app.address))
-        .header("cookie", &t.cookie)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let class = app.page_as("/admin/classes/class-1", &t.cookie).await;
     assert!(
         class.contains("admin-student-row") && class.contains("Mei"),
         "{class}"

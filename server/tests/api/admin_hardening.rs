@@ -3,7 +3,6 @@
 //! and signed-out or outdated sessions are refused, and the CSV export is defused.
 //! Distinct clients are distinct loopback source addresses (127.0.0.x).
 
-use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::time::{Duration, Instant};
@@ -14,16 +13,6 @@ use serde_json::json;
 
 use crate::admin::{PASSWORD, csrf_of, set_cookie};
 use crate::helpers::*;
-
-/// A client whose connections come from 127.0.0.`n`.
-fn client_from(n: u8) -> reqwest::Client {
-    reqwest::Client::builder()
-        .local_address(IpAddr::V4(Ipv4Addr::new(127, 0, 0, n)))
-        .redirect(reqwest::redirect::Policy::none())
-        .no_proxy()
-        .build()
-        .unwrap()
-}
 
 /// A login form as one browser sees it: its pre-sign-in cookie and CSRF token.
 #[derive(Clone)]
@@ -368,18 +357,11 @@ async fn the_csv_export_defuses_formulas_in_display_names() {
         .with_time_zone(jiff::tz::TimeZone::get("Asia/Taipei").unwrap())
         .date();
     let csv = app
-        .client
-        .get(format!(
-            "{}/admin/export.csv?from={today}&to={today}",
-            app.address
-        ))
-        .header("cookie", &t.cookie)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+        .page_as(
+            &format!("/admin/export.csv?from={today}&to={today}"),
+            &t.cookie,
+        )
+        .await;
     for cell in [
         ",\"'=HYPERLINK(\"\"http://evil.example\"\",\"\"x\"\")\",",
         ",\"Lin; Bo\",",

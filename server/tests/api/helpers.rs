@@ -234,6 +234,19 @@ impl TestApp {
         }
     }
 
+    /// The text of a page fetched with a (dashboard) cookie.
+    pub(crate) async fn page_as(&self, path: &str, cookie: &str) -> String {
+        self.client
+            .get(format!("{}{path}", self.address))
+            .header("cookie", cookie)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     /// `GET` of a path on the app.
     pub(crate) async fn get(&self, path: &str) -> reqwest::Response {
         self.client
@@ -300,6 +313,17 @@ impl TestApp {
         }
         panic!("usage log never reached {n} rows");
     }
+}
+
+/// A client whose connections come from `127.0.0.<n>`: a distinct client to the server's
+/// per-address limits, with no header to trust. Redirects are not followed.
+pub(crate) fn client_from(n: u8) -> reqwest::Client {
+    reqwest::Client::builder()
+        .local_address(std::net::IpAddr::from([127, 0, 0, n]))
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .build()
+        .unwrap()
 }
 
 pub(crate) fn chat_body(text: &str, stream: bool) -> Value {

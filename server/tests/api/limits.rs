@@ -1,21 +1,11 @@
 //! Sign-in and message limits, with distinct loopback source addresses as distinct
 //! clients (no header is trusted for these).
 
-use std::net::IpAddr;
-
 use classchat_shared::ErrorCode;
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::helpers::{CODE, Opts, TestApp, chat_body, expect_error, spawn_app_with};
-
-/// A client whose connections come from `127.0.0.<n>`.
-fn client_from(n: u8) -> reqwest::Client {
-    reqwest::Client::builder()
-        .local_address(IpAddr::from([127, 0, 0, n]))
-        .build()
-        .unwrap()
-}
+use crate::helpers::{CODE, Opts, TestApp, chat_body, client_from, expect_error, spawn_app_with};
 
 async fn sign_in_from(app: &TestApp, client: &reqwest::Client, code: &str) -> reqwest::Response {
     client

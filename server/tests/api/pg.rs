@@ -111,16 +111,7 @@ async fn the_app_runs_on_postgres_and_its_password_never_reaches_a_log_or_an_err
     read_events(app.post_chat(&s.token, chat_body("hello", true)).await).await;
     assert_eq!(app.usage_rows(1).await[0].outcome, "completed");
     let t = sign_in_teacher(&app).await;
-    let class = app
-        .client
-        .get(format!("{}/admin/classes/class-1", app.address))
-        .header("cookie", &t.cookie)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let class = app.page_as("/admin/classes/class-1", &t.cookie).await;
     assert!(
         class.contains("admin-student-row") && class.contains("Mei"),
         "{class}"
@@ -375,16 +366,7 @@ async fn migrate_db_copies_a_sqlite_deployment_to_postgres_idempotently() {
     )
     .await;
     let t = sign_in_teacher(&app).await;
-    let class = app
-        .client
-        .get(format!("{}/admin/classes/class-1", app.address))
-        .header("cookie", &t.cookie)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let class = app.page_as("/admin/classes/class-1", &t.cookie).await;
     assert!(class.contains("Mei") && class.contains("Lin"), "{class}");
     assert!(class.contains("Daily quota: 50 messages"), "{class}");
     expect_error(

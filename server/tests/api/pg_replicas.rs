@@ -3,7 +3,6 @@
 //! here fails if that fact stayed in one process. Always on PostgreSQL (a database of the
 //! shared throwaway cluster), whatever `CLASSCHAT_TEST_DB` says.
 
-use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use classchat_shared::{ErrorCode, SessionResponse};
@@ -211,13 +210,6 @@ async fn a_missed_notification_is_healed_by_the_periodic_resync() {
     .await;
 }
 
-fn client_from(n: u8) -> reqwest::Client {
-    reqwest::Client::builder()
-        .local_address(IpAddr::from([127, 0, 0, n]))
-        .build()
-        .unwrap()
-}
-
 #[tokio::test]
 async fn wrong_codes_spent_on_either_replica_come_from_one_budget() {
     let (a, b) = replicas(&[("--login-failures-per-address", "4/10m")]).await;
@@ -309,18 +301,11 @@ async fn usage_from_both_replicas_is_in_either_replica_s_export() {
         .date()
         .to_string();
     let csv = b
-        .client
-        .get(format!(
-            "{}/admin/export.csv?from={today}&to={today}",
-            b.address
-        ))
-        .header("cookie", &t.cookie)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+        .page_as(
+            &format!("/admin/export.csv?from={today}&to={today}"),
+            &t.cookie,
+        )
+        .await;
     assert!(
         csv.contains("conv-on-a") && csv.contains("conv-on-b"),
         "{csv}"
