@@ -652,7 +652,10 @@ mod tests {
         assert_eq!(ratios["p99_ms_classchat-x2-pg_over_nginx"], 2.0);
         assert_eq!(ratios["rps_classchat_over_nginx"], 0.8);
         let t = table(&r);
-        assert!(t.contains("classchat-x2-pg vs classchat  p50_ms 1.00x  p99_ms 2.00x  rps 0.62x"), "{t}");
+        assert!(
+            t.contains("classchat-x2-pg vs classchat  p50_ms 1.00x  p99_ms 2.00x  rps 0.62x"),
+            "{t}"
+        );
         assert!(t.contains("their nginx 20.0 us, PostgreSQL 80.0 us"), "{t}");
         // The single binary's row has no database line.
         assert_eq!(t.matches("PostgreSQL").count(), 1, "{t}");
