@@ -24,7 +24,19 @@ pub(crate) struct ReportArgs {
     strict: bool,
 }
 
-const TARGETS: [&str; 3] = ["direct", "nginx", "classchat"];
+const TARGETS: [&str; 4] = ["direct", "nginx", "classchat", REPLICAS];
+
+/// Two classchat replicas on one PostgreSQL behind a balancing nginx.
+const REPLICAS: &str = "classchat-x2-pg";
+
+/// The ratios reported, (target, base): classchat against the floor, and the replicas
+/// against the single binary and the floor.
+const PAIRS: [(&str, &str); 4] = [
+    ("classchat", "nginx"),
+    ("classchat", "direct"),
+    (REPLICAS, "classchat"),
+    (REPLICAS, "nginx"),
+];
 
 /// Straight from the fake, with chunks 2 ms apart, the first delta should take a few ms.
 const STREAM_FIRST_DELTA_SANE_MS: f64 = 20.0;
@@ -154,7 +166,8 @@ fn summarize(kind: &str, runs: &[&Value]) -> Value {
         _ => {}
     }
     if kind == "rr" || kind == "stream" {
-        for who in ["relay", "upstream", "loadgen"] {
+        // front and db: the replicas' nginx and PostgreSQL.
+        for who in ["relay", "upstream", "loadgen", "front", "db"] {
             s.insert(
                 format!("{who}_cores"),
                 med(runs, &["cpu", who, "cores"], 1.0),
@@ -221,9 +234,10 @@ fn build(runs: &[Value]) -> Value {
             }
         }
         let mut ratios = Map::new();
-        let c = per.get("classchat").cloned().unwrap_or(Value::Null);
-        for base in ["nginx", "direct"] {
-            let Some(b) = per.get(base) else { continue };
+        for (target, base) in PAIRS {
+            let (Some(c), Some(b)) = (per.get(target), per.get(base)) else {
+                continue;
+            };
             let keys: &[&str] = match kind.as_str() {
                 "rr" => &["rps", "p50_ms", "p99_ms"],
                 "stream" => &["streams_per_s", "first_delta_p50_ms", "first_delta_p99_ms"],
@@ -231,7 +245,7 @@ fn build(runs: &[Value]) -> Value {
                 _ => &[],
             };
             for k in keys {
-                ratios.insert(format!("{k}_classchat_over_{base}"), ratio(&c[k], &b[k]));
+                ratios.insert(format!("{k}_{target}_over_{base}"), ratio(&c[k], &b[k]));
             }
             if kind == "stream"
                 && let (Some(x), Some(y)) = (
@@ -240,7 +254,7 @@ fn build(runs: &[Value]) -> Value {
                 )
             {
                 ratios.insert(
-                    format!("first_delta_p50_ms_classchat_minus_{base}"),
+                    format!("first_delta_p50_ms_{target}_minus_{base}"),
                     json!(r3(x - y)),
                 );
             }
@@ -493,19 +507,29 @@ fn table(report: &Value) -> String {
                 let _ = write!(t, "{:>14}", cell(&row[*k]));
             }
             t.push('\n');
+            if !row["db_cpu_us_per_req"].is_null() {
+                let _ = writeln!(
+                    t,
+                    "    per request: replicas {} us, their nginx {} us, PostgreSQL {} us of CPU ({} cores)",
+                    cell(&row["relay_cpu_us_per_req"]),
+                    cell(&row["front_cpu_us_per_req"]),
+                    cell(&row["db_cpu_us_per_req"]),
+                    cell(&row["db_cores"]),
+                );
+            }
         }
         if let Some(r) = per.get("ratios").and_then(Value::as_object) {
-            for base in ["nginx", "direct"] {
+            for (target, base) in PAIRS {
                 let mut line = String::new();
                 for (k, v) in r {
-                    if let Some(name) = k.strip_suffix(&format!("_classchat_over_{base}")) {
+                    if let Some(name) = k.strip_suffix(&format!("_{target}_over_{base}")) {
                         let _ = write!(line, "  {name} {}x", cell(v));
-                    } else if let Some(name) = k.strip_suffix(&format!("_classchat_minus_{base}")) {
+                    } else if let Some(name) = k.strip_suffix(&format!("_{target}_minus_{base}")) {
                         let _ = write!(line, "  {name} {:+.3} ms", v.as_f64().unwrap_or(0.0));
                     }
                 }
                 if !line.is_empty() {
-                    let _ = writeln!(t, "  classchat vs {base:<8}{line}");
+                    let _ = writeln!(t, "  {:<28}{line}", format!("{target} vs {base}"));
                 }
             }
         }
@@ -610,6 +634,31 @@ mod tests {
         assert_eq!(r["checks"]["ok"], true);
         assert_eq!(r["goals"][0]["met"], true);
         assert!(table(&r).contains("classchat vs nginx"));
+    }
+
+    #[test]
+    fn the_replicas_are_compared_with_the_single_binary_and_shown_with_their_database() {
+        let mut replicas = rr("nonstream_c16", REPLICAS, 50.0, 4000);
+        replicas["cpu"] = json!({"relay": {"us_per_req": 120}, "front": {"us_per_req": 20},
+                                 "db": {"us_per_req": 80, "cores": 0.5}});
+        let runs = vec![
+            rr("nonstream_c16", "nginx", 100.0, 2000),
+            rr("nonstream_c16", "classchat", 80.0, 2000),
+            replicas,
+        ];
+        let r = build(&runs);
+        let ratios = &r["results"]["nonstream_c16"]["ratios"];
+        assert_eq!(ratios["rps_classchat-x2-pg_over_classchat"], 0.625);
+        assert_eq!(ratios["p99_ms_classchat-x2-pg_over_nginx"], 2.0);
+        assert_eq!(ratios["rps_classchat_over_nginx"], 0.8);
+        let t = table(&r);
+        assert!(
+            t.contains("classchat-x2-pg vs classchat  p50_ms 1.00x  p99_ms 2.00x  rps 0.62x"),
+            "{t}"
+        );
+        assert!(t.contains("their nginx 20.0 us, PostgreSQL 80.0 us"), "{t}");
+        // The single binary's row has no database line.
+        assert_eq!(t.matches("PostgreSQL").count(), 1, "{t}");
     }
 
     #[test]
