@@ -3,11 +3,13 @@
 -- clocks disagree still share one budget.
 
 -- One GCRA budget per key: the "theoretical arrival time" of the key's next event.
+-- Every message rewrites its session's and class's rows, so tat_ms has no index (an index
+-- on it would stop PostgreSQL updating the rows in place) and pages keep room for the new
+-- versions; housekeeping's scan of this small table does without.
 CREATE TABLE rate_budgets (
     key    TEXT PRIMARY KEY NOT NULL,
     tat_ms BIGINT NOT NULL
-);
-CREATE INDEX rate_budgets_tat ON rate_budgets (tat_ms);
+) WITH (fillfactor = 70);
 
 -- Messages per class per local day (the daily quota).
 CREATE TABLE daily_messages (
