@@ -31,7 +31,7 @@ async fn rotate(app: &TestApp, cookie: &str, csrf: &str) -> String {
         .unwrap();
     assert_eq!(r.status(), 303);
     let to = r.headers()["location"].to_str().unwrap().to_owned();
-    let html = app.page_as(&format!("{to}"), &cookie).await;
+    let html = app.page_as(&to, cookie).await;
     let at = html
         .find("data-testid=\"admin-new-code\"")
         .expect("the new code on the page");
