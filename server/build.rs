@@ -11,6 +11,9 @@ use std::path::{Path, PathBuf};
 
 fn main() {
     println!("cargo:rerun-if-env-changed=CLASSCHAT_WIDGET_DIST");
+    // `sqlx::migrate!` embeds the migrations at compile time: a new migration file alone
+    // must rebuild the server too.
+    println!("cargo:rerun-if-changed=migrations");
     let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap());
     let dist = std::env::var("CLASSCHAT_WIDGET_DIST")
         .map(PathBuf::from)
