@@ -63,7 +63,13 @@ pub(crate) async fn sign_in_teacher(app: &TestApp) -> Teacher {
     }
 }
 
-async fn act(app: &TestApp, t: &Teacher, path: &str, extra: &[(&str, &str)]) -> reqwest::Response {
+/// Posts a dashboard form (with the teacher's CSRF token) and returns the answer.
+pub(crate) async fn act(
+    app: &TestApp,
+    t: &Teacher,
+    path: &str,
+    extra: &[(&str, &str)],
+) -> reqwest::Response {
     let mut form = vec![("csrf", t.csrf.as_str())];
     form.extend_from_slice(extra);
     app.client

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use classchat_shared::{ErrorCode, SessionResponse};
 use serde_json::json;
 
-use crate::admin::{PASSWORD, Teacher, sign_in_teacher};
+use crate::admin::{PASSWORD, act, sign_in_teacher};
 use crate::helpers::*;
 use crate::pg_cluster::{PgCluster, shared};
 
@@ -55,20 +55,6 @@ where
 async fn chat_status(app: &TestApp, token: &str) -> u16 {
     app.post_chat(token, chat_body("hi", false))
         .await
-        .status()
-        .as_u16()
-}
-
-async fn act(app: &TestApp, t: &Teacher, path: &str, extra: &[(&str, &str)]) -> u16 {
-    let mut form = vec![("csrf", t.csrf.as_str())];
-    form.extend_from_slice(extra);
-    app.client
-        .post(format!("{}{path}", app.address))
-        .header("cookie", &t.cookie)
-        .form(&form)
-        .send()
-        .await
-        .unwrap()
         .status()
         .as_u16()
 }
@@ -120,7 +106,8 @@ async fn a_session_revoked_on_the_dashboard_of_one_replica_ends_on_the_other() {
             &format!("/admin/sessions/{sid}/revoke"),
             &[("class_id", "class-1")]
         )
-        .await,
+        .await
+        .status(),
         303
     );
     eventually("revocation", || async {
@@ -141,7 +128,9 @@ async fn a_code_rotation_disable_enable_and_quota_on_one_replica_apply_on_the_ot
     let t = sign_in_teacher(&a).await;
 
     assert_eq!(
-        act(&a, &t, "/admin/classes/class-1/disable", &[]).await,
+        act(&a, &t, "/admin/classes/class-1/disable", &[])
+            .await
+            .status(),
         303
     );
     eventually("disable", || async {
@@ -154,14 +143,21 @@ async fn a_code_rotation_disable_enable_and_quota_on_one_replica_apply_on_the_ot
         ErrorCode::ClassDisabled,
     )
     .await;
-    assert_eq!(act(&a, &t, "/admin/classes/class-1/enable", &[]).await, 303);
+    assert_eq!(
+        act(&a, &t, "/admin/classes/class-1/enable", &[])
+            .await
+            .status(),
+        303
+    );
     eventually("enable", || async {
         chat_status(&b, &s.token).await == 200
     })
     .await;
 
     assert_eq!(
-        act(&a, &t, "/admin/classes/class-1/quota", &[("quota", "1")]).await,
+        act(&a, &t, "/admin/classes/class-1/quota", &[("quota", "1")])
+            .await
+            .status(),
         303
     );
     eventually("quota", || async {
@@ -175,7 +171,12 @@ async fn a_code_rotation_disable_enable_and_quota_on_one_replica_apply_on_the_ot
     })
     .await;
 
-    assert_eq!(act(&a, &t, "/admin/classes/class-1/rotate", &[]).await, 303);
+    assert_eq!(
+        act(&a, &t, "/admin/classes/class-1/rotate", &[])
+            .await
+            .status(),
+        303
+    );
     eventually("rotation", || async {
         b.post_session(json!({ "access_code": CODE }))
             .await

@@ -4,20 +4,8 @@
 use classchat_shared::ErrorCode;
 use serde_json::json;
 
-use crate::admin::{PASSWORD, sign_in_teacher};
+use crate::admin::{PASSWORD, act, sign_in_teacher};
 use crate::helpers::*;
-
-async fn act(app: &TestApp, teacher_cookie: &str, csrf: &str, path: &str) -> u16 {
-    app.client
-        .post(format!("{}{path}", app.address))
-        .header("cookie", teacher_cookie)
-        .form(&[("csrf", csrf)])
-        .send()
-        .await
-        .unwrap()
-        .status()
-        .as_u16()
-}
 
 /// The new code shown once on the page the rotation redirects to.
 async fn rotate(app: &TestApp, cookie: &str, csrf: &str) -> String {
@@ -72,7 +60,9 @@ async fn rotating_and_going_back_never_revives_old_tokens() {
     // Back to the configured code: it works again, but neither the tokens of before the
     // rotation nor those of the rotated code do.
     assert_eq!(
-        act(&app, cookie, csrf, "/admin/classes/class-1/reset").await,
+        act(&app, &t, "/admin/classes/class-1/reset", &[])
+            .await
+            .status(),
         303
     );
     for old in [&before.token, &during.token] {
