@@ -438,6 +438,15 @@ impl CodeKeys {
         }
     }
 
+    /// `code` as it is stored: unchanged if it is a stored digest already.
+    pub fn stored_form(&self, code: &str) -> String {
+        if is_stored_form(code) {
+            code.to_owned()
+        } else {
+            self.store(code)
+        }
+    }
+
     /// The form a normalised code is stored in.
     pub fn store(&self, code: &str) -> String {
         let (key, kid) = &self.keys[0];
@@ -605,16 +614,7 @@ impl ClassRegistry {
                 // Older versions stored plain codes; start-up rewrites them, and until then
                 // they are digested here.
                 class.codes.clear();
-                class.stored_codes = codes
-                    .iter()
-                    .map(|c| {
-                        if is_stored_form(c) {
-                            c.clone()
-                        } else {
-                            self.keys.store(c)
-                        }
-                    })
-                    .collect();
+                class.stored_codes = codes.iter().map(|c| self.keys.stored_form(c)).collect();
             }
             if let Some(enabled) = o.enabled {
                 class.enabled = enabled;

@@ -59,10 +59,7 @@ impl Application {
         let listener = bind(settings.listen_addr)
             .with_context(|| format!("LISTEN_ADDR: cannot listen on {}", settings.listen_addr))?;
         let store = Store::connect(&settings.database_url).await?;
-        let revoked = RevokedSessions::new(
-            store.live_revocations(now_secs()).await?,
-            settings.session_max_age,
-        );
+        let revoked = RevokedSessions::new(store.revocations(now_secs()).await?);
         let daily = DailyCounter::default();
         let now = jiff::Zoned::now().with_time_zone(settings.timezone.clone());
         if let Ok(midnight) = now.start_of_day() {
@@ -77,11 +74,11 @@ impl Application {
             &settings.auth_secret,
             settings.auth_secret_previous.as_ref(),
         );
-        store_codes_as_digests(&store, &code_keys).await?;
+        let overrides = store_codes_as_digests(&store, &code_keys).await?;
         let classes = ClassRegistry::new(
             &settings.classes,
             code_keys,
-            store.load_overrides().await?,
+            overrides,
             store.class_generations().await?,
         )
         .map_err(|e| {
@@ -186,26 +183,26 @@ impl Application {
 }
 
 /// Older versions kept the codes the dashboard set in plain text: rewrite them as keyed
-/// digests, so the database holds nothing a student could type.
-async fn store_codes_as_digests(store: &Store, keys: &CodeKeys) -> anyhow::Result<()> {
-    for o in store.load_overrides().await? {
-        let Some(codes) = o.codes.filter(|c| c.iter().any(|c| !is_stored_form(c))) else {
+/// digests, so the database holds nothing a student could type. Returns the overrides as
+/// they now stand.
+async fn store_codes_as_digests(
+    store: &Store,
+    keys: &CodeKeys,
+) -> anyhow::Result<Vec<crate::store::dashboard::OverrideRecord>> {
+    let mut overrides = store.load_overrides().await?;
+    for o in &mut overrides {
+        let Some(codes) = o
+            .codes
+            .as_mut()
+            .filter(|c| c.iter().any(|c| !is_stored_form(c)))
+        else {
             continue;
         };
-        let stored = codes
-            .iter()
-            .map(|c| {
-                if is_stored_form(c) {
-                    c.clone()
-                } else {
-                    keys.store(c)
-                }
-            })
-            .collect();
+        *codes = codes.iter().map(|c| keys.stored_form(c)).collect();
         store
             .change_class(
                 &o.class_id,
-                &crate::store::dashboard::OverrideChange::Codes(stored),
+                &crate::store::dashboard::OverrideChange::Codes(codes.clone()),
                 "classchat",
                 now_secs() * 1000,
                 "codes stored as keyed digests",
@@ -213,7 +210,7 @@ async fn store_codes_as_digests(store: &Store, keys: &CodeKeys) -> anyhow::Resul
             .await?;
         tracing::info!(class = %o.class_id, "the dashboard's codes for this class are now stored as keyed digests");
     }
-    Ok(())
+    Ok(overrides)
 }
 
 /// The kernel's queue of connections not yet accepted. The usual default of 128 overflows

@@ -2,7 +2,6 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
@@ -38,20 +37,21 @@ pub struct AppState {
 /// Revoked session ids with when each may be forgotten, mirrored from the database so
 /// checking a token needs no query. Pruned while running ([`RevokedSessions::prune`]):
 /// a revoked session's tokens cannot outlive its maximum age anyway.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct RevokedSessions {
+    /// Session id → the session's end (Unix seconds).
     ids: RwLock<HashMap<String, i64>>,
-    /// How long an entry is kept when its session's own end is not known.
-    keep: Duration,
 }
 
 impl RevokedSessions {
-    /// `ids` revoked now-ish; kept for `keep` (the longest a session can last).
-    pub fn new(ids: Vec<String>, keep: Duration) -> Self {
-        let until = crate::auth::token::now_secs() + keep.as_secs() as i64;
+    pub fn new(revoked: Vec<crate::store::Revocation>) -> Self {
         Self {
-            ids: RwLock::new(ids.into_iter().map(|id| (id, until)).collect()),
-            keep,
+            ids: RwLock::new(
+                revoked
+                    .into_iter()
+                    .map(|r| (r.session_id, r.expires_at))
+                    .collect(),
+            ),
         }
     }
 
@@ -60,14 +60,6 @@ impl RevokedSessions {
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .contains_key(id)
-    }
-
-    pub fn insert(&self, id: String) {
-        let until = crate::auth::token::now_secs() + self.keep.as_secs() as i64;
-        self.ids
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(id, until);
     }
 
     /// Adds a revocation whose session ends at `until` (Unix seconds).
@@ -101,9 +93,12 @@ mod tests {
 
     #[test]
     fn revocations_are_forgotten_once_their_sessions_are_over() {
-        let r = RevokedSessions::new(vec!["old".into()], Duration::from_secs(60));
-        r.insert("new".into());
         let now = crate::auth::token::now_secs();
+        let r = RevokedSessions::new(vec![crate::store::Revocation {
+            session_id: "old".into(),
+            expires_at: now + 60,
+        }]);
+        r.insert_until("new".into(), now + 60);
         assert_eq!(r.prune(now), 0, "both still within a session's life");
         assert!(r.contains("old") && r.contains("new"));
         assert_eq!(r.prune(now + 61), 2);

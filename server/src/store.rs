@@ -212,19 +212,6 @@ impl Store {
         })
     }
 
-    /// Session ids revoked and not yet past their end; drops the ones that are.
-    pub async fn live_revocations(&self, now: i64) -> sqlx::Result<Vec<String>> {
-        with_pool!(&self.db, pool => {
-            sqlx::query("DELETE FROM revoked_sessions WHERE expires_at < $1")
-                .bind(now)
-                .execute(pool)
-                .await?;
-            sqlx::query_scalar("SELECT session_id FROM revoked_sessions")
-                .fetch_all(pool)
-                .await
-        })
-    }
-
     /// Writes a batch of usage rows and new sessions in one transaction, keeping the
     /// dashboard's rollups in step.
     pub async fn insert_usage(
