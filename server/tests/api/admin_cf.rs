@@ -11,46 +11,63 @@ use serde_json::json;
 use crate::helpers::*;
 
 const TEAM: &str = "myschool.cloudflareaccess.com";
-const AUD: &str = "4714c1358e65fe4b408ad6d432a5f878f08194bdb4752441fd56faefa9b2b6f2";
+pub(crate) const AUD: &str = "4714c1358e65fe4b408ad6d432a5f878f08194bdb4752441fd56faefa9b2b6f2";
 
-#[tokio::test]
-async fn the_dashboard_trusts_a_valid_access_assertion_and_nothing_else() {
-    let private = rsa::RsaPrivateKey::new(&mut rand::thread_rng(), 2048).unwrap();
-    let public = rsa::RsaPublicKey::from(&private);
-    let jwks = json!({"keys": [{"kid": "k1", "kty": "RSA", "alg": "RS256", "use": "sig",
-        "n": URL_SAFE_NO_PAD.encode(public.n().to_bytes_be()), "e": URL_SAFE_NO_PAD.encode(public.e().to_bytes_be())}]});
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let certs = format!(
-        "http://{}/cdn-cgi/access/certs",
-        listener.local_addr().unwrap()
-    );
-    let app_jwks = axum::Router::new().route(
-        "/cdn-cgi/access/certs",
-        axum::routing::get(move || {
-            let j = jwks.clone();
-            async move { axum::Json(j) }
-        }),
-    );
-    tokio::spawn(async move { axum::serve(listener, app_jwks).await.unwrap() });
+/// The app with its dashboard behind Cloudflare Access for `admin_emails`: a key pair made
+/// here, its JWKS served from a loopback port, and assertions signed with it.
+pub(crate) struct Access {
+    pub(crate) app: TestApp,
+    key: jsonwebtoken::EncodingKey,
+}
 
-    let app = spawn_app_with(
-        Opts::default()
-            .arg("--cf-access-team-domain", TEAM)
-            .arg("--cf-access-aud", AUD)
-            .arg("--admin-emails", "teacher@school.example")
-            .arg("--cf-access-certs-url", &certs),
-    )
-    .await;
-    let now = classchat_server::auth::token::now_secs();
-    let sign = |email: &str, aud: &str| {
+impl Access {
+    pub(crate) async fn spawn(admin_emails: &str) -> Self {
+        let private = rsa::RsaPrivateKey::new(&mut rand::thread_rng(), 2048).unwrap();
+        let public = rsa::RsaPublicKey::from(&private);
+        let jwks = json!({"keys": [{"kid": "k1", "kty": "RSA", "alg": "RS256", "use": "sig",
+            "n": URL_SAFE_NO_PAD.encode(public.n().to_bytes_be()), "e": URL_SAFE_NO_PAD.encode(public.e().to_bytes_be())}]});
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let certs = format!(
+            "http://{}/cdn-cgi/access/certs",
+            listener.local_addr().unwrap()
+        );
+        let app_jwks = axum::Router::new().route(
+            "/cdn-cgi/access/certs",
+            axum::routing::get(move || {
+                let j = jwks.clone();
+                async move { axum::Json(j) }
+            }),
+        );
+        tokio::spawn(async move { axum::serve(listener, app_jwks).await.unwrap() });
+        let app = spawn_app_with(
+            Opts::default()
+                .arg("--cf-access-team-domain", TEAM)
+                .arg("--cf-access-aud", AUD)
+                .arg("--admin-emails", admin_emails)
+                .arg("--cf-access-certs-url", &certs),
+        )
+        .await;
+        let key =
+            jsonwebtoken::EncodingKey::from_rsa_der(private.to_pkcs1_der().unwrap().as_bytes());
+        Self { app, key }
+    }
+
+    /// An Access assertion for `email`, made out to `aud`.
+    pub(crate) fn assertion(&self, email: &str, aud: &str) -> String {
+        let now = classchat_server::auth::token::now_secs();
         let mut h = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
         h.kid = Some("k1".into());
         let claims = json!({"aud": [aud], "email": email, "exp": now + 300, "iat": now, "nbf": now,
             "iss": format!("https://{TEAM}"), "sub": "u1", "type": "app"});
-        let key =
-            jsonwebtoken::EncodingKey::from_rsa_der(private.to_pkcs1_der().unwrap().as_bytes());
-        jsonwebtoken::encode(&h, &claims, &key).unwrap()
-    };
+        jsonwebtoken::encode(&h, &claims, &self.key).unwrap()
+    }
+}
+
+#[tokio::test]
+async fn the_dashboard_trusts_a_valid_access_assertion_and_nothing_else() {
+    let access = Access::spawn("teacher@school.example").await;
+    let app = &access.app;
+    let sign = |email: &str, aud: &str| access.assertion(email, aud);
     let get = |assertion: Option<String>| {
         let mut r = app.client.get(format!("{}/admin", app.address));
         if let Some(a) = assertion {

@@ -12,6 +12,7 @@ use classchat_server::admin::session::{CookieKeys, hash_password};
 use serde_json::json;
 
 use crate::admin::{PASSWORD, csrf_of, set_cookie};
+use crate::admin_cf::{AUD, Access};
 use crate::helpers::*;
 
 /// A login form as one browser sees it: its pre-sign-in cookie and CSRF token.
@@ -376,46 +377,10 @@ async fn the_csv_export_defuses_formulas_in_display_names() {
 /// case mapping would turn into a listed one (a Kelvin sign for the `K`) is refused.
 #[tokio::test]
 async fn access_emails_match_by_ascii_case_only() {
-    use base64::Engine as _;
-    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-    use rsa::pkcs1::EncodeRsaPrivateKey;
-    use rsa::traits::PublicKeyParts;
-
-    const TEAM: &str = "myschool.cloudflareaccess.com";
-    const AUD: &str = "4714c1358e65fe4b408ad6d432a5f878f08194bdb4752441fd56faefa9b2b6f2";
-    let private = rsa::RsaPrivateKey::new(&mut rand::thread_rng(), 2048).unwrap();
-    let public = rsa::RsaPublicKey::from(&private);
-    let jwks = json!({"keys": [{"kid": "k1", "kty": "RSA", "alg": "RS256", "use": "sig",
-        "n": URL_SAFE_NO_PAD.encode(public.n().to_bytes_be()), "e": URL_SAFE_NO_PAD.encode(public.e().to_bytes_be())}]});
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let certs = format!(
-        "http://{}/cdn-cgi/access/certs",
-        listener.local_addr().unwrap()
-    );
-    let serve = axum::Router::new().route(
-        "/cdn-cgi/access/certs",
-        axum::routing::get(move || {
-            let j = jwks.clone();
-            async move { axum::Json(j) }
-        }),
-    );
-    tokio::spawn(async move { axum::serve(listener, serve).await.unwrap() });
-    let app = spawn_app_with(
-        Opts::default()
-            .arg("--cf-access-team-domain", TEAM)
-            .arg("--cf-access-aud", AUD)
-            .arg("--admin-emails", "Kim@School.example")
-            .arg("--cf-access-certs-url", &certs),
-    )
-    .await;
-    let now = classchat_server::auth::token::now_secs();
-    let key = jsonwebtoken::EncodingKey::from_rsa_der(private.to_pkcs1_der().unwrap().as_bytes());
+    let access = Access::spawn("Kim@School.example").await;
+    let app = &access.app;
     let as_email = |email: &str| {
-        let mut h = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
-        h.kid = Some("k1".into());
-        let claims = json!({"aud": [AUD], "email": email, "exp": now + 300, "iat": now, "nbf": now,
-            "iss": format!("https://{TEAM}"), "sub": "u1", "type": "app"});
-        let token = jsonwebtoken::encode(&h, &claims, &key).unwrap();
+        let token = access.assertion(email, AUD);
         app.client
             .get(format!("{}/admin", app.address))
             .header("cf-access-jwt-assertion", token)
