@@ -2,6 +2,8 @@
    on the page; the WebAssembly widget is fetched only when the bubble is first opened.
    <script src="https://SERVER/widget.js" async data-title="..." data-accent="#0b6"
            data-position="right|left" data-lang="en|zh-TW" data-server="..." data-open="true">
+   Where the page's Content-Security-Policy forbids compiling WebAssembly (or importing the
+   glue), the panel holds an iframe of SERVER/embed instead, driven through postMessage.
    widget/make-loader.sh fills in the hashed asset names and style/bubble.css. */
 (function () {
   "use strict";
@@ -31,8 +33,7 @@
   // A custom element, not a div: host pages may hide or restyle every div.
   var host = document.createElement("classchat-widget");
   var root = host.attachShadow({ mode: "open" });
-  var style = document.createElement("style");
-  style.textContent = "__CLASSCHAT_CSS__" + (accent ? ":host{--cc-accent:" + accent + " !important}" : "");
+  var css = "__CLASSCHAT_CSS__" + (accent ? ":host{--cc-accent:" + accent + " !important}" : "");
   var panel = document.createElement("div");
   panel.id = "cc-panel";
   panel.className = "cc-panel cc-" + pos;
@@ -49,13 +50,31 @@
   bubble.setAttribute("aria-controls", "cc-panel");
   bubble.setAttribute("aria-haspopup", "dialog");
   bubble.innerHTML = svg("cc-o", "M21 12a8 8 0 0 1-11.6 7.1L4 20l1.1-4.6A8 8 0 1 1 21 12z") + svg("cc-x", "M6 6l12 12M18 6L6 18");
-  root.appendChild(style);
+  // A constructed stylesheet: a style-src policy blocks <style> but not this.
+  try {
+    if (!("adoptedStyleSheets" in root)) throw 0;
+    var sheet = new CSSStyleSheet();
+    sheet.replaceSync(css);
+    root.adoptedStyleSheets = [sheet];
+  } catch (e) {
+    var style = document.createElement("style");
+    style.textContent = css;
+    root.appendChild(style);
+  }
   root.appendChild(panel);
   root.appendChild(bubble);
 
   var state = 0; // 0: not loaded, 1: loading, 2: mounted
+  var frame; // the /embed iframe, in fallback mode
+  var origin = base.origin;
+
+  // Tells the framed widget to focus its field ("open") or stop a reply ("hide").
+  function tell(type) {
+    frame.contentWindow.postMessage({ classchat: 1, type: type }, origin);
+  }
 
   function focusInside() {
+    if (frame) return tell("open");
     var field = panel.querySelector("textarea,input");
     if (field) field.focus();
   }
@@ -71,7 +90,8 @@
     if (panel.hidden) return;
     panel.hidden = true;
     bubble.setAttribute("aria-expanded", "false");
-    panel.dispatchEvent(new Event("cc-hide"));
+    if (frame) tell("hide");
+    else panel.dispatchEvent(new Event("cc-hide"));
     bubble.focus();
   }
 
@@ -79,9 +99,39 @@
     panel.innerHTML = '<div class="cc-status" role="' + role + '">' + html + "</div>";
   }
 
+  // Can this page compile WebAssembly? Compiling the smallest module is the one probe (a
+  // page that forbids it reports one CSP violation, here).
+  function wasmAllowed() {
+    try {
+      return !!new WebAssembly.Module(new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0]));
+    } catch (e) {
+      return false;
+    }
+  }
+
+  // Fallback: the widget in an iframe of SERVER/embed, with the same options.
+  function embed() {
+    frame = document.createElement("iframe");
+    frame.title = d.title || L.chat;
+    frame.allow = "clipboard-write";
+    frame.src = server + "/embed?" + new URLSearchParams({
+      title: d.title || "", accent: accent, lang: d.lang || "", position: pos, frame: 1
+    });
+    panel.textContent = "";
+    panel.appendChild(frame);
+    state = 2;
+    panel.className += " cc-ready";
+  }
+
+  addEventListener("message", function (e) {
+    var m = e.data;
+    if (frame && e.source === frame.contentWindow && e.origin === origin && m && m.classchat === 1 && m.type === "close") hide();
+  });
+
   function load() {
     state = 1;
     status(L.loading, "status");
+    if (!wasmAllowed()) return embed();
     import(glueUrl)
       .then(function (m) {
         return m.default({ module_or_path: wasmUrl }).then(function () {
@@ -97,7 +147,7 @@
           state = 2;
           panel.className += " cc-ready";
         });
-      })
+      }, embed)
       .catch(function (e) {
         state = 0;
         if (window.console) console.error("classchat: could not load the widget", e);

@@ -1,4 +1,4 @@
-//! The one function the loader calls.
+//! The one function the loader (and the `/embed` page) calls.
 
 use leptos::prelude::*;
 use wasm_bindgen::prelude::*;
@@ -14,7 +14,8 @@ const CSS: &str = include_str!("../../style/widget.css");
 #[wasm_bindgen]
 pub fn mount(root: web_sys::HtmlElement, config: JsValue) {
     let config = config_from_js(&config);
-    if let Some(doc) = root.owner_document()
+    if !adopt_css(&root)
+        && let Some(doc) = root.owner_document()
         && let Ok(style) = doc.create_element("style")
     {
         style.set_text_content(Some(CSS));
@@ -22,4 +23,37 @@ pub fn mount(root: web_sys::HtmlElement, config: JsValue) {
     }
     let parent = root.clone();
     leptos::mount::mount_to(parent, move || view! { <App config=config root=root/> }).forget();
+}
+
+/// Adds [`CSS`] to the adopted stylesheets of `root`'s shadow root (or document). A page
+/// whose `style-src` lacks `'unsafe-inline'` blocks a `<style>` element but not a
+/// constructed stylesheet. False where the browser has no constructable stylesheets.
+/// Dynamic lookups rather than web-sys bindings: an old browser must get `false`, not a throw.
+fn adopt_css(root: &web_sys::HtmlElement) -> bool {
+    let get = |o: &JsValue, k: &str| js_sys::Reflect::get(o, &JsValue::from_str(k)).ok();
+    let scope: JsValue = root.get_root_node().into();
+    let Some(adopted) = get(&scope, "adoptedStyleSheets").filter(js_sys::Array::is_array) else {
+        return false;
+    };
+    let Some(ctor) = get(&js_sys::global(), "CSSStyleSheet")
+        .and_then(|c| c.dyn_into::<js_sys::Function>().ok())
+    else {
+        return false;
+    };
+    let Ok(sheet) = js_sys::Reflect::construct(&ctor, &js_sys::Array::new()) else {
+        return false;
+    };
+    let Some(replace) =
+        get(&sheet, "replaceSync").and_then(|f| f.dyn_into::<js_sys::Function>().ok())
+    else {
+        return false;
+    };
+    if replace.call1(&sheet, &JsValue::from_str(CSS)).is_err() {
+        return false;
+    }
+    // A new array (appending in place is not supported everywhere): the loader's sheet stays.
+    let sheets = js_sys::Array::from(&adopted);
+    sheets.push(&sheet);
+    js_sys::Reflect::set(&scope, &JsValue::from_str("adoptedStyleSheets"), &sheets)
+        .unwrap_or(false)
 }
