@@ -1,5 +1,6 @@
 // The host page server: a different origin from classchat, as on a real course site.
-// Serves end2end/host/*.html with {{SERVER}} replaced by the classchat server's URL.
+// Serves end2end/host/*.html with {{SERVER}} replaced by the classchat server's URL (and
+// for the pages in POLICIES, that Content-Security-Policy header), and host/*.js as is.
 //
 // Used by global-setup.ts; also runs alone for poking at the widget by hand:
 //   node host/serve.js --server http://127.0.0.1:8080 [--port 8081]
@@ -10,6 +11,14 @@ const fs = require('node:fs');
 const path = require('node:path');
 
 const DIR = __dirname;
+
+/** The CSP each strict page is served with ({{SERVER}}: classchat's origin). */
+const POLICIES = {
+  // May load our script but not compile WebAssembly, nor use inline style.
+  'csp-strict.html': "script-src 'self' {{SERVER}}; style-src 'self'",
+  // May compile WebAssembly: the widget runs inline (still no inline style).
+  'csp-wasm.html': "script-src 'self' {{SERVER}} 'wasm-unsafe-eval'; style-src 'self'",
+};
 
 /** Starts the server on 127.0.0.1:`port` (0: any free port); resolves `{ server, url }`.
  *  `serverUrl`: a string, or a function giving it (read on each request). */
@@ -22,7 +31,7 @@ function startHostServer(serverUrl, port = 0) {
       return;
     }
     const name = pathname === '/' ? 'index.html' : pathname.slice(1);
-    if (!/^[\w-]+\.html$/.test(name) || req.method !== 'GET') {
+    if (!/^[\w-]+\.(html|js)$/.test(name) || name === 'serve.js' || req.method !== 'GET') {
       res.writeHead(404, { 'content-type': 'text/plain' }).end('not found');
       return;
     }
@@ -31,9 +40,13 @@ function startHostServer(serverUrl, port = 0) {
         res.writeHead(404, { 'content-type': 'text/plain' }).end('not found');
         return;
       }
-      res
-        .writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' })
-        .end(text.replaceAll('{{SERVER}}', serverOf()));
+      if (name.endsWith('.js')) {
+        res.writeHead(200, { 'content-type': 'text/javascript; charset=utf-8', 'cache-control': 'no-store' }).end(text);
+        return;
+      }
+      const headers = { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' };
+      if (POLICIES[name]) headers['content-security-policy'] = POLICIES[name].replaceAll('{{SERVER}}', serverOf());
+      res.writeHead(200, headers).end(text.replaceAll('{{SERVER}}', serverOf()));
     });
   });
   return new Promise((resolve, reject) => {

@@ -32,6 +32,11 @@ pub fn widget_built() -> bool {
     find("widget.js").is_some()
 }
 
+/// The embedded files' paths (under `/widget/`, but `widget.js`).
+pub(crate) fn names() -> impl Iterator<Item = &'static str> {
+    ASSETS.iter().map(|a| a.path)
+}
+
 fn find(path: &str) -> Option<&'static Asset> {
     ASSETS.iter().find(|a| a.path == path)
 }
@@ -124,6 +129,10 @@ async fn loader(headers: HeaderMap) -> Response {
 async fn widget_file(Path(path): Path<String>, headers: HeaderMap) -> Response {
     match find(&path).filter(|a| a.path != "widget.js") {
         Some(a) if a.path.ends_with(".html") => serve(a, &headers, "no-cache"),
+        // The /embed page's module keeps its name across versions, like the loader.
+        Some(a) if a.path == "embed.js" => {
+            serve(a, &headers, "public, max-age=300, must-revalidate")
+        }
         // Trunk names every other file by its content hash: it never changes.
         Some(a) => serve(a, &headers, "public, max-age=31536000, immutable"),
         None => crate::error::AppError::NotFound.into_response(),

@@ -12,6 +12,8 @@ pub mod classes;
 pub mod client_addr;
 /// Configuration from flags, environment and `.env`, checked at start-up.
 pub mod config;
+/// `/embed`: the widget as a page, for iframes and the loader's CSP fallback.
+pub mod embed;
 /// The error type and the contract's error body.
 pub mod error;
 /// Rate limiters: GCRA in memory.

@@ -1,5 +1,5 @@
 //! The server's own pages, rendered with Leptos on the server (no client-side code but
-//! the widget itself): `/` shows the embed snippet and a live widget.
+//! the widget itself): `/` shows the embed snippets and a live widget.
 
 use axum::Router;
 use axum::body::Body;
@@ -12,9 +12,26 @@ use crate::config::DEMO_ACCESS_CODE;
 use crate::state::AppState;
 
 const SITE_CSS: &str = include_str!("../../style/site.css");
+/// The snippets' copy buttons: an external file, so the page needs no inline script.
+const COPY_JS: &str = include_str!("copy.js");
 
 pub(crate) fn router() -> Router<AppState> {
-    Router::new().route("/", get(landing))
+    Router::new()
+        .route("/", get(landing))
+        .route("/copy.js", get(copy_js))
+}
+
+async fn copy_js() -> impl IntoResponse {
+    (
+        [
+            (
+                axum::http::header::CONTENT_TYPE,
+                "text/javascript; charset=utf-8",
+            ),
+            (axum::http::header::CACHE_CONTROL, "public, max-age=300"),
+        ],
+        COPY_JS,
+    )
 }
 
 /// What the landing page shows; given to the Leptos render as context.
@@ -49,10 +66,25 @@ pub fn embed_snippet(public_url: &str) -> String {
     )
 }
 
+/// The shareable link: the widget as a page of its own.
+pub fn link_snippet(public_url: &str) -> String {
+    format!("{public_url}/embed?title=Class+assistant&accent=%232563eb&lang=en")
+}
+
+/// The iframe snippet, for pages that strip `<script>` (Canvas, Moodle, Google Sites).
+/// `&amp;`: it is HTML, and `&lang` is a named character reference.
+pub fn iframe_snippet(public_url: &str) -> String {
+    format!(
+        "<iframe src=\"{public_url}/embed?title=Class+assistant&amp;accent=%232563eb&amp;lang=en\"\n        title=\"Class assistant\" width=\"400\" height=\"600\" loading=\"lazy\"\n        allow=\"clipboard-write\" style=\"border:0;max-width:100%\"></iframe>"
+    )
+}
+
 #[component]
 fn Landing() -> impl IntoView {
     let info = expect_context::<PageInfo>();
     let snippet = embed_snippet(&info.public_url);
+    let iframe = iframe_snippet(&info.public_url);
+    let link = link_snippet(&info.public_url);
     let demo = info.demo_code.is_some() || info.demo_replies;
     view! {
         <!DOCTYPE html>
@@ -86,14 +118,22 @@ fn Landing() -> impl IntoView {
                         <p class="warning">"This binary was built without the widget: run ./scripts/build."</p>
                     })}
                     <h2>"Add the assistant to a page"</h2>
-                    <p>"Paste this before </body> on any page (a course site, a Moodle page, a blog):"</p>
-                    <pre data-testid="embed-snippet"><code>{snippet}</code></pre>
+                    <p>"A chat bubble in the corner: paste this before </body> on any page that keeps scripts (your own site, WordPress with a Custom HTML block, a Moodle HTML block where scripts are allowed):"</p>
+                    <pre id="snippet-script" data-testid="embed-snippet"><code>{snippet}</code></pre>
+                    <button type="button" class="copy" data-copy="snippet-script">"Copy"</button>
+                    <p>"The chat in the page itself, for platforms that strip scripts but allow iframes (Canvas, Moodle for most roles, Google Sites' Embed):"</p>
+                    <pre id="snippet-iframe" data-testid="iframe-snippet"><code>{iframe}</code></pre>
+                    <button type="button" class="copy" data-copy="snippet-iframe">"Copy"</button>
+                    <p>"A link to share (an announcement, an email, a QR code): the chat as a page of its own:"</p>
+                    <pre id="snippet-link" data-testid="link-snippet"><code>{link}</code></pre>
+                    <button type="button" class="copy" data-copy="snippet-link">"Copy"</button>
                     <p>
                         "Options: "<code>"data-title"</code>", "<code>"data-accent"</code>" (a CSS colour), "
                         <code>"data-position"</code>" (right or left), "<code>"data-lang"</code>" (en or zh-TW)."
                     </p>
                     <p class="meta">{format!("Serving {} class(es). Health: ", info.class_count)}<a href="/healthz">"/healthz"</a></p>
                 </main>
+                <script src="/copy.js" defer></script>
                 <script src="/widget.js" async data-title="classchat demo"></script>
             </body>
         </html>

@@ -368,6 +368,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::auth::router())
         .merge(crate::relay::router())
         .merge(crate::assets::router())
+        .merge(crate::embed::router())
         .merge(crate::pages::router())
         .merge(crate::admin::router())
         .route("/healthz", get(|| async { "ok" }))

@@ -35,8 +35,8 @@ fn adopt_css(root: &web_sys::HtmlElement) -> bool {
     let Some(adopted) = get(&scope, "adoptedStyleSheets").filter(js_sys::Array::is_array) else {
         return false;
     };
-    let Some(ctor) = get(&js_sys::global(), "CSSStyleSheet")
-        .and_then(|c| c.dyn_into::<js_sys::Function>().ok())
+    let Some(ctor) =
+        get(&js_sys::global(), "CSSStyleSheet").and_then(|c| c.dyn_into::<js_sys::Function>().ok())
     else {
         return false;
     };
@@ -54,6 +54,5 @@ fn adopt_css(root: &web_sys::HtmlElement) -> bool {
     // A new array (appending in place is not supported everywhere): the loader's sheet stays.
     let sheets = js_sys::Array::from(&adopted);
     sheets.push(&sheet);
-    js_sys::Reflect::set(&scope, &JsValue::from_str("adoptedStyleSheets"), &sheets)
-        .unwrap_or(false)
+    js_sys::Reflect::set(&scope, &JsValue::from_str("adoptedStyleSheets"), &sheets).unwrap_or(false)
 }

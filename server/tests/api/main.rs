@@ -9,6 +9,7 @@ mod assets;
 mod chat;
 mod config;
 mod dashboard_scale;
+mod embed;
 mod hardening_net;
 mod helpers;
 mod limits;
