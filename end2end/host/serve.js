@@ -1,6 +1,6 @@
 // The host page server: a different origin from classchat, as on a real course site.
 // Serves end2end/host/*.html with {{SERVER}} replaced by the classchat server's URL (and
-// for the pages in POLICIES, that Content-Security-Policy header), and host/*.js as is.
+// for the pages in POLICIES, that Content-Security-Policy header).
 //
 // Used by global-setup.ts; also runs alone for poking at the widget by hand:
 //   node host/serve.js --server http://127.0.0.1:8080 [--port 8081]
@@ -31,17 +31,13 @@ function startHostServer(serverUrl, port = 0) {
       return;
     }
     const name = pathname === '/' ? 'index.html' : pathname.slice(1);
-    if (!/^[\w-]+\.(html|js)$/.test(name) || name === 'serve.js' || req.method !== 'GET') {
+    if (!/^[\w-]+\.html$/.test(name) || req.method !== 'GET') {
       res.writeHead(404, { 'content-type': 'text/plain' }).end('not found');
       return;
     }
     fs.readFile(path.join(DIR, name), 'utf8', (err, text) => {
       if (err) {
         res.writeHead(404, { 'content-type': 'text/plain' }).end('not found');
-        return;
-      }
-      if (name.endsWith('.js')) {
-        res.writeHead(200, { 'content-type': 'text/javascript; charset=utf-8', 'cache-control': 'no-store' }).end(text);
         return;
       }
       const headers = { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' };
