@@ -50,7 +50,8 @@ pub struct Config {
     #[arg(long, env = "PUBLIC_URL")]
     pub public_url: Option<String>,
 
-    /// Origins (scheme://host[:port], comma-separated) whose pages may embed the widget.
+    /// Origins (scheme://host[:port], comma-separated) whose pages may embed the widget
+    /// (CORS for the script tag; frame-ancestors for the /embed iframe).
     /// Default: any origin, with a warning at start-up.
     #[arg(long, env = "ALLOWED_ORIGINS")]
     pub allowed_origins: Option<String>,
