@@ -56,3 +56,17 @@ test('/embed refuses to be framed by an origin outside ALLOWED_ORIGINS', async (
   await page.goto(`${e2e.hostUrl}/iframe-only.html`);
   await expect(new WidgetPage(page, e2e, page.frameLocator('iframe')).code).toBeEditable();
 });
+
+test("the front page's copy buttons copy each snippet as shown", async ({ page, context, e2e }) => {
+  await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: e2e.serverUrl });
+  await page.goto(`${e2e.serverUrl}/`);
+  for (const id of ['embed-snippet', 'iframe-snippet', 'link-snippet']) {
+    const shown = await page.getByTestId(id).textContent();
+    const button = page.locator(`button[data-copy="${await page.getByTestId(id).getAttribute('id')}"]`);
+    await button.click();
+    await expect(button).toHaveText('Copied');
+    expect(await page.evaluate(() => navigator.clipboard.readText())).toBe(shown);
+  }
+  // The iframe snippet is pasteable HTML pointing at /embed.
+  expect(await page.getByTestId('iframe-snippet').textContent()).toContain(`<iframe src="${e2e.serverUrl}/embed?title=`);
+});

@@ -129,7 +129,9 @@ fn Landing() -> impl IntoView {
                     <button type="button" class="copy" data-copy="snippet-link">"Copy"</button>
                     <p>
                         "Options: "<code>"data-title"</code>", "<code>"data-accent"</code>" (a CSS colour), "
-                        <code>"data-position"</code>" (right or left), "<code>"data-lang"</code>" (en or zh-TW)."
+                        <code>"data-position"</code>" (right or left), "<code>"data-lang"</code>" (en or zh-TW). "
+                        "The iframe and the link take the same options as query parameters: "
+                        <code>"title"</code>", "<code>"accent"</code>", "<code>"position"</code>", "<code>"lang"</code>"."
                     </p>
                     <p class="meta">{format!("Serving {} class(es). Health: ", info.class_count)}<a href="/healthz">"/healthz"</a></p>
                 </main>
