@@ -18,6 +18,8 @@ const POLICIES = {
   'csp-strict.html': "script-src 'self' {{SERVER}}; style-src 'self'",
   // May compile WebAssembly: the widget runs inline (still no inline style).
   'csp-wasm.html': "script-src 'self' {{SERVER}} 'wasm-unsafe-eval'; style-src 'self'",
+  // Allows the loader file alone (a path-exact source): the glue import is refused.
+  'csp-loader-only.html': "script-src 'self' {{SERVER}}/widget.js 'wasm-unsafe-eval'; style-src 'self'",
 };
 
 /** Starts the server on 127.0.0.1:`port` (0: any free port); resolves `{ server, url }`.

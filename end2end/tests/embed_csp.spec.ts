@@ -118,3 +118,18 @@ test('WebAssembly allowed, inline style not: the widget runs inline in the shado
   expect(await page.evaluate(() => window.__csp)).toEqual([]);
   expect(violations, violations.join('\n')).toEqual([]);
 });
+
+test('glue import refused (only widget.js allowed): the loader falls back to the /embed iframe', async ({ page, e2e }) => {
+  await recordViolations(page);
+  const outer = new WidgetPage(page, e2e);
+  await outer.goto('/csp-loader-only.html');
+  await outer.open();
+  await expect(outer.panel.locator('iframe')).toHaveCount(1);
+  const w = new WidgetPage(page, e2e, page.frameLocator('classchat-widget iframe'));
+  await w.signIn(e2e.accessCode, 'Ada');
+  await expect(w.input).toBeEditable();
+  // The one refusal is the glue import that chose the fallback.
+  const recorded = await page.evaluate(() => window.__csp);
+  expect(recorded, JSON.stringify(recorded)).toHaveLength(1);
+  expect(recorded[0].blocked).toMatch(/\/widget\/classchat-widget-\w+\.js$/);
+});
