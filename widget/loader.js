@@ -66,11 +66,12 @@
 
   var state = 0; // 0: not loaded, 1: loading, 2: mounted
   var frame; // the /embed iframe, in fallback mode
+  var framed; // ... once it has loaded (before, it focuses itself and has nothing to stop)
   var origin = base.origin;
 
   // Tells the framed widget to focus its field ("open") or stop a reply ("hide").
   function tell(type) {
-    frame.contentWindow.postMessage({ classchat: 1, type: type }, origin);
+    if (framed) frame.contentWindow.postMessage({ classchat: 1, type: type }, origin);
   }
 
   function focusInside() {
@@ -114,6 +115,9 @@
     frame = document.createElement("iframe");
     frame.title = d.title || L.chat;
     frame.allow = "clipboard-write";
+    frame.onload = function () {
+      framed = 1;
+    };
     frame.src = server + "/embed?" + new URLSearchParams({
       title: d.title || "", accent: accent, lang: d.lang || "", position: pos, frame: 1
     });

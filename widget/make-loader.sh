@@ -37,7 +37,7 @@ embed_css=$(flat_css embed.css)
 
 {
   echo "/* classchat /embed page module */"
-  sed -e '1,/\*\//d' "$here/embed.js" |
+  sed -e '1,/\*\//d' -e 's/^ *//' -e '/^\/\//d' -e '/^$/d' "$here/embed.js" |
     awk -v glue="$glue" -v wasm="$wasm" -v css="$embed_css" '{
       gsub(/__CLASSCHAT_GLUE__/, glue); gsub(/__CLASSCHAT_WASM__/, wasm); gsub(/__CLASSCHAT_CSS__/, css); print
     }'
