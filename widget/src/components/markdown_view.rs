@@ -82,16 +82,17 @@ fn block(b: &Block) -> AnyView {
         }
         Block::Quote(inner) => view! { <blockquote>{blocks(inner)}</blockquote> }.into_any(),
         Block::Table { align, head, rows } => {
-            let style = |i: usize| match align.get(i) {
-                Some(Align::Left) => Some("text-align:left"),
-                Some(Align::Center) => Some("text-align:center"),
-                Some(Align::Right) => Some("text-align:right"),
+            // Classes, not `style=`: a host page's `style-src` without 'unsafe-inline'
+            // (and /embed's own policy) refuses style attributes.
+            let align_class = |i: usize| match align.get(i) {
+                Some(Align::Center) => Some("cc-c"),
+                Some(Align::Right) => Some("cc-r"),
                 _ => None,
             };
             let head: Vec<AnyView> = head
                 .iter()
                 .enumerate()
-                .map(|(i, c)| view! { <th style=style(i)>{inlines(c)}</th> }.into_any())
+                .map(|(i, c)| view! { <th class=align_class(i)>{inlines(c)}</th> }.into_any())
                 .collect();
             let rows: Vec<AnyView> = rows
                 .iter()
@@ -99,7 +100,7 @@ fn block(b: &Block) -> AnyView {
                     let cells: Vec<AnyView> = r
                         .iter()
                         .enumerate()
-                        .map(|(i, c)| view! { <td style=style(i)>{inlines(c)}</td> }.into_any())
+                        .map(|(i, c)| view! { <td class=align_class(i)>{inlines(c)}</td> }.into_any())
                         .collect();
                     view! { <tr>{cells}</tr> }.into_any()
                 })
