@@ -20,13 +20,12 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use futures::StreamExt;
 
-use crate::auth::ClientAddr;
-use crate::auth::token::now_secs;
+use crate::basics::{HOUR_MS, now_ms, now_secs};
 use crate::classes::{Class, generate_code};
+use crate::client_addr::ClientAddr;
 use crate::config::{AdminSettings, PasswordCheck, Settings};
 use crate::limiter::{Limiter, MemoryLimiter, retry_secs};
 use crate::state::AppState;
-use crate::store::HOUR_MS;
 use crate::store::dashboard::{ClassStats, OverrideChange};
 use cf_access::CfAccess;
 use model::*;
@@ -58,7 +57,7 @@ impl NewCodes {
 
     fn put(&self, binding: &str, class_id: &str, code: String) -> String {
         let ticket = random_token();
-        let mut m = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let mut m = crate::basics::lock(&self.0);
         m.retain(|_, v| v.3.elapsed() < Self::TTL);
         m.insert(
             ticket.clone(),
@@ -73,7 +72,7 @@ impl NewCodes {
     }
 
     fn take(&self, ticket: &str, binding: &str, class_id: &str) -> Option<String> {
-        let mut m = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let mut m = crate::basics::lock(&self.0);
         match m.get(ticket) {
             Some((b, c, _, at)) if b == binding && c == class_id && at.elapsed() < Self::TTL => {
                 m.remove(ticket).map(|v| v.2)
@@ -521,7 +520,7 @@ async fn class_action(
             "There is no class with that id.",
         );
     }
-    let now_ms = now_secs() * 1000;
+    let now_ms = now_ms();
     let (change, detail, done) = match action.as_str() {
         "rotate" => {
             let code = generate_code();
@@ -640,7 +639,7 @@ async fn revoke_session(
     let ends = started_ms / 1000 + state.settings.session_max_age.as_secs() as i64;
     if let Err(e) = state
         .store
-        .admin_revoke(&session_id, &class_id, ends, &t.actor, now_secs() * 1000)
+        .admin_revoke(&session_id, &class_id, ends, &t.actor, now_ms())
         .await
     {
         return internal(e);
@@ -752,7 +751,7 @@ async fn attempt(
         let msg = format!("Too many wrong passwords. Try again in {secs} seconds.");
         return too_many(state, secs, &msg);
     }
-    let now_ms = now_secs() * 1000;
+    let now_ms = now_ms();
     let limit = state.admin.login_failures;
     let period_ms = i64::try_from(limit.period.as_millis()).unwrap_or(i64::MAX / 2);
     let reserved = match state
@@ -790,13 +789,7 @@ async fn attempt(
     let value = state.admin.keys.issue(now_secs());
     let _ = state
         .store
-        .record_audit(
-            now_secs() * 1000,
-            "admin",
-            "sign_in",
-            None,
-            &format!("from {client}"),
-        )
+        .record_audit(now_ms, "admin", "sign_in", None, &format!("from {client}"))
         .await;
     tracing::info!(target: "classchat::admin", client = %client, outcome = "ok", "dashboard sign-in");
     let mut r = Redirect::to("/admin").into_response();
@@ -821,7 +814,7 @@ async fn logout(
         return r;
     }
     if matches!(state.admin.mode, Mode::Password(_)) {
-        let now_ms = now_secs() * 1000;
+        let now_ms = now_ms();
         let until_ms = now_ms + SESSION_AGE.as_millis() as i64;
         if let Err(e) = state
             .store
@@ -900,7 +893,7 @@ async fn export(
     let _ = state
         .store
         .record_audit(
-            now_secs() * 1000,
+            now_ms(),
             &t.actor,
             "export_csv",
             class.as_deref(),

@@ -6,6 +6,8 @@ pub mod admin;
 pub mod assets;
 /// Access-code sign-in, widget tokens and the token-checking extractor.
 pub mod auth;
+/// Small shared helpers: the clock, durations, poison-tolerant locks, the HMAC type.
+pub mod basics;
 /// Classes and their access codes.
 pub mod classes;
 /// The client's address, behind trusted proxies too.

@@ -10,11 +10,11 @@ use jiff::tz::TimeZone;
 use leptos::prelude::*;
 
 use super::model::*;
+use crate::basics::HOUR_MS;
 
 /// The one stylesheet of the server's pages (landing and dashboard), inlined.
 const SITE_CSS: &str = include_str!("../../../style/site.css");
 
-const HOUR_MS: i64 = 3_600_000;
 /// Hours in the usage chart: the last 7 days.
 const CHART_HOURS: i64 = 168;
 

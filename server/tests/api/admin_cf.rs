@@ -54,7 +54,7 @@ impl Access {
 
     /// An Access assertion for `email`, made out to `aud`.
     pub(crate) fn assertion(&self, email: &str, aud: &str) -> String {
-        let now = classchat_server::auth::token::now_secs();
+        let now = classchat_server::basics::now_secs();
         let mut h = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
         h.kid = Some("k1".into());
         let claims = json!({"aud": [aud], "email": email, "exp": now + 300, "iat": now, "nbf": now,
