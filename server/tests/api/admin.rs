@@ -364,6 +364,17 @@ async fn rotate_disable_revoke_and_quota_take_effect_at_once_and_survive_a_resta
     )
     .await;
     assert_eq!(r.status(), 400);
+    assert!(r.text().await.unwrap().contains("whole number"));
+    // An action or a class that does not exist: the message page, nothing changed.
+    for (path, says) in [
+        ("/admin/classes/class-1/bogus", "No such action"),
+        ("/admin/classes/no-such-class/disable", "No such class"),
+        ("/admin/sessions/no-such-session/revoke", "No such session"),
+    ] {
+        let r = act(&app, &t, path, &[("class_id", "class-1")]).await;
+        assert_eq!(r.status(), 404, "{path}");
+        assert!(r.text().await.unwrap().contains(says), "{path}");
+    }
 
     // Disable: chats and sign-ins stop.
     assert_eq!(
