@@ -114,6 +114,9 @@ test('rotating the code shows it once and sends the student back to the code for
   upstream: _,
   classroom,
 }) => {
+  // Two browser contexts, several sign-ins and replies: about 25 s of the default 30 s on
+  // a loaded two-core machine, where it once ran out. More time, not a retry.
+  test.slow();
   const widget = new WidgetPage(page, {
     ...e2e,
     hostUrl: classroom.hostUrl,

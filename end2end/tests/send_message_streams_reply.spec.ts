@@ -5,8 +5,13 @@ import { test, expect } from './fixtures/widget_page';
 test('a message gets a streamed reply that survives a reload', async ({ widget, upstream, page }) => {
   const question = 'What does a mitochondrion do?';
   const final = `You said: ${question}`;
+  // Streams slowly on purpose (below): more time than the default on a busy machine.
+  test.slow();
   await widget.openSignedIn();
-  await upstream.setChunkDelay(250); // 6 chunks: about 1.5 s of streaming
+  // One character a chunk, 150 ms apart: about 6 s of streaming (not 1.5 s), room to see
+  // the reply grow on a busy machine (the fixture restores the defaults after the test).
+  await upstream.setChunks(final.length);
+  await upstream.setChunkDelay(150);
   const before = (await upstream.requests()).length;
 
   await widget.sendMessage(question);

@@ -1,13 +1,18 @@
 // A student stops a reply mid-way, and recovers from an upstream failure with "retry"
 // without retyping anything.
 import { test, expect } from './fixtures/widget_page';
+import { UPSTREAM_CHUNKS } from './fixtures/processes';
 
 test('stop keeps the partial reply; a failed send keeps the text and retry delivers it', async ({ widget, upstream }) => {
+  // Streams slowly on purpose (below): more time than the default on a busy machine.
+  test.slow();
   await widget.openSignedIn();
 
   // --- stop mid-reply ---
   const first = 'Tell me about ribosomes';
   const firstFinal = `You said: ${first}`;
+  // One character a chunk, 300 ms apart: about 10 s in which to stop, not a 1.5 s window.
+  await upstream.setChunks(firstFinal.length);
   await upstream.setChunkDelay(300);
   const statsBefore = await upstream.stats();
   await widget.sendMessage(first);
@@ -34,6 +39,7 @@ test('stop keeps the partial reply; a failed send keeps the text and retry deliv
   await expect(widget.input).toBeEditable();
 
   // --- upstream failure, then retry ---
+  await upstream.setChunks(UPSTREAM_CHUNKS);
   await upstream.setChunkDelay(20);
   await upstream.setMode({ mode: 'status', status: 503, body: 'error code: 502', content_type: 'text/plain' });
   const second = 'What is the cell membrane made of?';

@@ -20,13 +20,12 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use futures::StreamExt;
 
-use crate::auth::ClientAddr;
-use crate::auth::token::now_secs;
+use crate::basics::{HOUR_MS, now_ms, now_secs};
 use crate::classes::{Class, generate_code};
+use crate::client_addr::ClientAddr;
 use crate::config::{AdminSettings, PasswordCheck, Settings};
 use crate::limiter::{Limiter, MemoryLimiter, retry_secs};
 use crate::state::AppState;
-use crate::store::HOUR_MS;
 use crate::store::dashboard::{ClassStats, OverrideChange};
 use cf_access::CfAccess;
 use model::*;
@@ -51,32 +50,45 @@ pub struct Admin {
 /// Freshly rotated codes waiting to be shown once, each behind a random ticket that only
 /// the teacher who rotated can redeem, for a few minutes.
 #[derive(Debug, Default)]
-struct NewCodes(std::sync::Mutex<HashMap<String, (String, String, String, std::time::Instant)>>);
+struct NewCodes(std::sync::Mutex<HashMap<String, PendingCode>>);
+
+/// A new code behind its ticket: for whom, for which class, and since when.
+#[derive(Debug)]
+struct PendingCode {
+    binding: String,
+    class_id: String,
+    code: String,
+    made: std::time::Instant,
+}
 
 impl NewCodes {
     const TTL: std::time::Duration = std::time::Duration::from_secs(300);
 
     fn put(&self, binding: &str, class_id: &str, code: String) -> String {
         let ticket = random_token();
-        let mut m = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        m.retain(|_, v| v.3.elapsed() < Self::TTL);
+        let mut m = crate::basics::lock(&self.0);
+        m.retain(|_, p| p.made.elapsed() < Self::TTL);
         m.insert(
             ticket.clone(),
-            (
-                binding.to_owned(),
-                class_id.to_owned(),
+            PendingCode {
+                binding: binding.to_owned(),
+                class_id: class_id.to_owned(),
                 code,
-                std::time::Instant::now(),
-            ),
+                made: std::time::Instant::now(),
+            },
         );
         ticket
     }
 
     fn take(&self, ticket: &str, binding: &str, class_id: &str) -> Option<String> {
-        let mut m = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let mut m = crate::basics::lock(&self.0);
         match m.get(ticket) {
-            Some((b, c, _, at)) if b == binding && c == class_id && at.elapsed() < Self::TTL => {
-                m.remove(ticket).map(|v| v.2)
+            Some(p)
+                if p.binding == binding
+                    && p.class_id == class_id
+                    && p.made.elapsed() < Self::TTL =>
+            {
+                m.remove(ticket).map(|p| p.code)
             }
             _ => None,
         }
@@ -136,7 +148,12 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/admin/login", get(login_form).post(login))
         .route("/admin/logout", post(logout))
         .route("/admin/classes/{id}", get(class_view))
-        .route("/admin/classes/{id}/{action}", post(class_action))
+        .route("/admin/classes/{id}/rotate", post(rotate))
+        .route("/admin/classes/{id}/disable", post(disable))
+        .route("/admin/classes/{id}/enable", post(enable))
+        .route("/admin/classes/{id}/quota", post(set_quota))
+        .route("/admin/classes/{id}/reset", post(reset))
+        .route("/admin/classes/{id}/{action}", post(no_such_action))
         .route("/admin/sessions/{session_id}/revoke", post(revoke_session))
         .route("/admin/export.csv", get(export))
 }
@@ -170,6 +187,75 @@ fn page(status: StatusCode, title: &str, text: &str) -> Response {
     html(status, views::message_page(title, text))
 }
 
+/// Why a dashboard request did not do what it asked: the dashboard's [`crate::error::AppError`],
+/// answered with the message page instead of JSON.
+#[derive(Debug, thiserror::Error)]
+enum AdminError {
+    /// Logged with its cause; the page says only that the database did not answer.
+    #[error("dashboard query failed: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("no such class")]
+    NoClass,
+    #[error("no such session")]
+    NoSession,
+    #[error("no such action")]
+    NoAction,
+    #[error("the form's CSRF token is missing or wrong")]
+    FormExpired,
+    #[error("the quota is not a whole number")]
+    BadQuota,
+    #[error("the change clashes with another class's codes")]
+    Conflict,
+}
+
+impl IntoResponse for AdminError {
+    fn into_response(self) -> Response {
+        let (status, title, text) = match &self {
+            Self::Db(e) => {
+                tracing::error!(target: "classchat::admin", error = %e, "dashboard query failed");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "Something went wrong",
+                    "The database did not answer. Please try again.",
+                )
+            }
+            Self::NoClass => (
+                StatusCode::NOT_FOUND,
+                "No such class",
+                "There is no class with that id.",
+            ),
+            Self::NoSession => (
+                StatusCode::NOT_FOUND,
+                "No such session",
+                "That session never signed in here.",
+            ),
+            Self::NoAction => (
+                StatusCode::NOT_FOUND,
+                "No such action",
+                "That action does not exist.",
+            ),
+            Self::FormExpired => (
+                StatusCode::FORBIDDEN,
+                "This form has expired",
+                "The form was missing its security token or it was out of date. Go back, reload the page and try again.",
+            ),
+            Self::BadQuota => (
+                StatusCode::BAD_REQUEST,
+                "Not a number",
+                "The daily quota must be a whole number (0 for no quota).",
+            ),
+            Self::Conflict => (
+                StatusCode::CONFLICT,
+                "That change conflicts",
+                "The new settings clash with another class's codes.",
+            ),
+        };
+        page(status, title, text)
+    }
+}
+
+type AdminResult<T = Response> = Result<T, AdminError>;
+
 async fn identify(state: &AppState, headers: &HeaderMap) -> Result<Teacher, Response> {
     let admin = &state.admin;
     match &admin.mode {
@@ -191,7 +277,7 @@ async fn identify(state: &AppState, headers: &HeaderMap) -> Result<Teacher, Resp
                     binding: nonce,
                 }),
                 Ok(true) => Err(Redirect::to("/admin/login").into_response()),
-                Err(e) => Err(internal(e)),
+                Err(e) => Err(AdminError::from(e).into_response()),
             }
         }
         Mode::CfAccess(cf) => {
@@ -234,15 +320,25 @@ fn ctx(state: &AppState, t: &Teacher, flash: Option<String>) -> PageCtx {
     }
 }
 
-/// The refusal page when a form's CSRF token is missing or wrong.
-fn csrf_refusal(state: &AppState, t: &Teacher, form: &HashMap<String, String>) -> Option<Response> {
+/// Refuses a form whose CSRF token is missing or wrong.
+fn check_csrf(state: &AppState, t: &Teacher, form: &HashMap<String, String>) -> AdminResult<()> {
     match form.get("csrf") {
-        Some(token) if state.admin.keys.csrf_ok(&t.binding, token) => None,
-        _ => Some(page(
-            StatusCode::FORBIDDEN,
-            "This form has expired",
-            "The form was missing its security token or it was out of date. Go back, reload the page and try again.",
-        )),
+        Some(token) if state.admin.keys.csrf_ok(&t.binding, token) => Ok(()),
+        _ => Err(AdminError::FormExpired),
+    }
+}
+
+/// Refuses a form with a bad CSRF token, then one for a class that does not exist.
+fn check_class_form(
+    state: &AppState,
+    t: &Teacher,
+    id: &str,
+    form: &HashMap<String, String>,
+) -> AdminResult<()> {
+    check_csrf(state, t, form)?;
+    match state.classes.current().get(id) {
+        Some(_) => Ok(()),
+        None => Err(AdminError::NoClass),
     }
 }
 
@@ -253,8 +349,6 @@ struct Window {
     week_ms: i64,
     first_hour_ms: i64,
 }
-
-const HOURS: usize = 7 * 24;
 
 fn window(state: &AppState) -> Window {
     let now = jiff::Zoned::now().with_time_zone(state.settings.timezone.clone());
@@ -274,11 +368,11 @@ fn window(state: &AppState) -> Window {
         now_ms,
         today_ms: today,
         week_ms: week,
-        first_hour_ms: hour - (HOURS as i64 - 1) * HOUR_MS,
+        first_hour_ms: hour - (CHART_HOURS as i64 - 1) * HOUR_MS,
     }
 }
 
-async fn summary(state: &AppState, class: &Class, w: &Window) -> Result<ClassSummary, Response> {
+async fn summary(state: &AppState, class: &Class, w: &Window) -> AdminResult<ClassSummary> {
     let st: ClassStats = state
         .store
         .class_stats(
@@ -286,11 +380,10 @@ async fn summary(state: &AppState, class: &Class, w: &Window) -> Result<ClassSum
             w.today_ms,
             w.week_ms,
             w.first_hour_ms,
-            HOURS,
+            CHART_HOURS,
             w.now_ms - HOUR_MS,
         )
-        .await
-        .map_err(internal)?;
+        .await?;
     let overridden = state.classes.override_of(&class.id).map(|o| {
         let mut fields = Vec::new();
         if o.codes.is_some() {
@@ -330,37 +423,25 @@ async fn summary(state: &AppState, class: &Class, w: &Window) -> Result<ClassSum
     })
 }
 
-fn internal(e: sqlx::Error) -> Response {
-    tracing::error!(target: "classchat::admin", error = %e, "dashboard query failed");
-    page(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "Something went wrong",
-        "The database did not answer. Please try again.",
-    )
-}
-
 async fn overview(
     State(state): State<AppState>,
     t: Teacher,
     Query(q): Query<HashMap<String, String>>,
-) -> Response {
+) -> AdminResult {
     let w = window(&state);
     let mut classes = Vec::new();
     for class in state.classes.current().iter() {
-        match summary(&state, class, &w).await {
-            Ok(s) => classes.push(s),
-            Err(r) => return r,
-        }
+        classes.push(summary(&state, class, &w).await?);
     }
     let o = Overview {
         classes,
         first_hour_ms: w.first_hour_ms,
         now_ms: w.now_ms,
     };
-    html(
+    Ok(html(
         StatusCode::OK,
         views::overview_page(&ctx(&state, &t, flash(&q)), &o),
-    )
+    ))
 }
 
 fn flash(q: &HashMap<String, String>) -> Option<String> {
@@ -381,31 +462,19 @@ async fn class_page(
     id: &str,
     flash: Option<String>,
     new_code: Option<String>,
-) -> Response {
+) -> AdminResult {
     let classes = state.classes.current();
-    let Some(class) = classes.get(id) else {
-        return page(
-            StatusCode::NOT_FOUND,
-            "No such class",
-            "There is no class with that id.",
-        );
-    };
+    let class = classes.get(id).ok_or(AdminError::NoClass)?;
     let w = window(state);
-    let summary = match summary(state, class, &w).await {
-        Ok(s) => s,
-        Err(r) => return r,
-    };
+    let summary = summary(state, class, &w).await?;
     let store = &state.store;
-    let (students, errors, audit) = match (
-        store.class_students(id, 500).await,
-        store.class_errors(id, 20).await,
-        store.recent_audit(Some(id), 20).await,
-    ) {
-        (Ok(s), Ok(e), Ok(a)) => (s, e, a),
-        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => return internal(e),
-    };
+    let students = store.class_students(id, 500).await?;
+    let errors = store.class_errors(id, 20).await?;
+    let audit = store.recent_audit(Some(id), 20).await?;
     let p = ClassPage {
         summary,
+        first_hour_ms: w.first_hour_ms,
+        now_ms: w.now_ms,
         students: students
             .into_iter()
             .map(
@@ -462,7 +531,10 @@ async fn class_page(
             .collect(),
         new_code,
     };
-    html(StatusCode::OK, views::class_page(&ctx(state, t, flash), &p))
+    Ok(html(
+        StatusCode::OK,
+        views::class_page(&ctx(state, t, flash), &p),
+    ))
 }
 
 async fn class_view(
@@ -470,7 +542,7 @@ async fn class_view(
     t: Teacher,
     Path(id): Path<String>,
     Query(q): Query<HashMap<String, String>>,
-) -> Response {
+) -> AdminResult {
     let new_code = q
         .get("code")
         .and_then(|ticket| state.admin.new_codes.take(ticket, &t.binding, &id));
@@ -482,139 +554,158 @@ async fn class_view(
 }
 
 /// Reloads one class's overrides from the store into the registry after a change.
-async fn refresh_class(state: &AppState, id: &str) -> Result<(), Response> {
+async fn refresh_class(state: &AppState, id: &str) -> AdminResult<()> {
     let record = state
         .store
         .load_overrides()
-        .await
-        .map_err(internal)?
+        .await?
         .into_iter()
         .find(|o| o.class_id == id);
     let generation = state
         .store
         .class_generations()
-        .await
-        .map_err(internal)?
+        .await?
         .get(id)
         .copied()
         .unwrap_or(0);
     state.store.notify(crate::sync::CLASSES_EVENT).await;
     state.classes.set_override(id, record, generation).map_err(|e| {
         tracing::error!(target: "classchat::admin", class = id, error = %e, "dashboard change conflicts");
-        page(StatusCode::CONFLICT, "That change conflicts", "The new settings clash with another class's codes.")
+        AdminError::Conflict
     })
 }
 
-async fn class_action(
+/// The dashboard form posted to one class's action: its id and fields.
+type ClassForm = (Path<String>, axum::Form<HashMap<String, String>>);
+
+/// Records one change to a class, applies it, and sends the teacher back to the class.
+async fn change(
+    state: &AppState,
+    t: &Teacher,
+    id: &str,
+    change: OverrideChange,
+    detail: &str,
+    (action, done): (&str, &str),
+) -> AdminResult {
+    state
+        .store
+        .change_class(id, &change, &t.actor, now_ms(), detail)
+        .await?;
+    refresh_class(state, id).await?;
+    tracing::info!(target: "classchat::admin", actor = %t.actor, class = %id, action = %action, "{detail}");
+    Ok(Redirect::to(&format!("/admin/classes/{id}?done={done}")).into_response())
+}
+
+/// A new code for the class: every token of the old one ends.
+async fn rotate(
     State(state): State<AppState>,
     t: Teacher,
-    Path((id, action)): Path<(String, String)>,
-    axum::Form(form): axum::Form<HashMap<String, String>>,
-) -> Response {
-    if let Some(r) = csrf_refusal(&state, &t, &form) {
-        return r;
-    }
-    if state.classes.current().get(&id).is_none() {
-        return page(
-            StatusCode::NOT_FOUND,
-            "No such class",
-            "There is no class with that id.",
-        );
-    }
-    let now_ms = now_secs() * 1000;
-    let (change, detail, done) = match action.as_str() {
-        "rotate" => {
-            let code = generate_code();
-            // The generation moves first: if the change then fails, old tokens merely end.
-            if let Err(e) = state.store.bump_generation(&id).await {
-                return internal(e);
-            }
-            let stored = state.classes.code_keys().store(&code);
-            let r = state
-                .store
-                .change_class(
-                    &id,
-                    &OverrideChange::Codes(vec![stored]),
-                    &t.actor,
-                    now_ms,
-                    "new access code; old tokens revoked",
-                )
-                .await;
-            if let Err(e) = r {
-                return internal(e);
-            }
-            if let Err(r) = refresh_class(&state, &id).await {
-                return r;
-            }
-            tracing::info!(target: "classchat::admin", actor = %t.actor, class = %id, action = "rotate_code", "access code rotated");
-            // Shown once, on the page this redirects to: the URL carries a one-time id, never
-            // the code, and a reload cannot rotate again (post/redirect/get).
-            let ticket = state.admin.new_codes.put(&t.binding, &id, code);
-            return Redirect::to(&format!("/admin/classes/{id}?code={ticket}")).into_response();
-        }
-        "disable" => (
-            OverrideChange::Enabled(false),
-            "class disabled".to_owned(),
-            "disabled",
-        ),
-        "enable" => (
-            OverrideChange::Enabled(true),
-            "class enabled".to_owned(),
-            "enabled",
-        ),
-        "quota" => match form.get("quota").map(|q| q.trim().parse::<u32>()) {
-            Some(Ok(q)) => (
-                OverrideChange::DailyQuota(q),
-                format!("daily quota set to {q}"),
-                "quota",
-            ),
-            _ => {
-                return page(
-                    StatusCode::BAD_REQUEST,
-                    "Not a number",
-                    "The daily quota must be a whole number (0 for no quota).",
-                );
-            }
-        },
-        "reset" => {
-            // Back to the configured codes is a code change too: tokens of the rotated code
-            // end, and those from before the rotation must not come back.
-            let had_codes = state
-                .classes
-                .override_of(&id)
-                .is_some_and(|o| o.codes.is_some());
-            if had_codes && let Err(e) = state.store.bump_generation(&id).await {
-                return internal(e);
-            }
-            if let Err(e) = state.store.reset_class(&id, &t.actor, now_ms).await {
-                return internal(e);
-            }
-            if let Err(r) = refresh_class(&state, &id).await {
-                return r;
-            }
-            tracing::info!(target: "classchat::admin", actor = %t.actor, class = %id, action = "reset_class", "class back to configuration");
-            return Redirect::to(&format!("/admin/classes/{id}?done=reset")).into_response();
-        }
-        _ => {
-            return page(
-                StatusCode::NOT_FOUND,
-                "No such action",
-                "That action does not exist.",
-            );
-        }
-    };
-    if let Err(e) = state
+    (Path(id), axum::Form(form)): ClassForm,
+) -> AdminResult {
+    check_class_form(&state, &t, &id, &form)?;
+    let code = generate_code();
+    // The generation moves first: if the change then fails, old tokens merely end.
+    state.store.bump_generation(&id).await?;
+    let stored = state.classes.code_keys().store(&code);
+    state
         .store
-        .change_class(&id, &change, &t.actor, now_ms, &detail)
-        .await
-    {
-        return internal(e);
+        .change_class(
+            &id,
+            &OverrideChange::Codes(vec![stored]),
+            &t.actor,
+            now_ms(),
+            "new access code; old tokens revoked",
+        )
+        .await?;
+    refresh_class(&state, &id).await?;
+    tracing::info!(target: "classchat::admin", actor = %t.actor, class = %id, action = "rotate_code", "access code rotated");
+    // Shown once, on the page this redirects to: the URL carries a one-time id, never the
+    // code, and a reload cannot rotate again (post/redirect/get).
+    let ticket = state.admin.new_codes.put(&t.binding, &id, code);
+    Ok(Redirect::to(&format!("/admin/classes/{id}?code={ticket}")).into_response())
+}
+
+async fn disable(
+    State(state): State<AppState>,
+    t: Teacher,
+    (Path(id), axum::Form(form)): ClassForm,
+) -> AdminResult {
+    check_class_form(&state, &t, &id, &form)?;
+    let c = OverrideChange::Enabled(false);
+    change(
+        &state,
+        &t,
+        &id,
+        c,
+        "class disabled",
+        ("disable", "disabled"),
+    )
+    .await
+}
+
+async fn enable(
+    State(state): State<AppState>,
+    t: Teacher,
+    (Path(id), axum::Form(form)): ClassForm,
+) -> AdminResult {
+    check_class_form(&state, &t, &id, &form)?;
+    let c = OverrideChange::Enabled(true);
+    change(&state, &t, &id, c, "class enabled", ("enable", "enabled")).await
+}
+
+async fn set_quota(
+    State(state): State<AppState>,
+    t: Teacher,
+    (Path(id), axum::Form(form)): ClassForm,
+) -> AdminResult {
+    check_class_form(&state, &t, &id, &form)?;
+    let q = form
+        .get("quota")
+        .and_then(|q| q.trim().parse::<u32>().ok())
+        .ok_or(AdminError::BadQuota)?;
+    let detail = format!("daily quota set to {q}");
+    change(
+        &state,
+        &t,
+        &id,
+        OverrideChange::DailyQuota(q),
+        &detail,
+        ("quota", "quota"),
+    )
+    .await
+}
+
+/// Drops the dashboard's changes to the class: the configuration applies again.
+async fn reset(
+    State(state): State<AppState>,
+    t: Teacher,
+    (Path(id), axum::Form(form)): ClassForm,
+) -> AdminResult {
+    check_class_form(&state, &t, &id, &form)?;
+    // Back to the configured codes is a code change too: tokens of the rotated code end,
+    // and those from before the rotation must not come back.
+    let had_codes = state
+        .classes
+        .override_of(&id)
+        .is_some_and(|o| o.codes.is_some());
+    if had_codes {
+        state.store.bump_generation(&id).await?;
     }
-    if let Err(r) = refresh_class(&state, &id).await {
-        return r;
-    }
-    tracing::info!(target: "classchat::admin", actor = %t.actor, class = %id, action = %action, "{detail}");
-    Redirect::to(&format!("/admin/classes/{id}?done={done}")).into_response()
+    state.store.reset_class(&id, &t.actor, now_ms()).await?;
+    refresh_class(&state, &id).await?;
+    tracing::info!(target: "classchat::admin", actor = %t.actor, class = %id, action = "reset_class", "class back to configuration");
+    Ok(Redirect::to(&format!("/admin/classes/{id}?done=reset")).into_response())
+}
+
+/// Any other action posted to a class: the same checks, then "no such action".
+async fn no_such_action(
+    State(state): State<AppState>,
+    t: Teacher,
+    Path((id, _action)): Path<(String, String)>,
+    axum::Form(form): axum::Form<HashMap<String, String>>,
+) -> AdminResult {
+    check_class_form(&state, &t, &id, &form)?;
+    Err(AdminError::NoAction)
 }
 
 async fn revoke_session(
@@ -622,36 +713,26 @@ async fn revoke_session(
     t: Teacher,
     Path(session_id): Path<String>,
     axum::Form(form): axum::Form<HashMap<String, String>>,
-) -> Response {
-    if let Some(r) = csrf_refusal(&state, &t, &form) {
-        return r;
-    }
-    let (class_id, started_ms) = match state.store.session_info(&session_id).await {
-        Ok(Some(info)) => (info.class_id, info.started_at_ms),
-        Ok(None) => {
-            return page(
-                StatusCode::NOT_FOUND,
-                "No such session",
-                "That session never signed in here.",
-            );
-        }
-        Err(e) => return internal(e),
-    };
-    let ends = started_ms / 1000 + state.settings.session_max_age.as_secs() as i64;
-    if let Err(e) = state
+) -> AdminResult {
+    check_csrf(&state, &t, &form)?;
+    let info = state
         .store
-        .admin_revoke(&session_id, &class_id, ends, &t.actor, now_secs() * 1000)
-        .await
-    {
-        return internal(e);
-    }
+        .session_info(&session_id)
+        .await?
+        .ok_or(AdminError::NoSession)?;
+    let class_id = info.class_id;
+    let ends = info.started_at_ms / 1000 + state.settings.session_max_age.as_secs() as i64;
+    state
+        .store
+        .admin_revoke(&session_id, &class_id, ends, &t.actor, now_ms())
+        .await?;
     state.revoked.insert_until(session_id.clone(), ends);
     state
         .store
         .notify(&crate::sync::revoked_event(&session_id, ends))
         .await;
     tracing::info!(target: "classchat::admin", actor = %t.actor, class = %class_id, session = %session_id, action = "revoke_session", "session revoked");
-    Redirect::to(&format!("/admin/classes/{class_id}?done=revoked")).into_response()
+    Ok(Redirect::to(&format!("/admin/classes/{class_id}?done=revoked")).into_response())
 }
 
 fn set_cookie(name: &str, value: &str, max_age: u64, secure: bool) -> HeaderValue {
@@ -752,7 +833,7 @@ async fn attempt(
         let msg = format!("Too many wrong passwords. Try again in {secs} seconds.");
         return too_many(state, secs, &msg);
     }
-    let now_ms = now_secs() * 1000;
+    let now_ms = now_ms();
     let limit = state.admin.login_failures;
     let period_ms = i64::try_from(limit.period.as_millis()).unwrap_or(i64::MAX / 2);
     let reserved = match state
@@ -761,7 +842,7 @@ async fn attempt(
         .await
     {
         Ok(a) => a,
-        Err(e) => return internal(e),
+        Err(e) => return AdminError::from(e).into_response(),
     };
     if reserved.in_window > i64::from(limit.count) {
         if let Err(e) = state.store.admin_login_release(reserved.id).await {
@@ -790,13 +871,7 @@ async fn attempt(
     let value = state.admin.keys.issue(now_secs());
     let _ = state
         .store
-        .record_audit(
-            now_secs() * 1000,
-            "admin",
-            "sign_in",
-            None,
-            &format!("from {client}"),
-        )
+        .record_audit(now_ms, "admin", "sign_in", None, &format!("from {client}"))
         .await;
     tracing::info!(target: "classchat::admin", client = %client, outcome = "ok", "dashboard sign-in");
     let mut r = Redirect::to("/admin").into_response();
@@ -816,20 +891,15 @@ async fn logout(
     State(state): State<AppState>,
     t: Teacher,
     axum::Form(form): axum::Form<HashMap<String, String>>,
-) -> Response {
-    if let Some(r) = csrf_refusal(&state, &t, &form) {
-        return r;
-    }
+) -> AdminResult {
+    check_csrf(&state, &t, &form)?;
     if matches!(state.admin.mode, Mode::Password(_)) {
-        let now_ms = now_secs() * 1000;
+        let now_ms = now_ms();
         let until_ms = now_ms + SESSION_AGE.as_millis() as i64;
-        if let Err(e) = state
+        state
             .store
             .admin_session_revoke(&t.binding, until_ms, now_ms)
-            .await
-        {
-            return internal(e);
-        }
+            .await?;
         tracing::info!(target: "classchat::admin", actor = %t.actor, "dashboard sign-out");
     }
     let mut r = Redirect::to("/admin/login").into_response();
@@ -837,7 +907,7 @@ async fn logout(
         header::SET_COOKIE,
         set_cookie(COOKIE, "", 0, state.admin.secure_cookies),
     );
-    r
+    Ok(r)
 }
 
 /// A CSV cell: defused when a spreadsheet would run it as a formula (display names are
@@ -900,7 +970,7 @@ async fn export(
     let _ = state
         .store
         .record_audit(
-            now_secs() * 1000,
+            now_ms(),
             &t.actor,
             "export_csv",
             class.as_deref(),

@@ -10,14 +10,15 @@ use axum::routing::post;
 use classchat_shared::limits::MAX_DISPLAY_NAME_CHARS;
 use classchat_shared::{ClassInfo, SessionRequest, SessionResponse};
 
+use crate::basics::now_secs;
 use crate::classes::{Class, code_fingerprint};
-pub use crate::client_addr::ClientAddr;
+use crate::client_addr::ClientAddr;
 use crate::error::{AppError, AppJson, Result, TokenProblem};
 use crate::limiter::retry_secs;
 use crate::limits::{Budget, Refusal};
 use crate::state::AppState;
 use crate::store::SessionRow;
-use token::{AUDIENCE, Claims, ISSUER, now_secs, token_expiry};
+use token::{AUDIENCE, Claims, ISSUER, token_expiry};
 
 pub(crate) fn router() -> Router<AppState> {
     Router::new()

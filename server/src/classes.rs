@@ -8,18 +8,15 @@ use std::path::Path;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use hmac::{Hmac, Mac};
+use hmac::Mac;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
-use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
 use classchat_shared::limits::{MAX_ACCESS_CODE_CHARS, MIN_ACCESS_CODE_CHARS};
 
-use crate::config::parse_duration;
+use crate::basics::{HmacSha256, parse_duration, read, write};
 use crate::store::dashboard::OverrideRecord;
-
-type HmacSha256 = Hmac<Sha256>;
 
 /// One class: who it is for, how to reach it, and its limits.
 #[derive(Debug, Clone)]
@@ -537,10 +534,7 @@ impl ClassRegistry {
 
     /// A snapshot of the classes in force.
     pub fn current(&self) -> Arc<ClassList> {
-        self.current
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        read(&self.current).clone()
     }
 
     /// The keys dashboard codes are stored under.
@@ -550,12 +544,7 @@ impl ClassRegistry {
 
     /// What the dashboard changed for a class, if anything.
     pub fn override_of(&self, class_id: &str) -> Option<OverrideRecord> {
-        self.state
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .overrides
-            .get(class_id)
-            .cloned()
+        read(&self.state).overrides.get(class_id).cloned()
     }
 
     /// Applies a stored override (`None`: back to the configuration) and generation.
@@ -565,7 +554,7 @@ impl ClassRegistry {
         record: Option<OverrideRecord>,
         generation: i64,
     ) -> Result<(), ClassesError> {
-        let mut next = self.state.read().unwrap_or_else(|p| p.into_inner()).clone();
+        let mut next = read(&self.state).clone();
         match record {
             Some(r) => next.overrides.insert(class_id.to_owned(), r),
             None => next.overrides.remove(class_id),
@@ -600,7 +589,7 @@ impl ClassRegistry {
     }
 
     fn install(&self, next: Dashboard, force: bool) -> Result<bool, ClassesError> {
-        let mut state = self.state.write().unwrap_or_else(|p| p.into_inner());
+        let mut state = write(&self.state);
         if !force && *state == next {
             return Ok(false);
         }
@@ -624,7 +613,7 @@ impl ClassRegistry {
             }
         }
         let list = ClassList::with_keys(classes, &self.keys)?;
-        *self.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(list);
+        *write(&self.current) = Arc::new(list);
         *state = next;
         Ok(true)
     }

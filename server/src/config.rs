@@ -11,6 +11,7 @@ use std::time::Duration;
 use clap::Parser;
 use secrecy::{ExposeSecret, SecretString};
 
+use crate::basics::parse_duration;
 use crate::classes::{ClassList, ClassesError};
 
 /// Run the classchat server: an access-code gated chat widget in front of Open WebUI.
@@ -385,22 +386,6 @@ pub struct Settings {
 
 /// The access code demo mode uses.
 pub const DEMO_ACCESS_CODE: &str = "demo-code";
-
-/// Parses `90s`, `60m`, `12h`, `7d` or plain seconds.
-pub fn parse_duration(s: &str) -> Option<Duration> {
-    let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let n: u64 = num.parse().ok()?;
-    let mult = match unit.trim() {
-        "" | "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        _ => return None,
-    };
-    n.checked_mul(mult).map(Duration::from_secs)
-}
 
 fn duration(var: &'static str, value: &str, min: Duration) -> Result<Duration, ConfigError> {
     let d = parse_duration(value).ok_or_else(|| {
@@ -887,17 +872,6 @@ mod tests {
             assert!(e.starts_with("OPEN_WEBUI_URL"), "{e}");
             assert!(!e.contains("hunter2"), "{e}");
         }
-    }
-
-    #[test]
-    fn durations_take_units() {
-        assert_eq!(parse_duration("90s"), Some(Duration::from_secs(90)));
-        assert_eq!(parse_duration("60m"), Some(Duration::from_secs(3600)));
-        assert_eq!(parse_duration("12h"), Some(Duration::from_secs(43_200)));
-        assert_eq!(parse_duration("2d"), Some(Duration::from_secs(172_800)));
-        assert_eq!(parse_duration("15"), Some(Duration::from_secs(15)));
-        assert_eq!(parse_duration("15x"), None);
-        assert_eq!(parse_duration("m"), None);
     }
 
     #[test]

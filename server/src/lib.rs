@@ -1,11 +1,14 @@
-//! classchat's server: a tour of the modules, in the order a request meets them.
+//! classchat's server: its modules in the order a request meets them, as in the README's
+//! code tour.
 
 /// The teacher dashboard.
 pub mod admin;
-/// The embedded widget files.
+/// The embedded widget files: the loader, then the glue and wasm it fetches.
 pub mod assets;
 /// Access-code sign-in, widget tokens and the token-checking extractor.
 pub mod auth;
+/// Small shared helpers: the clock, durations, poison-tolerant locks, the HMAC type.
+pub mod basics;
 /// Classes and their access codes.
 pub mod classes;
 /// The client's address, behind trusted proxies too.
@@ -24,7 +27,7 @@ pub mod limits;
 pub mod migrate_db;
 /// Server-rendered pages.
 pub mod pages;
-/// The chat relay to Open WebUI (start here to see the heart of classchat).
+/// The chat relay to Open WebUI and its upstream client (the heart of classchat).
 pub mod relay;
 /// Building the router and running the server with graceful shutdown.
 pub mod startup;

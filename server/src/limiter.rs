@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use crate::basics::lock;
 use crate::config::Rate;
 
 /// One event per `interval`, bursts up to `period / interval` events.
@@ -59,7 +60,7 @@ impl MemoryGcra {
         count: bool,
         now: Instant,
     ) -> Result<(), (usize, Duration)> {
-        let mut map = self.tat.lock().unwrap_or_else(|p| p.into_inner());
+        let mut map = lock(&self.tat);
         for (i, (key, g)) in checks.iter().enumerate() {
             let tat = map.get(*key).copied().unwrap_or(now).max(now);
             let next = tat + g.interval;
@@ -83,7 +84,7 @@ impl MemoryGcra {
     /// whatever the answer), capped so a flood cannot push the wait past one period.
     pub fn force(&self, key: &str, g: Gcra) {
         let now = Instant::now();
-        let mut map = self.tat.lock().unwrap_or_else(|p| p.into_inner());
+        let mut map = lock(&self.tat);
         let tat = map.get(key).copied().unwrap_or(now).max(now);
         map.insert(
             key.to_owned(),
@@ -94,7 +95,7 @@ impl MemoryGcra {
     /// Gives one event back (never more than a whole budget).
     pub fn refund(&self, key: &str, g: Gcra) {
         let now = Instant::now();
-        let mut map = self.tat.lock().unwrap_or_else(|p| p.into_inner());
+        let mut map = lock(&self.tat);
         if let Some(t) = map.get_mut(key) {
             *t = t.checked_sub(g.interval).unwrap_or(now).max(now);
         }
@@ -103,14 +104,14 @@ impl MemoryGcra {
     /// Drops the keys that carry no information any more.
     pub fn prune(&self) -> usize {
         let now = Instant::now();
-        let mut map = self.tat.lock().unwrap_or_else(|p| p.into_inner());
+        let mut map = lock(&self.tat);
         let before = map.len();
         map.retain(|_, t| *t > now);
         before - map.len()
     }
 
     pub fn len(&self) -> usize {
-        self.tat.lock().unwrap_or_else(|p| p.into_inner()).len()
+        lock(&self.tat).len()
     }
 
     pub fn is_empty(&self) -> bool {

@@ -19,6 +19,7 @@
 
 use std::time::Duration;
 
+use crate::basics::lock;
 use crate::config::Settings;
 use crate::limiter::{Gcra, MemoryGcra};
 use crate::store::Store;
@@ -100,7 +101,7 @@ impl Limits {
     /// The shared store, unless it failed a moment ago.
     fn shared(&self) -> Option<Result<&Store, Refusal>> {
         let store = self.shared.as_ref()?;
-        let away = self.away_until.lock().unwrap_or_else(|p| p.into_inner());
+        let away = lock(&self.away_until);
         Some(match *away {
             Some(until) if std::time::Instant::now() < until => Err(Refusal::Unavailable),
             _ => Ok(store),
@@ -109,7 +110,7 @@ impl Limits {
 
     /// Notes a failed database call.
     fn away(&self, e: &sqlx::Error) -> Refusal {
-        let mut away = self.away_until.lock().unwrap_or_else(|p| p.into_inner());
+        let mut away = lock(&self.away_until);
         if away.is_none() {
             tracing::warn!(error = %e, "shared limits: the database is not answering");
         }
@@ -119,7 +120,7 @@ impl Limits {
 
     /// Notes a successful database call.
     fn back(&self) {
-        let mut away = self.away_until.lock().unwrap_or_else(|p| p.into_inner());
+        let mut away = lock(&self.away_until);
         if away.take().is_some() {
             tracing::info!("shared limits: the database answers again");
         }

@@ -31,7 +31,8 @@ use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
-use crate::auth::token::{TokenKeys, now_secs};
+use crate::auth::token::TokenKeys;
+use crate::basics::{now_ms, now_secs};
 use crate::classes::{ClassRegistry, CodeKeys, is_stored_form};
 use crate::config::Settings;
 use crate::error::AppError;
@@ -204,7 +205,7 @@ async fn store_codes_as_digests(
                 &o.class_id,
                 &crate::store::dashboard::OverrideChange::Codes(codes.clone()),
                 "classchat",
-                now_secs() * 1000,
+                now_ms(),
                 "codes stored as keyed digests",
             )
             .await?;

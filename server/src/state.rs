@@ -6,6 +6,7 @@ use std::sync::{Arc, RwLock};
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::token::TokenKeys;
+use crate::basics::{read, write};
 use crate::classes::ClassRegistry;
 use crate::config::Settings;
 use crate::limits::Limits;
@@ -56,30 +57,24 @@ impl RevokedSessions {
     }
 
     pub fn contains(&self, id: &str) -> bool {
-        self.ids
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .contains_key(id)
+        read(&self.ids).contains_key(id)
     }
 
     /// Adds a revocation whose session ends at `until` (Unix seconds).
     pub fn insert_until(&self, id: String, until: i64) {
-        self.ids
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(id, until);
+        write(&self.ids).insert(id, until);
     }
 
     /// Forgets sessions that ended before `now` (Unix seconds); returns how many.
     pub fn prune(&self, now: i64) -> usize {
-        let mut ids = self.ids.write().unwrap_or_else(|p| p.into_inner());
+        let mut ids = write(&self.ids);
         let before = ids.len();
         ids.retain(|_, until| *until >= now);
         before - ids.len()
     }
 
     pub fn len(&self) -> usize {
-        self.ids.read().unwrap_or_else(|p| p.into_inner()).len()
+        read(&self.ids).len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -93,7 +88,7 @@ mod tests {
 
     #[test]
     fn revocations_are_forgotten_once_their_sessions_are_over() {
-        let now = crate::auth::token::now_secs();
+        let now = crate::basics::now_secs();
         let r = RevokedSessions::new(vec![crate::store::Revocation {
             session_id: "old".into(),
             expires_at: now + 60,

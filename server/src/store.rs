@@ -29,6 +29,8 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
+use crate::basics::HOUR_MS;
+
 /// A handle on the database; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Store {
@@ -87,9 +89,6 @@ type SessionTotals<'a> = (i64, i64, i64, Option<&'a str>);
 
 /// Rows per multi-row INSERT (12 columns × 64 stays far below SQLite's parameter limit).
 const ROWS_PER_STATEMENT: usize = 64;
-
-/// One hour in milliseconds: the rollups' bucket.
-pub const HOUR_MS: i64 = 3_600_000;
 
 /// How a chat request ended.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use tokio::task::JoinHandle;
 
-use crate::auth::token::now_secs;
+use crate::basics::now_secs;
 use crate::state::AppState;
 
 /// How often housekeeping runs.

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use crate::basics::lock;
 use crate::store::{Outcome, SessionRow, Store, UsageRow};
 
 enum Msg {
@@ -251,7 +252,7 @@ pub struct DailyCounter {
 
 impl DailyCounter {
     pub fn seed(&self, today: jiff::civil::Date, rows: Vec<(String, i64)>) {
-        let mut m = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+        let mut m = lock(&self.counts);
         for (class, n) in rows {
             m.insert(class, (today, n.clamp(0, u32::MAX as i64) as u32));
         }
@@ -259,7 +260,7 @@ impl DailyCounter {
 
     /// Counts one message if the class is under `quota` today (0: no quota).
     pub fn hit(&self, class: &str, today: jiff::civil::Date, quota: u32) -> bool {
-        let mut m = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+        let mut m = lock(&self.counts);
         let entry = m.entry(class.to_owned()).or_insert((today, 0));
         if entry.0 != today {
             *entry = (today, 0);

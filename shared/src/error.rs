@@ -137,21 +137,82 @@ mod tests {
         assert_eq!(e.error.code, ErrorCode::Unknown);
     }
 
+    /// Every code, listed by a match that stops compiling when a code is added.
+    fn every_code() -> Vec<ErrorCode> {
+        use ErrorCode::*;
+        let all = vec![
+            BadRequest,
+            InvalidCode,
+            InvalidToken,
+            TokenExpired,
+            SessionRevoked,
+            ClassDisabled,
+            NotFound,
+            TooLarge,
+            InvalidMessages,
+            RateLimited,
+            UpstreamError,
+            UpstreamUnavailable,
+            UpstreamTimeout,
+            Unavailable,
+            Internal,
+            Unknown,
+        ];
+        for c in &all {
+            match c {
+                BadRequest | InvalidCode | InvalidToken | TokenExpired | SessionRevoked
+                | ClassDisabled | NotFound | TooLarge | InvalidMessages | RateLimited
+                | UpstreamError | UpstreamUnavailable | UpstreamTimeout | Unavailable
+                | Internal | Unknown => {}
+            }
+        }
+        all
+    }
+
     #[test]
-    fn as_str_matches_serde_name() {
-        for c in [
-            ErrorCode::BadRequest,
-            ErrorCode::InvalidCode,
-            ErrorCode::TokenExpired,
-            ErrorCode::SessionRevoked,
-            ErrorCode::ClassDisabled,
-            ErrorCode::TooLarge,
-            ErrorCode::InvalidMessages,
-            ErrorCode::RateLimited,
-            ErrorCode::UpstreamTimeout,
-            ErrorCode::Unavailable,
-        ] {
+    fn every_code_round_trips_by_its_wire_name_and_has_an_error_status() {
+        let all = every_code();
+        let names: std::collections::HashSet<_> = all.iter().map(|c| c.as_str()).collect();
+        assert_eq!(names.len(), all.len(), "names are distinct");
+        for c in all {
             assert_eq!(serde_json::to_value(c).unwrap(), c.as_str());
+            let back: ErrorCode = serde_json::from_value(c.as_str().into()).unwrap();
+            assert_eq!(back, c, "{c:?}");
+            assert!((400..600).contains(&c.status()), "{c:?}");
+        }
+    }
+
+    #[test]
+    fn statuses_follow_the_contract() {
+        use ErrorCode::*;
+        let want = |c: ErrorCode| match c {
+            BadRequest => 400,
+            InvalidCode | InvalidToken | TokenExpired | SessionRevoked | ClassDisabled => 401,
+            NotFound => 404,
+            TooLarge => 413,
+            InvalidMessages => 422,
+            RateLimited => 429,
+            UpstreamError => 502,
+            UpstreamUnavailable | Unavailable => 503,
+            UpstreamTimeout => 504,
+            Internal | Unknown => 500,
+        };
+        for c in every_code() {
+            assert_eq!(c.status(), want(c), "{c:?}");
+        }
+    }
+
+    #[test]
+    fn only_the_session_codes_send_the_student_back_to_sign_in() {
+        for c in every_code() {
+            let want = matches!(
+                c,
+                ErrorCode::InvalidToken
+                    | ErrorCode::TokenExpired
+                    | ErrorCode::SessionRevoked
+                    | ErrorCode::ClassDisabled
+            );
+            assert_eq!(c.needs_sign_in(), want, "{c:?}");
         }
     }
 }

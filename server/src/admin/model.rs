@@ -45,6 +45,9 @@ pub struct ClassSummary {
     pub hourly: Vec<u32>,
 }
 
+/// Hours in the usage chart: the last 7 days, up to and including the current hour.
+pub const CHART_HOURS: usize = 7 * 24;
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Overview {
     pub classes: Vec<ClassSummary>,
@@ -86,6 +89,9 @@ pub struct AuditRow {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ClassPage {
     pub summary: ClassSummary,
+    /// The chart's first hour and the page's "now", from the same window as the summary.
+    pub first_hour_ms: i64,
+    pub now_ms: i64,
     /// Sorted by messages, most first.
     pub students: Vec<StudentRow>,
     pub errors: Vec<ErrorRow>,

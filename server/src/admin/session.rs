@@ -4,14 +4,12 @@
 use std::time::Duration;
 
 use base64::Engine;
-use hmac::{Hmac, Mac};
+use hmac::Mac;
 use secrecy::{ExposeSecret, SecretString};
-use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
+use crate::basics::HmacSha256;
 use crate::config::PasswordCheck;
-
-type HmacSha256 = Hmac<Sha256>;
 
 /// Session cookie name.
 pub const COOKIE: &str = "classchat_admin";

@@ -10,13 +10,10 @@ use jiff::tz::TimeZone;
 use leptos::prelude::*;
 
 use super::model::*;
+use crate::basics::HOUR_MS;
 
 /// The one stylesheet of the server's pages (landing and dashboard), inlined.
 const SITE_CSS: &str = include_str!("../../../style/site.css");
-
-const HOUR_MS: i64 = 3_600_000;
-/// Hours in the usage chart: the last 7 days.
-const CHART_HOURS: i64 = 168;
 
 /// `GET /admin`: every class with today's and this week's usage and a 7-day chart.
 pub fn overview_page(ctx: &PageCtx, o: &Overview) -> String {
@@ -58,10 +55,7 @@ pub fn overview_page(ctx: &PageCtx, o: &Overview) -> String {
 pub fn class_page(ctx: &PageCtx, p: &ClassPage) -> String {
     let tz = zone(&ctx.timezone);
     let s = &p.summary;
-    // `ClassPage` carries no clock: the chart's window is the last 168 whole hours up to
-    // and including the current one, as on the overview.
-    let now_ms = Timestamp::now().as_millisecond();
-    let first_hour_ms = now_ms.div_euclid(HOUR_MS) * HOUR_MS - (CHART_HOURS - 1) * HOUR_MS;
+    let (first_hour_ms, now_ms) = (p.first_hour_ms, p.now_ms);
     let new_code = p.new_code.clone().map(|code| {
         view! {
             <section class="new-code" role="alert" data-testid="admin-new-code">
@@ -807,7 +801,7 @@ mod tests {
     }
 
     fn first_hour() -> i64 {
-        NOW_MS.div_euclid(HOUR_MS) * HOUR_MS - 167 * HOUR_MS
+        NOW_MS.div_euclid(HOUR_MS) * HOUR_MS - (CHART_HOURS as i64 - 1) * HOUR_MS
     }
 
     fn summary(id: &str, hourly: Vec<u32>) -> ClassSummary {
@@ -843,6 +837,8 @@ mod tests {
         });
         ClassPage {
             summary: s,
+            first_hour_ms: first_hour(),
+            now_ms: NOW_MS,
             students: vec![
                 StudentRow {
                     session_id: "0123456789abcdef".to_string(),

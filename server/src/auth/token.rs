@@ -2,12 +2,13 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, errors::ErrorKind};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
+use crate::basics::now_secs;
 use crate::error::TokenProblem;
 
 /// `aud` of every widget token: they are good for the widget API and nothing else.
@@ -90,16 +91,8 @@ impl std::fmt::Debug for Seen {
 
 impl Seen {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Box<str>, (Claims, bool)>> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner())
+        crate::basics::lock(&self.0)
     }
-}
-
-/// Unix seconds now.
-pub fn now_secs() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
 }
 
 impl TokenKeys {

@@ -1,7 +1,8 @@
 //! The dashboard's queries and the records behind its actions. They read the rollup
 //! tables, so their cost does not grow with the usage log.
 
-use super::{HOUR_MS, Store, with_pool};
+use super::{Store, with_pool};
+use crate::basics::HOUR_MS;
 
 /// A class's numbers over a window (see [`Store::class_stats`]).
 #[derive(Debug, Clone, Default, PartialEq)]

@@ -225,6 +225,7 @@ async fn the_dashboard_shows_usage_after_a_student_chats() {
 
 #[tokio::test]
 async fn rotate_disable_revoke_and_quota_take_effect_at_once_and_survive_a_restart() {
+    let started_ms = classchat_server::basics::now_ms();
     let app = spawn_app_with(admin_opts()).await;
     let t = sign_in_teacher(&app).await;
     let before = app.sign_in().await;
@@ -326,7 +327,11 @@ async fn rotate_disable_revoke_and_quota_take_effect_at_once_and_survive_a_resta
         .as_str()
         .unwrap()
         .to_owned();
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    // The session row is written with the usage batch, off the request path.
+    wait_for("the session row is stored", || async {
+        app.state.store.session_info(&sid).await.unwrap().is_some()
+    })
+    .await;
     let r = act(
         &app,
         &t,
@@ -359,6 +364,17 @@ async fn rotate_disable_revoke_and_quota_take_effect_at_once_and_survive_a_resta
     )
     .await;
     assert_eq!(r.status(), 400);
+    assert!(r.text().await.unwrap().contains("whole number"));
+    // An action or a class that does not exist: the message page, nothing changed.
+    for (path, says) in [
+        ("/admin/classes/class-1/bogus", "No such action"),
+        ("/admin/classes/no-such-class/disable", "No such class"),
+        ("/admin/sessions/no-such-session/revoke", "No such session"),
+    ] {
+        let r = act(&app, &t, path, &[("class_id", "class-1")]).await;
+        assert_eq!(r.status(), 404, "{path}");
+        assert!(r.text().await.unwrap().contains(says), "{path}");
+    }
 
     // Disable: chats and sign-ins stop.
     assert_eq!(
@@ -435,14 +451,48 @@ async fn rotate_disable_revoke_and_quota_take_effect_at_once_and_survive_a_resta
             .status(),
         200
     );
-    let audit = app
-        .client
-        .get(format!("{}/admin/classes/class-1", app.address))
-        .header("cookie", &t.cookie)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(audit.status(), 200);
+
+    // The audit trail holds who did what to which class, and when, in order; the refused
+    // quota and the request without a CSRF token left no line.
+    let mut audit = app.state.store.recent_audit(None, 50).await.unwrap();
+    audit.reverse();
+    let what: Vec<(&str, &str, Option<&str>)> = audit
+        .iter()
+        .map(|a| (a.actor.as_str(), a.action.as_str(), a.class_id.as_deref()))
+        .collect();
+    let class = Some("class-1");
+    assert_eq!(
+        what,
+        [
+            ("admin", "sign_in", None),
+            ("admin", "rotate_code", class),
+            ("admin", "revoke_session", class),
+            ("admin", "disable_class", class),
+            ("admin", "sign_in", None),
+            ("admin", "enable_class", class),
+            ("admin", "reset_class", class),
+        ]
+    );
+    let ended_ms = classchat_server::basics::now_ms();
+    assert!(
+        audit.windows(2).all(|w| w[0].at_ms <= w[1].at_ms)
+            && audit
+                .iter()
+                .all(|a| (started_ms..=ended_ms).contains(&a.at_ms)),
+        "each line has the time of its action: {audit:?}"
+    );
+    assert!(
+        audit[2].detail.contains(&sid[..8]),
+        "the revocation names the session: {:?}",
+        audit[2].detail
+    );
+    assert!(
+        audit.iter().all(|a| !a.detail.contains(&code)),
+        "no audit line holds the new code"
+    );
+    // The class page shows the same trail.
+    let page = app.page_as("/admin/classes/class-1", &t.cookie).await;
+    assert!(page.contains("rotate_code") && page.contains("revoke_session"));
 }
 
 #[tokio::test]

@@ -235,7 +235,7 @@ async fn an_old_login_form_is_refused_without_checking_the_password() {
     let app = spawn_app_with(Opts::default().arg("--admin-password", PASSWORD)).await;
     let form = login_form(&app, &client_from(2)).await;
     let pre = form.cookie.split_once('=').unwrap().1.to_owned();
-    let now = classchat_server::auth::token::now_secs();
+    let now = classchat_server::basics::now_secs();
     // The token the server made for this cookie two hours ago (same secret, same cookie).
     let old = Form {
         csrf: CookieKeys::new(&app.state.settings.auth_secret).login_csrf(&pre, now - 7200),

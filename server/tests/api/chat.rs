@@ -1,6 +1,6 @@
 //! The relay: what goes to Open WebUI, how replies stream back, and every failure.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use classchat_fake_upstream::{Behavior, FakeConfig};
 use classchat_shared::{ChatEvent, ChatResponse, ErrorCode};
@@ -84,12 +84,18 @@ async fn the_upstream_gets_exactly_the_documented_request() {
 
 #[tokio::test]
 async fn deltas_arrive_before_the_upstream_has_finished() {
+    // A long silence after the first chunk: the first delta must come through before the
+    // upstream ends, with seconds to spare on a busy machine.
     let fake = FakeConfig {
         chunks: 4,
-        chunk_delay: Duration::from_millis(250),
+        chunk_delay: Duration::from_millis(50),
         ..FakeConfig::default()
     };
     let app = spawn_app_with_fake(fake).await;
+    app.upstream.set_behavior(Behavior::Stall {
+        after: 1,
+        delay_ms: 4000,
+    });
     let s = app.sign_in().await;
     let r = app
         .post_chat(&s.token, chat_body("stream me please", true))
@@ -175,14 +181,10 @@ async fn a_student_who_leaves_cancels_the_upstream_request() {
     let mut stream = r.bytes_stream();
     stream.next().await.unwrap().unwrap();
     drop(stream);
-    let start = Instant::now();
-    while app.upstream.stats().streams_dropped == 0 {
-        assert!(
-            start.elapsed() < Duration::from_secs(2),
-            "the upstream never saw the disconnect"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_for("the upstream sees the disconnect", || async {
+        app.upstream.stats().streams_dropped > 0
+    })
+    .await;
     assert_eq!(app.upstream.stats().streams_finished, 0);
     let rows = app.usage_rows(1).await;
     assert_eq!(rows[0].outcome, "interrupted");
@@ -436,18 +438,22 @@ async fn each_upstream_refusal_maps_to_its_code_and_log_line() {
     ];
     for (name, opts, behavior, want_status, want_code, want_log) in cases {
         let (r, app) = failure_case(opts, behavior).await;
+        let got_status = r.status().as_u16();
         let body = r.text().await.unwrap();
         assert_no_secrets(&body);
         let e: classchat_shared::ApiError =
             serde_json::from_str(&body).unwrap_or_else(|_| panic!("{name}: {body}"));
         assert_eq!(e.error.code, want_code, "{name}: {body}");
-        assert_eq!(want_code.status(), want_status, "{name}");
-        assert!(
-            captured_logs().contains(want_log),
-            "{name}: no log line containing {want_log:?}"
-        );
+        assert_eq!(got_status, want_status, "{name}: {body}");
         let rows = app.usage_rows(1).await;
         assert_eq!(rows[0].outcome, "upstream_error", "{name}");
+        let logs = app.logs();
+        assert!(
+            logs.contains(want_log),
+            "{name}: this server logged no line containing {want_log:?}"
+        );
+        // The next case's window starts after this server has stopped writing.
+        app.stop().await;
     }
     assert_no_secrets(&captured_logs());
 }
@@ -469,7 +475,7 @@ async fn an_unreachable_upstream_is_503() {
     let r = app.post_chat(&s.token, chat_body("hi", true)).await;
     let e = expect_error(r, 503, ErrorCode::UpstreamUnavailable).await;
     assert!(e.error.message.contains("cannot be reached"));
-    assert!(captured_logs().contains("cannot connect to Open WebUI"));
+    assert!(app.logs().contains("cannot connect to Open WebUI"));
 }
 
 #[tokio::test]
@@ -518,11 +524,12 @@ async fn streams_that_break_end_with_an_error_event_after_the_deltas() {
             }
             other => panic!("{behavior:?}: last event {other:?}"),
         }
-        assert!(
-            captured_logs().contains(log),
-            "{behavior:?}: no log containing {log:?}"
-        );
         assert_eq!(app.usage_rows(1).await[0].outcome, "upstream_error");
+        assert!(
+            app.logs().contains(log),
+            "{behavior:?}: this server logged no line containing {log:?}"
+        );
+        app.stop().await;
     }
 }
 
@@ -539,7 +546,11 @@ async fn graceful_shutdown_lets_open_replies_finish_and_flushes_the_log() {
     let db = app.db_url.clone();
     let dir = app.dir();
     let reader = tokio::spawn(read_events(r));
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    wait_for("the reply is under way", || async {
+        app.upstream.stats().streams_started > 0
+    })
+    .await;
+    assert_eq!(app.upstream.stats().streams_finished, 0, "still open");
     app.stop().await;
     let events = reader.await.unwrap();
     assert!(

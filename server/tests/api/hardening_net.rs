@@ -133,7 +133,7 @@ async fn a_trickling_body_is_cut_with_408_and_the_server_goes_on() {
     let err: classchat_shared::ApiError = serde_json::from_str(json_body).unwrap();
     assert_eq!(err.error.code, ErrorCode::BadRequest);
     assert!(err.error.message.contains("too slowly"), "{err:?}");
-    assert!(captured_logs().contains("request body arrived too slowly"));
+    assert!(app.logs().contains("request body arrived too slowly"));
     // A body sent at once is unaffected.
     app.sign_in().await;
 }
@@ -157,7 +157,7 @@ async fn beyond_max_connections_a_client_gets_503_until_a_slot_frees() {
     let err = expect_error(r, 503, ErrorCode::UpstreamUnavailable).await;
     assert_eq!(err.error.retry_after, Some(5));
     assert!(err.error.message.contains("busy"), "{err:?}");
-    assert!(captured_logs().contains("MAX_CONNECTIONS reached"));
+    assert!(app.logs().contains("MAX_CONNECTIONS reached"));
 
     drop(first);
     let until = Instant::now() + DEADLINE;
@@ -227,7 +227,7 @@ async fn a_non_streamed_reply_is_held_to_the_idle_timeout_the_duration_cap_and_t
     let s = app.sign_in().await;
     let r = app.post_chat(&s.token, chat_body("hi", false)).await;
     expect_error(r, 504, ErrorCode::UpstreamTimeout).await;
-    assert!(captured_logs().contains("silence between chunks after 1s"));
+    assert!(app.logs().contains("silence between chunks after 1s"));
 
     // A byte every 100 ms, never silent for long: the duration cap.
     let url = raw_upstream(
@@ -246,7 +246,10 @@ async fn a_non_streamed_reply_is_held_to_the_idle_timeout_the_duration_cap_and_t
     let r = app.post_chat(&s.token, chat_body("hi", false)).await;
     let err = expect_error(r, 502, ErrorCode::UpstreamError).await;
     assert!(err.error.message.contains("went on too long"), "{err:?}");
-    assert!(captured_logs().contains("ran longer than STREAM_MAX_DURATION (1s)"));
+    assert!(
+        app.logs()
+            .contains("ran longer than STREAM_MAX_DURATION (1s)")
+    );
 
     // More than the cap: refused, not held.
     let big = "x".repeat(classchat_server::relay::MAX_REPLY_BYTES + 1);
@@ -259,7 +262,7 @@ async fn a_non_streamed_reply_is_held_to_the_idle_timeout_the_duration_cap_and_t
     let r = app.post_chat(&s.token, chat_body("hi", false)).await;
     let err = expect_error(r, 502, ErrorCode::UpstreamError).await;
     assert!(err.error.message.contains("went on too long"), "{err:?}");
-    assert!(captured_logs().contains("Open WebUI's answer is over 1024 kB"));
+    assert!(app.logs().contains("Open WebUI's answer is over 1024 kB"));
     assert_eq!(app.usage_rows(1).await[0].outcome, "upstream_error");
     // Just under the cap comes whole.
     let fits = "y".repeat(classchat_server::relay::MAX_REPLY_BYTES / 2);
@@ -302,7 +305,10 @@ async fn a_stream_longer_than_its_cap_ends_with_an_error_event() {
         other => panic!("expected a final error event, got {other:?}"),
     }
     assert!(events.len() < 40, "cut before the end: {events:?}");
-    assert!(captured_logs().contains("ran longer than STREAM_MAX_DURATION (1s)"));
+    assert!(
+        app.logs()
+            .contains("ran longer than STREAM_MAX_DURATION (1s)")
+    );
     assert_eq!(app.usage_rows(1).await[0].outcome, "upstream_error");
 }
 
@@ -355,7 +361,7 @@ async fn forwarded_for_is_believed_from_a_trusted_proxy_only_and_read_from_the_r
         ErrorCode::InvalidCode,
     )
     .await;
-    assert!(captured_logs().contains("client=10.77.0.1"));
+    assert!(app.logs().contains("client=10.77.0.1"));
 
     // Forged entries left of the proxy's do not make a new client, over one line or several.
     expect_error(

@@ -1,7 +1,8 @@
 //! `spawn_app` and friends: every test gets its own server, database and fake upstream.
 
+use std::cell::RefCell;
 use std::io::Write;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 use classchat_fake_upstream::{FakeConfig, FakeUpstream};
 use classchat_server::config::Settings;
@@ -18,15 +19,38 @@ pub(crate) const CF_SECRET: &str =
     "fedcba98765432100123456789abcdeffedcba98765432100123456789abcdef";
 pub(crate) const CODE: &str = "Green-Leaf-42";
 
-/// Every log line any test's server wrote; tests check no secret ever lands here.
+/// Every log line any test's server wrote, all tests together: for checks that no secret
+/// ever lands in a log. A check that a line IS logged reads [`TestApp::logs`] instead, which
+/// another test's line cannot satisfy.
 pub(crate) fn captured_logs() -> String {
     String::from_utf8_lossy(&log_buffer().lock().unwrap()).into_owned()
 }
 
-fn log_buffer() -> &'static Arc<Mutex<Vec<u8>>> {
-    static BUF: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+type Capture = Arc<Mutex<Vec<u8>>>;
+
+thread_local! {
+    /// The capture of the test running on this thread, while it holds a server. libtest
+    /// runs each test on its own thread and `#[tokio::test]` runs the test's servers on that
+    /// thread too, so a line written here came from this test.
+    static TEST_CAPTURE: RefCell<Weak<Mutex<Vec<u8>>>> = const { RefCell::new(Weak::new()) };
+}
+
+/// This test's capture: the one its earlier servers share, or a new one.
+fn test_capture() -> Capture {
+    TEST_CAPTURE.with(|t| {
+        let mut t = t.borrow_mut();
+        t.upgrade().unwrap_or_else(|| {
+            let c = Capture::default();
+            *t = Arc::downgrade(&c);
+            c
+        })
+    })
+}
+
+fn log_buffer() -> &'static Capture {
+    static BUF: OnceLock<Capture> = OnceLock::new();
     BUF.get_or_init(|| {
-        let buf = Arc::new(Mutex::new(Vec::new()));
+        let buf = Capture::default();
         let writer = buf.clone();
         let show = std::env::var("TEST_LOG").is_ok();
         let _ = tracing_subscriber::fmt()
@@ -34,6 +58,11 @@ fn log_buffer() -> &'static Arc<Mutex<Vec<u8>>> {
             .with_ansi(false)
             .with_writer(move || LogWriter {
                 buf: writer.clone(),
+                // Looked up per event, on the thread that logs it.
+                own: TEST_CAPTURE
+                    .try_with(|t| t.borrow().upgrade())
+                    .ok()
+                    .flatten(),
                 show,
             })
             .try_init();
@@ -42,7 +71,8 @@ fn log_buffer() -> &'static Arc<Mutex<Vec<u8>>> {
 }
 
 struct LogWriter {
-    buf: Arc<Mutex<Vec<u8>>>,
+    buf: Capture,
+    own: Option<Capture>,
     show: bool,
 }
 
@@ -52,6 +82,9 @@ impl Write for LogWriter {
             let _ = std::io::stderr().write_all(b);
         }
         self.buf.lock().unwrap().extend_from_slice(b);
+        if let Some(own) = &self.own {
+            own.lock().unwrap().extend_from_slice(b);
+        }
         Ok(b.len())
     }
     fn flush(&mut self) -> std::io::Result<()> {
@@ -68,6 +101,9 @@ pub(crate) struct TestApp {
     pub(crate) db_path: std::path::PathBuf,
     /// What `--database-url` was: the SQLite file, or the test's PostgreSQL database.
     pub(crate) db_url: String,
+    /// This test's log capture, and where it stood when this server started.
+    log: Capture,
+    log_from: usize,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
     _dir: Arc<tempfile::TempDir>,
@@ -117,6 +153,8 @@ pub(crate) async fn spawn_app_with_fake(fake: FakeConfig) -> TestApp {
 
 pub(crate) async fn spawn_app_with(opts: Opts) -> TestApp {
     log_buffer();
+    let log = test_capture();
+    let log_from = log.lock().unwrap().len();
     let upstream = FakeUpstream::spawn(opts.fake.clone()).await;
     let dir = opts
         .dir
@@ -186,6 +224,8 @@ pub(crate) async fn spawn_app_with(opts: Opts) -> TestApp {
         upstream,
         db_path,
         db_url: db,
+        log,
+        log_from,
         stop: Some(tx),
         server: Some(server),
         _dir: dir,
@@ -222,6 +262,14 @@ async fn database_for(dir: &std::path::Path, sqlite_file: &std::path::Path) -> S
 impl TestApp {
     pub(crate) fn dir(&self) -> Arc<tempfile::TempDir> {
         self._dir.clone()
+    }
+
+    /// The log lines this test wrote since this server started: this server's own, as long
+    /// as the test stopped its earlier servers first and runs no other at the same time
+    /// (lines from `spawn_blocking` threads and from multi-threaded tests' workers are only
+    /// in [`captured_logs`]).
+    pub(crate) fn logs(&self) -> String {
+        String::from_utf8_lossy(&self.log.lock().unwrap()[self.log_from..]).into_owned()
     }
 
     /// Sends the shutdown signal and waits for the drain to finish.
@@ -312,6 +360,26 @@ impl TestApp {
             tokio::time::sleep(std::time::Duration::from_millis(30)).await;
         }
         panic!("usage log never reached {n} rows");
+    }
+}
+
+/// How long a test waits for something that should happen at once: generous, since two
+/// cores may be busy with a build; a test that passes never waits this long.
+pub(crate) const PATIENCE: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Polls `cond` until it holds; panics naming `what` after [`PATIENCE`].
+pub(crate) async fn wait_for<F, Fut>(what: &str, mut cond: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while !cond().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what}: not within {PATIENCE:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 }
 

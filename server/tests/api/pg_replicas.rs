@@ -199,7 +199,7 @@ async fn a_missed_notification_is_healed_by_the_periodic_resync() {
     assert_eq!(chat_status(&b, &s.token).await, 200);
     // Revoked behind both replicas' backs: no notification is sent.
     let sid = session_id(&s);
-    let far = classchat_server::auth::token::now_secs() + 3600;
+    let far = classchat_server::basics::now_secs() + 3600;
     a.state
         .store
         .revoke_session(&sid, "class-1", far, "admin", 0)
@@ -317,7 +317,7 @@ async fn usage_from_both_replicas_is_in_either_replica_s_export() {
 async fn housekeeping_runs_on_one_replica_at_a_time() {
     let (a, _b) = replicas(&[]).await;
     let today = jiff::Zoned::now().date();
-    let now = classchat_server::auth::token::now_secs();
+    let now = classchat_server::basics::now_secs();
     // Another replica holds the housekeeping lock (in an open transaction).
     let mut other = sqlx::PgConnection::connect(&a.db_url).await.unwrap();
     use sqlx::Connection;

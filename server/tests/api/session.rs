@@ -14,7 +14,7 @@ fn b64(v: &Value) -> String {
 }
 
 fn now() -> i64 {
-    classchat_server::auth::token::now_secs()
+    classchat_server::basics::now_secs()
 }
 
 /// The claims of a token (read without verifying, as anyone holding it could).
