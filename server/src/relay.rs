@@ -152,7 +152,13 @@ async fn create_chat(
 
     let resp = match state.upstream.send(&up_req).await {
         Ok(r) => {
-            recorder.accepted(up_req.messages.iter().map(|m| m.content.chars().count()).sum());
+            recorder.accepted(
+                up_req
+                    .messages
+                    .iter()
+                    .map(|m| m.content.chars().count())
+                    .sum(),
+            );
             r
         }
         Err(f) => {

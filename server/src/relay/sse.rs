@@ -61,10 +61,12 @@ impl RawChunk {
         let completion = u
             .and_then(|u| u.completion_tokens.or(u.output_tokens).or(u.eval_count))
             .or(self.eval_count);
-        let total = u.and_then(|u| u.total_tokens).or(match (prompt, completion) {
-            (Some(p), Some(c)) => Some(p.saturating_add(c)),
-            _ => None,
-        });
+        let total = u
+            .and_then(|u| u.total_tokens)
+            .or(match (prompt, completion) {
+                (Some(p), Some(c)) => Some(p.saturating_add(c)),
+                _ => None,
+            });
         (prompt.is_some() || completion.is_some() || total.is_some()).then_some(Usage {
             prompt_tokens: prompt,
             completion_tokens: completion,

@@ -123,7 +123,10 @@ impl Decoded {
 
 /// Streams a reply through nginx configured with `extra`; the fake holds its finish chunk
 /// until the client has seen the first delta. Returns the response's Content-Encoding.
-async fn first_delta_arrives_while_upstream_sends(extra: &str, accept_gzip: bool) -> Option<String> {
+async fn first_delta_arrives_while_upstream_sends(
+    extra: &str,
+    accept_gzip: bool,
+) -> Option<String> {
     let gate = Arc::new(tokio::sync::Notify::new());
     let app = spawn_app_with_fake(FakeConfig {
         reply: Some("The first part arrives at once; the rest waits.".into()),

@@ -404,7 +404,10 @@ async fn completions(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Byt
         return axum::Json(body).into_response();
     }
     // A stream carries usage only when the caller asked (OpenAI-style providers).
-    let asked = req.pointer("/stream_options/include_usage").and_then(Value::as_bool) == Some(true);
+    let asked = req
+        .pointer("/stream_options/include_usage")
+        .and_then(Value::as_bool)
+        == Some(true);
     let usage = config.usage.json().filter(|_| asked);
     stream_reply(s, config, behavior, model.to_owned(), reply, usage)
 }
@@ -508,29 +511,29 @@ fn stream_reply(
         move |(mut it, mut guard)| {
             let gate = hold.clone();
             async move {
-            let (i, (pause, data)) = it.next()?;
-            if !pause.is_zero() {
-                tokio::time::sleep(pause).await;
-            }
-            if let Some(gate) = gate
-                && Some(i) == hold_at
-            {
-                gate.notified().await;
-            }
-            let data = match data {
-                Some(d) => d,
-                None => {
-                    guard.done = true;
-                    return Some((Err(std::io::Error::other("connection cut")), (it, guard)));
+                let (i, (pause, data)) = it.next()?;
+                if !pause.is_zero() {
+                    tokio::time::sleep(pause).await;
                 }
-            };
-            if i + 1 == total {
-                guard.done = true;
-            }
-            Some((
-                Ok::<_, std::io::Error>(Bytes::from(format!("data: {data}\n\n"))),
-                (it, guard),
-            ))
+                if let Some(gate) = gate
+                    && Some(i) == hold_at
+                {
+                    gate.notified().await;
+                }
+                let data = match data {
+                    Some(d) => d,
+                    None => {
+                        guard.done = true;
+                        return Some((Err(std::io::Error::other("connection cut")), (it, guard)));
+                    }
+                };
+                if i + 1 == total {
+                    guard.done = true;
+                }
+                Some((
+                    Ok::<_, std::io::Error>(Bytes::from(format!("data: {data}\n\n"))),
+                    (it, guard),
+                ))
             }
         },
     )
@@ -576,7 +579,11 @@ mod tests {
     }
 
     /// The fake's answer to `body`, sent with the right key (and Access token when set).
-    async fn ask(fake: &FakeUpstream, body: Value, access: bool) -> (StatusCode, HeaderMap, String) {
+    async fn ask(
+        fake: &FakeUpstream,
+        body: Value,
+        access: bool,
+    ) -> (StatusCode, HeaderMap, String) {
         let mut headers = HeaderMap::new();
         let key = lock(&fake.shared.config).api_key.clone();
         headers.insert(
@@ -585,7 +592,10 @@ mod tests {
         );
         if access {
             headers.insert("cf-access-client-id", HeaderValue::from_static("id.access"));
-            headers.insert("cf-access-client-secret", HeaderValue::from_static("secret"));
+            headers.insert(
+                "cf-access-client-secret",
+                HeaderValue::from_static("secret"),
+            );
         }
         let r = completions(
             State(fake.shared.clone()),
@@ -614,15 +624,31 @@ mod tests {
     async fn a_local_or_temporary_chat_id_with_an_id_answers_null_and_any_other_404() {
         let fake = FakeUpstream::spawn(FakeConfig::default()).await;
         for chat_id in ["local:abc", "temporary:abc"] {
-            let (status, _, body) =
-                ask(&fake, chat(json!({"stream": true, "chat_id": chat_id, "id": "m1"})), false).await;
-            assert_eq!((status, body.as_str()), (StatusCode::OK, "null"), "{chat_id}");
+            let (status, _, body) = ask(
+                &fake,
+                chat(json!({"stream": true, "chat_id": chat_id, "id": "m1"})),
+                false,
+            )
+            .await;
+            assert_eq!(
+                (status, body.as_str()),
+                (StatusCode::OK, "null"),
+                "{chat_id}"
+            );
             // Without an `id`, or not streaming, it is an unknown chat like any other.
-            let (status, _, _) =
-                ask(&fake, chat(json!({"stream": true, "chat_id": chat_id})), false).await;
+            let (status, _, _) = ask(
+                &fake,
+                chat(json!({"stream": true, "chat_id": chat_id})),
+                false,
+            )
+            .await;
             assert_eq!(status, StatusCode::NOT_FOUND, "{chat_id} without id");
-            let (status, _, _) =
-                ask(&fake, chat(json!({"stream": false, "chat_id": chat_id, "id": "m1"})), false).await;
+            let (status, _, _) = ask(
+                &fake,
+                chat(json!({"stream": false, "chat_id": chat_id, "id": "m1"})),
+                false,
+            )
+            .await;
             assert_eq!(status, StatusCode::NOT_FOUND, "{chat_id} not streaming");
         }
         for stream in [true, false] {
@@ -633,7 +659,10 @@ mod tests {
             )
             .await;
             assert_eq!(status, StatusCode::NOT_FOUND);
-            assert!(body.contains("We could not find what you're looking for"), "{body}");
+            assert!(
+                body.contains("We could not find what you're looking for"),
+                "{body}"
+            );
         }
     }
 
@@ -650,7 +679,9 @@ mod tests {
         )
         .await;
         assert!(
-            asked.contains(r#""usage":{"completion_tokens":7,"prompt_tokens":11,"total_tokens":18}"#),
+            asked.contains(
+                r#""usage":{"completion_tokens":7,"prompt_tokens":11,"total_tokens":18}"#
+            ),
             "{asked}"
         );
         // Each spelling, when asked; none from a provider that never reports it.
@@ -693,7 +724,10 @@ mod tests {
                 .starts_with("https://myschool.cloudflareaccess.com/cdn-cgi/access/login/")
         );
         fake.configure(|c| c.cf_refusal = 401);
-        assert_eq!(ask(&fake, chat(json!({})), true).await.0, StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            ask(&fake, chat(json!({})), true).await.0,
+            StatusCode::UNAUTHORIZED
+        );
         fake.configure(|c| c.cf_refusal = 403);
         let (status, headers, _) = ask(&fake, chat(json!({})), true).await;
         assert_eq!(status, StatusCode::FORBIDDEN);
