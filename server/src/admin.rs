@@ -411,8 +411,10 @@ async fn summary(state: &AppState, class: &Class, w: &Window) -> AdminResult<Cla
         overridden,
         messages_today: st.messages_today,
         tokens_today: st.tokens_today,
+        estimated_today: st.estimated_today,
         messages_week: st.messages_week,
         tokens_week: st.tokens_week,
+        estimated_week: st.estimated_week,
         active_sessions: st.active_sessions,
         error_rate_week: if st.messages_week == 0 {
             0.0
@@ -483,6 +485,7 @@ async fn class_page(
                      display_name,
                      messages,
                      tokens,
+                     estimated,
                      last_at_ms,
                      revoked,
                  }| StudentRow {
@@ -491,6 +494,7 @@ async fn class_page(
                     display_name,
                     messages,
                     tokens,
+                    estimated,
                     last_at_ms,
                 },
             )
@@ -979,7 +983,7 @@ async fn export(
         .await;
     let tz = state.settings.timezone.clone();
     let store = state.store.clone();
-    let header_row = "time,class_id,session_id,display_name,conversation_id,model,prompt_tokens,completion_tokens,first_token_ms,total_ms,outcome,error_code\n";
+    let header_row = "time,class_id,session_id,display_name,conversation_id,model,prompt_tokens,completion_tokens,tokens_estimated,first_token_ms,total_ms,outcome,error_code\n";
     let pages = futures::stream::unfold(Some(0i64), move |after| {
         let (store, class, tz) = (store.clone(), class.clone(), tz.clone());
         async move {
@@ -1010,6 +1014,7 @@ async fn export(
                             csv_cell(r.model.as_deref().unwrap_or("")),
                             opt(r.prompt_tokens),
                             opt(r.completion_tokens),
+                            r.tokens_estimated.to_string(),
                             opt(r.first_token_ms),
                             r.total_ms.to_string(),
                             csv_cell(&r.outcome),

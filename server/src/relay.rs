@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::State;
+use axum::http::{HeaderValue, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
@@ -125,11 +126,11 @@ async fn create_chat(
         .or_else(|| state.settings.default_model.clone())
         .unwrap_or_else(|| "demo".to_owned());
     let stream = req.stream;
-    let up_req = UpstreamRequest {
-        model: model.clone(),
-        messages: upstream_messages(class.system_prompt.as_deref(), now, req.messages),
+    let up_req = UpstreamRequest::new(
+        model.clone(),
+        upstream_messages(class.system_prompt.as_deref(), now, req.messages),
         stream,
-    };
+    );
     let mut recorder = UsageRecorder::new(
         state.usage.clone(),
         UsageRow {
@@ -141,6 +142,7 @@ async fn create_chat(
             model: Some(model),
             prompt_tokens: None,
             completion_tokens: None,
+            tokens_estimated: false,
             first_token_ms: None,
             total_ms: 0,
             outcome: Outcome::Interrupted,
@@ -149,7 +151,16 @@ async fn create_chat(
     );
 
     let resp = match state.upstream.send(&up_req).await {
-        Ok(r) => r,
+        Ok(r) => {
+            recorder.accepted(
+                up_req
+                    .messages
+                    .iter()
+                    .map(|m| m.content.chars().count())
+                    .sum(),
+            );
+            r
+        }
         Err(f) => {
             log_failure(&f, &session);
             recorder.failed(f.code);
@@ -167,10 +178,21 @@ async fn create_chat(
     }
     let events = relay_events(resp.body, limits, recorder, state.shutdown.clone(), session);
     let sse = events.map(|e| Ok::<_, Infallible>(Event::default().event(e.name()).data(e.data())));
-    Ok(Sse::new(sse)
-        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
-        .into_response())
+    let mut resp = Sse::new(sse)
+        .keep_alive(KeepAlive::new().interval(HEARTBEAT))
+        .into_response();
+    let headers = resp.headers_mut();
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("no-cache, no-transform"),
+    );
+    headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    Ok(resp)
 }
+
+/// A comment line this often while the upstream is silent, so proxies and browsers keep
+/// an idle stream open (the widget treats a longer silence as a buffering proxy).
+pub const HEARTBEAT: Duration = Duration::from_secs(15);
 
 fn seconds_to_midnight(now: &jiff::Zoned) -> u64 {
     now.tomorrow()
@@ -242,6 +264,7 @@ async fn collect_reply(
     match sse::parse_completion(&buf) {
         Ok((reply, usage)) => {
             recorder.first_token();
+            recorder.reply_text(&reply);
             recorder.usage(usage);
             recorder.completed();
             Ok(AppJson(ChatResponse { reply, usage }).into_response())
@@ -387,6 +410,7 @@ impl Relay {
             }
             if let Some(text) = chunk.text {
                 self.recorder.first_token();
+                self.recorder.reply_text(&text);
                 return Some(ChatEvent::Delta { text });
             }
         }

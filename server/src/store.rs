@@ -69,6 +69,8 @@ pub struct UsageRow {
     pub model: Option<String>,
     pub prompt_tokens: Option<u32>,
     pub completion_tokens: Option<u32>,
+    /// The token counts are classchat's estimate: the upstream reported none.
+    pub tokens_estimated: bool,
     pub first_token_ms: Option<u32>,
     pub total_ms: u32,
     pub outcome: Outcome,
@@ -84,10 +86,11 @@ pub struct SessionRow {
     pub started_at_ms: i64,
 }
 
-/// A batch's messages, tokens, last time and display name for one session.
-type SessionTotals<'a> = (i64, i64, i64, Option<&'a str>);
+/// A batch's messages, tokens, rows with estimated tokens, last time and display name for
+/// one session.
+type SessionTotals<'a> = (i64, i64, i64, i64, Option<&'a str>);
 
-/// Rows per multi-row INSERT (12 columns × 64 stays far below SQLite's parameter limit).
+/// Rows per multi-row INSERT (13 columns × 64 stays far below SQLite's parameter limit).
 const ROWS_PER_STATEMENT: usize = 64;
 
 /// How a chat request ended.
@@ -218,7 +221,7 @@ impl Store {
         rows: &[UsageRow],
         sessions: &[SessionRow],
     ) -> sqlx::Result<()> {
-        let mut hourly: std::collections::HashMap<(&str, i64), (i64, i64, i64)> =
+        let mut hourly: std::collections::HashMap<(&str, i64), (i64, i64, i64, i64)> =
             Default::default();
         let mut per_session: std::collections::HashMap<(&str, &str), SessionTotals<'_>> =
             Default::default();
@@ -226,18 +229,20 @@ impl Store {
             let tokens = i64::from(r.prompt_tokens.unwrap_or(0))
                 + i64::from(r.completion_tokens.unwrap_or(0));
             let error = i64::from(r.outcome == Outcome::UpstreamError);
+            let estimated = i64::from(r.tokens_estimated);
             let h = hourly
                 .entry((r.class_id.as_str(), r.at_ms - r.at_ms.rem_euclid(HOUR_MS)))
                 .or_default();
-            *h = (h.0 + 1, h.1 + tokens, h.2 + error);
+            *h = (h.0 + 1, h.1 + tokens, h.2 + error, h.3 + estimated);
             let p = per_session
                 .entry((r.class_id.as_str(), r.session_id.as_str()))
-                .or_insert((0, 0, r.at_ms, None));
+                .or_insert((0, 0, 0, r.at_ms, None));
             *p = (
                 p.0 + 1,
                 p.1 + tokens,
-                p.2.max(r.at_ms),
-                r.display_name.as_deref().or(p.3),
+                p.2 + estimated,
+                p.3.max(r.at_ms),
+                r.display_name.as_deref().or(p.4),
             );
         }
         with_pool!(&self.db, pool => {
@@ -262,7 +267,7 @@ impl Store {
             for chunk in rows.chunks(ROWS_PER_STATEMENT) {
                 let mut q = sqlx::QueryBuilder::new(
                     "INSERT INTO usage_log (at_ms, class_id, session_id, display_name, conversation_id, model,
-                       prompt_tokens, completion_tokens, first_token_ms, total_ms, outcome, error_code) ",
+                       prompt_tokens, completion_tokens, tokens_estimated, first_token_ms, total_ms, outcome, error_code) ",
                 );
                 q.push_values(chunk, |mut b, r| {
                     b.push_bind(r.at_ms)
@@ -273,6 +278,7 @@ impl Store {
                         .push_bind(&r.model)
                         .push_bind(r.prompt_tokens.map(i64::from))
                         .push_bind(r.completion_tokens.map(i64::from))
+                        .push_bind(i64::from(r.tokens_estimated))
                         .push_bind(r.first_token_ms.map(i64::from))
                         .push_bind(i64::from(r.total_ms))
                         .push_bind(r.outcome.as_str())
@@ -282,27 +288,31 @@ impl Store {
             }
             // One upsert per (class, hour) and per session, not per row: a busy batch of a
             // few hundred rows touches a handful of rollup rows.
-            for (&(class_id, hour_ms), &(messages, tokens, errors)) in &hourly {
+            for (&(class_id, hour_ms), &(messages, tokens, errors, estimated)) in &hourly {
                 sqlx::query(
-                    "INSERT INTO usage_hourly (class_id, hour_ms, messages, tokens, errors) VALUES ($1, $2, $3, $4, $5)
+                    "INSERT INTO usage_hourly (class_id, hour_ms, messages, tokens, errors, estimated)
+                     VALUES ($1, $2, $3, $4, $5, $6)
                      ON CONFLICT (class_id, hour_ms) DO UPDATE SET messages = usage_hourly.messages + excluded.messages,
-                       tokens = usage_hourly.tokens + excluded.tokens, errors = usage_hourly.errors + excluded.errors",
+                       tokens = usage_hourly.tokens + excluded.tokens, errors = usage_hourly.errors + excluded.errors,
+                       estimated = usage_hourly.estimated + excluded.estimated",
                 )
                 .bind(class_id)
                 .bind(hour_ms)
                 .bind(messages)
                 .bind(tokens)
                 .bind(errors)
+                .bind(estimated)
                 .execute(&mut *tx)
                 .await?;
             }
-            for (&(class_id, session_id), &(messages, tokens, last_at_ms, display_name)) in &per_session {
+            for (&(class_id, session_id), &(messages, tokens, estimated, last_at_ms, display_name)) in &per_session {
                 sqlx::query(
-                    "INSERT INTO usage_by_session (class_id, session_id, display_name, messages, tokens, last_at_ms)
-                     VALUES ($1, $2, $3, $4, $5, $6)
+                    "INSERT INTO usage_by_session (class_id, session_id, display_name, messages, tokens, last_at_ms, estimated)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)
                      ON CONFLICT (class_id, session_id) DO UPDATE SET
                        messages = usage_by_session.messages + excluded.messages,
                        tokens = usage_by_session.tokens + excluded.tokens,
+                       estimated = usage_by_session.estimated + excluded.estimated,
                        last_at_ms = CASE WHEN excluded.last_at_ms > usage_by_session.last_at_ms
                                          THEN excluded.last_at_ms ELSE usage_by_session.last_at_ms END,
                        display_name = COALESCE(excluded.display_name, usage_by_session.display_name)",
@@ -313,6 +323,7 @@ impl Store {
                 .bind(messages)
                 .bind(tokens)
                 .bind(last_at_ms)
+                .bind(estimated)
                 .execute(&mut *tx)
                 .await?;
                 sqlx::query(
@@ -351,7 +362,7 @@ impl Store {
         let mut rows: Vec<UsageRecord> = with_pool!(&self.db, pool => {
             sqlx::query_as(
                 "SELECT id, at_ms, class_id, session_id, display_name, conversation_id, model, prompt_tokens,
-                        completion_tokens, first_token_ms, total_ms, outcome, error_code
+                        completion_tokens, tokens_estimated, first_token_ms, total_ms, outcome, error_code
                  FROM usage_log ORDER BY id DESC LIMIT $1",
             )
             .bind(limit)

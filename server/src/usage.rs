@@ -197,6 +197,22 @@ pub struct UsageRecorder {
     log: UsageLog,
     started: Instant,
     row: UsageRow,
+    /// Characters sent and received, for [`estimate_tokens`]; `None` until Open WebUI
+    /// accepted the request (a refused one used no tokens, so gets no estimate).
+    chars: Option<(usize, usize)>,
+}
+
+/// Characters per token in the estimate: the usual figure for English text with OpenAI's
+/// tokenizers. Rough for other languages (Chinese runs nearer one token per character), so
+/// estimated figures are marked as such everywhere they are shown.
+const CHARS_PER_TOKEN: usize = 4;
+
+/// The estimate recorded when the upstream reports no usage: characters / 4, rounded up.
+pub fn estimate_tokens(chars: usize) -> u32 {
+    chars
+        .div_ceil(CHARS_PER_TOKEN)
+        .try_into()
+        .unwrap_or(u32::MAX)
 }
 
 impl UsageRecorder {
@@ -205,6 +221,19 @@ impl UsageRecorder {
             log,
             started: Instant::now(),
             row,
+            chars: None,
+        }
+    }
+
+    /// Open WebUI took the request, whose messages had `prompt_chars` characters.
+    pub fn accepted(&mut self, prompt_chars: usize) {
+        self.chars = Some((prompt_chars, 0));
+    }
+
+    /// Reply text arrived (counted for the estimate).
+    pub fn reply_text(&mut self, text: &str) {
+        if let Some((_, reply)) = &mut self.chars {
+            *reply += text.chars().count();
         }
     }
 
@@ -239,6 +268,14 @@ impl UsageRecorder {
 impl Drop for UsageRecorder {
     fn drop(&mut self) {
         let mut row = std::mem::take(&mut self.row);
+        if let Some((prompt, reply)) = self.chars
+            && row.prompt_tokens.is_none()
+            && row.completion_tokens.is_none()
+        {
+            row.prompt_tokens = Some(estimate_tokens(prompt));
+            row.completion_tokens = Some(estimate_tokens(reply));
+            row.tokens_estimated = true;
+        }
         row.total_ms = self.started.elapsed().as_millis().min(u32::MAX as u128) as u32;
         self.log.record(row);
     }
@@ -270,5 +307,18 @@ impl DailyCounter {
         }
         entry.1 += 1;
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_estimate_rounds_up() {
+        assert_eq!(estimate_tokens(0), 0);
+        assert_eq!(estimate_tokens(1), 1);
+        assert_eq!(estimate_tokens(8), 2);
+        assert_eq!(estimate_tokens(9), 3);
     }
 }

@@ -111,8 +111,9 @@ pub(crate) async fn delete_session(server: &str, token: &str) -> Result<(), Widg
         .map(drop)
 }
 
-/// `POST /api/v1/chat` with `stream: true`: calls `on_delta` for each piece of the reply
-/// and returns when the `done` event arrives. A stream that ends without it is
+/// `POST /api/v1/chat` with `stream: true`: calls `on_delta` for each piece of the reply,
+/// `on_bytes` for every piece of the body (heartbeats included), and returns when the
+/// `done` event arrives. A stream that ends without it is
 /// [`WidgetError::CutOff`]; an `error` event is that error; aborting `signal` is
 /// [`WidgetError::Aborted`].
 pub(crate) async fn stream_chat(
@@ -121,6 +122,7 @@ pub(crate) async fn stream_chat(
     req: &ChatRequest,
     signal: Option<&AbortSignal>,
     mut on_delta: impl FnMut(&str),
+    mut on_bytes: impl FnMut(),
 ) -> Result<(), WidgetError> {
     let body = serde_json::to_string(req).unwrap_or_default();
     let url = format!("{server}/api/v1/chat");
@@ -147,6 +149,7 @@ pub(crate) async fn stream_chat(
             continue;
         };
         let bytes = Uint8Array::new(&value).to_vec();
+        on_bytes();
         for frame in decoder.push(&bytes) {
             match ChatEvent::parse(&frame.event, &frame.data) {
                 Ok(ChatEvent::Delta { text }) => on_delta(&text),

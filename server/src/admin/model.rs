@@ -34,8 +34,11 @@ pub struct ClassSummary {
     pub overridden: Option<OverrideInfo>,
     pub messages_today: u64,
     pub tokens_today: u64,
+    /// Messages (today, this week) whose token counts are estimates.
+    pub estimated_today: u64,
     pub messages_week: u64,
     pub tokens_week: u64,
+    pub estimated_week: u64,
     /// Sessions that signed in or chatted in the last hour.
     pub active_sessions: u64,
     /// Share of this week's requests that ended in an upstream error, 0.0..=1.0.
@@ -63,6 +66,8 @@ pub struct StudentRow {
     pub display_name: Option<String>,
     pub messages: u64,
     pub tokens: u64,
+    /// Messages whose token counts are estimates.
+    pub estimated: u64,
     pub last_at_ms: i64,
     pub revoked: bool,
 }

@@ -259,8 +259,12 @@ fn stats(s: &ClassSummary) -> impl IntoView + use<> {
             </div>
             <div class="stat">
                 <dt>"Tokens today"</dt>
-                <dd data-testid="admin-tokens-today" data-value=s.tokens_today.to_string()>
-                    {fmt_count(s.tokens_today)}
+                <dd
+                    data-testid="admin-tokens-today"
+                    data-value=s.tokens_today.to_string()
+                    data-estimated=s.estimated_today.to_string()
+                >
+                    {tokens(s.tokens_today, s.estimated_today)}
                 </dd>
             </div>
             <div class="stat">
@@ -271,8 +275,12 @@ fn stats(s: &ClassSummary) -> impl IntoView + use<> {
             </div>
             <div class="stat">
                 <dt>"Tokens this week"</dt>
-                <dd data-testid="admin-tokens-week" data-value=s.tokens_week.to_string()>
-                    {fmt_count(s.tokens_week)}
+                <dd
+                    data-testid="admin-tokens-week"
+                    data-value=s.tokens_week.to_string()
+                    data-estimated=s.estimated_week.to_string()
+                >
+                    {tokens(s.tokens_week, s.estimated_week)}
                 </dd>
             </div>
             <div class="stat">
@@ -578,7 +586,9 @@ fn student_row(
                 {short_id.map(|s| view! { <span class="sid">{s}</span> })}
             </td>
             <td data-label="Messages" class="num">{fmt_count(r.messages)}</td>
-            <td data-label="Tokens" class="num">{fmt_count(r.tokens)}</td>
+            <td data-label="Tokens" class="num" data-estimated=r.estimated.to_string()>
+                {tokens(r.tokens, r.estimated)}
+            </td>
             <td data-label="Last activity">{time_tag(r.last_at_ms, tz)}</td>
             <td data-label="Session">{session}</td>
         </tr>
@@ -745,6 +755,21 @@ fn fmt_time(ms: i64, tz: &TimeZone) -> String {
 }
 
 /// 1234567 → "1,234,567".
+/// A token total; "≈" and a title when `estimated` of its messages were counted by
+/// classchat's estimate (characters / 4) because the upstream reported no usage.
+fn tokens(total: u64, estimated: u64) -> AnyView {
+    if estimated == 0 {
+        return fmt_count(total).into_any();
+    }
+    let title = format!(
+        "Estimated in part: for {} {} the upstream reported no token counts, so classchat estimated them (characters / 4).",
+        fmt_count(estimated),
+        if estimated == 1 { "reply" } else { "replies" }
+    );
+    let shown = format!("≈{}", fmt_count(total));
+    view! { <span class="estimated" title=title>{shown}</span> }.into_any()
+}
+
 fn fmt_count(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
@@ -813,8 +838,10 @@ mod tests {
             overridden: None,
             messages_today: 1234,
             tokens_today: 98_765,
+            estimated_today: 0,
             messages_week: 4321,
             tokens_week: 1_234_567,
+            estimated_week: 3,
             active_sessions: 7,
             error_rate_week: 0.025,
             hourly,
@@ -845,6 +872,7 @@ mod tests {
                     display_name: Some("<script>x</script>".to_string()),
                     messages: 40,
                     tokens: 12_000,
+                    estimated: 2,
                     last_at_ms: NOW_MS - 60_000,
                     revoked: false,
                 },
@@ -853,6 +881,7 @@ mod tests {
                     display_name: None,
                     messages: 3,
                     tokens: 900,
+                    estimated: 0,
                     last_at_ms: NOW_MS - 7_200_000,
                     revoked: true,
                 },
@@ -1002,6 +1031,18 @@ mod tests {
         assert!(html.contains("name=\"class\" value=\"bio\""));
         assert!(html.contains("Times are in Asia/Taipei."));
         assert_csrf_in_every_post_form(&html);
+    }
+
+    #[test]
+    fn estimated_token_figures_are_marked() {
+        let html = class_page(&ctx(), &class_page_data());
+        // This week's total and the first student's include estimates; today's and the
+        // second student's do not.
+        assert!(html.contains("title=\"Estimated in part: for 3 replies the upstream reported no token counts, so classchat estimated them (characters / 4).\" class=\"estimated\">≈1,234,567</span>"), "{html}");
+        assert!(html.contains(">≈12,000</span>"), "{html}");
+        assert!(html.contains("for 2 replies the upstream"));
+        assert_eq!(count(&html, "≈"), 2);
+        assert!(html.contains("98,765"));
     }
 
     #[test]

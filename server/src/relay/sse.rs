@@ -18,9 +18,61 @@ struct RawChunk {
     #[serde(default)]
     choices: Vec<RawChoice>,
     #[serde(default)]
-    usage: Option<Usage>,
+    usage: Option<RawUsage>,
+    /// Ollama's native counts, at the top level of its final chunk.
+    #[serde(default)]
+    prompt_eval_count: Option<u32>,
+    #[serde(default)]
+    eval_count: Option<u32>,
     #[serde(default)]
     error: Option<RawError>,
+}
+
+/// Token counts in every spelling providers use (docs/open-webui.md, "Token counts"):
+/// OpenAI's `prompt_tokens`/`completion_tokens`, the Responses-style
+/// `input_tokens`/`output_tokens`, and Ollama's `prompt_eval_count`/`eval_count`, which
+/// some Open WebUI releases copy into `usage` as they are. Separate fields, not serde
+/// aliases: newer releases send two spellings side by side, which aliases refuse.
+#[derive(Deserialize, Default)]
+struct RawUsage {
+    #[serde(default)]
+    prompt_tokens: Option<u32>,
+    #[serde(default)]
+    completion_tokens: Option<u32>,
+    #[serde(default)]
+    total_tokens: Option<u32>,
+    #[serde(default)]
+    input_tokens: Option<u32>,
+    #[serde(default)]
+    output_tokens: Option<u32>,
+    #[serde(default)]
+    prompt_eval_count: Option<u32>,
+    #[serde(default)]
+    eval_count: Option<u32>,
+}
+
+impl RawChunk {
+    /// The chunk's usage, whichever spelling and place it came in; `None` without counts.
+    fn usage(&self) -> Option<Usage> {
+        let u = self.usage.as_ref();
+        let prompt = u
+            .and_then(|u| u.prompt_tokens.or(u.input_tokens).or(u.prompt_eval_count))
+            .or(self.prompt_eval_count);
+        let completion = u
+            .and_then(|u| u.completion_tokens.or(u.output_tokens).or(u.eval_count))
+            .or(self.eval_count);
+        let total = u
+            .and_then(|u| u.total_tokens)
+            .or(match (prompt, completion) {
+                (Some(p), Some(c)) => Some(p.saturating_add(c)),
+                _ => None,
+            });
+        (prompt.is_some() || completion.is_some() || total.is_some()).then_some(Usage {
+            prompt_tokens: prompt,
+            completion_tokens: completion,
+            total_tokens: total,
+        })
+    }
 }
 
 #[derive(Deserialize)]
@@ -53,7 +105,7 @@ enum RawError {
 pub fn parse_chunk(data: &str) -> Result<Chunk, serde_json::Error> {
     let raw: RawChunk = serde_json::from_str(data)?;
     let mut out = Chunk {
-        usage: raw.usage,
+        usage: raw.usage(),
         ..Chunk::default()
     };
     if let Some(e) = raw.error {
@@ -77,6 +129,7 @@ pub fn parse_chunk(data: &str) -> Result<Chunk, serde_json::Error> {
 pub fn parse_completion(body: &[u8]) -> Result<(String, Option<Usage>), String> {
     let raw: RawChunk =
         serde_json::from_slice(body).map_err(|e| format!("not a chat completion: {e}"))?;
+    let usage = raw.usage();
     if let Some(e) = raw.error {
         return Err(match e {
             RawError::Object { message } => message.unwrap_or_default(),
@@ -90,14 +143,14 @@ pub fn parse_completion(body: &[u8]) -> Result<(String, Option<Usage>), String> 
         .and_then(|c| c.message.or(c.delta))
         .and_then(|m| m.content)
         .ok_or_else(|| "a chat completion without choices[0].message.content".to_owned())?;
-    Ok((text, raw.usage))
+    Ok((text, usage))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    // The chunk sequence OPEN-WEBUI.md records for a streamed reply.
+    // The chunk sequence docs/open-webui.md records for a streamed reply.
     const ROLE: &str = r#"{"id":"c1","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]}"#;
     const TEXT: &str = r#"{"id":"c1","object":"chat.completion.chunk","choices":[{"index":0,"delta":{"content":"Hel"},"finish_reason":null}]}"#;
     const FINISH: &str = r#"{"id":"c1","choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}"#;
@@ -116,6 +169,46 @@ mod tests {
             Some("upstream connection reset")
         );
         assert!(parse_chunk("{not json").is_err());
+    }
+
+    fn counts(data: &str) -> (Option<u32>, Option<u32>, Option<u32>) {
+        let u = parse_chunk(data).unwrap().usage.expect("usage read");
+        (u.prompt_tokens, u.completion_tokens, u.total_tokens)
+    }
+
+    #[test]
+    fn reads_every_spelling_of_usage() {
+        assert_eq!(counts(USAGE), (Some(12), Some(7), Some(19)));
+        assert_eq!(
+            counts(r#"{"choices":[],"usage":{"input_tokens":5,"output_tokens":3}}"#),
+            (Some(5), Some(3), Some(8))
+        );
+        // Ollama's own final chunk, and the same counts as some Open WebUI releases pass them.
+        assert_eq!(
+            counts(r#"{"model":"m","done":true,"prompt_eval_count":26,"eval_count":290}"#),
+            (Some(26), Some(290), Some(316))
+        );
+        assert_eq!(
+            counts(
+                r#"{"choices":[],"usage":{"response_token/s":"N/A","prompt_eval_count":4,"eval_count":9}}"#
+            ),
+            (Some(4), Some(9), Some(13))
+        );
+        // Newer Open WebUI releases send Ollama's counts in two spellings at once.
+        assert_eq!(
+            counts(
+                r#"{"choices":[],"usage":{"input_tokens":2,"output_tokens":6,"prompt_tokens":2,"completion_tokens":6,"total_tokens":8}}"#
+            ),
+            (Some(2), Some(6), Some(8))
+        );
+        // Chunks without counts carry no usage, even with an empty or foreign `usage`.
+        assert_eq!(parse_chunk(TEXT).unwrap().usage, None);
+        assert_eq!(
+            parse_chunk(r#"{"choices":[],"usage":{"total_duration":5}}"#)
+                .unwrap()
+                .usage,
+            None
+        );
     }
 
     #[test]

@@ -19,12 +19,37 @@ use super::{demo, http1};
 /// The upstream body, as it arrives.
 pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, UpstreamFailure>> + Send>>;
 
-/// What classchat sends: exactly `{model, messages, stream}` (no `chat_id`, see OPEN-WEBUI.md).
+/// What classchat sends: `{model, messages, stream}`, plus `stream_options` on a stream; no
+/// `chat_id` (see docs/open-webui.md).
 #[derive(Debug, Clone, Serialize)]
 pub struct UpstreamRequest {
     pub model: String,
     pub messages: Vec<ChatMessage>,
     pub stream: bool,
+    /// Set on every stream: OpenAI-style providers send a stream's token counts only when
+    /// asked, and Open WebUI asks for the caller only when the model's "usage" capability is on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stream_options: Option<StreamOptions>,
+}
+
+/// `stream_options` of an OpenAI chat request.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct StreamOptions {
+    pub include_usage: bool,
+}
+
+impl UpstreamRequest {
+    /// The request for these messages; a stream asks for usage.
+    pub fn new(model: String, messages: Vec<ChatMessage>, stream: bool) -> Self {
+        Self {
+            model,
+            messages,
+            stream,
+            stream_options: stream.then_some(StreamOptions {
+                include_usage: true,
+            }),
+        }
+    }
 }
 
 /// A call that failed: the code for the student, a sentence for the student, and a
@@ -263,7 +288,7 @@ fn detail(body: &[u8]) -> Option<String> {
 
 const CF_REJECTED: &str = "Cloudflare Access rejected the service token: check CF_ACCESS_CLIENT_ID/SECRET and the application's Service Auth policy";
 
-/// Maps a non-2xx answer to a failure, following what OPEN-WEBUI.md records.
+/// Maps a non-2xx answer to a failure, following what docs/open-webui.md records.
 pub fn classify_status(
     status: u16,
     headers: &HeaderMap,

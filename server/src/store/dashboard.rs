@@ -9,8 +9,11 @@ use crate::basics::HOUR_MS;
 pub struct ClassStats {
     pub messages_today: u64,
     pub tokens_today: u64,
+    /// Of today's messages, those whose tokens are estimates (the upstream reported none).
+    pub estimated_today: u64,
     pub messages_week: u64,
     pub tokens_week: u64,
+    pub estimated_week: u64,
     pub errors_week: u64,
     pub active_sessions: u64,
     /// Messages per hour from `first_hour_ms`, `hours` values.
@@ -48,6 +51,8 @@ pub struct UsageRecord {
     pub model: Option<String>,
     pub prompt_tokens: Option<i64>,
     pub completion_tokens: Option<i64>,
+    /// 0/1: the token counts are classchat's estimate.
+    pub tokens_estimated: i64,
     pub first_token_ms: Option<i64>,
     pub total_ms: i64,
     pub outcome: String,
@@ -63,6 +68,9 @@ pub struct StudentRecord {
     pub messages: u64,
     #[sqlx(try_from = "i64")]
     pub tokens: u64,
+    /// Messages whose tokens are estimates.
+    #[sqlx(try_from = "i64")]
+    pub estimated: u64,
     pub last_at_ms: i64,
     /// 0/1: whether the session is revoked.
     pub revoked: i64,
@@ -101,6 +109,7 @@ struct HourRow {
     messages: i64,
     tokens: i64,
     errors: i64,
+    estimated: i64,
 }
 
 /// A `class_overrides` row as stored (`enabled` 0/1, `codes` JSON).
@@ -133,7 +142,7 @@ impl Store {
         let from = week_ms.min(first_hour_ms);
         let (rows, active): (Vec<HourRow>, i64) = with_pool!(&self.db, pool => {
             let rows = sqlx::query_as(
-                "SELECT hour_ms, messages, tokens, errors FROM usage_hourly
+                "SELECT hour_ms, messages, tokens, errors, estimated FROM usage_hourly
                  WHERE class_id = $1 AND hour_ms >= $2 ORDER BY hour_ms",
             )
             .bind(class_id)
@@ -160,10 +169,12 @@ impl Store {
             if hour >= today_ms - today_ms.rem_euclid(HOUR_MS) {
                 st.messages_today += u(r.messages);
                 st.tokens_today += u(r.tokens);
+                st.estimated_today += u(r.estimated);
             }
             if hour >= week_ms - week_ms.rem_euclid(HOUR_MS) {
                 st.messages_week += u(r.messages);
                 st.tokens_week += u(r.tokens);
+                st.estimated_week += u(r.estimated);
                 st.errors_week += u(r.errors);
             }
             if hour >= first_hour_ms {
@@ -184,7 +195,7 @@ impl Store {
     ) -> sqlx::Result<Vec<StudentRecord>> {
         with_pool!(&self.db, pool => {
             sqlx::query_as(
-                "SELECT u.session_id, u.display_name, u.messages, u.tokens, u.last_at_ms,
+                "SELECT u.session_id, u.display_name, u.messages, u.tokens, u.estimated, u.last_at_ms,
                         CAST(CASE WHEN EXISTS (SELECT 1 FROM revoked_sessions r WHERE r.session_id = u.session_id)
                                   THEN 1 ELSE 0 END AS BIGINT) AS revoked
                  FROM usage_by_session u WHERE u.class_id = $1
@@ -369,7 +380,7 @@ impl Store {
         with_pool!(&self.db, pool => {
             sqlx::query_as(
                 "SELECT id, at_ms, class_id, session_id, display_name, conversation_id, model, prompt_tokens,
-                        completion_tokens, first_token_ms, total_ms, outcome, error_code
+                        completion_tokens, tokens_estimated, first_token_ms, total_ms, outcome, error_code
                  FROM usage_log WHERE at_ms >= $1 AND at_ms < $2 AND ($3 IS NULL OR class_id = $3) AND id > $4
                  ORDER BY id LIMIT $5",
             )

@@ -16,5 +16,7 @@ mod limits;
 mod pg;
 mod pg_cluster;
 mod pg_replicas;
+mod proxy_nginx;
 mod rotation;
 mod session;
+mod usage_tokens;

@@ -1,5 +1,5 @@
 //! A fake Open WebUI, optionally behind a fake Cloudflare Access, that answers exactly as
-//! `OPEN-WEBUI.md` records the real ones do. It records every request it gets, so tests
+//! `docs/open-webui.md` records the real ones do. It records every request it gets, so tests
 //! can assert what classchat sent, and can be told to fail in each documented way.
 //!
 //! Control it in-process through [`FakeUpstream`], or over HTTP (`POST /__control` with a
@@ -63,6 +63,45 @@ pub struct FakeConfig {
     /// Keep every request for `requests()`; off for benchmarks, where the list would grow
     /// without bound behind a lock.
     pub record: bool,
+    /// How a stream reports usage when the request asks for it (`stream_options.include_usage`).
+    pub usage: UsageStyle,
+    /// When set, a stream waits for this to be notified before its finish chunk: a test can
+    /// see what reached the client while the upstream is provably still sending.
+    pub hold_finish: Option<Arc<tokio::sync::Notify>>,
+}
+
+/// The spellings of a stream's token counts that providers use (docs/open-webui.md).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum UsageStyle {
+    /// `usage.{prompt_tokens, completion_tokens, total_tokens}` (OpenAI and most others).
+    #[default]
+    OpenAi,
+    /// `usage.{input_tokens, output_tokens}`.
+    InputOutput,
+    /// Ollama's `prompt_eval_count`/`eval_count`, as some Open WebUI releases pass them on
+    /// inside `usage`.
+    Ollama,
+    /// A provider that never reports usage, asked or not.
+    Never,
+}
+
+/// Prompt and completion tokens the fake reports.
+pub const FAKE_USAGE: (u32, u32) = (11, 7);
+
+impl UsageStyle {
+    fn json(self) -> Option<Value> {
+        let (p, c) = FAKE_USAGE;
+        match self {
+            Self::OpenAi => {
+                Some(json!({"prompt_tokens": p, "completion_tokens": c, "total_tokens": p + c}))
+            }
+            Self::InputOutput => Some(json!({"input_tokens": p, "output_tokens": c})),
+            Self::Ollama => Some(
+                json!({"response_token/s": 41.5, "prompt_eval_count": p, "eval_count": c, "total_duration": 1_000_000}),
+            ),
+            Self::Never => None,
+        }
+    }
 }
 
 impl Default for FakeConfig {
@@ -76,6 +115,8 @@ impl Default for FakeConfig {
             chunks: 5,
             chunk_delay: Duration::from_millis(5),
             record: true,
+            usage: UsageStyle::OpenAi,
+            hold_finish: None,
         }
     }
 }
@@ -248,6 +289,7 @@ fn access_refusal(code: u16) -> Response {
             let mut r = (StatusCode::FORBIDDEN, html, "<html><body>Forbidden</body></html>").into_response();
             r.headers_mut().insert("cf-access-error", HeaderValue::from_static("service token invalid"));
             r.headers_mut().insert("cf-access-aud", HeaderValue::from_static("0123abcd"));
+            r.headers_mut().insert("cf-access-domain", HeaderValue::from_static("chat.example.edu"));
             r
         }
         _ => (
@@ -303,7 +345,16 @@ async fn completions(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Byt
         )
             .into_response();
     };
-    if req.get("chat_id").is_some() {
+    if let Some(chat_id) = req.get("chat_id") {
+        // A local or temporary chat with an `id` streams to Open WebUI's own websocket and
+        // answers the caller `null`; any other id must name a saved chat, and none exists.
+        let local = chat_id
+            .as_str()
+            .is_some_and(|c| c.starts_with("local:") || c.starts_with("temporary:"));
+        let streaming = req.get("stream").and_then(Value::as_bool) == Some(true);
+        if local && req.get("id").is_some() && streaming {
+            return axum::Json(Value::Null).into_response();
+        }
         return detail(
             StatusCode::NOT_FOUND,
             "We could not find what you're looking for :/",
@@ -342,15 +393,22 @@ async fn completions(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Byt
         .reply
         .clone()
         .unwrap_or_else(|| format!("You said: {last_user}"));
-    let usage = json!({"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18});
     if req.get("stream").and_then(Value::as_bool) != Some(true) {
-        return axum::Json(json!({
+        let mut body = json!({
             "id": "chatcmpl-fake", "object": "chat.completion", "model": model,
             "choices": [{"index": 0, "message": {"role": "assistant", "content": reply}, "finish_reason": "stop"}],
-            "usage": usage,
-        }))
-        .into_response();
+        });
+        if let Some(u) = config.usage.json() {
+            body["usage"] = u;
+        }
+        return axum::Json(body).into_response();
     }
+    // A stream carries usage only when the caller asked (OpenAI-style providers).
+    let asked = req
+        .pointer("/stream_options/include_usage")
+        .and_then(Value::as_bool)
+        == Some(true);
+    let usage = config.usage.json().filter(|_| asked);
     stream_reply(s, config, behavior, model.to_owned(), reply, usage)
 }
 
@@ -384,7 +442,7 @@ fn stream_reply(
     behavior: Behavior,
     model: String,
     reply: String,
-    usage: Value,
+    usage: Option<Value>,
 ) -> Response {
     s.started.fetch_add(1, Ordering::SeqCst);
     let chunk = |delta: Value, finish: Value| {
@@ -401,6 +459,8 @@ fn stream_reply(
             Value::Null,
         )),
     )];
+    // The finish frame's index: a held stream waits there.
+    let mut hold_at = None;
     let cut_at = match behavior {
         Behavior::ErrorMidStream { count }
         | Behavior::CutMidStream { count }
@@ -432,37 +492,49 @@ fn stream_reply(
             frames.push((config.chunk_delay, Some("{this is not json".into())))
         }
         _ => {
+            hold_at = Some(frames.len());
             frames.push((Duration::ZERO, Some(chunk(json!({}), json!("stop")))));
-            frames.push((Duration::ZERO, Some(json!({"id": "chatcmpl-fake", "object": "chat.completion.chunk", "model": model, "choices": [], "usage": usage}).to_string())));
+            if let Some(usage) = usage {
+                frames.push((Duration::ZERO, Some(json!({"id": "chatcmpl-fake", "object": "chat.completion.chunk", "model": model, "choices": [], "usage": usage}).to_string())));
+            }
             frames.push((Duration::ZERO, Some("[DONE]".into())));
         }
     }
     let total = frames.len();
+    let hold = config.hold_finish.clone().filter(|_| hold_at.is_some());
     let guard = DropGuard {
         shared: s,
         done: false,
     };
     let body = futures::stream::unfold(
         (frames.into_iter().enumerate(), guard),
-        move |(mut it, mut guard)| async move {
-            let (i, (pause, data)) = it.next()?;
-            if !pause.is_zero() {
-                tokio::time::sleep(pause).await;
-            }
-            let data = match data {
-                Some(d) => d,
-                None => {
-                    guard.done = true;
-                    return Some((Err(std::io::Error::other("connection cut")), (it, guard)));
+        move |(mut it, mut guard)| {
+            let gate = hold.clone();
+            async move {
+                let (i, (pause, data)) = it.next()?;
+                if !pause.is_zero() {
+                    tokio::time::sleep(pause).await;
                 }
-            };
-            if i + 1 == total {
-                guard.done = true;
+                if let Some(gate) = gate
+                    && Some(i) == hold_at
+                {
+                    gate.notified().await;
+                }
+                let data = match data {
+                    Some(d) => d,
+                    None => {
+                        guard.done = true;
+                        return Some((Err(std::io::Error::other("connection cut")), (it, guard)));
+                    }
+                };
+                if i + 1 == total {
+                    guard.done = true;
+                }
+                Some((
+                    Ok::<_, std::io::Error>(Bytes::from(format!("data: {data}\n\n"))),
+                    (it, guard),
+                ))
             }
-            Some((
-                Ok::<_, std::io::Error>(Bytes::from(format!("data: {data}\n\n"))),
-                (it, guard),
-            ))
         },
     )
     .boxed();
@@ -504,5 +576,163 @@ mod tests {
         assert_eq!(after.reply, before.reply);
         assert_eq!(*lock(&fake.shared.behavior), Behavior::Normal);
         assert_eq!(split_reply(&"x".repeat(20_000), after.chunks).len(), 2000);
+    }
+
+    /// The fake's answer to `body`, sent with the right key (and Access token when set).
+    async fn ask(
+        fake: &FakeUpstream,
+        body: Value,
+        access: bool,
+    ) -> (StatusCode, HeaderMap, String) {
+        let mut headers = HeaderMap::new();
+        let key = lock(&fake.shared.config).api_key.clone();
+        headers.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_str(&format!("Bearer {key}")).unwrap(),
+        );
+        if access {
+            headers.insert("cf-access-client-id", HeaderValue::from_static("id.access"));
+            headers.insert(
+                "cf-access-client-secret",
+                HeaderValue::from_static("secret"),
+            );
+        }
+        let r = completions(
+            State(fake.shared.clone()),
+            headers,
+            Bytes::from(body.to_string()),
+        )
+        .await;
+        let (parts, body) = r.into_parts();
+        let bytes = axum::body::to_bytes(body, usize::MAX).await.unwrap();
+        (
+            parts.status,
+            parts.headers,
+            String::from_utf8(bytes.to_vec()).unwrap(),
+        )
+    }
+
+    fn chat(extra: Value) -> Value {
+        let mut b = json!({"model": "test-model", "messages": [{"role": "user", "content": "hi"}]});
+        for (k, v) in extra.as_object().unwrap() {
+            b[k] = v.clone();
+        }
+        b
+    }
+
+    #[tokio::test]
+    async fn a_local_or_temporary_chat_id_with_an_id_answers_null_and_any_other_404() {
+        let fake = FakeUpstream::spawn(FakeConfig::default()).await;
+        for chat_id in ["local:abc", "temporary:abc"] {
+            let (status, _, body) = ask(
+                &fake,
+                chat(json!({"stream": true, "chat_id": chat_id, "id": "m1"})),
+                false,
+            )
+            .await;
+            assert_eq!(
+                (status, body.as_str()),
+                (StatusCode::OK, "null"),
+                "{chat_id}"
+            );
+            // Without an `id`, or not streaming, it is an unknown chat like any other.
+            let (status, _, _) = ask(
+                &fake,
+                chat(json!({"stream": true, "chat_id": chat_id})),
+                false,
+            )
+            .await;
+            assert_eq!(status, StatusCode::NOT_FOUND, "{chat_id} without id");
+            let (status, _, _) = ask(
+                &fake,
+                chat(json!({"stream": false, "chat_id": chat_id, "id": "m1"})),
+                false,
+            )
+            .await;
+            assert_eq!(status, StatusCode::NOT_FOUND, "{chat_id} not streaming");
+        }
+        for stream in [true, false] {
+            let (status, _, body) = ask(
+                &fake,
+                chat(json!({"stream": stream, "chat_id": "external-widget-1", "id": "m1"})),
+                false,
+            )
+            .await;
+            assert_eq!(status, StatusCode::NOT_FOUND);
+            assert!(
+                body.contains("We could not find what you're looking for"),
+                "{body}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_stream_carries_usage_only_when_asked() {
+        let fake = FakeUpstream::spawn(FakeConfig::default()).await;
+        let (_, _, plain) = ask(&fake, chat(json!({"stream": true})), false).await;
+        assert!(plain.ends_with("data: [DONE]\n\n"), "{plain}");
+        assert!(!plain.contains("usage"), "{plain}");
+        let (_, _, asked) = ask(
+            &fake,
+            chat(json!({"stream": true, "stream_options": {"include_usage": true}})),
+            false,
+        )
+        .await;
+        assert!(
+            asked.contains(
+                r#""usage":{"completion_tokens":7,"prompt_tokens":11,"total_tokens":18}"#
+            ),
+            "{asked}"
+        );
+        // Each spelling, when asked; none from a provider that never reports it.
+        for (style, want) in [
+            (UsageStyle::InputOutput, r#""input_tokens":11"#),
+            (UsageStyle::Ollama, r#""prompt_eval_count":11"#),
+        ] {
+            fake.configure(|c| c.usage = style);
+            let (_, _, s) = ask(
+                &fake,
+                chat(json!({"stream": true, "stream_options": {"include_usage": true}})),
+                false,
+            )
+            .await;
+            assert!(s.contains(want), "{style:?}: {s}");
+        }
+        fake.configure(|c| c.usage = UsageStyle::Never);
+        let (_, _, s) = ask(
+            &fake,
+            chat(json!({"stream": true, "stream_options": {"include_usage": true}})),
+            false,
+        )
+        .await;
+        assert!(!s.contains("usage") && s.contains("[DONE]"), "{s}");
+    }
+
+    #[tokio::test]
+    async fn access_refusals_are_the_three_documented_answers() {
+        let fake = FakeUpstream::spawn(FakeConfig {
+            cf_access: Some(("id.access".into(), "right".into())),
+            ..FakeConfig::default()
+        })
+        .await;
+        let (status, headers, _) = ask(&fake, chat(json!({})), true).await;
+        assert_eq!(status, StatusCode::FOUND);
+        assert!(
+            headers[header::LOCATION]
+                .to_str()
+                .unwrap()
+                .starts_with("https://myschool.cloudflareaccess.com/cdn-cgi/access/login/")
+        );
+        fake.configure(|c| c.cf_refusal = 401);
+        assert_eq!(
+            ask(&fake, chat(json!({})), true).await.0,
+            StatusCode::UNAUTHORIZED
+        );
+        fake.configure(|c| c.cf_refusal = 403);
+        let (status, headers, _) = ask(&fake, chat(json!({})), true).await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        assert_eq!(headers["cf-access-domain"], "chat.example.edu");
+        assert!(headers.contains_key("cf-access-aud"));
+        assert!(headers.contains_key("cf-access-error"));
     }
 }

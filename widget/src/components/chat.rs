@@ -180,6 +180,9 @@ pub(crate) fn Chat(ctx: Ctx) -> impl IntoView {
                     if empty { typing(t) } else { streaming_bubble(chat, frame) }
                 })}
             </div>
+            {move || ctx.held.get().then(|| view! {
+                <div class="cc-held" data-testid="cc-held" role="status">{t.held_up}</div>
+            })}
             {move || failure.get().map(|f| view! {
                 <div class="cc-chat-error" data-testid="cc-chat-error" role="alert">
                     <span>{f.error.chat_message(t)}</span>

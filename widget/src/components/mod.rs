@@ -10,7 +10,9 @@ mod markdown_view;
 use std::time::Duration;
 
 use classchat_shared::{ChatRequest, ErrorCode, SessionResponse};
-use leptos::leptos_dom::helpers::{TimeoutHandle, set_timeout_with_handle};
+use leptos::leptos_dom::helpers::{
+    IntervalHandle, TimeoutHandle, set_interval_with_handle, set_timeout_with_handle,
+};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use wasm_bindgen::closure::Closure;
@@ -53,7 +55,18 @@ pub(crate) struct Ctx {
     /// The request in flight: its turn and how to abort it.
     abort: StoredValue<Option<(u32, AbortController)>, LocalStorage>,
     refresh_timer: StoredValue<Option<TimeoutHandle>>,
+    /// The reply in flight has been silent past [`HELD_AFTER_MS`] (nothing arrived, not
+    /// even a heartbeat): a proxy is probably buffering it.
+    pub(crate) held: RwSignal<bool>,
+    /// When the reply in flight last sent anything, and the check that watches it.
+    last_bytes: StoredValue<f64>,
+    held_check: StoredValue<Option<(u32, IntervalHandle)>>,
 }
+
+/// Silence after which a streaming reply counts as held up. The server sends a heartbeat
+/// every 15 s while the model is silent, so a live stream never goes this long without a
+/// byte; a proxy or CDN that buffers the stream does.
+const HELD_AFTER_MS: f64 = 25_000.0;
 
 fn now_secs() -> i64 {
     (js_sys::Date::now() / 1000.0) as i64
@@ -87,6 +100,9 @@ impl Ctx {
             class_id: StoredValue::new(None),
             abort: StoredValue::new_local(None),
             refresh_timer: StoredValue::new(None),
+            held: RwSignal::new(false),
+            last_bytes: StoredValue::new(0.0),
+            held_check: StoredValue::new(None),
         };
         // Before anything renders: conversations of ended sessions (another student's, on
         // a shared PC) go.
@@ -410,6 +426,33 @@ impl Ctx {
         });
     }
 
+    /// Starts checking `turn`'s reply for [`HELD_AFTER_MS`] of silence (replacing any
+    /// earlier check), or stops the check if it is still `turn`'s.
+    fn watch_for_held(&self, turn: u32, on: bool) {
+        let current = self
+            .held_check
+            .try_update_value(|c| c.take_if(|(t, _)| on || *t == turn))
+            .flatten();
+        if let Some((_, h)) = current {
+            h.clear();
+            self.held.set(false);
+        }
+        if !on {
+            return;
+        }
+        let ctx = *self;
+        ctx.last_bytes.set_value(js_sys::Date::now());
+        let check = move || {
+            let silent = js_sys::Date::now() - ctx.last_bytes.get_value();
+            if silent > HELD_AFTER_MS && !ctx.held.get_untracked() {
+                ctx.held.set(true);
+            }
+        };
+        if let Ok(h) = set_interval_with_handle(check, Duration::from_secs(5)) {
+            ctx.held_check.set_value(Some((turn, h)));
+        }
+    }
+
     fn run(&self, turn: u32, req: ChatRequest) {
         let Some(token) = self
             .session
@@ -427,12 +470,24 @@ impl Ctx {
         self.abort.set_value(ctrl.map(|c| (turn, c)));
         let ctx = *self;
         let server = self.server();
+        ctx.watch_for_held(turn, true);
         spawn_local(async move {
             let chat = ctx.chat;
-            let result = api::stream_chat(&server, &token, &req, signal.as_ref(), |text| {
-                chat.update(|c| c.delta(turn, text));
-            })
+            let result = api::stream_chat(
+                &server,
+                &token,
+                &req,
+                signal.as_ref(),
+                |text| chat.update(|c| c.delta(turn, text)),
+                || {
+                    ctx.last_bytes.set_value(js_sys::Date::now());
+                    if ctx.held.get_untracked() {
+                        ctx.held.set(false);
+                    }
+                },
+            )
             .await;
+            ctx.watch_for_held(turn, false);
             ctx.abort.update_value(|a| {
                 if a.as_ref().is_some_and(|(t, _)| *t == turn) {
                     *a = None;
