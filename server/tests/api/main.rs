@@ -17,3 +17,4 @@ mod pg_cluster;
 mod pg_replicas;
 mod rotation;
 mod session;
+mod upstream_client;
