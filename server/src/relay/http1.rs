@@ -778,7 +778,9 @@ mod tests {
         assert_eq!(seen.len(), 1, "one tunnel, kept alive: {seen:?}");
         assert!(seen[0].starts_with(&format!("CONNECT localhost:{port} HTTP/1.1\r\n")));
         assert!(
-            seen[0].contains("proxy-authorization: Basic Ym9iOnR1bm5lbC1wdw==\r\n"),
+            seen[0]
+                .to_ascii_lowercase()
+                .contains("proxy-authorization: basic ym9iOnR1bm5lbC1wdw==\r\n".to_ascii_lowercase().as_str()),
             "{}",
             seen[0]
         );
