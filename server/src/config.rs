@@ -351,7 +351,8 @@ impl OutboundProxy {
     /// only (never from the process environment at request time).
     pub fn intercept(&self, url: &str) -> Option<hyper_util::client::proxy::matcher::Intercept> {
         let uri: axum::http::Uri = url.parse().ok()?;
-        let mut m = hyper_util::client::proxy::matcher::Matcher::builder().no(self.no_proxy.as_str());
+        let mut m =
+            hyper_util::client::proxy::matcher::Matcher::builder().no(self.no_proxy.as_str());
         if let Some(p) = &self.https {
             m = m.https(p.expose_secret());
         }
@@ -397,7 +398,9 @@ fn proxy_url(var: &'static str, value: &SecretString) -> Result<Option<SecretStr
     if url.scheme() != "http" {
         return Err(bad(
             var,
-            format!("{shown:?}: only http:// proxies are supported (the tunnel to https sites is still encrypted end to end)"),
+            format!(
+                "{shown:?}: only http:// proxies are supported (the tunnel to https sites is still encrypted end to end)"
+            ),
         ));
     }
     if url.host_str().is_none_or(str::is_empty) || !matches!(url.path(), "" | "/") {

@@ -70,7 +70,9 @@ impl fmt::Display for Error {
             Error::Proxy(e) => write!(f, "proxy: {e}"),
             Error::ProxyAuth => f.write_str("the proxy asks for credentials (407)"),
             Error::Tls(e) => write!(f, "TLS handshake: {e}"),
-            Error::Closed => f.write_str("the connection was closed after the request, without an answer"),
+            Error::Closed => {
+                f.write_str("the connection was closed after the request, without an answer")
+            }
             Error::Http(e) => f.write_str(e),
         }
     }
@@ -267,7 +269,10 @@ fn proxy_address(uri: &Uri) -> anyhow::Result<(String, u16)> {
     let host = uri
         .host()
         .ok_or_else(|| anyhow::anyhow!("the proxy URL has no host"))?;
-    let host = host.trim_start_matches('[').trim_end_matches(']').to_owned();
+    let host = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_owned();
     let port = uri.port_u16().unwrap_or(match uri.scheme_str() {
         Some("https") => 443,
         _ => 80,
@@ -731,7 +736,11 @@ mod tests {
                 tokio::spawn(async move {
                     let head = String::from_utf8(read_request(&mut c).await.unwrap()).unwrap();
                     log.lock().unwrap().push(head.clone());
-                    let target = head.split(' ').nth(1).unwrap().replace("localhost", "127.0.0.1");
+                    let target = head
+                        .split(' ')
+                        .nth(1)
+                        .unwrap()
+                        .replace("localhost", "127.0.0.1");
                     assert!(head.starts_with("CONNECT "), "{head}");
                     let mut up = tokio::net::TcpStream::connect(target).await.unwrap();
                     c.write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
@@ -751,8 +760,14 @@ mod tests {
             url::Url::parse(&format!("https://localhost:{port}/api/chat/completions")).unwrap();
 
         // Directly, with the test authority: two requests, one kept-alive connection.
-        let c = Client::with_roots(&url, &HeaderMap::new(), Duration::from_secs(5), None, roots.clone())
-            .unwrap();
+        let c = Client::with_roots(
+            &url,
+            &HeaderMap::new(),
+            Duration::from_secs(5),
+            None,
+            roots.clone(),
+        )
+        .unwrap();
         for _ in 0..2 {
             let r = c.post("application/json", b"{}".to_vec()).await.unwrap();
             assert_eq!(text(r.body).await.unwrap(), "abcde");
@@ -768,8 +783,14 @@ mod tests {
         };
         let intercept = proxies.intercept(url.as_str());
         assert!(intercept.is_some());
-        let c = Client::with_roots(&url, &HeaderMap::new(), Duration::from_secs(5), intercept, roots)
-            .unwrap();
+        let c = Client::with_roots(
+            &url,
+            &HeaderMap::new(),
+            Duration::from_secs(5),
+            intercept,
+            roots,
+        )
+        .unwrap();
         for _ in 0..2 {
             let r = c.post("application/json", b"{}".to_vec()).await.unwrap();
             assert_eq!(text(r.body).await.unwrap(), "abcde");
@@ -778,9 +799,11 @@ mod tests {
         assert_eq!(seen.len(), 1, "one tunnel, kept alive: {seen:?}");
         assert!(seen[0].starts_with(&format!("CONNECT localhost:{port} HTTP/1.1\r\n")));
         assert!(
-            seen[0]
-                .to_ascii_lowercase()
-                .contains("proxy-authorization: basic ym9iOnR1bm5lbC1wdw==\r\n".to_ascii_lowercase().as_str()),
+            seen[0].to_ascii_lowercase().contains(
+                "proxy-authorization: basic ym9iOnR1bm5lbC1wdw==\r\n"
+                    .to_ascii_lowercase()
+                    .as_str()
+            ),
             "{}",
             seen[0]
         );

@@ -184,12 +184,7 @@ impl Upstream {
         let body = tokio::time::timeout(Duration::from_secs(5), resp.body.read_limited(64 * 1024))
             .await
             .unwrap_or_default();
-        Err(classify_status(
-            status,
-            &resp.headers,
-            &body,
-            &req.model,
-        ))
+        Err(classify_status(status, &resp.headers, &body, &req.model))
     }
 }
 
@@ -244,13 +239,11 @@ fn classify_transport(e: &http1::Error) -> UpstreamFailure {
         http1::Error::Proxy(_) => failure(
             ErrorCode::UpstreamUnavailable,
             UNAVAILABLE,
-            format!("cannot reach Open WebUI through the outbound proxy (HTTPS_PROXY/HTTP_PROXY, NO_PROXY): {e}"),
+            format!(
+                "cannot reach Open WebUI through the outbound proxy (HTTPS_PROXY/HTTP_PROXY, NO_PROXY): {e}"
+            ),
         ),
-        http1::Error::ProxyAuth => failure(
-            ErrorCode::UpstreamError,
-            MISCONFIGURED,
-            PROXY_AUTH,
-        ),
+        http1::Error::ProxyAuth => failure(ErrorCode::UpstreamError, MISCONFIGURED, PROXY_AUTH),
         http1::Error::Closed => failure(
             ErrorCode::UpstreamUnavailable,
             NO_ANSWER,

@@ -149,7 +149,11 @@ async fn a_request_the_upstream_read_and_hung_up_on_is_never_sent_again() {
         "The assistant closed the connection without answering. Please try again."
     );
     assert_eq!(up.requests.load(Ordering::SeqCst), 2, "each request once");
-    assert_eq!(up.connections.load(Ordering::SeqCst), 1, "no second connection");
+    assert_eq!(
+        up.connections.load(Ordering::SeqCst),
+        1,
+        "no second connection"
+    );
     assert!(captured_logs().contains("Open WebUI closed the connection without answering"));
 
     // A fresh connection that is hung up on: one request seen, not two.
@@ -251,7 +255,10 @@ async fn forward_proxy(creds: Option<&str>) -> (String, Arc<Mutex<Vec<Seen>>>) {
                 let mut up = TcpStream::connect(authority).await.unwrap();
                 let mut out = format!("{method} {path} HTTP/1.1\r\n");
                 for line in head.split("\r\n").skip(1) {
-                    if !line.to_ascii_lowercase().starts_with("proxy-authorization:") {
+                    if !line
+                        .to_ascii_lowercase()
+                        .starts_with("proxy-authorization:")
+                    {
                         out.push_str(line);
                         out.push_str("\r\n");
                     }
@@ -305,7 +312,11 @@ async fn http_proxy_carries_the_call_unless_no_proxy_names_the_host() {
     let app = spawn_app_with(Opts::default().arg("--https-proxy", &proxy)).await;
     let token = app.sign_in().await.token;
     assert!(chat_reply(&app, &token).await.starts_with("You said"));
-    assert!(seen.lock().unwrap().is_empty(), "{:?}", seen.lock().unwrap());
+    assert!(
+        seen.lock().unwrap().is_empty(),
+        "{:?}",
+        seen.lock().unwrap()
+    );
 }
 
 #[tokio::test]
