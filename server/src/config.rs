@@ -1016,6 +1016,74 @@ mod tests {
     }
 
     #[test]
+    fn proxy_settings_are_checked_and_never_show_credentials() {
+        let settings = |args: &[&str]| {
+            let mut all = vec![
+                "--auth-secret",
+                "0123456789abcdef0123456789abcdef",
+                "--access-code",
+                "abcdef-1",
+            ];
+            all.extend_from_slice(args);
+            Settings::for_tests(&all)
+        };
+        for (flag, var) in [
+            ("--https-proxy", "HTTPS_PROXY"),
+            ("--http-proxy", "HTTP_PROXY"),
+        ] {
+            for bad_url in [
+                "socks5://u:hunter2-secret@proxy:1080",
+                "http://u:hunter2-secret@proxy:3128/some/path",
+                "http://u:hunter2-secret@:3128",
+            ] {
+                let e = settings(&[flag, bad_url]).unwrap_err().to_string();
+                assert!(e.starts_with(var), "{e}");
+                assert!(!e.contains("hunter2"), "{e}");
+            }
+        }
+        // The lower-case spelling is read when the upper-case one is unset; no scheme is http.
+        let s = settings(&[
+            "--https-proxy-lower",
+            "proxy.school.example:3128",
+            "--no-proxy",
+            "chat.example.edu",
+        ])
+        .unwrap();
+        assert_eq!(
+            s.proxy.https.as_ref().unwrap().expose_secret(),
+            "http://proxy.school.example:3128"
+        );
+        assert!(s.proxy.intercept("https://open.example.org/api").is_some());
+        assert!(s.proxy.intercept("https://chat.example.edu/api").is_none());
+        assert!(
+            s.proxy
+                .intercept("https://a.chat.example.edu/api")
+                .is_none()
+        );
+        assert!(
+            s.proxy.intercept("http://open.example.org/api").is_none(),
+            "no HTTP_PROXY"
+        );
+        let s = settings(&[
+            "--https-proxy",
+            "http://upper:3128",
+            "--https-proxy-lower",
+            "http://lower:3128",
+        ])
+        .unwrap();
+        assert_eq!(
+            s.proxy.https.as_ref().unwrap().expose_secret(),
+            "http://upper:3128"
+        );
+        assert!(
+            !format!("{:?}", s.proxy).contains("upper:3128"),
+            "Debug hides the URL"
+        );
+        let s = settings(&[]).unwrap();
+        assert!(s.proxy.intercept("https://open.example.org/api").is_none());
+    }
+
+    #[test]
     fn durations_take_units() {
         assert_eq!(parse_duration("90s"), Some(Duration::from_secs(90)));
         assert_eq!(parse_duration("60m"), Some(Duration::from_secs(3600)));
