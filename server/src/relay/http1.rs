@@ -243,7 +243,7 @@ impl Client {
         while let Some(conn) = self.inner.checkout() {
             match exchange(conn, req, &self.inner).await {
                 Ok(r) => return Ok(r),
-                Err(Failed::NotSent(back)) => req = back,
+                Err(Failed::NotSent(back)) => req = *back,
                 Err(Failed::Error(e)) => return Err(e),
             }
         }
@@ -416,7 +416,7 @@ impl Conn {
 
 enum Failed {
     /// hyper gave the request back without writing any of it.
-    NotSent(Req),
+    NotSent(Box<Req>),
     Error(Error),
 }
 
@@ -448,7 +448,7 @@ async fn exchange(mut conn: Conn, req: Req, client: &Arc<Inner>) -> Result<Respo
             })
         }
         Err(mut e) => match e.take_message() {
-            Some(req) => Err(Failed::NotSent(req)),
+            Some(req) => Err(Failed::NotSent(Box::new(req))),
             None if e.error().is_incomplete_message() => Err(Failed::Error(Error::Closed)),
             None => Err(Failed::Error(Error::Http(chain(e.error())))),
         },
