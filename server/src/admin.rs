@@ -113,7 +113,10 @@ impl Admin {
                 certs_url,
                 emails,
             } => {
-                let http = reqwest::Client::builder()
+                // HTTPS_PROXY and NO_PROXY as for Open WebUI, from the settings only.
+                let http = settings
+                    .proxy
+                    .apply(reqwest::Client::builder())?
                     .redirect(reqwest::redirect::Policy::none())
                     .timeout(std::time::Duration::from_secs(5))
                     .build()?;

@@ -105,10 +105,39 @@ pub struct Config {
     #[arg(long, env = "SESSION_MAX_AGE", default_value = "12h")]
     pub session_max_age: String,
 
-    /// Open WebUI's base URL (e.g. https://chat.example.edu), reached directly (HTTPS_PROXY is
-    /// not used). Unset: demo responder.
+    /// Open WebUI's base URL (e.g. https://chat.example.edu), reached through HTTPS_PROXY or
+    /// HTTP_PROXY when one is set and NO_PROXY does not name its host. Unset: demo responder.
     #[arg(long, env = "OPEN_WEBUI_URL")]
     pub open_webui_url: Option<String>,
+
+    /// Outbound proxy for https:// calls (Open WebUI, Cloudflare Access keys), e.g.
+    /// http://proxy.school.example:3128 or http://user:pass@proxy:3128; CONNECT tunnel.
+    /// https_proxy is read when this is unset. Default: none.
+    #[arg(long, env = "HTTPS_PROXY", hide_env_values = true)]
+    pub https_proxy: Option<SecretString>,
+
+    /// Outbound proxy for http:// calls (requests in absolute form). http_proxy is read when
+    /// this is unset. Default: none.
+    #[arg(long, env = "HTTP_PROXY", hide_env_values = true)]
+    pub http_proxy: Option<SecretString>,
+
+    /// Hosts reached without the proxy: comma list of names (example.org also matches its
+    /// subdomains, as does .example.org), IP addresses, CIDRs (10.0.0.0/8), or * for all.
+    /// no_proxy is read when this is unset. Default: none.
+    #[arg(long, env = "NO_PROXY")]
+    pub no_proxy: Option<String>,
+
+    /// Lower-case https_proxy (curl's spelling), used when HTTPS_PROXY is unset.
+    #[arg(long, env = "https_proxy", hide = true, hide_env_values = true)]
+    pub https_proxy_lower: Option<SecretString>,
+
+    /// Lower-case http_proxy, used when HTTP_PROXY is unset.
+    #[arg(long, env = "http_proxy", hide = true, hide_env_values = true)]
+    pub http_proxy_lower: Option<SecretString>,
+
+    /// Lower-case no_proxy, used when NO_PROXY is unset.
+    #[arg(long, env = "no_proxy", hide = true)]
+    pub no_proxy_lower: Option<String>,
 
     /// Open WebUI API key (Settings > Account > API keys). Never sent to a browser.
     #[arg(long, env = "OPEN_WEBUI_API_KEY", hide_env_values = true)]
@@ -310,6 +339,78 @@ pub struct OpenWebUi {
     pub cf_access: Option<(SecretString, SecretString)>,
 }
 
+/// HTTPS_PROXY, HTTP_PROXY and NO_PROXY, checked. `Debug` shows no proxy URL (they may
+/// carry credentials).
+#[derive(Debug, Clone, Default)]
+pub struct OutboundProxy {
+    pub https: Option<SecretString>,
+    pub http: Option<SecretString>,
+    pub no_proxy: String,
+}
+
+impl OutboundProxy {
+    /// The proxy to use for `url`, if any: reqwest's and curl's rules, from these settings
+    /// only (never from the process environment at request time).
+    pub fn intercept(&self, url: &str) -> Option<hyper_util::client::proxy::matcher::Intercept> {
+        let uri: axum::http::Uri = url.parse().ok()?;
+        let mut m =
+            hyper_util::client::proxy::matcher::Matcher::builder().no(self.no_proxy.as_str());
+        if let Some(p) = &self.https {
+            m = m.https(p.expose_secret());
+        }
+        if let Some(p) = &self.http {
+            m = m.http(p.expose_secret());
+        }
+        m.build().intercept(&uri)
+    }
+
+    /// The same rules for a reqwest client (the Cloudflare Access key fetch).
+    pub fn apply(&self, b: reqwest::ClientBuilder) -> reqwest::Result<reqwest::ClientBuilder> {
+        let mut b = b.no_proxy();
+        let no = || reqwest::NoProxy::from_string(&self.no_proxy);
+        if let Some(p) = &self.https {
+            b = b.proxy(reqwest::Proxy::https(p.expose_secret())?.no_proxy(no()));
+        }
+        if let Some(p) = &self.http {
+            b = b.proxy(reqwest::Proxy::http(p.expose_secret())?.no_proxy(no()));
+        }
+        Ok(b)
+    }
+}
+
+/// A proxy URL: `http://[user:password@]host[:port]`. Errors never show the credentials.
+fn proxy_url(var: &'static str, value: &SecretString) -> Result<Option<SecretString>, ConfigError> {
+    let v = value.expose_secret().trim();
+    if v.is_empty() {
+        return Ok(None);
+    }
+    // `proxy:3128` means http://proxy:3128, as in curl and reqwest.
+    let v = &if v.contains("://") {
+        v.to_owned()
+    } else {
+        format!("http://{v}")
+    };
+    let shown = crate::store::redact_url(v);
+    let url = url::Url::parse(v).map_err(|_| {
+        bad(
+            var,
+            format!("{shown:?} is not a URL (use e.g. http://proxy.example:3128)"),
+        )
+    })?;
+    if url.scheme() != "http" {
+        return Err(bad(
+            var,
+            format!(
+                "{shown:?}: only http:// proxies are supported (the tunnel to https sites is still encrypted end to end)"
+            ),
+        ));
+    }
+    if url.host_str().is_none_or(str::is_empty) || !matches!(url.path(), "" | "/") {
+        return Err(bad(var, format!("{shown:?} must be http://host[:port]")));
+    }
+    Ok(Some(SecretString::from(v.to_owned())))
+}
+
 /// How the dashboard knows its teacher.
 #[derive(Debug, Clone)]
 pub enum AdminSettings {
@@ -361,6 +462,8 @@ pub struct Settings {
     pub token_ttl: Duration,
     pub session_max_age: Duration,
     pub upstream: UpstreamSettings,
+    /// HTTPS_PROXY, HTTP_PROXY, NO_PROXY (or their lower-case spellings).
+    pub proxy: OutboundProxy,
     pub default_model: Option<String>,
     pub timezone: jiff::tz::TimeZone,
     pub timezone_name: String,
@@ -605,6 +708,29 @@ impl Config {
             }
         };
 
+        let proxy = {
+            let pick = |upper: &Option<SecretString>, lower: &Option<SecretString>| {
+                present(upper).or(present(lower)).cloned()
+            };
+            let https = pick(&self.https_proxy, &self.https_proxy_lower);
+            let http = pick(&self.http_proxy, &self.http_proxy_lower);
+            OutboundProxy {
+                https: match &https {
+                    Some(v) => proxy_url("HTTPS_PROXY", v)?,
+                    None => None,
+                },
+                http: match &http {
+                    Some(v) => proxy_url("HTTP_PROXY", v)?,
+                    None => None,
+                },
+                no_proxy: self
+                    .no_proxy
+                    .clone()
+                    .or_else(|| self.no_proxy_lower.clone())
+                    .unwrap_or_default(),
+            }
+        };
+
         let timezone_name = self.timezone.trim().to_owned();
         let timezone = jiff::tz::TimeZone::get(&timezone_name).map_err(|_| {
             bad(
@@ -698,6 +824,7 @@ impl Config {
             token_ttl,
             session_max_age,
             upstream,
+            proxy,
             default_model,
             timezone,
             timezone_name,
@@ -872,6 +999,74 @@ mod tests {
             assert!(e.starts_with("OPEN_WEBUI_URL"), "{e}");
             assert!(!e.contains("hunter2"), "{e}");
         }
+    }
+
+    #[test]
+    fn proxy_settings_are_checked_and_never_show_credentials() {
+        let settings = |args: &[&str]| {
+            let mut all = vec![
+                "--auth-secret",
+                "0123456789abcdef0123456789abcdef",
+                "--access-code",
+                "abcdef-1",
+            ];
+            all.extend_from_slice(args);
+            Settings::for_tests(&all)
+        };
+        for (flag, var) in [
+            ("--https-proxy", "HTTPS_PROXY"),
+            ("--http-proxy", "HTTP_PROXY"),
+        ] {
+            for bad_url in [
+                "socks5://u:hunter2-secret@proxy:1080",
+                "http://u:hunter2-secret@proxy:3128/some/path",
+                "http://u:hunter2-secret@:3128",
+            ] {
+                let e = settings(&[flag, bad_url]).unwrap_err().to_string();
+                assert!(e.starts_with(var), "{e}");
+                assert!(!e.contains("hunter2"), "{e}");
+            }
+        }
+        // The lower-case spelling is read when the upper-case one is unset; no scheme is http.
+        let s = settings(&[
+            "--https-proxy-lower",
+            "proxy.school.example:3128",
+            "--no-proxy",
+            "chat.example.edu",
+        ])
+        .unwrap();
+        assert_eq!(
+            s.proxy.https.as_ref().unwrap().expose_secret(),
+            "http://proxy.school.example:3128"
+        );
+        assert!(s.proxy.intercept("https://open.example.org/api").is_some());
+        assert!(s.proxy.intercept("https://chat.example.edu/api").is_none());
+        assert!(
+            s.proxy
+                .intercept("https://a.chat.example.edu/api")
+                .is_none()
+        );
+        assert!(
+            s.proxy.intercept("http://open.example.org/api").is_none(),
+            "no HTTP_PROXY"
+        );
+        let s = settings(&[
+            "--https-proxy",
+            "http://upper:3128",
+            "--https-proxy-lower",
+            "http://lower:3128",
+        ])
+        .unwrap();
+        assert_eq!(
+            s.proxy.https.as_ref().unwrap().expose_secret(),
+            "http://upper:3128"
+        );
+        assert!(
+            !format!("{:?}", s.proxy).contains("upper:3128"),
+            "Debug hides the URL"
+        );
+        let s = settings(&[]).unwrap();
+        assert!(s.proxy.intercept("https://open.example.org/api").is_none());
     }
 
     #[test]

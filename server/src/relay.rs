@@ -177,7 +177,7 @@ async fn create_chat(
         return collect_reply(resp.body, limits, recorder, &session).await;
     }
     let events = relay_events(resp.body, limits, recorder, state.shutdown.clone(), session);
-    let sse = events.map(|e| Ok::<_, Infallible>(Event::default().event(e.name()).data(e.data())));
+    let sse = events.map(|e| Ok::<_, Infallible>(sse_event(&e)));
     let mut resp = Sse::new(sse)
         .keep_alive(KeepAlive::new().interval(HEARTBEAT))
         .into_response();
@@ -193,6 +193,25 @@ async fn create_chat(
 /// A comment line this often while the upstream is silent, so proxies and browsers keep
 /// an idle stream open (the widget treats a longer silence as a buffering proxy).
 pub const HEARTBEAT: Duration = Duration::from_secs(15);
+
+/// A delta's `{"text": …}`, as [`ChatEvent::data`] writes it, but borrowed.
+#[derive(serde::Serialize)]
+struct DeltaRef<'a> {
+    text: &'a str,
+}
+
+/// One SSE event. A delta (nearly every event) has its JSON written straight into the
+/// event's buffer: no copy of the text and no intermediate string.
+fn sse_event(e: &ChatEvent) -> Event {
+    let event = Event::default().event(e.name());
+    match e {
+        ChatEvent::Delta { text } => match event.json_data(DeltaRef { text }) {
+            Ok(ev) => ev,
+            Err(_) => Event::default().event(e.name()).data(e.data()),
+        },
+        _ => event.data(e.data()),
+    }
+}
 
 fn seconds_to_midnight(now: &jiff::Zoned) -> u64 {
     now.tomorrow()
@@ -319,7 +338,8 @@ struct Relay {
     limits: ReplyLimits,
     deadline: std::pin::Pin<Box<tokio::time::Sleep>>,
     recorder: UsageRecorder,
-    shutdown: CancellationToken,
+    /// Made once per reply, not once per chunk (each is a waiter registered under a lock).
+    shutdown: std::pin::Pin<Box<tokio_util::sync::WaitForCancellationFutureOwned>>,
     session: AuthSession,
     usage: Option<Usage>,
     finished_reason: bool,
@@ -351,7 +371,7 @@ impl Relay {
         loop {
             let next = tokio::select! {
                 biased;
-                _ = self.shutdown.cancelled() => {
+                _ = &mut self.shutdown => {
                     let f = UpstreamFailure {
                         code: ErrorCode::UpstreamUnavailable,
                         student: "The server is restarting. Please send your message again in a moment.",
@@ -429,7 +449,7 @@ fn relay_events(
         limits,
         deadline: Box::pin(tokio::time::sleep_until(limits.deadline)),
         recorder,
-        shutdown,
+        shutdown: Box::pin(shutdown.cancelled_owned()),
         session,
         usage: None,
         finished_reason: false,
@@ -443,6 +463,16 @@ fn relay_events(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_delta_is_written_as_chat_event_data_writes_it() {
+        for text in ["Hel", "a \"quote\"\nand é ✓", "</script>\u{0}"] {
+            let direct = serde_json::to_string(&DeltaRef { text }).unwrap();
+            let e = ChatEvent::Delta { text: text.into() };
+            assert_eq!(direct, e.data());
+            assert_eq!(ChatEvent::parse("delta", &direct).unwrap(), e);
+        }
+    }
 
     #[test]
     fn time_context_uses_the_zone() {

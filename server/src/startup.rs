@@ -85,7 +85,7 @@ impl Application {
         .map_err(|e| {
             anyhow::anyhow!("the dashboard's class changes conflict with the configuration: {e}")
         })?;
-        let upstream = Upstream::new(&settings.upstream, settings.timeouts)?;
+        let upstream = Upstream::new(&settings.upstream, settings.timeouts, &settings.proxy)?;
         let (usage, usage_task) = UsageLog::spawn(store.clone());
         let bound = listener.local_addr()?;
         let public_url = settings

@@ -1,7 +1,11 @@
 //! Reading Open WebUI's (OpenAI-format) stream chunks. Pure functions, unit-tested.
 
+use std::borrow::Cow;
+use std::marker::PhantomData;
+
 use classchat_shared::Usage;
 use serde::Deserialize;
+use serde::de::{IgnoredAny, SeqAccess, Visitor};
 
 /// What one upstream `data:` line carried.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -13,10 +17,12 @@ pub struct Chunk {
     pub error: Option<String>,
 }
 
+// The raw shapes borrow from the line: a chunk costs one allocation (its text, when it has
+// escapes or is kept), not one per field; only the first choice is kept, the rest skipped.
 #[derive(Deserialize)]
-struct RawChunk {
-    #[serde(default)]
-    choices: Vec<RawChoice>,
+struct RawChunk<'a> {
+    #[serde(default, borrow)]
+    choices: FirstChoice<'a>,
     #[serde(default)]
     usage: Option<RawUsage>,
     /// Ollama's native counts, at the top level of its final chunk.
@@ -76,19 +82,41 @@ impl RawChunk {
 }
 
 #[derive(Deserialize)]
-struct RawChoice {
+struct RawChoice<'a> {
+    #[serde(default, borrow)]
+    delta: Option<RawDelta<'a>>,
+    #[serde(default, borrow)]
+    message: Option<RawDelta<'a>>,
     #[serde(default)]
-    delta: Option<RawDelta>,
-    #[serde(default)]
-    message: Option<RawDelta>,
-    #[serde(default)]
-    finish_reason: Option<String>,
+    finish_reason: Option<IgnoredAny>,
 }
 
 #[derive(Deserialize)]
-struct RawDelta {
-    #[serde(default)]
-    content: Option<String>,
+struct RawDelta<'a> {
+    #[serde(default, borrow)]
+    content: Option<Cow<'a, str>>,
+}
+
+/// `choices[0]`, without a `Vec` for the array.
+#[derive(Default)]
+struct FirstChoice<'a>(Option<RawChoice<'a>>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for FirstChoice<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct First<'a>(PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for First<'a> {
+            type Value = FirstChoice<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an array of choices")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                let first = seq.next_element::<RawChoice<'a>>()?;
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(FirstChoice(first))
+            }
+        }
+        d.deserialize_seq(First(PhantomData))
+    }
 }
 
 #[derive(Deserialize)]
@@ -103,7 +131,7 @@ enum RawError {
 
 /// `Err` when the line is not JSON of the expected shape.
 pub fn parse_chunk(data: &str) -> Result<Chunk, serde_json::Error> {
-    let raw: RawChunk = serde_json::from_str(data)?;
+    let raw: RawChunk<'_> = serde_json::from_str(data)?;
     let mut out = Chunk {
         usage: raw.usage(),
         ..Chunk::default()
@@ -114,20 +142,21 @@ pub fn parse_chunk(data: &str) -> Result<Chunk, serde_json::Error> {
             RawError::Text(t) => t,
         });
     }
-    if let Some(choice) = raw.choices.into_iter().next() {
+    if let Some(choice) = raw.choices.0 {
         out.finished = choice.finish_reason.is_some();
         out.text = choice
             .delta
             .or(choice.message)
             .and_then(|d| d.content)
-            .filter(|t| !t.is_empty());
+            .filter(|t| !t.is_empty())
+            .map(Cow::into_owned);
     }
     Ok(out)
 }
 
 /// A whole non-streamed `chat.completion`: the reply text and usage.
 pub fn parse_completion(body: &[u8]) -> Result<(String, Option<Usage>), String> {
-    let raw: RawChunk =
+    let raw: RawChunk<'_> =
         serde_json::from_slice(body).map_err(|e| format!("not a chat completion: {e}"))?;
     let usage = raw.usage();
     if let Some(e) = raw.error {
@@ -138,10 +167,10 @@ pub fn parse_completion(body: &[u8]) -> Result<(String, Option<Usage>), String> 
     }
     let text = raw
         .choices
-        .into_iter()
-        .next()
+        .0
         .and_then(|c| c.message.or(c.delta))
         .and_then(|m| m.content)
+        .map(Cow::into_owned)
         .ok_or_else(|| "a chat completion without choices[0].message.content".to_owned())?;
     Ok((text, usage))
 }
@@ -169,6 +198,11 @@ mod tests {
             Some("upstream connection reset")
         );
         assert!(parse_chunk("{not json").is_err());
+        // Escaped text (owned on the way), and a second choice that is skipped.
+        let two = r#"{"choices":[{"delta":{"content":"a\"b\n\u00e9"},"finish_reason":null},{"delta":{"content":"x"}}]}"#;
+        let c = parse_chunk(two).unwrap();
+        assert_eq!((c.text.as_deref(), c.finished), (Some("a\"b\né"), false));
+        assert!(parse_chunk(r#"{"choices":{"delta":{}}}"#).is_err());
     }
 
     fn counts(data: &str) -> (Option<u32>, Option<u32>, Option<u32>) {

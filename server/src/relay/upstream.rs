@@ -11,7 +11,7 @@ use futures::{Stream, StreamExt};
 use secrecy::ExposeSecret;
 use serde::Serialize;
 
-use crate::config::{OpenWebUi, Timeouts, UpstreamSettings};
+use crate::config::{OpenWebUi, OutboundProxy, Timeouts, UpstreamSettings};
 use crate::error::AppError;
 
 use super::{demo, http1};
@@ -90,6 +90,8 @@ pub(crate) const MISCONFIGURED: &str =
 pub(crate) const FAILED: &str = "The assistant ran into a problem. Please try again.";
 pub(crate) const BUSY: &str = "The assistant is busy. Please wait a moment and try again.";
 pub(crate) const CUT: &str = "The reply was cut off. Please try again.";
+pub(crate) const NO_ANSWER: &str =
+    "The assistant closed the connection without answering. Please try again.";
 
 fn failure(code: ErrorCode, student: &'static str, log: impl Into<String>) -> UpstreamFailure {
     UpstreamFailure {
@@ -132,13 +134,18 @@ pub struct UpstreamResponse {
 }
 
 impl Upstream {
-    pub fn new(settings: &UpstreamSettings, timeouts: Timeouts) -> anyhow::Result<Self> {
+    pub fn new(
+        settings: &UpstreamSettings,
+        timeouts: Timeouts,
+        proxy: &OutboundProxy,
+    ) -> anyhow::Result<Self> {
         let target = match settings {
             UpstreamSettings::Demo => Target::Demo,
             UpstreamSettings::OpenWebUi(o) => Target::OpenWebUi(http1::Client::new(
                 &url::Url::parse(&o.completions_url)?,
                 &fixed_headers(o)?,
                 timeouts.connect,
+                proxy.intercept(&o.completions_url),
             )?),
         };
         Ok(Self { target, timeouts })
@@ -184,13 +191,13 @@ impl Upstream {
         } else {
             "application/json"
         };
-        let call = client.post(accept, &body);
+        let call = client.post(accept, body);
         let resp = match tokio::time::timeout(self.timeouts.first_byte, call).await {
             Err(_) => return Err(timeout_failure("no answer", self.timeouts.first_byte)),
             Ok(Err(e)) => return Err(classify_transport(&e)),
             Ok(Ok(r)) => r,
         };
-        let status = resp.head.status;
+        let status = resp.status;
         if (200..300).contains(&status) {
             let body = resp
                 .body
@@ -202,12 +209,7 @@ impl Upstream {
         let body = tokio::time::timeout(Duration::from_secs(5), resp.body.read_limited(64 * 1024))
             .await
             .unwrap_or_default();
-        Err(classify_status(
-            status,
-            &resp.head.headers,
-            &body,
-            &req.model,
-        ))
+        Err(classify_status(status, &resp.headers, &body, &req.model))
     }
 }
 
@@ -258,6 +260,20 @@ fn classify_transport(e: &http1::Error) -> UpstreamFailure {
                 "cannot connect to Open WebUI (down, wrong OPEN_WEBUI_URL, or DNS failure): {e}"
             ),
         ),
+        // The proxy's URL is not in the error: it may carry credentials.
+        http1::Error::Proxy(_) => failure(
+            ErrorCode::UpstreamUnavailable,
+            UNAVAILABLE,
+            format!(
+                "cannot reach Open WebUI through the outbound proxy (HTTPS_PROXY/HTTP_PROXY, NO_PROXY): {e}"
+            ),
+        ),
+        http1::Error::ProxyAuth => failure(ErrorCode::UpstreamError, MISCONFIGURED, PROXY_AUTH),
+        http1::Error::Closed => failure(
+            ErrorCode::UpstreamUnavailable,
+            NO_ANSWER,
+            "Open WebUI closed the connection without answering; the request was not sent again (it may have run)",
+        ),
         _ => failure(
             ErrorCode::UpstreamUnavailable,
             UNAVAILABLE,
@@ -285,6 +301,8 @@ fn detail(body: &[u8]) -> Option<String> {
     })
     .map(|s| s.chars().take(300).collect())
 }
+
+const PROXY_AUTH: &str = "the outbound proxy refused classchat's credentials (407): check the user:password in HTTPS_PROXY/HTTP_PROXY";
 
 const CF_REJECTED: &str = "Cloudflare Access rejected the service token: check CF_ACCESS_CLIENT_ID/SECRET and the application's Service Auth policy";
 
@@ -314,6 +332,8 @@ pub fn classify_status(
                 "Open WebUI answered a {status} redirect: check OPEN_WEBUI_URL (http vs https, path)"
             ),
         ),
+        // Only an `http` upstream reached through HTTP_PROXY can see the proxy's own 407.
+        407 => failure(ErrorCode::UpstreamError, MISCONFIGURED, PROXY_AUTH),
         401 | 403 if is_html(headers) || cf_header => failure(
             ErrorCode::UpstreamError,
             MISCONFIGURED,

@@ -19,4 +19,5 @@ mod pg_replicas;
 mod proxy_nginx;
 mod rotation;
 mod session;
+mod upstream_client;
 mod usage_tokens;

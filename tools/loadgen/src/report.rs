@@ -24,16 +24,21 @@ pub(crate) struct ReportArgs {
     strict: bool,
 }
 
-const TARGETS: [&str; 4] = ["direct", "nginx", "classchat", REPLICAS];
+const TARGETS: [&str; 5] = ["direct", "nginx", "classchat", OTHER_BUILD, REPLICAS];
+
+/// Another classchat build run beside the first (scripts/bench's CLASSCHAT_BIN_B).
+const OTHER_BUILD: &str = "classchat-b";
 
 /// Two classchat replicas on one PostgreSQL behind a balancing nginx.
 const REPLICAS: &str = "classchat-x2-pg";
 
 /// The ratios reported, (target, base): classchat against the floor, and the replicas
 /// against the single binary and the floor.
-const PAIRS: [(&str, &str); 4] = [
+const PAIRS: [(&str, &str); 6] = [
     ("classchat", "nginx"),
     ("classchat", "direct"),
+    ("classchat", OTHER_BUILD),
+    (OTHER_BUILD, "nginx"),
     (REPLICAS, "classchat"),
     (REPLICAS, "nginx"),
 ];
