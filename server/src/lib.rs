@@ -4,6 +4,8 @@
 pub mod admin;
 /// The embedded widget files.
 pub mod assets;
+/// `classchat check`: every check a teacher needs, each failure explained with its fix.
+pub mod check;
 /// Access-code sign-in, widget tokens and the token-checking extractor.
 pub mod auth;
 /// Classes and their access codes.
@@ -14,6 +16,8 @@ pub mod client_addr;
 pub mod config;
 /// The error type and the contract's error body.
 pub mod error;
+/// `classchat init`: the guided set-up that writes `.env`.
+pub mod init;
 /// Rate limiters: GCRA in memory.
 pub mod limiter;
 /// The sign-in and message limits, in memory or shared through PostgreSQL.
