@@ -17,5 +17,6 @@ mod limits;
 mod pg;
 mod pg_cluster;
 mod pg_replicas;
+mod release;
 mod rotation;
 mod session;
