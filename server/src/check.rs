@@ -104,7 +104,9 @@ pub async fn command(config: Config) -> std::process::ExitCode {
         Err(e) => {
             let r = CheckResult::fail(
                 CONFIG,
-                format!("{e}: fix it in .env or the environment (classchat --help describes every variable)"),
+                format!(
+                    "{e}: fix it in .env or the environment (classchat --help describes every variable)"
+                ),
             );
             println!("{}", r.line());
             return std::process::ExitCode::from(1);
@@ -225,7 +227,10 @@ async fn upstream_checks(settings: &Settings, o: &OpenWebUi) -> Vec<CheckResult>
 
     // Cloudflare Access.
     if refused_by_access {
-        out.push(CheckResult::fail(ACCESS, access_sentence(status, o.cf_access.is_some())));
+        out.push(CheckResult::fail(
+            ACCESS,
+            access_sentence(status, o.cf_access.is_some()),
+        ));
         skip_rest(&mut out, 2, "Cloudflare Access refused the request");
         out.pop();
         out.push(clock);
@@ -268,26 +273,38 @@ async fn upstream_checks(settings: &Settings, o: &OpenWebUi) -> Vec<CheckResult>
 /// DNS, then TCP, then (for https) TLS: the first that fails is named.
 pub(crate) async fn reachable(base: &str, timeout: Duration) -> CheckResult {
     let Ok(url) = url::Url::parse(base) else {
-        return CheckResult::fail(REACHABLE, "OPEN_WEBUI_URL is not a URL: write it as https://chat.example.edu");
+        return CheckResult::fail(
+            REACHABLE,
+            "OPEN_WEBUI_URL is not a URL: write it as https://chat.example.edu",
+        );
     };
     let host = url.host_str().unwrap_or_default().to_owned();
     let port = url.port_or_known_default().unwrap_or(80);
-    let addrs: Vec<std::net::SocketAddr> =
-        match tokio::time::timeout(timeout, tokio::net::lookup_host((host.as_str(), port))).await {
-            Err(_) => {
-                return CheckResult::fail(
-                    REACHABLE,
-                    format!("DNS: looking up {host} took over {}s: check this machine's DNS server", timeout.as_secs()),
-                );
-            }
-            Ok(Err(e)) => {
-                return CheckResult::fail(
-                    REACHABLE,
-                    format!("DNS: cannot resolve {host} ({e}): check the host name in OPEN_WEBUI_URL, or this machine's DNS"),
-                );
-            }
-            Ok(Ok(a)) => a.collect(),
-        };
+    let addrs: Vec<std::net::SocketAddr> = match tokio::time::timeout(
+        timeout,
+        tokio::net::lookup_host((host.as_str(), port)),
+    )
+    .await
+    {
+        Err(_) => {
+            return CheckResult::fail(
+                REACHABLE,
+                format!(
+                    "DNS: looking up {host} took over {}s: check this machine's DNS server",
+                    timeout.as_secs()
+                ),
+            );
+        }
+        Ok(Err(e)) => {
+            return CheckResult::fail(
+                REACHABLE,
+                format!(
+                    "DNS: cannot resolve {host} ({e}): check the host name in OPEN_WEBUI_URL, or this machine's DNS"
+                ),
+            );
+        }
+        Ok(Ok(a)) => a.collect(),
+    };
     let Some(addr) = addrs.first().copied() else {
         return CheckResult::fail(
             REACHABLE,
@@ -315,29 +332,42 @@ pub(crate) async fn reachable(base: &str, timeout: Duration) -> CheckResult {
         Ok(Err(e)) => {
             return CheckResult::fail(
                 REACHABLE,
-                format!("TCP: cannot connect to {host}:{port} ({e}): check OPEN_WEBUI_URL and this machine's network"),
+                format!(
+                    "TCP: cannot connect to {host}:{port} ({e}): check OPEN_WEBUI_URL and this machine's network"
+                ),
             );
         }
         Ok(Ok(s)) => s,
     };
     if url.scheme() != "https" {
-        return CheckResult::pass(REACHABLE, format!("{host}:{port} accepts connections (plain HTTP)"));
+        return CheckResult::pass(
+            REACHABLE,
+            format!("{host}:{port} accepts connections (plain HTTP)"),
+        );
     }
     let mut roots = rustls::RootCertStore::empty();
     roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = match rustls::ClientConfig::builder_with_provider(provider).with_safe_default_protocol_versions() {
+    let config = match rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+    {
         Ok(b) => b.with_root_certificates(roots).with_no_client_auth(),
         Err(e) => return CheckResult::fail(REACHABLE, format!("TLS: cannot set up TLS ({e})")),
     };
     let Ok(name) = rustls::pki_types::ServerName::try_from(host.clone()) else {
-        return CheckResult::fail(REACHABLE, format!("TLS: {host} is not a valid server name for TLS"));
+        return CheckResult::fail(
+            REACHABLE,
+            format!("TLS: {host} is not a valid server name for TLS"),
+        );
     };
     let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
     match tokio::time::timeout(timeout, connector.connect(name, tcp)).await {
         Err(_) => CheckResult::fail(
             REACHABLE,
-            format!("TLS: the handshake with {host}:{port} did not finish within {}s: is it really HTTPS on that port?", timeout.as_secs()),
+            format!(
+                "TLS: the handshake with {host}:{port} did not finish within {}s: is it really HTTPS on that port?",
+                timeout.as_secs()
+            ),
         ),
         Ok(Err(e)) => CheckResult::fail(
             REACHABLE,
@@ -345,7 +375,10 @@ pub(crate) async fn reachable(base: &str, timeout: Duration) -> CheckResult {
                 "TLS: the handshake with {host}:{port} failed ({e}): the certificate must be valid for {host} and publicly trusted; use the URL the certificate is for, or http:// if that port speaks plain HTTP"
             ),
         ),
-        Ok(Ok(_)) => CheckResult::pass(REACHABLE, format!("{host}:{port} accepts connections (TLS verified)")),
+        Ok(Ok(_)) => CheckResult::pass(
+            REACHABLE,
+            format!("{host}:{port} accepts connections (TLS verified)"),
+        ),
     }
 }
 
@@ -366,13 +399,20 @@ pub(crate) async fn models_probe(o: &OpenWebUi, connect: Duration) -> ModelsProb
     let base = o.completions_url.trim_end_matches("/api/chat/completions");
     let resp = match http.get(format!("{base}/api/models")).send().await {
         Ok(r) => r,
-        Err(e) => return ModelsProbe::Other(format!("GET /api/models got no answer ({})", error_chain(&e))),
+        Err(e) => {
+            return ModelsProbe::Other(format!(
+                "GET /api/models got no answer ({})",
+                error_chain(&e)
+            ));
+        }
     };
     let status = resp.status().as_u16();
     let headers = resp.headers().clone();
     let body = resp.bytes().await.unwrap_or_default();
     if !(200..300).contains(&status)
-        && classify_status(status, &headers, &body, "").log.starts_with("Cloudflare Access")
+        && classify_status(status, &headers, &body, "")
+            .log
+            .starts_with("Cloudflare Access")
     {
         return ModelsProbe::Access(access_sentence(status, o.cf_access.is_some()));
     }
@@ -388,14 +428,18 @@ pub(crate) async fn models_probe(o: &OpenWebUi, connect: Duration) -> ModelsProb
 fn client(o: &OpenWebUi, connect: Duration) -> anyhow::Result<reqwest::Client> {
     let mut h = HeaderMap::new();
     let mut put = |name: &'static str, value: &str| -> anyhow::Result<()> {
-        let mut v = HeaderValue::from_str(value)
-            .map_err(|_| anyhow::anyhow!("{} has characters not allowed in a header", var_of(name)))?;
+        let mut v = HeaderValue::from_str(value).map_err(|_| {
+            anyhow::anyhow!("{} has characters not allowed in a header", var_of(name))
+        })?;
         v.set_sensitive(true);
         h.insert(name, v);
         Ok(())
     };
     if let Some(key) = &o.api_key {
-        put("authorization", &format!("Bearer {}", key.expose_secret().trim()))?;
+        put(
+            "authorization",
+            &format!("Bearer {}", key.expose_secret().trim()),
+        )?;
     }
     if let Some((id, secret)) = &o.cf_access {
         put("cf-access-client-id", id.expose_secret().trim())?;
@@ -451,7 +495,9 @@ fn key_check(o: &OpenWebUi, status: u16, headers: &HeaderMap, body: &[u8]) -> Ch
     }
     let d = detail(body);
     match status {
-        200..=299 if model_ids(body).is_some() => CheckResult::pass(API_KEY, "Open WebUI accepts the key"),
+        200..=299 if model_ids(body).is_some() => {
+            CheckResult::pass(API_KEY, "Open WebUI accepts the key")
+        }
         200..=299 => CheckResult::fail(
             API_KEY,
             "GET /api/models did not answer with Open WebUI's model list: OPEN_WEBUI_URL must be the address Open WebUI opens at, without /api or any other path",
@@ -467,7 +513,13 @@ fn key_check(o: &OpenWebUi, status: u16, headers: &HeaderMap, body: &[u8]) -> Ch
                 d.as_deref().unwrap_or("no detail")
             ),
         ),
-        _ => CheckResult::fail(API_KEY, format!("GET /api/models: {}", classify_status(status, headers, body, "").log)),
+        _ => CheckResult::fail(
+            API_KEY,
+            format!(
+                "GET /api/models: {}",
+                classify_status(status, headers, body, "").log
+            ),
+        ),
     }
 }
 
@@ -489,7 +541,11 @@ fn models_check(settings: &Settings, available: &[String]) -> (CheckResult, Opti
     let mut unset: Vec<String> = Vec::new();
     let mut usable = None;
     for class in settings.classes.iter() {
-        let Some(model) = class.model.clone().or_else(|| settings.default_model.clone()) else {
+        let Some(model) = class
+            .model
+            .clone()
+            .or_else(|| settings.default_model.clone())
+        else {
             unset.push(class.id.clone());
             continue;
         };
@@ -518,16 +574,27 @@ fn models_check(settings: &Settings, available: &[String]) -> (CheckResult, Opti
     } else if !unset.is_empty() {
         CheckResult::fail(
             MODELS,
-            format!("class {} names no model and OPEN_WEBUI_MODEL is not set: set it ({choices})", unset.join(", ")),
+            format!(
+                "class {} names no model and OPEN_WEBUI_MODEL is not set: set it ({choices})",
+                unset.join(", ")
+            ),
         )
     } else {
-        CheckResult::pass(MODELS, format!("every class's model is available ({choices})"))
+        CheckResult::pass(
+            MODELS,
+            format!("every class's model is available ({choices})"),
+        )
     };
     (result, usable)
 }
 
 /// Asks for one word, streamed, and waits for the first piece of text.
-async fn completion_check(http: &reqwest::Client, url: &str, model: &str, settings: &Settings) -> CheckResult {
+async fn completion_check(
+    http: &reqwest::Client,
+    url: &str,
+    model: &str,
+    settings: &Settings,
+) -> CheckResult {
     let started = Instant::now();
     let limit = settings.timeouts.first_byte.min(COMPLETION_LIMIT);
     let body = json!({
@@ -542,7 +609,12 @@ async fn completion_check(http: &reqwest::Client, url: &str, model: &str, settin
             .json(&body)
             .send()
             .await
-            .map_err(|e| format!("the request failed ({}): Open WebUI or the proxy in front of it dropped it", error_chain(&e)))?;
+            .map_err(|e| {
+                format!(
+                    "the request failed ({}): Open WebUI or the proxy in front of it dropped it",
+                    error_chain(&e)
+                )
+            })?;
         let status = resp.status().as_u16();
         if !(200..300).contains(&status) {
             let headers = resp.headers().clone();
@@ -559,25 +631,39 @@ async fn completion_check(http: &reqwest::Client, url: &str, model: &str, settin
                 continue;
             };
             if let Some(msg) = v.get("error").and_then(|e| e.get("message").or(Some(e))) {
-                return Err(format!("the model provider answered an error ({}): check the model's connection in Open WebUI (Admin Panel > Settings > Connections)", msg.to_string().chars().take(200).collect::<String>()));
+                return Err(format!(
+                    "the model provider answered an error ({}): check the model's connection in Open WebUI (Admin Panel > Settings > Connections)",
+                    msg.to_string().chars().take(200).collect::<String>()
+                ));
             }
-            if let Some(text) = v.pointer("/choices/0/delta/content").and_then(Value::as_str)
+            if let Some(text) = v
+                .pointer("/choices/0/delta/content")
+                .and_then(Value::as_str)
                 && !text.trim().is_empty()
             {
                 return Ok(text.trim().chars().take(40).collect::<String>());
             }
         }
-        Err("the stream ended without any text: check the model works in Open WebUI's own chat".to_owned())
+        Err(
+            "the stream ended without any text: check the model works in Open WebUI's own chat"
+                .to_owned(),
+        )
     };
     match tokio::time::timeout(limit, call).await {
         Err(_) => CheckResult::fail(
             COMPLETION,
-            format!("model {model:?} sent no text within {}s: check the model works in Open WebUI's own chat", limit.as_secs()),
+            format!(
+                "model {model:?} sent no text within {}s: check the model works in Open WebUI's own chat",
+                limit.as_secs()
+            ),
         ),
         Ok(Err(why)) => CheckResult::fail(COMPLETION, format!("model {model:?}: {why}")),
         Ok(Ok(text)) => CheckResult::pass(
             COMPLETION,
-            format!("model {model:?} streamed {text:?} after {} ms", started.elapsed().as_millis()),
+            format!(
+                "model {model:?} streamed {text:?} after {} ms",
+                started.elapsed().as_millis()
+            ),
         ),
     }
 }
@@ -591,7 +677,9 @@ async fn public_url_check(public_url: &str) -> CheckResult {
         .build()
     {
         Ok(c) => c,
-        Err(e) => return CheckResult::fail(PUBLIC_URL, format!("cannot make an HTTP client ({e})")),
+        Err(e) => {
+            return CheckResult::fail(PUBLIC_URL, format!("cannot make an HTTP client ({e})"));
+        }
     };
     match http.get(&url).send().await {
         Err(e) => CheckResult::fail(
@@ -625,7 +713,10 @@ fn clock_check(headers: &HeaderMap) -> CheckResult {
         return CheckResult::skip(CLOCK, "Open WebUI sent no Date header to compare with");
     };
     let Ok(theirs) = jiff::fmt::rfc2822::parse(date) else {
-        return CheckResult::skip(CLOCK, format!("Open WebUI's Date header {date:?} is not a date"));
+        return CheckResult::skip(
+            CLOCK,
+            format!("Open WebUI's Date header {date:?} is not a date"),
+        );
     };
     let skew = jiff::Timestamp::now().as_second() - theirs.timestamp().as_second();
     if skew.abs() <= MAX_SKEW_SECS {

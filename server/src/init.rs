@@ -102,7 +102,9 @@ impl Prompter {
         std::io::stdout().flush()?;
         let mut line = String::new();
         if self.input.read_line(&mut line)? == 0 {
-            return Err(stop("the input ended before set-up was done; nothing was written"));
+            return Err(stop(
+                "the input ended before set-up was done; nothing was written",
+            ));
         }
         let line = line.trim().to_owned();
         Ok(match (line.is_empty(), default) {
@@ -130,7 +132,9 @@ impl Prompter {
         echo(true);
         println!();
         if read? == 0 {
-            return Err(stop("the input ended before set-up was done; nothing was written"));
+            return Err(stop(
+                "the input ended before set-up was done; nothing was written",
+            ));
         }
         Ok(SecretString::from(line.trim().to_owned()))
     }
@@ -210,11 +214,12 @@ fn line(key: &str, value: &str) -> Result<String, InitError> {
 }
 
 fn normalize_url(raw: &str) -> Result<String, String> {
-    let u = url::Url::parse(raw.trim()).map_err(|_| {
-        format!("{raw:?} is not a URL: write it as https://chat.example.edu")
-    })?;
+    let u = url::Url::parse(raw.trim())
+        .map_err(|_| format!("{raw:?} is not a URL: write it as https://chat.example.edu"))?;
     if !matches!(u.scheme(), "http" | "https") || u.host_str().is_none() {
-        return Err(format!("{raw:?}: the address must start with http:// or https://"));
+        return Err(format!(
+            "{raw:?}: the address must start with http:// or https://"
+        ));
     }
     Ok(u.as_str().trim_end_matches('/').to_owned())
 }
@@ -227,7 +232,9 @@ async fn run(a: InitArgs) -> Result<(), InitError> {
         input: std::io::stdin().lock(),
     };
     if p.interactive {
-        println!("classchat set-up: a few questions, then .env is written. Ctrl-C stops without writing.");
+        println!(
+            "classchat set-up: a few questions, then .env is written. Ctrl-C stops without writing."
+        );
     }
     let out = a.output.clone();
     if out.exists() && !a.force {
@@ -272,7 +279,10 @@ async fn run(a: InitArgs) -> Result<(), InitError> {
         };
         match probe(&u, &k, cf.as_ref()).await {
             Probe::Models(m) => {
-                println!("  Open WebUI accepts the key: {} model(s) available.", m.len());
+                println!(
+                    "  Open WebUI accepts the key: {} model(s) available.",
+                    m.len()
+                );
                 url = Some(u);
                 key = Some(k);
                 break m;
@@ -357,7 +367,10 @@ async fn run(a: InitArgs) -> Result<(), InitError> {
     let count = loop {
         let n = match (a.classes, p.interactive) {
             (Some(n), _) => n,
-            (None, true) => match p.ask("How many classes (each gets its own code)", Some("1"))?.parse() {
+            (None, true) => match p
+                .ask("How many classes (each gets its own code)", Some("1"))?
+                .parse()
+            {
                 Ok(n) => n,
                 Err(_) => {
                     println!("  a number, please");
@@ -419,7 +432,9 @@ async fn run(a: InitArgs) -> Result<(), InitError> {
         (None, false) => default_public,
     };
 
-    let codes: Vec<String> = (0..count).map(|_| crate::classes::generate_code()).collect();
+    let codes: Vec<String> = (0..count)
+        .map(|_| crate::classes::generate_code())
+        .collect();
     let mut text = String::from(
         "# classchat settings, written by `classchat init`. Keep this file private (mode 0600).\n\
          # Every variable is described in `classchat --help`. Check them with `classchat check`.\n",
@@ -464,7 +479,9 @@ async fn run(a: InitArgs) -> Result<(), InitError> {
     println!();
     println!("{}", crate::pages::embed_snippet(&public_url));
     println!();
-    println!("Next: ./classchat check   (then ./classchat to start; the dashboard is at {public_url}/admin)");
+    println!(
+        "Next: ./classchat check   (then ./classchat to start; the dashboard is at {public_url}/admin)"
+    );
     Ok(())
 }
 

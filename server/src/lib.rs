@@ -4,10 +4,10 @@
 pub mod admin;
 /// The embedded widget files.
 pub mod assets;
-/// `classchat check`: every check a teacher needs, each failure explained with its fix.
-pub mod check;
 /// Access-code sign-in, widget tokens and the token-checking extractor.
 pub mod auth;
+/// `classchat check`: every check a teacher needs, each failure explained with its fix.
+pub mod check;
 /// Classes and their access codes.
 pub mod classes;
 /// The client's address, behind trusted proxies too.

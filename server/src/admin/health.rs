@@ -27,13 +27,19 @@ fn panel(health: &Health, timezone: &str) -> String {
         }
         .to_html();
     };
-    let failed = results.iter().filter(|r| r.outcome == Outcome::Fail).count();
+    let failed = results
+        .iter()
+        .filter(|r| r.outcome == Outcome::Fail)
+        .count();
     let summary = format!(
         "{} as of {} (run `classchat check` to check again).",
         if failed == 0 {
             "Every check passed".to_owned()
         } else {
-            format!("{failed} check{} failed", if failed == 1 { "" } else { "s" })
+            format!(
+                "{failed} check{} failed",
+                if failed == 1 { "" } else { "s" }
+            )
         },
         at.to_zoned(tz).strftime("%Y-%m-%d %H:%M"),
     );

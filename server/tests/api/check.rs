@@ -136,7 +136,12 @@ async fn a_refused_key_and_disabled_api_keys_are_told_apart() {
         "sk-ffffffffffffffffffffffffffffffff",
     );
     let (code, text) = check(&env).await;
-    assert_one_failure(code, &text, "API key", "Open WebUI refused the API key (401");
+    assert_one_failure(
+        code,
+        &text,
+        "API key",
+        "Open WebUI refused the API key (401",
+    );
     assert!(text.contains("skip  test completion"), "{text}");
 
     app.upstream.configure(|c| c.api_keys_disabled = true);
@@ -168,12 +173,7 @@ async fn an_upstream_that_is_down_or_not_tls_or_unknown_is_named() {
     let mut env = env_for(&app);
     set(&mut env, "OPEN_WEBUI_URL", &down);
     let (code, text) = check(&env).await;
-    assert_one_failure(
-        code,
-        &text,
-        "Open WebUI reachable",
-        "TCP: 127.0.0.1:",
-    );
+    assert_one_failure(code, &text, "Open WebUI reachable", "TCP: 127.0.0.1:");
     assert!(text.contains("refused the connection"), "{text}");
     assert!(text.contains("ok    PUBLIC_URL"), "{text}");
 
@@ -183,7 +183,12 @@ async fn an_upstream_that_is_down_or_not_tls_or_unknown_is_named() {
         &app.upstream.url().replace("http://", "https://"),
     );
     let (code, text) = check(&env).await;
-    assert_one_failure(code, &text, "Open WebUI reachable", "TLS: the handshake with");
+    assert_one_failure(
+        code,
+        &text,
+        "Open WebUI reachable",
+        "TLS: the handshake with",
+    );
 
     set(&mut env, "OPEN_WEBUI_URL", "http://no-such-host.invalid");
     let (code, text) = check(&env).await;
@@ -204,7 +209,10 @@ async fn a_skewed_clock_is_reported_with_its_size() {
     .await;
     let (code, text) = check(&env_for(&app)).await;
     assert_one_failure(code, &text, "clock", "behind Open WebUI's");
-    assert!(text.contains("is 600s") || text.contains("is 599s") || text.contains("is 601s"), "{text}");
+    assert!(
+        text.contains("is 600s") || text.contains("is 599s") || text.contains("is 601s"),
+        "{text}"
+    );
 }
 
 #[tokio::test]
@@ -255,7 +263,11 @@ async fn the_binary_logs_one_line_per_check_at_start_up_and_keeps_running() {
             .expect("the server kept running");
         let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
         if let Some(name) = v.pointer("/fields/check").and_then(|c| c.as_str()) {
-            checks.push((name.to_owned(), v["level"].as_str().unwrap_or("").to_owned(), line));
+            checks.push((
+                name.to_owned(),
+                v["level"].as_str().unwrap_or("").to_owned(),
+                line,
+            ));
         }
     }
     let failed: Vec<_> = checks.iter().filter(|c| c.1 == "WARN").collect();
@@ -289,7 +301,10 @@ async fn the_dashboard_health_panel_shows_the_start_up_checks() {
     let page = app.page_as("/admin", &teacher.cookie).await;
     let panel = &page[page.find("id=\"health\"").expect("a Health panel")..];
     assert!(panel.contains("1 check failed"), "{panel}");
-    assert!(panel.contains("&quot;no-such-model&quot;") || panel.contains("\"no-such-model\""), "{panel}");
+    assert!(
+        panel.contains("&quot;no-such-model&quot;") || panel.contains("\"no-such-model\""),
+        "{panel}"
+    );
     assert!(panel.contains("test completion"), "{panel}");
     assert!(!panel.contains(API_KEY));
 }

@@ -172,7 +172,10 @@ async fn a_student_can_chat(dir: &Path, code: &str) {
         .send()
         .await
         .unwrap();
-    assert_eq!(reply_text(&read_events(r).await), "You said: hello from init");
+    assert_eq!(
+        reply_text(&read_events(r).await),
+        "You said: hello from init"
+    );
     child.kill().await.unwrap();
 }
 
@@ -216,9 +219,15 @@ async fn init_through_a_terminal_writes_a_private_env_a_student_can_chat_with() 
     for secret in [API_KEY, CF_ID, CF_SECRET, PASSWORD] {
         assert!(!shown.contains(secret), "{secret} was shown: {shown}");
     }
-    assert!(shown.contains("<script src=\"http://127.0.0.1:8080/widget.js\""), "{shown}");
+    assert!(
+        shown.contains("<script src=\"http://127.0.0.1:8080/widget.js\""),
+        "{shown}"
+    );
     assert!(shown.contains("classchat check"), "{shown}");
-    let mode = std::fs::metadata(dir.path().join(".env")).unwrap().permissions().mode();
+    let mode = std::fs::metadata(dir.path().join(".env"))
+        .unwrap()
+        .permissions()
+        .mode();
     assert_eq!(mode & 0o777, 0o600);
     let env = read_env(dir.path());
     assert_eq!(get(&env, "OPEN_WEBUI_MODEL"), "other-model");
@@ -268,7 +277,10 @@ async fn init_through_flags_writes_the_same_file_and_never_overwrites_unasked() 
     for secret in [API_KEY, CF_SECRET, PASSWORD] {
         assert!(!shown.contains(secret), "{secret} was shown: {shown}");
     }
-    let mode = std::fs::metadata(dir.path().join(".env")).unwrap().permissions().mode();
+    let mode = std::fs::metadata(dir.path().join(".env"))
+        .unwrap()
+        .permissions()
+        .mode();
     assert_eq!(mode & 0o777, 0o600);
     let env = read_env(dir.path());
     let expected = [

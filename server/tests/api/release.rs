@@ -46,8 +46,16 @@ fn has_interpreter(elf: &[u8]) -> bool {
 fn the_release_binary_is_static_and_runs_with_nothing_around_it() {
     let Some(bin) = release_binary() else { return };
     let elf = std::fs::read(&bin).unwrap();
-    assert!(!has_interpreter(&elf), "{} needs a dynamic loader", bin.display());
-    if let Ok(out) = std::process::Command::new("file").arg("-b").arg(&bin).output() {
+    assert!(
+        !has_interpreter(&elf),
+        "{} needs a dynamic loader",
+        bin.display()
+    );
+    if let Ok(out) = std::process::Command::new("file")
+        .arg("-b")
+        .arg(&bin)
+        .output()
+    {
         let info = String::from_utf8_lossy(&out.stdout);
         assert!(
             info.contains("statically linked") || info.contains("static-pie linked"),
@@ -70,7 +78,13 @@ fn the_release_binary_is_static_and_runs_with_nothing_around_it() {
     }
 
     let mut child = std::process::Command::new("env")
-        .args(["-i", "DEMO=true", "LOG_FORMAT=json", "LISTEN_ADDR=127.0.0.1:0", "./classchat"])
+        .args([
+            "-i",
+            "DEMO=true",
+            "LOG_FORMAT=json",
+            "LISTEN_ADDR=127.0.0.1:0",
+            "./classchat",
+        ])
         .current_dir(dir.path())
         .stdout(std::process::Stdio::piped())
         .spawn()
@@ -79,7 +93,10 @@ fn the_release_binary_is_static_and_runs_with_nothing_around_it() {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         use std::io::BufRead;
-        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
             let v: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
             if let Some(a) = v.pointer("/fields/address").and_then(|a| a.as_str()) {
                 let _ = tx.send(a.to_owned());
@@ -92,12 +109,18 @@ fn the_release_binary_is_static_and_runs_with_nothing_around_it() {
         rt.block_on(async {
             let r = reqwest::get(format!("http://{a}/widget.js")).await.unwrap();
             let ok = r.status() == 200;
-            let ct = r.headers()["content-type"].to_str().unwrap_or("").to_owned();
+            let ct = r.headers()["content-type"]
+                .to_str()
+                .unwrap_or("")
+                .to_owned();
             (ok, ct, r.text().await.unwrap_or_default().len())
         })
     });
     let _ = child.kill();
     let _ = child.wait();
     let (ok, content_type, len) = widget.expect("the demo server started within a minute");
-    assert!(ok && content_type.contains("javascript") && len > 0, "{content_type} {len}");
+    assert!(
+        ok && content_type.contains("javascript") && len > 0,
+        "{content_type} {len}"
+    );
 }

@@ -209,7 +209,10 @@ fn router(shared: Arc<Shared>) -> Router {
             "/__stats",
             get(|State(s): State<Arc<Shared>>| async move { axum::Json(stats(&s)) }),
         )
-        .layer(axum::middleware::from_fn_with_state(shared.clone(), skew_date))
+        .layer(axum::middleware::from_fn_with_state(
+            shared.clone(),
+            skew_date,
+        ))
         .with_state(shared)
 }
 
