@@ -223,8 +223,27 @@ async fn a_public_url_that_does_not_answer_fails_and_bad_configuration_stops_at_
     drop(free);
     let mut env = env_for(&app);
     set(&mut env, "PUBLIC_URL", &nowhere);
+    // LISTEN_ADDR is taken (by the app): a server runs here, so the silence is a failure.
+    set(
+        &mut env,
+        "LISTEN_ADDR",
+        app.address.trim_start_matches("http://"),
+    );
     let (code, text) = check(&env).await;
     assert_one_failure(code, &text, "PUBLIC_URL", "does not answer");
+
+    // LISTEN_ADDR free: classchat is simply not started yet (check right after init).
+    set(
+        &mut env,
+        "LISTEN_ADDR",
+        nowhere.trim_start_matches("http://"),
+    );
+    let (code, text) = check(&env).await;
+    assert_eq!(code, 0, "{text}");
+    assert!(
+        text.contains("skip  PUBLIC_URL: classchat is not running here yet"),
+        "{text}"
+    );
 
     set(&mut env, "AUTH_SECRET", "short");
     let (code, text) = check(&env).await;
