@@ -6,6 +6,7 @@
 //! tokens: the two sides share nothing but the database.
 
 pub mod cf_access;
+pub mod health;
 pub mod model;
 pub mod session;
 pub mod views;
@@ -443,10 +444,9 @@ async fn overview(
         first_hour_ms: w.first_hour_ms,
         now_ms: w.now_ms,
     };
-    Ok(html(
-        StatusCode::OK,
-        views::overview_page(&ctx(&state, &t, flash(&q)), &o),
-    ))
+    let page = views::overview_page(&ctx(&state, &t, flash(&q)), &o);
+    let page = health::with_panel(page, &state.health, &state.settings.timezone_name);
+    Ok(html(StatusCode::OK, page))
 }
 
 fn flash(q: &HashMap<String, String>) -> Option<String> {

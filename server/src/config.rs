@@ -289,6 +289,15 @@ pub enum Command {
         #[arg(long)]
         to: String,
     },
+    /// Check everything a class needs and explain each failure with its fix: the
+    /// configuration, Open WebUI (DNS, TCP, TLS), Cloudflare Access, the API key, every
+    /// class's model, a streamed test reply, PUBLIC_URL serving /widget.js, and the clock.
+    /// Exit status 0 only when every check passes.
+    Check,
+    /// Set up: ask for Open WebUI's address and API key, find the models, and write a .env
+    /// with generated secrets and one access code per class (mode 0600; an existing file is
+    /// overwritten only when you agree or pass --force). `--yes` asks nothing, for scripts.
+    Init(crate::init::InitArgs),
 }
 
 /// One bad setting: the variable's name and what is wrong with it.

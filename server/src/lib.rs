@@ -9,6 +9,8 @@ pub mod assets;
 pub mod auth;
 /// Small shared helpers: the clock, durations, poison-tolerant locks, the HMAC type.
 pub mod basics;
+/// `classchat check`: every check a teacher needs, each failure explained with its fix.
+pub mod check;
 /// Classes and their access codes.
 pub mod classes;
 /// The client's address, behind trusted proxies too.
@@ -19,6 +21,8 @@ pub mod config;
 pub mod embed;
 /// The error type and the contract's error body.
 pub mod error;
+/// `classchat init`: the guided set-up that writes `.env`.
+pub mod init;
 /// Rate limiters: GCRA in memory.
 pub mod limiter;
 /// The sign-in and message limits, in memory or shared through PostgreSQL.

@@ -25,6 +25,12 @@ async fn main() -> ExitCode {
             }
         };
     }
+    if let Some(Command::Init(args)) = config.command.clone() {
+        return classchat_server::init::command(args).await;
+    }
+    if let Some(Command::Check) = &config.command {
+        return classchat_server::check::command(config).await;
+    }
     if config.hash_password {
         return hash_password_from_stdin();
     }
@@ -66,6 +72,8 @@ async fn main() -> ExitCode {
         widget = classchat_server::assets::widget_built(),
         "classchat listening"
     );
+    // In the background: start-up is not held up by a slow or refusing Open WebUI.
+    classchat_server::check::spawn_startup(app.state().clone());
     match app.run_until_stopped(shutdown_signal()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

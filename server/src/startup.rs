@@ -108,6 +108,7 @@ impl Application {
             usage,
             admin: Arc::new(admin),
             shutdown: CancellationToken::new(),
+            health: Default::default(),
         };
         let sync_task = crate::sync::spawn(state.clone());
         Ok(Self {

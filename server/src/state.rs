@@ -33,6 +33,8 @@ pub struct AppState {
     pub admin: Arc<crate::admin::Admin>,
     /// Cancelled when the shutdown grace period is over: open replies end with an error.
     pub shutdown: CancellationToken,
+    /// The latest start-up checks, for the dashboard's Health panel.
+    pub health: Arc<crate::check::Health>,
 }
 
 /// Revoked session ids with when each may be forgotten, mirrored from the database so

@@ -68,6 +68,10 @@ pub struct FakeConfig {
     /// When set, a stream waits for this to be notified before its finish chunk: a test can
     /// see what reached the client while the upstream is provably still sending.
     pub hold_finish: Option<Arc<tokio::sync::Notify>>,
+    /// Open WebUI with API keys switched off (`ENABLE_API_KEYS`): an `sk-` key gets 403.
+    pub api_keys_disabled: bool,
+    /// Seconds added to the `Date` header, to stand for a machine whose clock is off.
+    pub date_offset_secs: i64,
 }
 
 /// The spellings of a stream's token counts that providers use (docs/open-webui.md).
@@ -117,6 +121,8 @@ impl Default for FakeConfig {
             record: true,
             usage: UsageStyle::OpenAi,
             hold_finish: None,
+            api_keys_disabled: false,
+            date_offset_secs: 0,
         }
     }
 }
@@ -232,6 +238,7 @@ fn stats(s: &Shared) -> Stats {
 fn router(shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/api/chat/completions", post(completions).get(web_app))
+        .route("/api/models", get(models))
         .route("/__control", post(control))
         .route(
             "/__requests",
@@ -243,7 +250,104 @@ fn router(shared: Arc<Shared>) -> Router {
             "/__stats",
             get(|State(s): State<Arc<Shared>>| async move { axum::Json(stats(&s)) }),
         )
+        .layer(axum::middleware::from_fn_with_state(
+            shared.clone(),
+            skew_date,
+        ))
         .with_state(shared)
+}
+
+/// Writes the `Date` header itself when the fake's clock is set off (hyper adds the true
+/// one only when a response has none).
+async fn skew_date(
+    State(s): State<Arc<Shared>>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let offset = lock(&s.config).date_offset_secs;
+    let mut resp = next.run(req).await;
+    if offset != 0 {
+        let (now, by) = (
+            std::time::SystemTime::now(),
+            Duration::from_secs(offset.unsigned_abs()),
+        );
+        let at = if offset > 0 { now + by } else { now - by };
+        if let Ok(v) = HeaderValue::from_str(&httpdate(at)) {
+            resp.headers_mut().insert(header::DATE, v);
+        }
+    }
+    resp
+}
+
+/// An HTTP date (RFC 9110's IMF-fixdate).
+fn httpdate(at: std::time::SystemTime) -> String {
+    let secs = at
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Howard Hinnant's civil-from-days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    let weekday = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"][days.rem_euclid(7) as usize];
+    let mon = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ][(month - 1) as usize];
+    format!(
+        "{weekday}, {day:02} {mon} {year} {:02}:{:02}:{:02} GMT",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// Refuses as Access, then Open WebUI, would: `None` when the caller may pass.
+fn refuse(config: &FakeConfig, headers: &HeaderMap) -> Option<Response> {
+    if let Some((id, secret)) = &config.cf_access {
+        let h = |n: &str| headers.get(n).and_then(|v| v.to_str().ok()).unwrap_or("");
+        if h("cf-access-client-id") != id || h("cf-access-client-secret") != secret {
+            return Some(access_refusal(config.cf_refusal));
+        }
+    }
+    let auth = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    if config.api_keys_disabled && auth.is_some_and(|v| v.starts_with("Bearer sk-")) {
+        return Some(detail(
+            StatusCode::FORBIDDEN,
+            "Use of API key is not enabled in the environment.",
+        ));
+    }
+    match auth {
+        None => Some(detail(StatusCode::UNAUTHORIZED, "Not authenticated")),
+        Some(v) if v == format!("Bearer {}", config.api_key) => None,
+        Some(v) if v.starts_with("Bearer sk-") => Some(detail(
+            StatusCode::UNAUTHORIZED,
+            "Your session has expired or the token is invalid. Please sign in again.",
+        )),
+        Some(_) => Some(detail(StatusCode::UNAUTHORIZED, "401 Unauthorized")),
+    }
+}
+
+/// `GET /api/models`: the models the key's user may use, as Open WebUI lists them.
+async fn models(State(s): State<Arc<Shared>>, headers: HeaderMap) -> Response {
+    let config = lock(&s.config).clone();
+    if let Some(r) = refuse(&config, &headers) {
+        return r;
+    }
+    let data: Vec<Value> = config
+        .models
+        .iter()
+        .map(|m| json!({"id": m, "name": m, "object": "model", "owned_by": "openai"}))
+        .collect();
+    axum::Json(json!({ "data": data })).into_response()
 }
 
 async fn control(State(s): State<Arc<Shared>>, axum::Json(b): axum::Json<Value>) -> Response {
@@ -318,6 +422,11 @@ async fn completions(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Byt
         });
     }
 
+    if config.api_keys_disabled
+        && let Some(r) = refuse(&config, &headers)
+    {
+        return r;
+    }
     if let Some((id, secret)) = &config.cf_access {
         let h = |n: &str| headers.get(n).and_then(|v| v.to_str().ok()).unwrap_or("");
         if h("cf-access-client-id") != id || h("cf-access-client-secret") != secret {
