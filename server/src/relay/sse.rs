@@ -57,7 +57,7 @@ struct RawUsage {
     eval_count: Option<u32>,
 }
 
-impl RawChunk {
+impl RawChunk<'_> {
     /// The chunk's usage, whichever spelling and place it came in; `None` without counts.
     fn usage(&self) -> Option<Usage> {
         let u = self.usage.as_ref();

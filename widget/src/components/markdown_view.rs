@@ -100,7 +100,9 @@ fn block(b: &Block) -> AnyView {
                     let cells: Vec<AnyView> = r
                         .iter()
                         .enumerate()
-                        .map(|(i, c)| view! { <td class=align_class(i)>{inlines(c)}</td> }.into_any())
+                        .map(|(i, c)| {
+                            view! { <td class=align_class(i)>{inlines(c)}</td> }.into_any()
+                        })
                         .collect();
                     view! { <tr>{cells}</tr> }.into_any()
                 })
