@@ -13,6 +13,10 @@
 //! hands it back unsent (the kept-alive connection was found closed before a byte of it was
 //! written); once written, a connection that closes without an answer is [`Error::Closed`],
 //! since Open WebUI may be running (and billing) the completion already.
+//!
+//! Measured against the hand-written framing it replaced (release builds, one `scripts/bench`
+//! run, 2026-11-30): 28.7 against 18.4 kB per open stream, 52 against 42 µs of relay CPU per
+//! non-stream request, 361 against 318 µs per 20-chunk stream (README "Performance").
 
 use std::fmt;
 use std::future::{Future, poll_fn};
