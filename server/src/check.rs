@@ -10,8 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use reqwest::header::{self, HeaderMap, HeaderValue};
-use secrecy::ExposeSecret;
+use reqwest::header::{self, HeaderMap};
 use serde_json::{Value, json};
 
 use crate::config::{Config, OpenWebUi, Settings, UpstreamSettings};
@@ -441,25 +440,7 @@ pub(crate) async fn models_probe(o: &OpenWebUi, connect: Duration) -> ModelsProb
 
 /// A client with the secret headers, never following redirects (Access's 302 is an answer).
 fn client(o: &OpenWebUi, connect: Duration) -> anyhow::Result<reqwest::Client> {
-    let mut h = HeaderMap::new();
-    let mut put = |name: &'static str, value: &str| -> anyhow::Result<()> {
-        let mut v = HeaderValue::from_str(value).map_err(|_| {
-            anyhow::anyhow!("{} has characters not allowed in a header", var_of(name))
-        })?;
-        v.set_sensitive(true);
-        h.insert(name, v);
-        Ok(())
-    };
-    if let Some(key) = &o.api_key {
-        put(
-            "authorization",
-            &format!("Bearer {}", key.expose_secret().trim()),
-        )?;
-    }
-    if let Some((id, secret)) = &o.cf_access {
-        put("cf-access-client-id", id.expose_secret().trim())?;
-        put("cf-access-client-secret", secret.expose_secret().trim())?;
-    }
+    let h = crate::relay::upstream::secret_headers(o)?;
     Ok(reqwest::Client::builder()
         .user_agent(concat!("classchat-check/", env!("CARGO_PKG_VERSION")))
         .default_headers(h)
@@ -469,15 +450,7 @@ fn client(o: &OpenWebUi, connect: Duration) -> anyhow::Result<reqwest::Client> {
         .build()?)
 }
 
-fn var_of(header: &str) -> &'static str {
-    match header {
-        "authorization" => "OPEN_WEBUI_API_KEY",
-        "cf-access-client-id" => "CF_ACCESS_CLIENT_ID",
-        _ => "CF_ACCESS_CLIENT_SECRET",
-    }
-}
-
-/// What to change when Access refuses, by how it refused (OPEN-WEBUI.md).
+/// What to change when Access refuses, by how it refused (docs/open-webui.md).
 fn access_sentence(status: u16, token_set: bool) -> String {
     if !token_set {
         return format!(
@@ -763,6 +736,7 @@ fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use reqwest::header::HeaderValue;
 
     #[test]
     fn http_dates_parse_and_skew_is_signed() {

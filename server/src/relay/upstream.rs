@@ -215,7 +215,7 @@ impl Upstream {
 
 /// The headers every request carries: the secrets, the type and who is asking.
 fn fixed_headers(o: &OpenWebUi) -> anyhow::Result<HeaderMap> {
-    let mut h = HeaderMap::new();
+    let mut h = secret_headers(o)?;
     h.insert(
         header::USER_AGENT,
         HeaderValue::from_static(concat!("classchat/", env!("CARGO_PKG_VERSION"))),
@@ -224,23 +224,36 @@ fn fixed_headers(o: &OpenWebUi) -> anyhow::Result<HeaderMap> {
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
-    let mut put = |name: &'static str, value: &str| -> anyhow::Result<()> {
-        let mut v = HeaderValue::from_str(value).map_err(|_| {
-            anyhow::anyhow!("{name} contains characters not allowed in an HTTP header")
-        })?;
+    Ok(h)
+}
+
+/// The API key and the Access service token as headers marked sensitive (kept out of
+/// `Debug` and HTTP/2 tables); the relay and `classchat check` send the same ones.
+pub(crate) fn secret_headers(o: &OpenWebUi) -> anyhow::Result<HeaderMap> {
+    let mut h = HeaderMap::new();
+    let mut put = |name: &'static str, var: &str, value: &str| -> anyhow::Result<()> {
+        let mut v = HeaderValue::from_str(value)
+            .map_err(|_| anyhow::anyhow!("{var} has characters not allowed in a header"))?;
         v.set_sensitive(true);
         h.insert(name, v);
         Ok(())
     };
     if let Some(key) = &o.api_key {
-        put(
-            "authorization",
-            &format!("Bearer {}", key.expose_secret().trim()),
-        )?;
+        let bearer = format!("Bearer {}", key.expose_secret().trim());
+        put("authorization", "OPEN_WEBUI_API_KEY", &bearer)?;
     }
     if let Some((id, secret)) = &o.cf_access {
-        put("cf-access-client-id", id.expose_secret().trim())?;
-        put("cf-access-client-secret", secret.expose_secret().trim())?;
+        put(
+            "cf-access-client-id",
+            "CF_ACCESS_CLIENT_ID",
+            id.expose_secret().trim(),
+        )?;
+        let secret = secret.expose_secret();
+        put(
+            "cf-access-client-secret",
+            "CF_ACCESS_CLIENT_SECRET",
+            secret.trim(),
+        )?;
     }
     Ok(h)
 }
