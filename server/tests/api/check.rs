@@ -190,14 +190,12 @@ async fn an_upstream_that_is_down_or_not_tls_or_unknown_is_named() {
         "TLS: the handshake with",
     );
 
+    // `.invalid` never resolves; a resolver that answers slowly gets the timeout sentence
+    // instead, which names DNS and the host as well.
     set(&mut env, "OPEN_WEBUI_URL", "http://no-such-host.invalid");
     let (code, text) = check(&env).await;
-    assert_one_failure(
-        code,
-        &text,
-        "Open WebUI reachable",
-        "DNS: cannot resolve no-such-host.invalid",
-    );
+    assert_one_failure(code, &text, "Open WebUI reachable", "DNS: ");
+    assert!(text.contains("no-such-host.invalid"), "{text}");
 }
 
 #[tokio::test]
