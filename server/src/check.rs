@@ -13,7 +13,7 @@ use futures::StreamExt;
 use reqwest::header::{self, HeaderMap};
 use serde_json::{Value, json};
 
-use crate::config::{Config, OpenWebUi, Settings, UpstreamSettings};
+use crate::config::{Config, OpenWebUi, OutboundProxy, Settings, UpstreamSettings};
 use crate::relay::upstream::classify_status;
 
 /// How far this machine's clock may be from Open WebUI's before tokens and logs go wrong.
@@ -191,7 +191,7 @@ async fn upstream_checks(settings: &Settings, o: &OpenWebUi) -> Vec<CheckResult>
         .trim_end_matches("/api/chat/completions")
         .to_owned();
     let connect = settings.timeouts.connect;
-    let mut out = vec![reachable(&base, connect).await];
+    let mut out = vec![reachable(&base, connect, &settings.proxy).await];
     let skip_rest = |out: &mut Vec<CheckResult>, from: usize, why: &str| {
         for name in [REACHABLE, ACCESS, API_KEY, MODELS, COMPLETION, CLOCK]
             .into_iter()
@@ -204,7 +204,7 @@ async fn upstream_checks(settings: &Settings, o: &OpenWebUi) -> Vec<CheckResult>
         skip_rest(&mut out, 1, "Open WebUI cannot be reached");
         return out;
     }
-    let http = match client(o, connect) {
+    let http = match client(o, connect, &settings.proxy) {
         Ok(c) => c,
         Err(e) => {
             out.push(CheckResult::fail(
@@ -285,13 +285,21 @@ async fn upstream_checks(settings: &Settings, o: &OpenWebUi) -> Vec<CheckResult>
 }
 
 /// DNS, then TCP, then (for https) TLS: the first that fails is named.
-pub(crate) async fn reachable(base: &str, timeout: Duration) -> CheckResult {
+pub(crate) async fn reachable(base: &str, timeout: Duration, proxy: &OutboundProxy) -> CheckResult {
     let Ok(url) = url::Url::parse(base) else {
         return CheckResult::fail(
             REACHABLE,
             "OPEN_WEBUI_URL is not a URL: write it as https://chat.example.edu",
         );
     };
+    // Where the network allows the internet only through the proxy, a direct connection
+    // would fail for no fault of the set-up; the requests below go through the proxy.
+    if proxy.intercept(base).is_some() {
+        return CheckResult::skip(
+            REACHABLE,
+            "reached through the outbound proxy (HTTPS_PROXY/HTTP_PROXY): the checks below test the way through it",
+        );
+    }
     let host = url.host_str().unwrap_or_default().to_owned();
     let port = url.port_or_known_default().unwrap_or(80);
     let addrs: Vec<std::net::SocketAddr> = match tokio::time::timeout(
@@ -405,8 +413,12 @@ pub(crate) enum ModelsProbe {
 }
 
 /// Asks for the models the key can use, telling Access's refusals from the key's.
-pub(crate) async fn models_probe(o: &OpenWebUi, connect: Duration) -> ModelsProbe {
-    let http = match client(o, connect) {
+pub(crate) async fn models_probe(
+    o: &OpenWebUi,
+    connect: Duration,
+    proxy: &OutboundProxy,
+) -> ModelsProbe {
+    let http = match client(o, connect, proxy) {
         Ok(c) => c,
         Err(e) => return ModelsProbe::Other(e.to_string()),
     };
@@ -438,10 +450,16 @@ pub(crate) async fn models_probe(o: &OpenWebUi, connect: Duration) -> ModelsProb
     }
 }
 
-/// A client with the secret headers, never following redirects (Access's 302 is an answer).
-fn client(o: &OpenWebUi, connect: Duration) -> anyhow::Result<reqwest::Client> {
+/// A client with the secret headers and the relay's proxy rules, never following redirects
+/// (Access's 302 is an answer).
+fn client(
+    o: &OpenWebUi,
+    connect: Duration,
+    proxy: &OutboundProxy,
+) -> anyhow::Result<reqwest::Client> {
     let h = crate::relay::upstream::secret_headers(o)?;
-    Ok(reqwest::Client::builder()
+    Ok(proxy
+        .apply(reqwest::Client::builder())?
         .user_agent(concat!("classchat-check/", env!("CARGO_PKG_VERSION")))
         .default_headers(h)
         .redirect(reqwest::redirect::Policy::none())

@@ -547,6 +547,31 @@ fn present(s: &Option<SecretString>) -> Option<&SecretString> {
 }
 
 impl Config {
+    /// HTTPS_PROXY, HTTP_PROXY and NO_PROXY (or their lower-case spellings), checked: the
+    /// server's settings and `classchat init`'s probe read them the same way.
+    pub fn outbound_proxy(&self) -> Result<OutboundProxy, ConfigError> {
+        let pick = |upper: &Option<SecretString>, lower: &Option<SecretString>| {
+            present(upper).or(present(lower)).cloned()
+        };
+        let https = pick(&self.https_proxy, &self.https_proxy_lower);
+        let http = pick(&self.http_proxy, &self.http_proxy_lower);
+        Ok(OutboundProxy {
+            https: match &https {
+                Some(v) => proxy_url("HTTPS_PROXY", v)?,
+                None => None,
+            },
+            http: match &http {
+                Some(v) => proxy_url("HTTP_PROXY", v)?,
+                None => None,
+            },
+            no_proxy: self
+                .no_proxy
+                .clone()
+                .or_else(|| self.no_proxy_lower.clone())
+                .unwrap_or_default(),
+        })
+    }
+
     /// Checks everything; the first problem found is returned.
     pub fn into_settings(self) -> Result<Settings, ConfigError> {
         let listen_addr: SocketAddr = self.listen_addr.trim().parse().map_err(|_| {
@@ -717,28 +742,7 @@ impl Config {
             }
         };
 
-        let proxy = {
-            let pick = |upper: &Option<SecretString>, lower: &Option<SecretString>| {
-                present(upper).or(present(lower)).cloned()
-            };
-            let https = pick(&self.https_proxy, &self.https_proxy_lower);
-            let http = pick(&self.http_proxy, &self.http_proxy_lower);
-            OutboundProxy {
-                https: match &https {
-                    Some(v) => proxy_url("HTTPS_PROXY", v)?,
-                    None => None,
-                },
-                http: match &http {
-                    Some(v) => proxy_url("HTTP_PROXY", v)?,
-                    None => None,
-                },
-                no_proxy: self
-                    .no_proxy
-                    .clone()
-                    .or_else(|| self.no_proxy_lower.clone())
-                    .unwrap_or_default(),
-            }
-        };
+        let proxy = self.outbound_proxy()?;
 
         let timezone_name = self.timezone.trim().to_owned();
         let timezone = jiff::tz::TimeZone::get(&timezone_name).map_err(|_| {

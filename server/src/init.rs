@@ -13,7 +13,7 @@ use std::process::ExitCode;
 
 use secrecy::{ExposeSecret, SecretString};
 
-use crate::config::OpenWebUi;
+use crate::config::{OpenWebUi, OutboundProxy};
 
 /// `classchat init`'s flags: each answers one question; with `--yes` nothing is asked.
 #[derive(Debug, Clone, clap::Args)]
@@ -77,8 +77,10 @@ fn stop(s: impl Into<String>) -> InitError {
 }
 
 /// `classchat init`.
-pub async fn command(args: InitArgs) -> ExitCode {
-    match run(args).await {
+/// `proxy` is the outbound proxy from the environment, the way the server will read it, so
+/// the probe goes where the server's requests will.
+pub async fn command(args: InitArgs, proxy: OutboundProxy) -> ExitCode {
+    match run(args, &proxy).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("classchat init: {e}");
@@ -154,17 +156,22 @@ enum Probe {
     Other(String),
 }
 
-async fn probe(url: &str, key: &SecretString, cf: Option<&(SecretString, SecretString)>) -> Probe {
+async fn probe(
+    url: &str,
+    key: &SecretString,
+    cf: Option<&(SecretString, SecretString)>,
+    proxy: &OutboundProxy,
+) -> Probe {
     let settings = OpenWebUi {
         completions_url: format!("{url}/api/chat/completions"),
         api_key: Some(key.clone()),
         cf_access: cf.cloned(),
     };
-    let reach = crate::check::reachable(url, std::time::Duration::from_secs(10)).await;
+    let reach = crate::check::reachable(url, std::time::Duration::from_secs(10), proxy).await;
     if reach.outcome == crate::check::Outcome::Fail {
         return Probe::Unreachable(reach.detail);
     }
-    match crate::check::models_probe(&settings, std::time::Duration::from_secs(10)).await {
+    match crate::check::models_probe(&settings, std::time::Duration::from_secs(10), proxy).await {
         crate::check::ModelsProbe::Models(m) => Probe::Models(m),
         crate::check::ModelsProbe::Access(s) => Probe::AccessRefused(s),
         crate::check::ModelsProbe::Key(s) => Probe::KeyRefused(s),
@@ -224,7 +231,7 @@ fn normalize_url(raw: &str) -> Result<String, String> {
     Ok(u.as_str().trim_end_matches('/').to_owned())
 }
 
-async fn run(a: InitArgs) -> Result<(), InitError> {
+async fn run(a: InitArgs, proxy: &OutboundProxy) -> Result<(), InitError> {
     let stdin_tty = std::io::stdin().is_terminal();
     let mut p = Prompter {
         interactive: !a.yes,
@@ -277,7 +284,7 @@ async fn run(a: InitArgs) -> Result<(), InitError> {
             }
             None => return Err(stop("--api-key is needed with --yes")),
         };
-        match probe(&u, &k, cf.as_ref()).await {
+        match probe(&u, &k, cf.as_ref(), proxy).await {
             Probe::Models(m) => {
                 println!(
                     "  Open WebUI accepts the key: {} model(s) available.",

@@ -26,7 +26,13 @@ async fn main() -> ExitCode {
         };
     }
     if let Some(Command::Init(args)) = config.command.clone() {
-        return classchat_server::init::command(args).await;
+        return match config.outbound_proxy() {
+            Ok(proxy) => classchat_server::init::command(args, proxy).await,
+            Err(e) => {
+                eprintln!("classchat init: {e}");
+                ExitCode::from(1)
+            }
+        };
     }
     if let Some(Command::Check) = &config.command {
         return classchat_server::check::command(config).await;

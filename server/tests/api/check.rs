@@ -85,6 +85,36 @@ async fn a_healthy_set_up_passes_every_check() {
     );
 }
 
+/// A school network that reaches the internet only through a proxy: the check goes the way
+/// the relay will (through HTTP_PROXY), and a direct connection is not held against it.
+#[tokio::test]
+async fn the_checks_go_through_the_outbound_proxy_like_the_relay() {
+    let app = spawn_app_with_fake(FakeConfig::default()).await;
+    let (proxy, seen) = crate::upstream_client::forward_proxy(None).await;
+    let mut env = env_for(&app);
+    set(&mut env, "HTTP_PROXY", &proxy);
+    let (code, text) = check(&env).await;
+    assert_eq!(code, 0, "{text}");
+    assert!(
+        text.contains("skip  Open WebUI reachable: reached through the outbound proxy"),
+        "{text}"
+    );
+    let upstream = app.upstream.url();
+    let lines: Vec<String> = seen
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|s| s.request_line.clone())
+        .collect();
+    // The proxy records each connection's first request; the test completion follows on the
+    // same kept-alive connection (and passed above).
+    let want = format!("GET {upstream}/api/models ");
+    assert!(
+        lines.iter().any(|l| l.starts_with(&want)),
+        "{want:?} in {lines:?}"
+    );
+}
+
 async fn behind_access(refusal: u16) -> (i32, String) {
     let app = spawn_app_with_fake(FakeConfig {
         cf_access: Some((CF_ID.into(), CF_SECRET.into())),

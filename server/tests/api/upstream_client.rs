@@ -194,14 +194,14 @@ async fn kept_alive_connections_are_reused_and_every_framing_parses() {
 
 /// What the test proxy saw on one connection.
 #[derive(Debug, Clone)]
-struct Seen {
-    request_line: String,
+pub(crate) struct Seen {
+    pub(crate) request_line: String,
     proxy_authorization: Option<String>,
 }
 
 /// A forward proxy on loopback: CONNECT tunnels and absolute-form requests, each
 /// connection's first request recorded. With `creds`, anything else gets a 407.
-async fn forward_proxy(creds: Option<&str>) -> (String, Arc<Mutex<Vec<Seen>>>) {
+pub(crate) async fn forward_proxy(creds: Option<&str>) -> (String, Arc<Mutex<Vec<Seen>>>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let seen = Arc::new(Mutex::new(Vec::new()));
@@ -263,10 +263,10 @@ async fn forward_proxy(creds: Option<&str>) -> (String, Arc<Mutex<Vec<Seen>>>) {
                         out.push_str("\r\n");
                     }
                 }
-                // `out` ends with the blank line and the body (the split kept them).
-                up.write_all(out.trim_end_matches("\r\n").as_bytes())
-                    .await
-                    .unwrap();
+                // `out` ends with the blank line, the body (the split kept them) and one CRLF
+                // too many; only that one goes (a bodiless GET keeps its blank line).
+                out.truncate(out.len() - 2);
+                up.write_all(out.as_bytes()).await.unwrap();
                 let _ = tokio::io::copy_bidirectional(&mut client, &mut up).await;
             });
         }
