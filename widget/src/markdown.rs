@@ -336,33 +336,26 @@ fn table_starts(lines: &[&str], i: usize) -> bool {
 /// ending a line): its LaTeX and the index after its last line. An unclosed one, as while
 /// it streams, is not a block: the paragraph shows its source until the closer arrives.
 fn display_math(lines: &[&str], i: usize) -> Option<(String, usize)> {
-    let t = lines[i].trim();
-    let close = if t.starts_with("$$") {
-        "$$"
-    } else if t.starts_with("\\[") {
-        "\\]"
-    } else {
-        return None;
+    let first = lines[i].trim();
+    let close = match first.get(..2)? {
+        "$$" => "$$",
+        "\\[" => "\\]",
+        _ => return None,
     };
     let mut tex = String::new();
-    let mut rest = &t[2..];
-    for (j, line) in lines.iter().enumerate().take(i + MAX_MATH_LINES).skip(i) {
-        if j > i {
-            rest = line.trim();
-            if rest.is_empty() {
-                return None;
-            }
-            tex.push('\n');
+    for (j, line) in lines.iter().enumerate().skip(i).take(MAX_MATH_LINES) {
+        let line = if j == i { &first[2..] } else { line.trim() };
+        if j > i && line.is_empty() {
+            return None;
         }
-        if let Some(end) = rest.find(close) {
-            if !rest[end + 2..].trim().is_empty() {
-                return None;
-            }
-            tex.push_str(&rest[..end]);
-            let tex = tex.trim();
-            return (!tex.is_empty()).then(|| (tex.to_owned(), j + 1));
+        tex.push_str(line);
+        if let Some(body) = tex.strip_suffix(close) {
+            // A closer before the end (`$$a$$ and $$b$$`): math inside a paragraph.
+            let inner = body.as_bytes().windows(2).any(|w| w == close.as_bytes());
+            let body = body.trim();
+            return (!inner && !body.is_empty()).then(|| (body.to_owned(), j + 1));
         }
-        tex.push_str(rest);
+        tex.push('\n');
     }
     None
 }

@@ -9,94 +9,68 @@
 //! nesting past [`MAX_DEPTH`]) makes [`to_mathml`] return `None`, and the caller shows
 //! the source: never half an expression.
 
-use std::fmt;
+use std::fmt::Write;
 
 /// How deep groups and commands may nest. A hostile `{{{{…` 10,000 deep would otherwise
 /// overflow the stack; real formulas stay far below this.
 pub const MAX_DEPTH: usize = 32;
 
-/// A MathML element: a leaf (`mi`, `mn`, `mo`, `mtext`) has `text`, others `kids`.
+/// An element's one attribute (none here needs two).
+pub type Attr = Option<(&'static str, &'static str)>;
+
+/// MathML as a flat list in document order (a tree of nodes made larger wasm: wrapping
+/// a base in `msup` is an insert here, not a move of subtrees).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Node {
-    pub tag: &'static str,
-    pub attrs: Vec<(&'static str, &'static str)>,
-    pub text: String,
-    pub kids: Vec<Node>,
+pub enum Tok {
+    Open(&'static str, Attr),
+    /// A token element (`mi`, `mn`, `mo`, `mtext`) and its text.
+    Leaf(&'static str, Attr, String),
+    Close(&'static str),
 }
 
-impl Node {
-    fn leaf(tag: &'static str, text: impl Into<String>) -> Self {
-        Self {
-            tag,
-            attrs: Vec::new(),
-            text: text.into(),
-            kids: Vec::new(),
+/// MathML markup of `toks`, for the tests (the widget builds DOM nodes instead).
+pub fn markup(toks: &[Tok]) -> String {
+    let mut out = String::new();
+    let open = |out: &mut String, tag: &str, attr: &Attr| {
+        let _ = write!(out, "<{tag}");
+        if let Some((k, v)) = attr {
+            let _ = write!(out, " {k}=\"{v}\"");
         }
-    }
-
-    fn el(tag: &'static str, kids: Vec<Node>) -> Self {
-        Self {
-            tag,
-            attrs: Vec::new(),
-            text: String::new(),
-            kids,
-        }
-    }
-
-    fn attr(mut self, k: &'static str, v: &'static str) -> Self {
-        self.attrs.push((k, v));
-        self
-    }
-}
-
-/// Serialized as MathML markup, for the tests (the widget builds DOM nodes instead).
-impl fmt::Display for Node {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "<{}", self.tag)?;
-        for (k, v) in &self.attrs {
-            write!(f, " {k}=\"{v}\"")?;
-        }
-        f.write_str(">")?;
-        for c in self.text.chars() {
-            match c {
-                '&' => f.write_str("&amp;")?,
-                '<' => f.write_str("&lt;")?,
-                '>' => f.write_str("&gt;")?,
-                _ => write!(f, "{c}")?,
+        out.push('>');
+    };
+    for t in toks {
+        match t {
+            Tok::Open(tag, attr) => open(&mut out, tag, attr),
+            Tok::Leaf(tag, attr, text) => {
+                open(&mut out, tag, attr);
+                let text = text.replace('&', "&amp;").replace('<', "&lt;");
+                let _ = write!(out, "{}</{tag}>", text.replace('>', "&gt;"));
+            }
+            Tok::Close(tag) => {
+                let _ = write!(out, "</{tag}>");
             }
         }
-        for k in &self.kids {
-            write!(f, "{k}")?;
-        }
-        write!(f, "</{}>", self.tag)
     }
+    out
 }
 
-/// Converts `tex` (without its `$` delimiters) to a `<math>` tree, or `None` when any
+/// Converts `tex` (without its `$` delimiters) to a `<math>` element, or `None` when any
 /// part of it is outside the supported subset.
-pub fn to_mathml(tex: &str, display: bool) -> Option<Node> {
+pub fn to_mathml(tex: &str, display: bool) -> Option<Vec<Tok>> {
     let s: Vec<char> = tex.chars().collect();
     let mut p = Parser {
         s: &s,
         i: 0,
         depth: 0,
+        out: vec![Tok::Open("math", display.then_some(("display", "block")))],
     };
-    let rows = p.table().ok()?;
+    // `\\` and `&` outside an environment: lines as in `gathered` or `aligned`.
+    p.table(None).ok()?;
     if p.i < s.len() {
         return None; // a stray `}`, `\right` or `\end`
     }
-    let kids = if rows.len() == 1 && rows[0].len() == 1 {
-        rows.into_iter().flatten().flatten().collect()
-    } else {
-        // `\\` (and `&`) outside an environment: lines as in `gathered` / `aligned`.
-        let aligned = rows.iter().any(|r| r.len() > 1);
-        vec![mtable(rows, aligned.then_some("right left"))]
-    };
-    let mut math = Node::el("math", kids);
-    if display {
-        math = math.attr("display", "block");
-    }
-    Some(math)
+    p.out.push(Tok::Close("math"));
+    Some(p.out)
 }
 
 /// Marks an unsupported construct; the whole expression then falls back to its source.
@@ -104,336 +78,74 @@ struct Unsupported;
 
 type Res<T> = Result<T, Unsupported>;
 
-/// Rows of cells, each cell a list of nodes.
-type Rows = Vec<Vec<Vec<Node>>>;
-
 struct Parser<'a> {
     s: &'a [char],
     i: usize,
     depth: usize,
+    out: Vec<Tok>,
 }
 
-const GREEK: &[(&str, char)] = &[
-    ("alpha", 'α'),
-    ("beta", 'β'),
-    ("gamma", 'γ'),
-    ("delta", 'δ'),
-    ("epsilon", 'ϵ'),
-    ("varepsilon", 'ε'),
-    ("zeta", 'ζ'),
-    ("eta", 'η'),
-    ("theta", 'θ'),
-    ("vartheta", 'ϑ'),
-    ("iota", 'ι'),
-    ("kappa", 'κ'),
-    ("lambda", 'λ'),
-    ("mu", 'μ'),
-    ("nu", 'ν'),
-    ("xi", 'ξ'),
-    ("omicron", 'ο'),
-    ("pi", 'π'),
-    ("varpi", 'ϖ'),
-    ("rho", 'ρ'),
-    ("varrho", 'ϱ'),
-    ("sigma", 'σ'),
-    ("varsigma", 'ς'),
-    ("tau", 'τ'),
-    ("upsilon", 'υ'),
-    ("phi", 'ϕ'),
-    ("varphi", 'φ'),
-    ("chi", 'χ'),
-    ("psi", 'ψ'),
-    ("omega", 'ω'),
-    ("infty", '∞'),
-    ("partial", '∂'),
-    ("nabla", '∇'),
-    ("emptyset", '∅'),
-    ("varnothing", '∅'),
-    ("hbar", 'ℏ'),
-    ("ell", 'ℓ'),
-    ("aleph", 'ℵ'),
-    ("Re", 'ℜ'),
-    ("Im", 'ℑ'),
-];
+/// Commands that stand for one thing, packed in one string (a table of `&str` pairs is
+/// larger in the wasm): `name=` then a kind and its text. Kinds: `i` identifier, `I`
+/// upright identifier, `o` operator, `O` big operator (limits under and over), `f`
+/// function name (`F`: with limits under), `a` accent over (`A`: stretching), `u`
+/// stretching accent under, `s` space of the given width, `x` ignored (sizes, styles).
+const SYMBOLS: &str = "alpha=iα beta=iβ gamma=iγ delta=iδ epsilon=iϵ varepsilon=iε zeta=iζ \
+eta=iη theta=iθ vartheta=iϑ iota=iι kappa=iκ lambda=iλ mu=iμ nu=iν xi=iξ omicron=iο pi=iπ \
+varpi=iϖ rho=iρ varrho=iϱ sigma=iσ varsigma=iς tau=iτ upsilon=iυ phi=iϕ varphi=iφ chi=iχ \
+psi=iψ omega=iω infty=i∞ partial=i∂ nabla=i∇ emptyset=i∅ varnothing=i∅ hbar=iℏ ell=iℓ \
+aleph=iℵ Re=iℜ Im=iℑ Gamma=IΓ Delta=IΔ Theta=IΘ Lambda=IΛ Xi=IΞ Pi=IΠ Sigma=IΣ \
+Upsilon=IΥ Phi=IΦ Psi=IΨ Omega=IΩ cdot=o⋅ times=o× div=o÷ pm=o± mp=o∓ le=o≤ leq=o≤ \
+ge=o≥ geq=o≥ ne=o≠ neq=o≠ approx=o≈ equiv=o≡ sim=o∼ simeq=o≃ cong=o≅ propto=o∝ ll=o≪ \
+gg=o≫ to=o→ rightarrow=o→ leftarrow=o← gets=o← Rightarrow=o⇒ Leftarrow=o⇐ \
+leftrightarrow=o↔ Leftrightarrow=o⇔ implies=o⟹ iff=o⟺ mapsto=o↦ uparrow=o↑ \
+downarrow=o↓ rightleftharpoons=o⇌ in=o∈ notin=o∉ ni=o∋ subset=o⊂ subseteq=o⊆ supset=o⊃ \
+supseteq=o⊇ cup=o∪ cap=o∩ setminus=o∖ forall=o∀ exists=o∃ neg=o¬ lnot=o¬ land=o∧ \
+wedge=o∧ lor=o∨ vee=o∨ ldots=o… dots=o… cdots=o⋯ vdots=o⋮ ddots=o⋱ degree=o° circ=o∘ \
+ast=o∗ star=o⋆ bullet=o∙ oplus=o⊕ otimes=o⊗ perp=o⊥ parallel=o∥ mid=o∣ angle=o∠ \
+triangle=o△ therefore=o∴ because=o∵ prime=o′ colon=o: langle=o⟨ rangle=o⟩ lfloor=o⌊ \
+rfloor=o⌋ lceil=o⌈ rceil=o⌉ vert=o| lvert=o| rvert=o| Vert=o‖ lVert=o‖ rVert=o‖ \
+lbrace=o{ rbrace=o} int=o∫ iint=o∬ iiint=o∭ oint=o∮ {=o{ }=o} |=o‖ %=o% $=o$ &=o& #=o# \
+_=o_ sum=O∑ prod=O∏ coprod=O∐ bigcup=O⋃ bigcap=O⋂ sin=f cos=f tan=f sec=f csc=f cot=f \
+arcsin=f arccos=f arctan=f sinh=f cosh=f tanh=f log=f ln=f lg=f exp=f det=f dim=f ker=f \
+deg=f arg=f gcd=f lcm=f mod=f bmod=fmod lim=F max=F min=F sup=F inf=F hat=a^ widehat=a^ \
+bar=a¯ vec=a→ overrightarrow=A→ dot=a˙ ddot=a¨ tilde=a˜ widetilde=a˜ overline=A‾ \
+underline=u_ ,=s0.1667em :=s0.2222em >=s0.2222em ;=s0.2778em enspace=s0.5em quad=s1em \
+qquad=s2em !=x displaystyle=x textstyle=x limits=x nolimits=x";
 
-/// Upright identifiers (capital Greek is upright in TeX).
-const UPRIGHT: &[(&str, char)] = &[
-    ("Gamma", 'Γ'),
-    ("Delta", 'Δ'),
-    ("Theta", 'Θ'),
-    ("Lambda", 'Λ'),
-    ("Xi", 'Ξ'),
-    ("Pi", 'Π'),
-    ("Sigma", 'Σ'),
-    ("Upsilon", 'Υ'),
-    ("Phi", 'Φ'),
-    ("Psi", 'Ψ'),
-    ("Omega", 'Ω'),
-];
-
-const OPS: &[(&str, char)] = &[
-    ("cdot", '⋅'),
-    ("times", '×'),
-    ("div", '÷'),
-    ("pm", '±'),
-    ("mp", '∓'),
-    ("le", '≤'),
-    ("leq", '≤'),
-    ("ge", '≥'),
-    ("geq", '≥'),
-    ("ne", '≠'),
-    ("neq", '≠'),
-    ("approx", '≈'),
-    ("equiv", '≡'),
-    ("sim", '∼'),
-    ("simeq", '≃'),
-    ("cong", '≅'),
-    ("propto", '∝'),
-    ("ll", '≪'),
-    ("gg", '≫'),
-    ("to", '→'),
-    ("rightarrow", '→'),
-    ("leftarrow", '←'),
-    ("gets", '←'),
-    ("Rightarrow", '⇒'),
-    ("Leftarrow", '⇐'),
-    ("leftrightarrow", '↔'),
-    ("Leftrightarrow", '⇔'),
-    ("implies", '⟹'),
-    ("iff", '⟺'),
-    ("mapsto", '↦'),
-    ("uparrow", '↑'),
-    ("downarrow", '↓'),
-    ("rightleftharpoons", '⇌'),
-    ("in", '∈'),
-    ("notin", '∉'),
-    ("ni", '∋'),
-    ("subset", '⊂'),
-    ("subseteq", '⊆'),
-    ("supset", '⊃'),
-    ("supseteq", '⊇'),
-    ("cup", '∪'),
-    ("cap", '∩'),
-    ("setminus", '∖'),
-    ("forall", '∀'),
-    ("exists", '∃'),
-    ("neg", '¬'),
-    ("lnot", '¬'),
-    ("land", '∧'),
-    ("wedge", '∧'),
-    ("lor", '∨'),
-    ("vee", '∨'),
-    ("ldots", '…'),
-    ("dots", '…'),
-    ("cdots", '⋯'),
-    ("vdots", '⋮'),
-    ("ddots", '⋱'),
-    ("degree", '°'),
-    ("circ", '∘'),
-    ("ast", '∗'),
-    ("star", '⋆'),
-    ("bullet", '∙'),
-    ("oplus", '⊕'),
-    ("otimes", '⊗'),
-    ("perp", '⊥'),
-    ("parallel", '∥'),
-    ("mid", '∣'),
-    ("angle", '∠'),
-    ("triangle", '△'),
-    ("therefore", '∴'),
-    ("because", '∵'),
-    ("prime", '′'),
-    ("colon", ':'),
-    ("langle", '⟨'),
-    ("rangle", '⟩'),
-    ("lfloor", '⌊'),
-    ("rfloor", '⌋'),
-    ("lceil", '⌈'),
-    ("rceil", '⌉'),
-    ("vert", '|'),
-    ("lvert", '|'),
-    ("rvert", '|'),
-    ("Vert", '‖'),
-    ("lVert", '‖'),
-    ("rVert", '‖'),
-    ("lbrace", '{'),
-    ("rbrace", '}'),
-    ("int", '∫'),
-    ("iint", '∬'),
-    ("iiint", '∭'),
-    ("oint", '∮'),
-    ("{", '{'),
-    ("}", '}'),
-    ("|", '‖'),
-    ("%", '%'),
-    ("$", '$'),
-    ("&", '&'),
-    ("#", '#'),
-    ("_", '_'),
-];
-
-/// Big operators whose scripts go under and over them in display style.
-const BIG_OPS: &[(&str, char)] = &[
-    ("sum", '∑'),
-    ("prod", '∏'),
-    ("coprod", '∐'),
-    ("bigcup", '⋃'),
-    ("bigcap", '⋂'),
-];
-
-/// Function names, upright; the `true` ones take limits under them (`\lim_{x\to 0}`).
-const FUNCTIONS: &[(&str, bool)] = &[
-    ("sin", false),
-    ("cos", false),
-    ("tan", false),
-    ("sec", false),
-    ("csc", false),
-    ("cot", false),
-    ("arcsin", false),
-    ("arccos", false),
-    ("arctan", false),
-    ("sinh", false),
-    ("cosh", false),
-    ("tanh", false),
-    ("log", false),
-    ("ln", false),
-    ("lg", false),
-    ("exp", false),
-    ("det", false),
-    ("dim", false),
-    ("ker", false),
-    ("deg", false),
-    ("arg", false),
-    ("gcd", false),
-    ("lcm", false),
-    ("mod", false),
-    ("bmod", false),
-    ("lim", true),
-    ("max", true),
-    ("min", true),
-    ("sup", true),
-    ("inf", true),
-];
-
-/// Accents: command, mark, whether it goes under.
-const ACCENTS: &[(&str, char, bool)] = &[
-    ("hat", '^', false),
-    ("widehat", '^', false),
-    ("bar", '¯', false),
-    ("overline", '‾', false),
-    ("vec", '→', false),
-    ("overrightarrow", '→', false),
-    ("dot", '˙', false),
-    ("ddot", '¨', false),
-    ("tilde", '˜', false),
-    ("widetilde", '˜', false),
-    ("underline", '_', true),
-];
-
-/// Spacing commands and their widths.
-const SPACES: &[(&str, &str)] = &[
-    (",", "0.1667em"),
-    (":", "0.2222em"),
-    (">", "0.2222em"),
-    (";", "0.2778em"),
-    (" ", "0.25em"),
-    ("enspace", "0.5em"),
-    ("quad", "1em"),
-    ("qquad", "2em"),
-];
-
-/// Commands that change nothing this renderer draws.
-const IGNORED: &[&str] = &[
-    "displaystyle",
-    "textstyle",
-    "!",
-    "big",
-    "Big",
-    "bigg",
-    "Bigg",
-    "bigl",
-    "bigr",
-    "Bigl",
-    "Bigr",
-    "biggl",
-    "biggr",
-    "Biggl",
-    "Biggr",
-];
-
-fn find<T: Copy>(table: &[(&str, T)], name: &str) -> Option<T> {
-    table.iter().find(|(n, _)| *n == name).map(|&(_, v)| v)
+/// The kind and text of a command in [`SYMBOLS`] (`\big(`, `\Bigl[`…: sizes, ignored).
+fn symbol(name: &str) -> Option<(char, &'static str)> {
+    if name.len() <= 6 && (name.starts_with("big") || name.starts_with("Big")) {
+        return Some(('x', ""));
+    }
+    SYMBOLS.split(' ').find_map(|e| {
+        let (n, v) = e.split_once('=')?;
+        let mut v = v.chars();
+        (n == name).then(|| (v.next().unwrap_or('x'), v.as_str()))
+    })
 }
 
-fn mo(c: char) -> Node {
-    Node::leaf("mo", c)
+fn mo(c: char) -> Tok {
+    Tok::Leaf("mo", None, c.into())
 }
 
-fn mrow_or_single(mut kids: Vec<Node>) -> Node {
-    if kids.len() == 1 {
-        kids.remove(0)
+/// Maps a letter or digit to a Unicode math alphabet (MathML Core draws no
+/// `mathvariant` but `normal`): bold, or double-struck with its older letters.
+fn styled(c: char, double: bool) -> char {
+    let (upper, lower, digit) = if double {
+        if let Some(i) = "CHNPQRZ".find(c) {
+            return "ℂℍℕℙℚℝℤ".chars().nth(i).unwrap_or(c);
+        }
+        (0x1D538, 0x1D552, 0x1D7D8)
     } else {
-        Node::el("mrow", kids)
-    }
-}
-
-fn mtable(rows: Rows, align: Option<&'static str>) -> Node {
-    let rows = rows
-        .into_iter()
-        .map(|r| Node::el("mtr", r.into_iter().map(|c| Node::el("mtd", c)).collect()))
-        .collect();
-    let t = Node::el("mtable", rows);
-    match align {
-        Some(a) => t.attr("columnalign", a),
-        None => t,
-    }
-}
-
-/// Maps letters and digits to a Unicode math alphabet (MathML Core draws no `mathvariant`
-/// but `normal`): `bold`, `double-struck` or `script`.
-fn styled(c: char, style: &str) -> char {
-    let (upper, lower, digit, holes): (u32, u32, u32, &[(char, char)]) = match style {
-        "bold" => (0x1D400, 0x1D41A, 0x1D7CE, &[]),
-        "double-struck" => (
-            0x1D538,
-            0x1D552,
-            0x1D7D8,
-            &[
-                ('C', 'ℂ'),
-                ('H', 'ℍ'),
-                ('N', 'ℕ'),
-                ('P', 'ℙ'),
-                ('Q', 'ℚ'),
-                ('R', 'ℝ'),
-                ('Z', 'ℤ'),
-            ],
-        ),
-        _ => (
-            0x1D49C,
-            0,
-            0,
-            &[
-                ('B', 'ℬ'),
-                ('E', 'ℰ'),
-                ('F', 'ℱ'),
-                ('H', 'ℋ'),
-                ('I', 'ℐ'),
-                ('L', 'ℒ'),
-                ('M', 'ℳ'),
-                ('R', 'ℛ'),
-            ],
-        ),
+        (0x1D400, 0x1D41A, 0x1D7CE)
     };
-    if let Some(&(_, h)) = holes.iter().find(|(k, _)| *k == c) {
-        return h;
-    }
-    let base = match c {
+    let code = match c {
         'A'..='Z' => upper + (c as u32 - 'A' as u32),
-        'a'..='z' if lower > 0 => lower + (c as u32 - 'a' as u32),
-        '0'..='9' if digit > 0 => digit + (c as u32 - '0' as u32),
-        _ => return c,
+        'a'..='z' => lower + (c as u32 - 'a' as u32),
+        _ => digit + (c as u32 - '0' as u32),
     };
-    char::from_u32(base).unwrap_or(c)
+    char::from_u32(code).unwrap_or(c)
 }
 
 impl Parser<'_> {
@@ -447,27 +159,23 @@ impl Parser<'_> {
         }
     }
 
-    /// The command name at `self.i` (just after a `\`), without consuming it.
-    fn name_at(&self, at: usize) -> (String, usize) {
-        let rest = &self.s[at.min(self.s.len())..];
+    /// The name of the command whose `\` is at `self.i` ("" if there is none).
+    fn cmd_name(&self) -> String {
+        if self.peek() != Some('\\') {
+            return String::new();
+        }
+        let rest = &self.s[self.i + 1..];
         let n = rest.iter().take_while(|c| c.is_ascii_alphabetic()).count();
-        let n = if n == 0 { rest.len().min(1) } else { n };
-        (rest[..n].iter().collect(), n)
-    }
-
-    /// The command at `self.i`, if there is one, without consuming it.
-    fn peek_cmd(&self) -> Option<String> {
-        (self.peek() == Some('\\')).then(|| self.name_at(self.i + 1).0)
+        rest[..n.max(rest.len().min(1))].iter().collect()
     }
 
     fn expect(&mut self, c: char) -> Res<()> {
         self.skip_ws();
-        if self.peek() == Some(c) {
-            self.i += 1;
-            Ok(())
-        } else {
-            Err(Unsupported)
+        if self.peek() != Some(c) {
+            return Err(Unsupported);
         }
+        self.i += 1;
+        Ok(())
     }
 
     /// The text of a `{…}` group, braces balanced, taken literally.
@@ -488,18 +196,47 @@ impl Parser<'_> {
         Err(Unsupported)
     }
 
-    /// Cells separated by `&` and rows by `\\`, up to `}`, `\end`, `\right` or the end.
-    fn table(&mut self) -> Res<Rows> {
-        let mut rows = vec![vec![]];
+    /// Emits a token element (one function, not a `push` inlined at every call).
+    #[inline(never)]
+    fn leaf(&mut self, tag: &'static str, attr: Attr, text: &str) {
+        self.out.push(Tok::Leaf(tag, attr, text.to_owned()));
+    }
+
+    #[inline(never)]
+    fn push(&mut self, t: Tok) {
+        self.out.push(t);
+    }
+
+    /// Wraps what was emitted since `start` in `tag`.
+    fn wrap(&mut self, start: usize, tag: &'static str, attr: Attr) {
+        self.out.insert(start, Tok::Open(tag, attr));
+        self.push(Tok::Close(tag));
+    }
+
+    /// Moves `out[from..to]` to the end.
+    fn move_to_end(&mut self, from: usize, to: usize) {
+        for t in self.out.drain(from..to).collect::<Vec<_>>() {
+            self.push(t);
+        }
+    }
+
+    /// Cells separated by `&` and rows by `\\`, up to `}`, `\end`, `\right` or the end:
+    /// an `mtable` with columnalign `align` (`Some("")`: centred), or with `None` only
+    /// if there is more than one cell (then aligned if any row has two).
+    fn table(&mut self, align: Option<&'static str>) -> Res<()> {
+        let start = self.out.len();
+        let (mut cells, mut amp, mut row_at) = (1, false, 0);
         loop {
-            let cell = self.seq(false)?;
-            if let Some(row) = rows.last_mut() {
-                row.push(cell);
+            self.seq(false)?;
+            let row_end = self.cmd_name() == "\\";
+            if !row_end && self.peek() != Some('&') {
+                break;
             }
-            if self.peek() == Some('&') {
-                self.i += 1;
-            } else if self.peek_cmd().as_deref() == Some("\\") {
-                self.i += 2;
+            self.i += 1 + usize::from(row_end);
+            amp |= !row_end;
+            cells += 1;
+            self.push(Tok::Close("mtd"));
+            if row_end {
                 // `\\[4pt]`: extra spacing, not drawn.
                 self.skip_ws();
                 if self.peek() == Some('[') {
@@ -508,54 +245,67 @@ impl Parser<'_> {
                     }
                     self.expect(']')?;
                 }
-                rows.push(vec![]);
-            } else {
-                break;
+                self.push(Tok::Close("mtr"));
+                self.push(Tok::Open("mtr", None));
             }
+            self.push(Tok::Open("mtd", None));
+            row_at = if row_end { self.out.len() } else { 0 };
         }
         // A trailing `\\` leaves an empty last row.
-        if rows.len() > 1 && rows.last().is_some_and(|r| r.len() == 1 && r[0].is_empty()) {
-            rows.pop();
+        let empty_last = row_at == self.out.len();
+        if align.is_none() && cells == 1 {
+            return Ok(());
         }
-        Ok(rows)
+        let align = align.unwrap_or(if amp { "right left" } else { "" });
+        let attr = (!align.is_empty()).then_some(("columnalign", align));
+        self.out.insert(start, Tok::Open("mtd", None));
+        self.out.insert(start, Tok::Open("mtr", None));
+        self.out.insert(start, Tok::Open("mtable", attr));
+        if empty_last {
+            self.out.truncate(self.out.len() - 2);
+        } else {
+            self.push(Tok::Close("mtd"));
+            self.push(Tok::Close("mtr"));
+        }
+        self.push(Tok::Close("mtable"));
+        Ok(())
     }
 
-    /// Atoms with their scripts, up to a closer; `in_opt` also stops at `]`.
-    fn seq(&mut self, in_opt: bool) -> Res<Vec<Node>> {
-        let mut out = Vec::new();
+    /// Atoms with their scripts, up to a closer (`in_opt`: also `]`); how many.
+    fn seq(&mut self, in_opt: bool) -> Res<usize> {
+        let mut n = 0;
         loop {
             self.skip_ws();
+            let name = self.cmd_name();
             match self.peek() {
                 None | Some('}' | '&') => break,
                 Some(']') if in_opt => break,
-                Some('\\') => {
-                    let (name, n) = self.name_at(self.i + 1);
-                    if matches!(name.as_str(), "\\" | "end" | "right") {
-                        break;
-                    }
-                    if IGNORED.contains(&name.as_str()) {
-                        self.i += 1 + n;
-                        continue;
-                    }
+                _ if matches!(name.as_str(), "\\" | "end" | "right") => break,
+                _ if symbol(&name).is_some_and(|(k, _)| k == 'x') => {
+                    self.i += 1 + name.chars().count();
+                    continue;
                 }
                 _ => {}
             }
-            let (base, limits) = self.atom()?;
-            out.push(self.scripts(base, limits)?);
+            let start = self.out.len();
+            let limits = self.atom()?;
+            self.scripts(start, limits)?;
+            n += 1;
         }
-        Ok(out)
+        Ok(n)
     }
 
-    /// Attaches any `^` and `_` after `base`.
-    fn scripts(&mut self, base: Node, limits: bool) -> Res<Node> {
+    /// Attaches any `^` and `_` to the base emitted from `start`.
+    fn scripts(&mut self, start: usize, limits: bool) -> Res<()> {
+        // Where each script starts; the sub must come first in the output.
         let (mut sub, mut sup) = (None, None);
         loop {
             self.skip_ws();
             let slot = match self.peek() {
                 Some('_') => &mut sub,
                 Some('^') => &mut sup,
-                Some('\\') if matches!(self.peek_cmd().as_deref(), Some("limits" | "nolimits")) => {
-                    self.i += 1 + self.name_at(self.i + 1).1;
+                _ if matches!(self.cmd_name().as_str(), "limits" | "nolimits") => {
+                    self.i += 1 + self.cmd_name().len();
                     continue;
                 }
                 _ => break,
@@ -564,36 +314,47 @@ impl Parser<'_> {
                 return Err(Unsupported); // a double script, as TeX says
             }
             self.i += 1;
-            *slot = Some(self.arg()?);
+            *slot = Some(self.out.len());
+            self.arg()?;
         }
-        let tags = if limits {
+        let [under, over, both] = if limits {
             ["munder", "mover", "munderover"]
         } else {
             ["msub", "msup", "msubsup"]
         };
-        Ok(match (sub, sup) {
-            (None, None) => base,
-            (Some(b), None) => Node::el(tags[0], vec![base, b]),
-            (None, Some(p)) => Node::el(tags[1], vec![base, p]),
-            (Some(b), Some(p)) => Node::el(tags[2], vec![base, b, p]),
-        })
+        match (sub, sup) {
+            (None, None) => {}
+            (Some(_), None) => self.wrap(start, under, None),
+            (None, Some(_)) => self.wrap(start, over, None),
+            (Some(b), Some(p)) => {
+                if p < b {
+                    // `x^2_1`: the sup goes after the sub.
+                    self.move_to_end(p, b);
+                }
+                self.wrap(start, both, None);
+            }
+        }
+        Ok(())
     }
 
     /// A command's argument or a script: a group, one digit, or one atom.
-    fn arg(&mut self) -> Res<Node> {
+    fn arg(&mut self) -> Res<()> {
         self.skip_ws();
         match self.peek() {
             Some(c) if c.is_ascii_digit() => {
                 self.i += 1;
-                Ok(Node::leaf("mn", c))
+                self.leaf("mn", None, c.encode_utf8(&mut [0; 4]));
             }
-            None | Some('}' | '&' | '^' | '_') => Err(Unsupported),
-            _ => Ok(self.atom()?.0),
+            None | Some('}' | '&' | '^' | '_') => return Err(Unsupported),
+            _ => {
+                self.atom()?;
+            }
         }
+        Ok(())
     }
 
-    /// One atom (and whether its scripts are limits), nesting at most [`MAX_DEPTH`].
-    fn atom(&mut self) -> Res<(Node, bool)> {
+    /// One atom; true if its scripts are limits. Nests at most [`MAX_DEPTH`].
+    fn atom(&mut self) -> Res<bool> {
         self.depth += 1;
         if self.depth > MAX_DEPTH {
             return Err(Unsupported);
@@ -603,230 +364,226 @@ impl Parser<'_> {
         r
     }
 
-    fn atom_inner(&mut self) -> Res<(Node, bool)> {
+    fn atom_inner(&mut self) -> Res<bool> {
         let Some(c) = self.peek() else {
             return Err(Unsupported);
         };
-        let node = match c {
-            '^' | '_' => return Ok((Node::el("mrow", vec![]), false)),
+        let start = self.out.len();
+        let digit_at = |i: usize| self.s.get(i).is_some_and(char::is_ascii_digit);
+        let tok = match c {
+            '^' | '_' => {
+                self.push(Tok::Open("mrow", None));
+                self.push(Tok::Close("mrow"));
+                return Ok(false);
+            }
             '{' => {
                 self.i += 1;
-                let kids = self.seq(false)?;
+                let n = self.seq(false)?;
                 self.expect('}')?;
-                return Ok((mrow_or_single(kids), false));
+                if n != 1 {
+                    self.wrap(start, "mrow", None);
+                }
+                return Ok(false);
             }
             '\\' => return self.command(),
-            '0'..='9' | '.'
-                if self.s.get(self.i + 1).is_some_and(char::is_ascii_digit) || c != '.' =>
-            {
-                let start = self.i;
-                while self.peek().is_some_and(|d| d.is_ascii_digit())
-                    || (self.peek() == Some('.')
-                        && self.s.get(self.i + 1).is_some_and(char::is_ascii_digit))
-                {
+            '0'..='9' | '.' if c != '.' || digit_at(self.i + 1) => {
+                let from = self.i;
+                while digit_at(self.i) || (self.peek() == Some('.') && digit_at(self.i + 1)) {
                     self.i += 1;
                 }
-                return Ok((
-                    Node::leaf("mn", self.s[start..self.i].iter().collect::<String>()),
-                    false,
-                ));
+                let n: String = self.s[from..self.i].iter().collect();
+                self.leaf("mn", None, &n);
+                return Ok(false);
             }
-            c if c.is_alphabetic() => Node::leaf("mi", c),
-            '(' | ')' | '[' | ']' | '|' => mo(c).attr("stretchy", "false"),
-            '-' => mo('−'),
-            '*' => mo('∗'),
-            '\'' => mo('′'),
-            '~' => Node::el("mspace", vec![]).attr("width", "0.25em"),
-            c => mo(c),
+            '~' => ("mspace", Some(("width", "0.25em")), '\0'),
+            c if c.is_alphabetic() => ("mi", None, c),
+            '(' | ')' | '[' | ']' | '|' => ("mo", Some(("stretchy", "false")), c),
+            '-' => ("mo", None, '−'),
+            '*' => ("mo", None, '∗'),
+            '\'' => ("mo", None, '′'),
+            c => ("mo", None, c),
         };
         self.i += 1;
-        Ok((node, false))
+        let (tag, attr, c) = tok;
+        let mut buf = [0; 4];
+        let text = if c == '\0' {
+            ""
+        } else {
+            c.encode_utf8(&mut buf)
+        };
+        self.leaf(tag, attr, text);
+        Ok(false)
     }
 
-    fn command(&mut self) -> Res<(Node, bool)> {
-        let (name, n) = self.name_at(self.i + 1);
-        self.i += 1 + n;
+    fn command(&mut self) -> Res<bool> {
+        let name = self.cmd_name();
+        self.i += 1 + name.chars().count();
         let name = name.as_str();
-        let node = match name {
-            "frac" | "dfrac" | "tfrac" | "cfrac" => {
-                let f = Node::el("mfrac", vec![self.arg()?, self.arg()?]);
-                match name {
-                    "dfrac" | "cfrac" => f.attr("displaystyle", "true"),
-                    "tfrac" => f.attr("displaystyle", "false"),
-                    _ => f,
+        let start = self.out.len();
+        match name {
+            "frac" | "dfrac" | "tfrac" | "cfrac" | "binom" => {
+                let attr = match name {
+                    "binom" => Some(("linethickness", "0")),
+                    "tfrac" => Some(("displaystyle", "false")),
+                    "frac" => None,
+                    _ => Some(("displaystyle", "true")),
+                };
+                self.arg()?;
+                self.arg()?;
+                self.wrap(start, "mfrac", attr);
+                if name == "binom" {
+                    self.out.insert(start, mo('('));
+                    self.leaf("mo", None, ")");
+                    self.wrap(start, "mrow", None);
                 }
-            }
-            "binom" | "dbinom" | "tbinom" => {
-                let f =
-                    Node::el("mfrac", vec![self.arg()?, self.arg()?]).attr("linethickness", "0");
-                Node::el("mrow", vec![mo('('), f, mo(')')])
             }
             "sqrt" => {
                 self.skip_ws();
                 if self.peek() == Some('[') {
                     self.i += 1;
-                    let index = mrow_or_single(self.seq(true)?);
+                    if self.seq(true)? != 1 {
+                        self.wrap(start, "mrow", None);
+                    }
                     self.expect(']')?;
-                    Node::el("mroot", vec![self.arg()?, index])
+                    let base = self.out.len();
+                    self.arg()?;
+                    // The index is written first but goes second.
+                    self.move_to_end(start, base);
+                    self.wrap(start, "mroot", None);
                 } else {
-                    Node::el("msqrt", vec![self.arg()?])
+                    self.arg()?;
+                    self.wrap(start, "msqrt", None);
                 }
             }
-            "text" | "textrm" | "textnormal" | "textit" | "textbf" | "textsf" | "texttt"
-            | "mbox" | "hbox" => {
+            // Non-breaking spaces: edge spaces (`\text{ if }`) would collapse.
+            "text" | "textrm" | "textnormal" | "textit" | "textbf" | "mbox" => {
                 let t = self.raw_group()?;
-                // Edge spaces would collapse; TeX keeps them.
-                let n = t.len() - t.trim_start().len();
-                let m = t.trim_end().len();
-                let t = if t.trim().is_empty() {
-                    "\u{a0}".repeat(t.len())
-                } else {
-                    format!(
-                        "{}{}{}",
-                        "\u{a0}".repeat(n),
-                        &t[n..m],
-                        "\u{a0}".repeat(t.len() - m)
-                    )
-                };
-                Node::leaf(
-                    "mtext",
-                    t.replace("\\%", "%")
-                        .replace("\\$", "$")
-                        .replace("\\&", "&"),
-                )
+                let t = t.chars().map(|c| if c == ' ' { '\u{a0}' } else { c });
+                let t: String = t.collect();
+                self.leaf("mtext", None, &t);
             }
-            "mathrm" | "operatorname" | "mathup" | "mathbf" | "boldsymbol" | "bm" | "mathbb"
-            | "mathcal" | "mathscr" => {
+            "mathrm" | "operatorname" | "mathbf" | "boldsymbol" | "mathbb" => {
                 let at = self.i;
-                let t = self.raw_group()?;
-                if t.is_empty() || !t.chars().all(|c| c.is_ascii_alphanumeric() || c == ' ') {
+                let t: String = self.raw_group()?.split_whitespace().collect();
+                if t.is_empty() || !t.chars().all(|c| c.is_ascii_alphanumeric()) {
                     // Math inside (`\mathbf{\hat x}`): drawn without the font change.
                     self.i = at;
-                    self.arg()?
-                } else if matches!(name, "mathrm" | "operatorname" | "mathup") {
-                    let t: String = t.split_whitespace().collect();
-                    Node::leaf("mi", t).attr("mathvariant", "normal")
+                    self.arg()?;
+                } else if matches!(name, "mathrm" | "operatorname") {
+                    self.leaf("mi", Some(("mathvariant", "normal")), &t);
                 } else {
-                    let style = match name {
-                        "mathbb" => "double-struck",
-                        "mathcal" | "mathscr" => "script",
-                        _ => "bold",
-                    };
-                    let kids: Vec<Node> = t
-                        .chars()
-                        .filter(|c| *c != ' ')
-                        .map(|c| {
-                            let tag = if c.is_ascii_digit() { "mn" } else { "mi" };
-                            Node::leaf(tag, styled(c, style))
-                        })
-                        .collect();
-                    mrow_or_single(kids)
+                    for c in t.chars() {
+                        let tag = if c.is_ascii_digit() { "mn" } else { "mi" };
+                        let c = styled(c, name == "mathbb");
+                        self.leaf(tag, None, c.encode_utf8(&mut [0; 4]));
+                    }
+                    if t.chars().count() > 1 {
+                        self.wrap(start, "mrow", None);
+                    }
                 }
             }
-            "mathit" | "mathsf" | "mathtt" | "mathnormal" => self.arg()?,
+            "mathit" | "mathsf" | "mathtt" | "mathcal" => self.arg()?,
             "left" => {
-                let open = self.delimiter()?;
-                let mut kids: Vec<Node> = open.into_iter().collect();
-                kids.extend(self.seq(false)?);
-                if self.peek_cmd().as_deref() != Some("right") {
+                self.delimiter()?;
+                self.seq(false)?;
+                if self.cmd_name() != "right" {
                     return Err(Unsupported);
                 }
                 self.i += 6;
-                kids.extend(self.delimiter()?);
-                Node::el("mrow", kids)
+                self.delimiter()?;
+                self.wrap(start, "mrow", None);
             }
             "begin" => self.environment()?,
+            " " => self.leaf("mspace", Some(("width", "0.25em")), ""),
             _ => {
-                if let Some(c) = find(GREEK, name) {
-                    Node::leaf("mi", c)
-                } else if let Some(c) = find(UPRIGHT, name) {
-                    Node::leaf("mi", c).attr("mathvariant", "normal")
-                } else if let Some(c) = find(OPS, name) {
-                    mo(c)
-                } else if let Some(c) = find(BIG_OPS, name) {
-                    return Ok((mo(c), true));
-                } else if let Some(limits) = find(FUNCTIONS, name) {
-                    let f = Node::leaf("mi", if name == "bmod" { "mod" } else { name });
-                    return Ok((f, limits));
-                } else if let Some(&(_, c, under)) = ACCENTS.iter().find(|a| a.0 == name) {
-                    let base = self.arg()?;
-                    let stretchy = if matches!(name, "overline" | "underline") {
-                        "true"
-                    } else {
-                        "false"
-                    };
-                    let mark = mo(c).attr("stretchy", stretchy);
-                    if under {
-                        Node::el("munder", vec![base, mark]).attr("accentunder", "true")
-                    } else {
-                        Node::el("mover", vec![base, mark]).attr("accent", "true")
+                let (kind, text) = symbol(name).ok_or(Unsupported)?;
+                let (tag, attr, text) = match kind {
+                    'i' => ("mi", None, text),
+                    'I' => ("mi", Some(("mathvariant", "normal")), text),
+                    'o' | 'O' => ("mo", None, text),
+                    'f' | 'F' if text.is_empty() => ("mi", None, name),
+                    'f' | 'F' => ("mi", None, text),
+                    's' => ("mspace", Some(("width", text)), ""),
+                    'a' | 'A' | 'u' => {
+                        self.arg()?;
+                        let stretchy = if kind == 'a' { "false" } else { "true" };
+                        self.leaf("mo", Some(("stretchy", stretchy)), text);
+                        let (tag, attr) = if kind == 'u' {
+                            ("munder", ("accentunder", "true"))
+                        } else {
+                            ("mover", ("accent", "true"))
+                        };
+                        self.wrap(start, tag, Some(attr));
+                        return Ok(false);
                     }
-                } else if let Some(w) = find(SPACES, name) {
-                    Node::el("mspace", vec![]).attr("width", w)
-                } else {
-                    return Err(Unsupported);
-                }
+                    _ => return Err(Unsupported),
+                };
+                self.leaf(tag, attr, text);
+                return Ok(kind == 'O' || kind == 'F');
             }
-        };
-        Ok((node, false))
+        }
+        Ok(false)
     }
 
     /// The delimiter after `\left` or `\right` (`.` is none).
-    fn delimiter(&mut self) -> Res<Option<Node>> {
+    fn delimiter(&mut self) -> Res<()> {
         self.skip_ws();
-        let c = match self.peek() {
-            Some('.') => {
-                self.i += 1;
-                return Ok(None);
+        let name = self.cmd_name();
+        match self.peek() {
+            Some('.') => {}
+            Some('\\') => match symbol(&name) {
+                Some(('o', text)) => {
+                    self.i += name.chars().count();
+                    self.leaf("mo", None, text);
+                }
+                _ => return Err(Unsupported),
+            },
+            Some(c @ ('(' | ')' | '[' | ']' | '|' | '/')) => {
+                self.leaf("mo", None, c.encode_utf8(&mut [0; 4]));
             }
-            Some('\\') => {
-                let (name, n) = self.name_at(self.i + 1);
-                self.i += n;
-                find(OPS, &name).ok_or(Unsupported)?
-            }
-            Some(c @ ('(' | ')' | '[' | ']' | '|' | '/')) => c,
             _ => return Err(Unsupported),
-        };
+        }
         self.i += 1;
-        Ok(Some(mo(c)))
+        Ok(())
     }
 
     /// `\begin{name}…\end{name}` (the `\begin` already read).
-    fn environment(&mut self) -> Res<Node> {
+    fn environment(&mut self) -> Res<()> {
         let name = self.raw_group()?;
+        // Delimiters on each side (' ': none) and the column alignment.
         let (open, close, align) = match name.as_str() {
-            "matrix" | "smallmatrix" | "array" => (None, None, None),
-            "pmatrix" => (Some('('), Some(')'), None),
-            "bmatrix" => (Some('['), Some(']'), None),
-            "Bmatrix" => (Some('{'), Some('}'), None),
-            "vmatrix" => (Some('|'), Some('|'), None),
-            "Vmatrix" => (Some('‖'), Some('‖'), None),
-            "cases" => (Some('{'), None, Some("left")),
-            "aligned" | "align" | "align*" | "alignat" | "split" | "eqnarray" => {
-                (None, None, Some("right left"))
+            "matrix" | "smallmatrix" | "gathered" | "gather" | "gather*" | "equation"
+            | "equation*" => (' ', ' ', ""),
+            "array" => {
+                self.raw_group()?; // the column spec
+                (' ', ' ', "")
             }
-            "gathered" | "gather" | "gather*" | "equation" | "equation*" => (None, None, None),
+            "pmatrix" => ('(', ')', ""),
+            "bmatrix" => ('[', ']', ""),
+            "Bmatrix" => ('{', '}', ""),
+            "vmatrix" => ('|', '|', ""),
+            "Vmatrix" => ('‖', '‖', ""),
+            "cases" => ('{', ' ', "left"),
+            "aligned" | "align" | "align*" | "split" => (' ', ' ', "right left"),
             _ => return Err(Unsupported),
         };
-        if name == "array" {
-            self.raw_group()?; // the column spec
-        }
-        let rows = self.table()?;
-        if self.peek_cmd().as_deref() != Some("end") {
+        let start = self.out.len();
+        self.table(Some(align))?;
+        if self.cmd_name() != "end" {
             return Err(Unsupported);
         }
         self.i += 4;
         if self.raw_group()? != name {
             return Err(Unsupported);
         }
-        let table = mtable(rows, align);
-        if open.is_none() && close.is_none() {
-            return Ok(table);
+        if open != ' ' {
+            self.out.insert(start, mo(open));
+            if close != ' ' {
+                self.leaf("mo", None, close.encode_utf8(&mut [0; 4]));
+            }
+            self.wrap(start, "mrow", None);
         }
-        let mut kids: Vec<Node> = open.map(mo).into_iter().collect();
-        kids.push(table);
-        kids.extend(close.map(mo));
-        Ok(Node::el("mrow", kids))
+        Ok(())
     }
 }
 
@@ -835,7 +592,7 @@ mod tests {
     use super::*;
 
     fn inline(tex: &str) -> String {
-        to_mathml(tex, false).map_or_else(|| "(source)".into(), |n| n.to_string())
+        to_mathml(tex, false).map_or_else(|| "(source)".into(), |t| markup(&t))
     }
 
     /// Expressions from real tutor replies and the MathML each must become.
@@ -1007,9 +764,7 @@ mod tests {
     #[test]
     fn display_math_is_marked_block() {
         assert_eq!(
-            to_mathml("E = mc^2", true)
-                .map(|n| n.to_string())
-                .as_deref(),
+            to_mathml("E = mc^2", true).map(|t| markup(&t)).as_deref(),
             Some(
                 "<math display=\"block\"><mi>E</mi><mo>=</mo><mi>m</mi><msup><mi>c</mi><mn>2</mn></msup></math>"
             )
