@@ -111,17 +111,28 @@ arcsin=f arccos=f arctan=f sinh=f cosh=f tanh=f log=f ln=f lg=f exp=f det=f dim=
 deg=f arg=f gcd=f lcm=f mod=f bmod=fmod lim=F max=F min=F sup=F inf=F hat=a^ widehat=a^ \
 bar=a¯ vec=a→ overrightarrow=A→ dot=a˙ ddot=a¨ tilde=a˜ widetilde=a˜ overline=A‾ \
 underline=u_ ,=s0.1667em :=s0.2222em >=s0.2222em ;=s0.2778em enspace=s0.5em quad=s1em \
-qquad=s2em !=x displaystyle=x textstyle=x limits=x nolimits=x";
+qquad=s2em !=x displaystyle=x textstyle=x limits=x nolimits=x frac=r dfrac=rD cfrac=rD tfrac=rT \
+binom=rB sqrt=q text=t textrm=t textnormal=t textit=t textbf=t mbox=t mathrm=m \
+operatorname=m mathbf=b boldsymbol=b mathbb=d mathit=g mathsf=g mathtt=g mathcal=g left=l \
+begin=e";
 
-/// The kind and text of a command in [`SYMBOLS`] (`\big(`, `\Bigl[`…: sizes, ignored).
-fn symbol(name: &str) -> Option<(char, &'static str)> {
+/// Environments: `name=`, the delimiters on each side (`_`: none), then `l` (left
+/// aligned, for `cases`), `r` (right and left, for `aligned`) or `a` (a column spec
+/// follows, for `array`).
+const ENVIRONMENTS: &str = "matrix=__ smallmatrix=__ gathered=__ gather=__ gather*=__ \
+equation=__ equation*=__ array=__a pmatrix=() bmatrix=[] Bmatrix={} vmatrix=|| Vmatrix=‖‖ \
+cases={_l aligned=__r align=__r align*=__r split=__r";
+
+/// The entry for `name` in a table like [`SYMBOLS`] (`\\big(`, `\\Bigl[`…: sizes,
+/// ignored).
+fn lookup(table: &'static str, name: &str) -> Option<&'static str> {
     if name.len() <= 6 && (name.starts_with("big") || name.starts_with("Big")) {
-        return Some(('x', ""));
+        return Some("x");
     }
-    SYMBOLS.split(' ').find_map(|e| {
-        let (n, v) = e.split_once('=')?;
-        let mut v = v.chars();
-        (n == name).then(|| (v.next().unwrap_or('x'), v.as_str()))
+    table.split(' ').find_map(|e| {
+        e.split_once('=')
+            .filter(|(n, _)| *n == name)
+            .map(|(_, v)| v)
     })
 }
 
@@ -215,9 +226,10 @@ impl Parser<'_> {
 
     /// Moves `out[from..to]` to the end.
     fn move_to_end(&mut self, from: usize, to: usize) {
-        for t in self.out.drain(from..to).collect::<Vec<_>>() {
-            self.push(t);
-        }
+        let mut tail = self.out.split_off(to);
+        let mut moved = self.out.split_off(from);
+        self.out.append(&mut tail);
+        self.out.append(&mut moved);
     }
 
     /// Cells separated by `&` and rows by `\\`, up to `}`, `\end`, `\right` or the end:
@@ -281,7 +293,7 @@ impl Parser<'_> {
                 None | Some('}' | '&') => break,
                 Some(']') if in_opt => break,
                 _ if matches!(name.as_str(), "\\" | "end" | "right") => break,
-                _ if symbol(&name).is_some_and(|(k, _)| k == 'x') => {
+                _ if lookup(SYMBOLS, &name) == Some("x") => {
                     self.i += 1 + name.chars().count();
                     continue;
                 }
@@ -420,24 +432,51 @@ impl Parser<'_> {
         self.i += 1 + name.chars().count();
         let name = name.as_str();
         let start = self.out.len();
-        match name {
-            "frac" | "dfrac" | "tfrac" | "cfrac" | "binom" => {
-                let attr = match name {
-                    "binom" => Some(("linethickness", "0")),
-                    "tfrac" => Some(("displaystyle", "false")),
-                    "frac" => None,
-                    _ => Some(("displaystyle", "true")),
+        let info = if name == " " {
+            "s0.25em"
+        } else {
+            lookup(SYMBOLS, name).ok_or(Unsupported)?
+        };
+        let mut chars = info.chars();
+        let kind = chars.next().unwrap_or('x');
+        let text = chars.as_str();
+        let (tag, attr, text) = match kind {
+            'i' => ("mi", None, text),
+            'I' => ("mi", Some(("mathvariant", "normal")), text),
+            'o' | 'O' => ("mo", None, text),
+            'f' | 'F' if text.is_empty() => ("mi", None, name),
+            'f' | 'F' => ("mi", None, text),
+            's' => ("mspace", Some(("width", text)), ""),
+            'a' | 'A' | 'u' => {
+                self.arg()?;
+                let stretchy = if kind == 'a' { "false" } else { "true" };
+                self.leaf("mo", Some(("stretchy", stretchy)), text);
+                let (tag, attr) = if kind == 'u' {
+                    ("munder", ("accentunder", "true"))
+                } else {
+                    ("mover", ("accent", "true"))
+                };
+                self.wrap(start, tag, Some(attr));
+                return Ok(false);
+            }
+            'r' => {
+                let attr = match text {
+                    "B" => Some(("linethickness", "0")),
+                    "T" => Some(("displaystyle", "false")),
+                    "D" => Some(("displaystyle", "true")),
+                    _ => None,
                 };
                 self.arg()?;
                 self.arg()?;
                 self.wrap(start, "mfrac", attr);
-                if name == "binom" {
+                if text == "B" {
                     self.out.insert(start, mo('('));
                     self.leaf("mo", None, ")");
                     self.wrap(start, "mrow", None);
                 }
+                return Ok(false);
             }
-            "sqrt" => {
+            'q' => {
                 self.skip_ws();
                 if self.peek() == Some('[') {
                     self.i += 1;
@@ -454,36 +493,39 @@ impl Parser<'_> {
                     self.arg()?;
                     self.wrap(start, "msqrt", None);
                 }
+                return Ok(false);
             }
-            // Non-breaking spaces: edge spaces (`\text{ if }`) would collapse.
-            "text" | "textrm" | "textnormal" | "textit" | "textbf" | "mbox" => {
+            't' => {
+                // Non-breaking spaces: edge spaces (`\text{ if }`) would collapse.
                 let t = self.raw_group()?;
                 let t = t.chars().map(|c| if c == ' ' { '\u{a0}' } else { c });
                 let t: String = t.collect();
                 self.leaf("mtext", None, &t);
+                return Ok(false);
             }
-            "mathrm" | "operatorname" | "mathbf" | "boldsymbol" | "mathbb" => {
+            'm' | 'b' | 'd' => {
                 let at = self.i;
                 let t: String = self.raw_group()?.split_whitespace().collect();
                 if t.is_empty() || !t.chars().all(|c| c.is_ascii_alphanumeric()) {
                     // Math inside (`\mathbf{\hat x}`): drawn without the font change.
                     self.i = at;
                     self.arg()?;
-                } else if matches!(name, "mathrm" | "operatorname") {
+                } else if kind == 'm' {
                     self.leaf("mi", Some(("mathvariant", "normal")), &t);
                 } else {
                     for c in t.chars() {
                         let tag = if c.is_ascii_digit() { "mn" } else { "mi" };
-                        let c = styled(c, name == "mathbb");
+                        let c = styled(c, kind == 'd');
                         self.leaf(tag, None, c.encode_utf8(&mut [0; 4]));
                     }
                     if t.chars().count() > 1 {
                         self.wrap(start, "mrow", None);
                     }
                 }
+                return Ok(false);
             }
-            "mathit" | "mathsf" | "mathtt" | "mathcal" => self.arg()?,
-            "left" => {
+            'g' => return self.arg().map(|_| false),
+            'l' => {
                 self.delimiter()?;
                 self.seq(false)?;
                 if self.cmd_name() != "right" {
@@ -492,37 +534,13 @@ impl Parser<'_> {
                 self.i += 6;
                 self.delimiter()?;
                 self.wrap(start, "mrow", None);
+                return Ok(false);
             }
-            "begin" => self.environment()?,
-            " " => self.leaf("mspace", Some(("width", "0.25em")), ""),
-            _ => {
-                let (kind, text) = symbol(name).ok_or(Unsupported)?;
-                let (tag, attr, text) = match kind {
-                    'i' => ("mi", None, text),
-                    'I' => ("mi", Some(("mathvariant", "normal")), text),
-                    'o' | 'O' => ("mo", None, text),
-                    'f' | 'F' if text.is_empty() => ("mi", None, name),
-                    'f' | 'F' => ("mi", None, text),
-                    's' => ("mspace", Some(("width", text)), ""),
-                    'a' | 'A' | 'u' => {
-                        self.arg()?;
-                        let stretchy = if kind == 'a' { "false" } else { "true" };
-                        self.leaf("mo", Some(("stretchy", stretchy)), text);
-                        let (tag, attr) = if kind == 'u' {
-                            ("munder", ("accentunder", "true"))
-                        } else {
-                            ("mover", ("accent", "true"))
-                        };
-                        self.wrap(start, tag, Some(attr));
-                        return Ok(false);
-                    }
-                    _ => return Err(Unsupported),
-                };
-                self.leaf(tag, attr, text);
-                return Ok(kind == 'O' || kind == 'F');
-            }
-        }
-        Ok(false)
+            'e' => return self.environment().map(|_| false),
+            _ => return Err(Unsupported),
+        };
+        self.leaf(tag, attr, text);
+        Ok(kind == 'O' || kind == 'F')
     }
 
     /// The delimiter after `\left` or `\right` (`.` is none).
@@ -531,8 +549,8 @@ impl Parser<'_> {
         let name = self.cmd_name();
         match self.peek() {
             Some('.') => {}
-            Some('\\') => match symbol(&name) {
-                Some(('o', text)) => {
+            Some('\\') => match lookup(SYMBOLS, &name).and_then(|v| v.strip_prefix('o')) {
+                Some(text) => {
                     self.i += name.chars().count();
                     self.leaf("mo", None, text);
                 }
@@ -550,22 +568,18 @@ impl Parser<'_> {
     /// `\begin{name}…\end{name}` (the `\begin` already read).
     fn environment(&mut self) -> Res<()> {
         let name = self.raw_group()?;
-        // Delimiters on each side (' ': none) and the column alignment.
-        let (open, close, align) = match name.as_str() {
-            "matrix" | "smallmatrix" | "gathered" | "gather" | "gather*" | "equation"
-            | "equation*" => (' ', ' ', ""),
-            "array" => {
+        // Delimiters on each side ('_': none), then `l` (cases: left-aligned), `r`
+        // (aligned: right and left) or `a` (array: a column spec follows).
+        let mut info = lookup(ENVIRONMENTS, &name).ok_or(Unsupported)?.chars();
+        let (open, close) = (info.next().unwrap_or('_'), info.next().unwrap_or('_'));
+        let align = match info.next() {
+            Some('l') => "left",
+            Some('r') => "right left",
+            Some(_) => {
                 self.raw_group()?; // the column spec
-                (' ', ' ', "")
+                ""
             }
-            "pmatrix" => ('(', ')', ""),
-            "bmatrix" => ('[', ']', ""),
-            "Bmatrix" => ('{', '}', ""),
-            "vmatrix" => ('|', '|', ""),
-            "Vmatrix" => ('‖', '‖', ""),
-            "cases" => ('{', ' ', "left"),
-            "aligned" | "align" | "align*" | "split" => (' ', ' ', "right left"),
-            _ => return Err(Unsupported),
+            None => "",
         };
         let start = self.out.len();
         self.table(Some(align))?;
@@ -576,9 +590,9 @@ impl Parser<'_> {
         if self.raw_group()? != name {
             return Err(Unsupported);
         }
-        if open != ' ' {
+        if open != '_' {
             self.out.insert(start, mo(open));
-            if close != ' ' {
+            if close != '_' {
                 self.leaf("mo", None, close.encode_utf8(&mut [0; 4]));
             }
             self.wrap(start, "mrow", None);

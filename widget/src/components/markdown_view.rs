@@ -151,8 +151,7 @@ fn inline(i: &Inline) -> AnyView {
         Inline::Break => view! { <br/> }.into_any(),
         Inline::Math { tex, display } => match math::to_mathml(tex, *display) {
             Some(m) => {
-                view! { <span class="cc-math" node_ref=MathInto(Arc::new(m), tex.clone())></span> }
-                    .into_any()
+                view! { <span node_ref=MathInto(Arc::new(m), tex.clone())></span> }.into_any()
             }
             // Outside the supported subset: the source, never half a formula.
             None => inline(&Inline::Code(tex.clone())),
@@ -164,25 +163,13 @@ fn inline(i: &Inline) -> AnyView {
 /// which scrolls sideways (and takes focus, so the keyboard can scroll it too).
 fn code_block(lang: &str, text: &str) -> AnyView {
     let t: &'static Text = Lang::current().text();
-    let name = if lang.is_empty() {
-        t.code.to_owned()
-    } else {
-        format!("{lang} {}", t.code)
-    };
     let copy = text.to_owned();
     let on_click = move |ev: MouseEvent| copy_to_clipboard(&copy, &ev, t);
-    let lang = (!lang.is_empty()).then(|| lang.to_owned());
     view! {
         <div class="cc-codeblock">
-            <div class="cc-code-head">
-                <span class="cc-code-lang">{lang.clone()}</span>
-                <button type="button" class="cc-copy" aria-live="polite" on:click=on_click>
-                    {t.copy_code}
-                </button>
-            </div>
-            <pre class="cc-code" data-lang=lang tabindex="0" aria-label=name>
-                <code>{text.to_owned()}</code>
-            </pre>
+            <span>{lang.to_owned()}</span>
+            <button class="cc-copy" aria-live="polite" on:click=on_click>{t.copy_code}</button>
+            <pre class="cc-code" tabindex="0" aria-label=t.code><code>{text.to_owned()}</code></pre>
         </div>
     }
     .into_any()
