@@ -57,16 +57,15 @@ pub fn markup(toks: &[Tok]) -> String {
 /// Converts `tex` (without its `$` delimiters) to a `<math>` element, or `None` when any
 /// part of it is outside the supported subset.
 pub fn to_mathml(tex: &str, display: bool) -> Option<Vec<Tok>> {
-    let s: Vec<char> = tex.chars().collect();
     let mut p = Parser {
-        s: &s,
+        s: tex,
         i: 0,
         depth: 0,
         out: vec![Tok::Open("math", display.then_some(("display", "block")))],
     };
     // `\\` and `&` outside an environment: lines as in `gathered` or `aligned`.
     p.table(None).ok()?;
-    if p.i < s.len() {
+    if p.i < tex.len() {
         return None; // a stray `}`, `\right` or `\end`
     }
     p.out.push(Tok::Close("math"));
@@ -79,7 +78,8 @@ struct Unsupported;
 type Res<T> = Result<T, Unsupported>;
 
 struct Parser<'a> {
-    s: &'a [char],
+    /// The source, read at byte `i`.
+    s: &'a str,
     i: usize,
     depth: usize,
     out: Vec<Tok>,
@@ -159,25 +159,34 @@ fn styled(c: char, double: bool) -> char {
     char::from_u32(code).unwrap_or(c)
 }
 
-impl Parser<'_> {
+impl<'a> Parser<'a> {
     fn peek(&self) -> Option<char> {
-        self.s.get(self.i).copied()
+        self.s.get(self.i..)?.chars().next()
+    }
+
+    fn byte_at(&self, i: usize) -> u8 {
+        self.s.as_bytes().get(i).copied().unwrap_or(0)
     }
 
     fn skip_ws(&mut self) {
-        while self.peek().is_some_and(char::is_whitespace) {
-            self.i += 1;
+        while let Some(c) = self.peek().filter(|c| c.is_whitespace()) {
+            self.i += c.len_utf8();
         }
     }
 
     /// The name of the command whose `\` is at `self.i` ("" if there is none).
-    fn cmd_name(&self) -> String {
-        if self.peek() != Some('\\') {
-            return String::new();
+    fn cmd_name(&self) -> &'a str {
+        if self.byte_at(self.i) != b'\\' {
+            return "";
         }
         let rest = &self.s[self.i + 1..];
-        let n = rest.iter().take_while(|c| c.is_ascii_alphabetic()).count();
-        rest[..n.max(rest.len().min(1))].iter().collect()
+        let n = rest.bytes().take_while(u8::is_ascii_alphabetic).count();
+        let n = if n == 0 {
+            rest.chars().next().map_or(0, char::len_utf8)
+        } else {
+            n
+        };
+        &rest[..n]
     }
 
     fn expect(&mut self, c: char) -> Res<()> {
@@ -190,17 +199,17 @@ impl Parser<'_> {
     }
 
     /// The text of a `{…}` group, braces balanced, taken literally.
-    fn raw_group(&mut self) -> Res<String> {
+    fn raw_group(&mut self) -> Res<&'a str> {
         self.expect('{')?;
         let start = self.i;
         let mut depth = 0usize;
-        while let Some(c) = self.peek() {
+        while self.i < self.s.len() {
             self.i += 1;
-            match c {
-                '\\' => self.i += 1,
-                '{' => depth += 1,
-                '}' if depth == 0 => return Ok(self.s[start..self.i - 1].iter().collect()),
-                '}' => depth -= 1,
+            match self.byte_at(self.i - 1) {
+                b'\\' => self.i += 1,
+                b'{' => depth += 1,
+                b'}' if depth == 0 => return Ok(&self.s[start..self.i - 1]),
+                b'}' => depth -= 1,
                 _ => {}
             }
         }
@@ -292,9 +301,9 @@ impl Parser<'_> {
             match self.peek() {
                 None | Some('}' | '&') => break,
                 Some(']') if in_opt => break,
-                _ if matches!(name.as_str(), "\\" | "end" | "right") => break,
+                _ if matches!(name, "\\" | "end" | "right") => break,
                 _ if lookup(SYMBOLS, &name) == Some("x") => {
-                    self.i += 1 + name.chars().count();
+                    self.i += 1 + name.len();
                     continue;
                 }
                 _ => {}
@@ -316,7 +325,7 @@ impl Parser<'_> {
             let slot = match self.peek() {
                 Some('_') => &mut sub,
                 Some('^') => &mut sup,
-                _ if matches!(self.cmd_name().as_str(), "limits" | "nolimits") => {
+                _ if matches!(self.cmd_name(), "limits" | "nolimits") => {
                     self.i += 1 + self.cmd_name().len();
                     continue;
                 }
@@ -381,7 +390,8 @@ impl Parser<'_> {
             return Err(Unsupported);
         };
         let start = self.out.len();
-        let digit_at = |i: usize| self.s.get(i).is_some_and(char::is_ascii_digit);
+        let src = self.s.as_bytes();
+        let digit_at = |i: usize| src.get(i).is_some_and(u8::is_ascii_digit);
         let tok = match c {
             '^' | '_' => {
                 self.push(Tok::Open("mrow", None));
@@ -403,8 +413,7 @@ impl Parser<'_> {
                 while digit_at(self.i) || (self.peek() == Some('.') && digit_at(self.i + 1)) {
                     self.i += 1;
                 }
-                let n: String = self.s[from..self.i].iter().collect();
-                self.leaf("mn", None, &n);
+                self.leaf("mn", None, &self.s[from..self.i]);
                 return Ok(false);
             }
             '~' => ("mspace", Some(("width", "0.25em")), '\0'),
@@ -415,7 +424,7 @@ impl Parser<'_> {
             '\'' => ("mo", None, '′'),
             c => ("mo", None, c),
         };
-        self.i += 1;
+        self.i += c.len_utf8();
         let (tag, attr, c) = tok;
         let mut buf = [0; 4];
         let text = if c == '\0' {
@@ -429,8 +438,7 @@ impl Parser<'_> {
 
     fn command(&mut self) -> Res<bool> {
         let name = self.cmd_name();
-        self.i += 1 + name.chars().count();
-        let name = name.as_str();
+        self.i += 1 + name.len();
         let start = self.out.len();
         let info = if name == " " {
             "s0.25em"
@@ -551,7 +559,7 @@ impl Parser<'_> {
             Some('.') => {}
             Some('\\') => match lookup(SYMBOLS, &name).and_then(|v| v.strip_prefix('o')) {
                 Some(text) => {
-                    self.i += name.chars().count();
+                    self.i += name.len();
                     self.leaf("mo", None, text);
                 }
                 _ => return Err(Unsupported),
