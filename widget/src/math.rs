@@ -302,7 +302,7 @@ impl<'a> Parser<'a> {
                 None | Some('}' | '&') => break,
                 Some(']') if in_opt => break,
                 _ if matches!(name, "\\" | "end" | "right") => break,
-                _ if lookup(SYMBOLS, &name) == Some("x") => {
+                _ if lookup(SYMBOLS, name) == Some("x") => {
                     self.i += 1 + name.len();
                     continue;
                 }
@@ -557,7 +557,7 @@ impl<'a> Parser<'a> {
         let name = self.cmd_name();
         match self.peek() {
             Some('.') => {}
-            Some('\\') => match lookup(SYMBOLS, &name).and_then(|v| v.strip_prefix('o')) {
+            Some('\\') => match lookup(SYMBOLS, name).and_then(|v| v.strip_prefix('o')) {
                 Some(text) => {
                     self.i += name.len();
                     self.leaf("mo", None, text);
@@ -578,7 +578,7 @@ impl<'a> Parser<'a> {
         let name = self.raw_group()?;
         // Delimiters on each side ('_': none), then `l` (cases: left-aligned), `r`
         // (aligned: right and left) or `a` (array: a column spec follows).
-        let mut info = lookup(ENVIRONMENTS, &name).ok_or(Unsupported)?.chars();
+        let mut info = lookup(ENVIRONMENTS, name).ok_or(Unsupported)?.chars();
         let (open, close) = (info.next().unwrap_or('_'), info.next().unwrap_or('_'));
         let align = match info.next() {
             Some('l') => "left",
@@ -775,6 +775,29 @@ mod tests {
                 "\\sum\\limits_{k} \\big( k \\big)",
                 "<math><munder><mo>∑</mo><mi>k</mi></munder><mo stretchy=\"false\">(</mo><mi>k</mi><mo stretchy=\"false\">)</mo></math>",
             ),
+            // Unicode typed directly, and text with accents.
+            (
+                "π r^2",
+                "<math><mi>π</mi><msup><mi>r</mi><mn>2</mn></msup></math>",
+            ),
+            ("\\text{é à}", "<math><mtext>é\u{a0}à</mtext></math>"),
+            // A sup written before the sub still goes second; a root's index goes second.
+            (
+                "x^2_1",
+                "<math><msubsup><mi>x</mi><mn>1</mn><mn>2</mn></msubsup></math>",
+            ),
+            (
+                "\\sqrt[n]{x+1}",
+                "<math><mroot><mrow><mi>x</mi><mo>+</mo><mn>1</mn></mrow><mi>n</mi></mroot></math>",
+            ),
+            (
+                "\\binom{n}{k}",
+                "<math><mrow><mo>(</mo><mfrac linethickness=\"0\"><mi>n</mi><mi>k</mi></mfrac><mo>)</mo></mrow></math>",
+            ),
+            (
+                "\\mathbb{N} \\subset \\mathbf{v2}",
+                "<math><mi>ℕ</mi><mo>⊂</mo><mrow><mi>𝐯</mi><mn>𝟐</mn></mrow></math>",
+            ),
             // Text is escaped when serialized.
             ("a < b", "<math><mi>a</mi><mo>&lt;</mo><mi>b</mi></math>"),
         ];
@@ -812,6 +835,8 @@ mod tests {
             "x \\right)",
             "\\text{open",
             "\\",
+            "\\é",
+            "\\text{é",
         ] {
             assert_eq!(inline(tex), "(source)", "{tex}");
         }
