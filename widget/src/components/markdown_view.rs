@@ -176,34 +176,18 @@ fn code_block(lang: &str, text: &str) -> AnyView {
 }
 
 /// Writes `text` with `navigator.clipboard.writeText` and has the clicked button say so
-/// for two seconds. Looked up dynamically: an insecure page has no `navigator.clipboard`,
-/// and the button then does nothing rather than throw.
+/// for two seconds. An insecure page has no `navigator.clipboard`: the button then does
+/// nothing rather than throw.
 fn copy_to_clipboard(text: &str, ev: &MouseEvent, t: &'static Text) {
-    let get = |o: &wasm_bindgen::JsValue, k: &str| js_sys::Reflect::get(o, &k.into()).ok();
-    let Some(button) = ev
-        .current_target()
-        .and_then(|b| b.dyn_into::<web_sys::HtmlElement>().ok())
-    else {
+    let (Some(target), Some(window)) = (ev.current_target(), web_sys::window()) else {
         return;
     };
-    let Some(window) = web_sys::window() else {
+    let button: web_sys::Node = target.unchecked_into();
+    let navigator = window.navigator();
+    if js_sys::Reflect::has(&navigator, &"clipboard".into()) != Ok(true) {
         return;
-    };
-    let Some(clipboard) = get(&window.navigator(), "clipboard").filter(|c| c.is_object()) else {
-        return;
-    };
-    let Some(write) =
-        get(&clipboard, "writeText").and_then(|f| f.dyn_into::<js_sys::Function>().ok())
-    else {
-        return;
-    };
-    let Some(done) = write
-        .call1(&clipboard, &text.into())
-        .ok()
-        .and_then(|p| p.dyn_into::<js_sys::Promise>().ok())
-    else {
-        return;
-    };
+    }
+    let done = navigator.clipboard().write_text(text);
     leptos::task::spawn_local(async move {
         if wasm_bindgen_futures::JsFuture::from(done).await.is_ok() {
             button.set_text_content(Some(t.copied));
