@@ -71,3 +71,21 @@ test('display math still arriving shows its source until the closer comes', asyn
   await expect(reply).not.toContainText('$$');
   expect(await reply.locator('math').textContent()).toBe('12+13=56');
 });
+
+test('a formula nested 10,000 braces deep shows its source, without a crash', async ({ widget, upstream, page }) => {
+  const problems: string[] = [];
+  page.on('pageerror', (e) => problems.push(`pageerror: ${e.message}`));
+  page.on('console', (m) => {
+    if (m.type() === 'error' || /panicked|RuntimeError|unreachable/i.test(m.text())) problems.push(`console: ${m.text()}`);
+  });
+  const deep = `${'{'.repeat(10_000)}x${'}'.repeat(10_000)}`;
+  await upstream.setReply(`Deep: $${deep}$ and then $y^2$.`);
+  await widget.openSignedIn();
+  await widget.sendMessage('Nest it');
+  await widget.waitForReplyDone();
+  const reply = widget.lastReply();
+  await expect(reply.locator('code')).toHaveText(deep);
+  await expect(reply.locator('math')).toHaveCount(1);
+  expect(await reply.locator('math').textContent()).toBe('y2');
+  expect(problems).toEqual([]);
+});
