@@ -1,8 +1,10 @@
-//! LaTeX math (the subset tutors write) to a MathML tree, which browsers draw natively.
+//! LaTeX math (the subset tutors write) to MathML, which browsers draw natively.
 //!
 //! Hand-written because of size: the `latex2mathml` crate (0.2.3), built into the widget,
 //! added 12,470 B brotli to the on-open download (143,175 → 155,645 B, over the 153,600 B
 //! cap on its own) and returns an HTML string, which the widget never injects. This
+//! converter with its DOM builder adds about 6,000 B (math, code-block header and their
+//! CSS together: 143,175 → 150,882 B). This
 //! converter covers what tutoring replies use: fractions, roots, nested scripts, Greek,
 //! operators and relations, functions, `\left…\right`, `\text`, font commands, accents,
 //! matrices, `cases` and `aligned`. Anything else (an unknown command, unbalanced braces,
