@@ -14,6 +14,8 @@ const CSS: &str = include_str!("../../style/widget.css");
 #[wasm_bindgen]
 pub fn mount(root: web_sys::HtmlElement, config: JsValue) {
     let config = config_from_js(&config);
+    // Reply views (code blocks' copy buttons) read the language without the app's context.
+    config.lang.set_current();
     if !adopt_css(&root)
         && let Some(doc) = root.owner_document()
         && let Ok(style) = doc.create_element("style")

@@ -1,5 +1,7 @@
 //! The widget's user-facing strings in English and Traditional Chinese (Taiwan).
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
 /// A supported language.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Lang {
@@ -32,7 +34,24 @@ impl Lang {
             Self::ZhTw => &ZH_TW,
         }
     }
+
+    /// Makes `self` what [`Lang::current`] returns (the widget's `mount` calls it).
+    pub fn set_current(self) {
+        CURRENT_ZH.store(self == Self::ZhTw, Ordering::Relaxed);
+    }
+
+    /// The mounted widget's language, for views built far from the app's context (a
+    /// reply's code blocks).
+    pub fn current() -> Self {
+        if CURRENT_ZH.load(Ordering::Relaxed) {
+            Self::ZhTw
+        } else {
+            Self::En
+        }
+    }
 }
+
+static CURRENT_ZH: AtomicBool = AtomicBool::new(false);
 
 /// Every fixed string the widget shows.
 #[derive(Debug)]
@@ -79,6 +98,11 @@ pub struct Text {
     seconds: &'static str,
     minutes: &'static str,
     message_too_long: (&'static str, &'static str),
+    /// A reply's code block: its copy button, what the button says once it has copied,
+    /// and the name of the scrollable code (after the language, when there is one).
+    pub copy_code: &'static str,
+    pub copied: &'static str,
+    pub code: &'static str,
 }
 
 impl Text {
@@ -159,6 +183,9 @@ static EN: Text = Text {
     seconds: "s",
     minutes: "min",
     message_too_long: ("Your message is too long (at most ", " characters)."),
+    copy_code: "Copy code",
+    copied: "Copied",
+    code: "code",
 };
 
 static ZH_TW: Text = Text {
@@ -202,6 +229,9 @@ static ZH_TW: Text = Text {
     seconds: "秒",
     minutes: "分鐘",
     message_too_long: ("訊息太長了（最多 ", " 個字元）。"),
+    copy_code: "複製程式碼",
+    copied: "已複製",
+    code: "程式碼",
 };
 
 #[cfg(test)]
@@ -216,6 +246,14 @@ mod tests {
         assert_eq!(Lang::pick(Some(" "), Some("ZH")), Lang::ZhTw);
         assert_eq!(Lang::pick(None, Some("fr-FR")), Lang::En);
         assert_eq!(Lang::pick(None, None), Lang::En);
+    }
+
+    #[test]
+    fn the_current_language_is_the_one_set_last() {
+        Lang::ZhTw.set_current();
+        assert_eq!(Lang::current().text().copy_code, "複製程式碼");
+        Lang::En.set_current();
+        assert_eq!(Lang::current(), Lang::En);
     }
 
     #[test]

@@ -8,6 +8,7 @@
 pub mod error;
 pub mod i18n;
 pub mod markdown;
+pub mod math;
 pub mod sse;
 pub mod state;
 pub mod storage;

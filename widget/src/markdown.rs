@@ -6,7 +6,11 @@
 //! and `mailto`. Supported: ATX headings, paragraphs (single newlines are line breaks, as
 //! chat users expect), bullet and numbered lists (nested by indentation), block quotes,
 //! fenced code blocks, GFM tables, rules, and inline code, `**strong**`, `*emphasis*`,
-//! `~~strike~~`, `[links](https://…)`, `<https://…>` and bare `https://…` URLs.
+//! `~~strike~~`, `[links](https://…)`, `<https://…>` and bare `https://…` URLs, and LaTeX
+//! math (converted by [`crate::math`]): `$$…$$` or `\[…\]` on their own lines is a display
+//! block; in a paragraph those are display math and `\(…\)` or `$…$` inline math. A `$`
+//! opens math only when not followed by a space and closes it only when not preceded by a
+//! space nor followed by a digit, so money (`$5 and $10`) stays text; `\$` is a dollar.
 //! It is forgiving rather than exact CommonMark: a reply that is still streaming (an
 //! unclosed fence or `**`) renders sensibly at every step.
 
@@ -33,6 +37,8 @@ pub enum Block {
         rows: Vec<Vec<Vec<Inline>>>,
     },
     Rule,
+    /// Display math: the LaTeX between `$$…$$` or `\[…\]`, trimmed.
+    Math(String),
 }
 
 /// Column alignment of a table.
@@ -58,6 +64,11 @@ pub enum Inline {
         children: Vec<Inline>,
     },
     Break,
+    /// LaTeX math, without its delimiters.
+    Math {
+        tex: String,
+        display: bool,
+    },
 }
 
 /// How many block quotes and lists may nest. A reply of 10,000 `>` would otherwise
@@ -65,6 +76,10 @@ pub enum Inline {
 /// and nothing deeper than this is readable in a chat bubble anyway: deeper markers
 /// stay literal text.
 pub const MAX_NESTING: usize = 8;
+
+/// How many lines a display-math block may span: the search for its closer stops there
+/// (and at a blank line, which TeX does not allow in math either).
+const MAX_MATH_LINES: usize = 100;
 
 /// Parses a whole reply.
 pub fn parse(src: &str) -> Vec<Block> {
@@ -317,6 +332,34 @@ fn table_starts(lines: &[&str], i: usize) -> bool {
             .is_some_and(|a| a.len() == split_row(lines[i]).len())
 }
 
+/// A display-math block starting at `lines[i]` (`$$` or `\[` opening the line, its closer
+/// ending a line): its LaTeX and the index after its last line. An unclosed one, as while
+/// it streams, is not a block: the paragraph shows its source until the closer arrives.
+fn display_math(lines: &[&str], i: usize) -> Option<(String, usize)> {
+    let first = lines[i].trim();
+    let close = match first.get(..2)? {
+        "$$" => "$$",
+        "\\[" => "\\]",
+        _ => return None,
+    };
+    let mut tex = String::new();
+    for (j, line) in lines.iter().enumerate().skip(i).take(MAX_MATH_LINES) {
+        let line = if j == i { &first[2..] } else { line.trim() };
+        if j > i && line.is_empty() {
+            return None;
+        }
+        tex.push_str(line);
+        if let Some(body) = tex.strip_suffix(close) {
+            // A closer before the end (`$$a$$ and $$b$$`): math inside a paragraph.
+            let inner = body.as_bytes().windows(2).any(|w| w == close.as_bytes());
+            let body = body.trim();
+            return (!inner && !body.is_empty()).then(|| (body.to_owned(), j + 1));
+        }
+        tex.push('\n');
+    }
+    None
+}
+
 /// True when a line would start a block other than a paragraph (so it ends one); at
 /// `depth` [`MAX_NESTING`] quote and list markers are text and start nothing.
 fn interrupts_paragraph(lines: &[&str], i: usize, depth: usize) -> bool {
@@ -332,6 +375,7 @@ fn interrupts_paragraph(lines: &[&str], i: usize, depth: usize) -> bool {
                 !rest.trim().is_empty() && (!ordered || n == 1)
             }))
         || table_starts(lines, i)
+        || display_math(lines, i).is_some()
 }
 
 /// The blocks of `lines`, which sit inside `depth` quotes or list items.
@@ -366,6 +410,11 @@ fn parse_blocks_from(lines: &[&str], depth: usize, starts: &mut Vec<usize>) -> V
             text.pop();
             let lang = info.split_whitespace().next().unwrap_or("").to_owned();
             blocks.push(Block::Code { lang, text });
+            continue;
+        }
+        if let Some((tex, next)) = display_math(lines, i) {
+            blocks.push(Block::Math(tex));
+            i = next;
             continue;
         }
         if let Some((level, text)) = heading(t) {
@@ -614,6 +663,8 @@ fn inline_into(c: &[char], out: &mut Vec<Inline>, depth: usize) {
     // searching from every one of 10,000 unclosed ones would be quadratic.
     let mut brackets: Option<Vec<Option<usize>>> = None;
     let mut parens: Option<Vec<Option<usize>>> = None;
+    // Math closers (`\)`, `\]`, `$$`) already found missing from the rest of `c`.
+    let mut no_closer = [false; 3];
     let mut text = String::new();
     let flush = |text: &mut String, out: &mut Vec<Inline>| {
         if !text.is_empty() {
@@ -624,6 +675,14 @@ fn inline_into(c: &[char], out: &mut Vec<Inline>, depth: usize) {
     let mut i = 0;
     while i < c.len() {
         let ch = c[i];
+        if (ch == '$' || ch == '\\')
+            && let Some((math, next)) = math_at(c, i, &mut no_closer)
+        {
+            flush(&mut text, out);
+            out.push(math);
+            i = next;
+            continue;
+        }
         match ch {
             '\\' if c.get(i + 1).is_some_and(|n| n.is_ascii_punctuation()) => {
                 text.push(c[i + 1]);
@@ -788,6 +847,48 @@ fn inline_into(c: &[char], out: &mut Vec<Inline>, depth: usize) {
     flush(&mut text, out);
 }
 
+/// The math span opening at `c[i]` (a `$` or `\`) and the index after it, if it is one.
+/// Each search stops at the first closer, so the scans of many openers do not overlap.
+fn math_at(c: &[char], i: usize, no_closer: &mut [bool; 3]) -> Option<(Inline, usize)> {
+    let (close, display, kind) = match (c[i], c.get(i + 1)) {
+        ('\\', Some('(')) => (')', false, 0),
+        ('\\', Some('[')) => (']', true, 1),
+        ('$', Some('$')) => ('$', true, 2),
+        ('$', Some(&n)) if !n.is_whitespace() => {
+            // `$…$`: on one line, the closer not after a space nor before a digit.
+            let mut k = i + 1;
+            while k < c.len() && c[k] != '$' && c[k] != '\n' {
+                k += if c[k] == '\\' { 2 } else { 1 };
+            }
+            let closes = c.get(k) == Some(&'$')
+                && !c[k - 1].is_whitespace()
+                && !c.get(k + 1).is_some_and(char::is_ascii_digit);
+            return closes.then(|| {
+                let tex = s(&c[i + 1..k]);
+                (
+                    Inline::Math {
+                        tex,
+                        display: false,
+                    },
+                    k + 1,
+                )
+            });
+        }
+        _ => return None,
+    };
+    if no_closer[kind] {
+        return None;
+    }
+    let open = c[i];
+    let Some(end) = (i + 2..c.len().saturating_sub(1)).find(|&k| c[k] == open && c[k + 1] == close)
+    else {
+        no_closer[kind] = true;
+        return None;
+    };
+    let tex = s(&c[i + 2..end]).trim().to_owned();
+    (!tex.is_empty()).then_some((Inline::Math { tex, display }, end + 2))
+}
+
 fn starts_url(c: &[char]) -> bool {
     let head: String = c.iter().take(8).collect::<String>().to_ascii_lowercase();
     (head.starts_with("https://") && c.len() > 8) || (head.starts_with("http://") && c.len() > 7)
@@ -910,6 +1011,139 @@ mod tests {
         assert_eq!(parse_inline("2 * 3 * 4"), vec![t("2 * 3 * 4")]);
         assert_eq!(parse_inline("``a ` b``"), vec![Code("a ` b".into())]);
         assert_eq!(parse_inline("\\*not em\\*"), vec![t("*not em*")]);
+    }
+
+    fn math(tex: &str, display: bool) -> Inline {
+        Math {
+            tex: tex.into(),
+            display,
+        }
+    }
+
+    #[test]
+    fn dollar_and_backslash_delimiters_make_math_but_money_stays_text() {
+        assert_eq!(parse_inline("$x$"), vec![math("x", false)]);
+        assert_eq!(
+            parse_inline("so $x^2 + 1$ grows"),
+            vec![t("so "), math("x^2 + 1", false), t(" grows")]
+        );
+        assert_eq!(
+            parse_inline("area \\(\\pi r^2\\) here"),
+            vec![t("area "), math("\\pi r^2", false), t(" here")]
+        );
+        assert_eq!(
+            parse_inline("see $$E = mc^2$$ and \\[a+b\\]"),
+            vec![
+                t("see "),
+                math("E = mc^2", true),
+                t(" and "),
+                math("a+b", true)
+            ]
+        );
+        for money in [
+            "$5 and $10",
+            "costs $5.",
+            "between $3 and $4 each",
+            "from $5-$10 a day",
+            "$ 5 and 6 $",
+            "a lone $",
+        ] {
+            assert_eq!(parse_inline(money), vec![t(money)], "{money}");
+        }
+        // Money before math: the money `$` finds a space before the next `$` and stays text.
+        assert_eq!(
+            parse_inline("$5 buys $x$ apples"),
+            vec![t("$5 buys "), math("x", false), t(" apples")]
+        );
+        // An escaped dollar is a dollar, and code spans keep their dollars.
+        assert_eq!(parse_inline("\\$x\\$"), vec![t("$x$")]);
+        assert_eq!(
+            parse_inline("`$x$` and `\\(y\\)`"),
+            vec![Code("$x$".into()), t(" and "), Code("\\(y\\)".into())]
+        );
+        // Unclosed delimiters are text (the escape still applies to `\\(`).
+        assert_eq!(parse_inline("\\(x"), vec![t("(x")]);
+        assert_eq!(parse_inline("$$x"), vec![t("$$x")]);
+        // Not across a line break for `$`.
+        assert_eq!(parse_inline("$a\nb$"), vec![t("$a"), Break, t("b$")]);
+    }
+
+    #[test]
+    fn display_math_on_its_own_lines_is_a_block() {
+        assert_eq!(
+            parse("Solve:\n$$\nx = \\frac{1}{2}\n$$\nDone."),
+            vec![
+                p("Solve:"),
+                Block::Math("x = \\frac{1}{2}".into()),
+                p("Done.")
+            ]
+        );
+        assert_eq!(
+            parse("\\[ a^2 + b^2 = c^2 \\]"),
+            vec![Block::Math("a^2 + b^2 = c^2".into())]
+        );
+        assert_eq!(
+            parse("$$\\begin{aligned}\na &= b \\\\\n&= c\n\\end{aligned}$$"),
+            vec![Block::Math(
+                "\\begin{aligned}\na &= b \\\\\n&= c\n\\end{aligned}".into()
+            )]
+        );
+        // Inside a list item.
+        assert_eq!(
+            parse("- $$x$$"),
+            vec![List {
+                ordered: false,
+                start: 1,
+                items: vec![vec![Block::Math("x".into())]]
+            }]
+        );
+        // Text after the closer: display math inside a paragraph.
+        assert_eq!(
+            parse("$$x$$ is it"),
+            vec![Paragraph(vec![math("x", true), t(" is it")])]
+        );
+        // Not closed before a blank line: the source as text.
+        assert_eq!(
+            parse("$$\nx\n\nmore"),
+            vec![Paragraph(vec![t("$$"), Break, t("x")]), p("more")]
+        );
+        // Fenced code keeps its dollars.
+        assert_eq!(
+            parse("```\n$$x$$\n```"),
+            vec![Block::Code {
+                lang: String::new(),
+                text: "$$x$$".into()
+            }]
+        );
+    }
+
+    #[test]
+    fn a_display_block_still_open_while_streaming_is_not_final() {
+        let s = parse_streaming("Intro\n\n$$\nx^2\n");
+        assert_eq!(s.done, 1);
+        assert_eq!(s.blocks[1], Paragraph(vec![t("$$"), Break, t("x^2")]));
+        let s = parse_streaming("Intro\n\n$$\nx^2\n$$\n\nnext\n");
+        assert_eq!(s.blocks[1], Block::Math("x^2".into()));
+        assert_eq!(s.done, 2);
+        stream(
+            "a $x$ b\n\n$$\n\\frac{1}{2}\n$$\n\n\\[y\\]\n\nmoney $5 and $10\n\n$$\nopen",
+            1,
+            1,
+        );
+    }
+
+    #[test]
+    fn many_unclosed_math_openers_stay_text_quickly() {
+        for src in [
+            "$a ".repeat(10_000),
+            "\\(".repeat(10_000),
+            "$$".repeat(10_001),
+            "\\[".repeat(10_000),
+            "$$\n".repeat(10_000),
+        ] {
+            let blocks = parse(&src);
+            assert!(!blocks.is_empty());
+        }
     }
 
     #[test]
@@ -1142,6 +1376,7 @@ mod tests {
                     Text(s) | Code(s) => out.push_str(s),
                     Strong(c) | Em(c) | Del(c) | Link { children: c, .. } => inl(c, out),
                     Break => out.push('\n'),
+                    Math { tex, .. } => out.push_str(tex),
                 }
             }
         }

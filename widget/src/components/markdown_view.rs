@@ -1,11 +1,20 @@
 //! Renders the [`crate::markdown`] tree as elements and text nodes (never `inner_html`).
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use leptos::html::Div;
 use leptos::prelude::*;
+use leptos::tachys::html::element::ElementType;
+use leptos::tachys::html::node_ref::NodeRefContainer;
 use leptos::tachys::view::any_view::AnyViewState;
 use leptos::tachys::view::{Mountable, Render};
+use wasm_bindgen::JsCast;
+use web_sys::{Element, MouseEvent};
 
+use crate::i18n::{Lang, Text};
 use crate::markdown::{Align, Block, Inline, parse, parse_streaming};
+use crate::math;
 
 /// An assistant reply, formatted.
 pub(crate) fn markdown(src: &str) -> AnyView {
@@ -62,11 +71,12 @@ fn block(b: &Block) -> AnyView {
         Block::Heading(2, c) => view! { <h4>{inlines(c)}</h4> }.into_any(),
         Block::Heading(_, c) => view! { <h5>{inlines(c)}</h5> }.into_any(),
         Block::Paragraph(c) => view! { <p>{inlines(c)}</p> }.into_any(),
-        Block::Code { lang, text } => {
-            let lang = (!lang.is_empty()).then(|| lang.clone());
-            view! { <pre class="cc-code" data-lang=lang><code>{text.clone()}</code></pre> }
-                .into_any()
-        }
+        Block::Code { lang, text } => code_block(lang, text),
+        // A paragraph of one display formula: no view type of its own (size).
+        Block::Math(tex) => block(&Block::Paragraph(vec![Inline::Math {
+            tex: tex.clone(),
+            display: true,
+        }])),
         Block::List {
             ordered,
             start,
@@ -139,5 +149,98 @@ fn inline(i: &Inline) -> AnyView {
         }
         .into_any(),
         Inline::Break => view! { <br/> }.into_any(),
+        Inline::Math { tex, display } => match math::to_mathml(tex, *display) {
+            Some(m) => {
+                view! { <span node_ref=MathInto(Arc::new(m), tex.clone())></span> }.into_any()
+            }
+            // Outside the supported subset: the source, never half a formula.
+            None => inline(&Inline::Code(tex.clone())),
+        },
+    }
+}
+
+/// A fenced code block: a header with its language and a copy button, and the code,
+/// which scrolls sideways (and takes focus, so the keyboard can scroll it too).
+fn code_block(lang: &str, text: &str) -> AnyView {
+    let t: &'static Text = Lang::current().text();
+    let copy = text.to_owned();
+    let on_click = move |ev: MouseEvent| copy_to_clipboard(&copy, &ev, t);
+    view! {
+        <div class="cc-codeblock">
+            <span>{lang.to_owned()}</span>
+            <button class="cc-copy" aria-live="polite" on:click=on_click>{t.copy_code}</button>
+            <pre class="cc-code" tabindex="0" aria-label=t.code><code>{text.to_owned()}</code></pre>
+        </div>
+    }
+    .into_any()
+}
+
+/// Writes `text` with `navigator.clipboard.writeText` and has the clicked button say so
+/// for two seconds. An insecure page has no `navigator.clipboard`: the button then does
+/// nothing rather than throw.
+fn copy_to_clipboard(text: &str, ev: &MouseEvent, t: &'static Text) {
+    let (Some(target), Some(window)) = (ev.current_target(), web_sys::window()) else {
+        return;
+    };
+    let button: web_sys::Node = target.unchecked_into();
+    let navigator = window.navigator();
+    if js_sys::Reflect::has(&navigator, &"clipboard".into()) != Ok(true) {
+        return;
+    }
+    let done = navigator.clipboard().write_text(text);
+    leptos::task::spawn_local(async move {
+        if wasm_bindgen_futures::JsFuture::from(done).await.is_ok() {
+            button.set_text_content(Some(t.copied));
+            set_timeout(
+                move || button.set_text_content(Some(t.copy_code)),
+                Duration::from_secs(2),
+            );
+        }
+    });
+}
+
+const MATHML: &str = "http://www.w3.org/1998/Math/MathML";
+
+/// Fills the element it is the `node_ref` of with a formula, built as MathML DOM nodes
+/// (never parsed markup), with its LaTeX source as `alttext`. Loading happens when the
+/// element is built and again when the streaming tail is rebuilt, so it replaces what
+/// was there.
+#[derive(Clone)]
+struct MathInto(Arc<Vec<math::Tok>>, String);
+
+impl<E: ElementType> NodeRefContainer<E> for MathInto {
+    fn load(self, el: &Element) {
+        el.set_text_content(None);
+        let Some(doc) = el.owner_document() else {
+            return;
+        };
+        // The open elements; the host element at the bottom.
+        let mut stack = vec![el.clone()];
+        for t in self.0.iter() {
+            let (tag, attr, text) = match t {
+                math::Tok::Close(_) => {
+                    stack.pop();
+                    continue;
+                }
+                math::Tok::Open(tag, attr) => (tag, attr, None),
+                math::Tok::Leaf(tag, attr, text) => (tag, attr, Some(text)),
+            };
+            let Ok(node) = doc.create_element_ns(Some(MATHML), tag) else {
+                return;
+            };
+            if let Some((k, v)) = attr {
+                let _ = node.set_attribute(k, v);
+            }
+            if *tag == "math" {
+                let _ = node.set_attribute("alttext", &self.1);
+            }
+            if let Some(parent) = stack.last() {
+                let _ = parent.append_child(&node);
+            }
+            match text {
+                Some(text) => node.set_text_content(Some(text)),
+                None => stack.push(node),
+            }
+        }
     }
 }
