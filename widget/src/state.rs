@@ -5,10 +5,18 @@
 //! students: a failed send keeps their text, a stopped reply keeps what arrived, and a
 //! late event from an abandoned request cannot touch a newer one.
 
-use classchat_shared::{ChatMessage, ChatRequest, MessagesProblem, Role, validate_messages};
+use classchat_shared::{
+    ChatMessage, ChatRequest, LimitsLeft, MessagesProblem, Role, validate_messages,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::error::WidgetError;
+use crate::i18n::FewLeft;
+
+/// At most this many messages left this minute, the widget says so.
+pub const FEW_THIS_MINUTE: u32 = 2;
+/// At most this many messages left today for the class, the widget says so.
+pub const FEW_TODAY: u32 = 5;
 
 /// One conversation with one class, as persisted.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -55,6 +63,8 @@ pub struct ChatState {
     pub failure: Option<Failure>,
     /// Counts requests and resets, so events of an abandoned request are ignored.
     pub turn: u32,
+    /// What the last completed reply said is left of the limits, and that reply's turn.
+    pub limits: Option<(u32, LimitsLeft)>,
 }
 
 impl ChatState {
@@ -71,6 +81,7 @@ impl ChatState {
                 partial_kept: false,
             }),
             turn: 0,
+            limits: None,
         }
     }
 
@@ -145,10 +156,20 @@ impl ChatState {
         }
     }
 
-    /// The reply is complete.
-    pub fn done(&mut self, turn: u32) {
+    /// The reply is complete; `limits` is what the server says is left.
+    pub fn done(&mut self, turn: u32, limits: Option<LimitsLeft>) {
         if turn == self.turn {
             self.commit_partial();
+            self.limits = limits.map(|l| (turn, l));
+        }
+    }
+
+    /// The wait of a refusal by a limit is over: the refused message can be retried.
+    pub fn limit_over(&mut self) {
+        if let Some(f) = &mut self.failure
+            && f.error.wait_secs().is_some()
+        {
+            f.error = WidgetError::Unanswered;
         }
     }
 
@@ -205,6 +226,18 @@ impl ChatState {
     }
 }
 
+/// The quiet "few left" line, if one is due: the day's quota first (it lasts longer),
+/// then the minute's, while `minute_current` (its refill is not yet due).
+pub fn few_left(limits: &LimitsLeft, minute_current: bool) -> Option<FewLeft> {
+    if let Some(day) = limits.day.filter(|d| d.left <= FEW_TODAY) {
+        return Some(FewLeft::Day(day.left));
+    }
+    limits
+        .minute
+        .filter(|m| minute_current && m.left <= FEW_THIS_MINUTE)
+        .map(|m| FewLeft::Minute(m.left))
+}
+
 /// A fresh conversation id from random numbers in `[0, 1)` and the time: `c-` and base-36
 /// digits, well inside the shared limit of 64 letters, digits, `-` or `_`.
 pub fn conversation_id(now_ms: f64, mut random: impl FnMut() -> f64) -> String {
@@ -245,7 +278,7 @@ mod tests {
         s.delta(turn, "It is ");
         s.delta(turn, "4.");
         assert_eq!(s.partial.as_deref(), Some("It is 4."));
-        s.done(turn);
+        s.done(turn, None);
         assert!(!s.streaming());
         assert_eq!(
             s.conversation.messages,
@@ -256,6 +289,68 @@ mod tests {
         );
         let (_, next) = s.send("and 3+3?").unwrap();
         assert_eq!(next.messages.len(), 3);
+    }
+
+    #[test]
+    fn the_limits_of_the_last_reply_are_kept_with_its_turn() {
+        use classchat_shared::Allowance;
+        let mut s = fresh();
+        let left = LimitsLeft {
+            minute: Some(Allowance {
+                left: 1,
+                reset_secs: 40,
+            }),
+            day: None,
+        };
+        let (turn, _) = s.send("hi").unwrap();
+        s.done(turn, Some(left));
+        assert_eq!(s.limits, Some((turn, left)));
+        // A late `done` of an abandoned turn changes nothing.
+        let (next, _) = s.send("again").unwrap();
+        s.reset("c-2".into());
+        s.done(next, None);
+        assert_eq!(s.limits, Some((turn, left)));
+    }
+
+    #[test]
+    fn few_left_names_the_day_first_and_the_minute_only_while_current() {
+        use classchat_shared::Allowance;
+        let a = |left| {
+            Some(Allowance {
+                left,
+                reset_secs: 30,
+            })
+        };
+        let l = |minute, day| LimitsLeft { minute, day };
+        assert_eq!(few_left(&l(a(2), None), true), Some(FewLeft::Minute(2)));
+        assert_eq!(few_left(&l(a(2), None), false), None);
+        assert_eq!(few_left(&l(a(3), None), true), None);
+        assert_eq!(few_left(&l(a(0), a(5)), true), Some(FewLeft::Day(5)));
+        assert_eq!(few_left(&l(a(1), a(6)), true), Some(FewLeft::Minute(1)));
+        assert_eq!(few_left(&l(None, a(40)), true), None);
+    }
+
+    #[test]
+    fn a_refusal_by_a_limit_waits_then_offers_retry() {
+        let mut s = fresh();
+        let (turn, _) = s.send("hello").unwrap();
+        s.failed(
+            turn,
+            WidgetError::Limited {
+                limit: Some(classchat_shared::LimitKind::Minute),
+                retry_after: 30,
+            },
+        );
+        assert_eq!(s.failure.as_ref().unwrap().error.wait_secs(), Some(30));
+        s.limit_over();
+        assert_eq!(s.failure.as_ref().unwrap().error, WidgetError::Unanswered);
+        // Other failures are not touched by the end of a wait.
+        let (again, _) = s.retry().unwrap();
+        s.failed(again, WidgetError::Network);
+        s.limit_over();
+        assert_eq!(s.failure.as_ref().unwrap().error, WidgetError::Network);
+        let (_, req) = s.retry().unwrap();
+        assert_eq!(req.messages, vec![ChatMessage::user("hello")]);
     }
 
     #[test]
@@ -312,7 +407,7 @@ mod tests {
         assert!(s.conversation.messages.is_empty());
         let (turn, _) = s.send("ok").unwrap();
         assert!(s.send("while streaming").is_err());
-        s.done(turn);
+        s.done(turn, None);
     }
 
     #[test]

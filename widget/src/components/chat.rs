@@ -1,15 +1,26 @@
 //! The conversation: message list, streaming reply, error area and composer.
 
+use std::time::Duration;
+
 use classchat_shared::{ChatMessage, Role};
 use leptos::html::{Div, Textarea};
-use leptos::leptos_dom::helpers::request_animation_frame;
+use leptos::leptos_dom::helpers::{
+    IntervalHandle, request_animation_frame, set_interval_with_handle,
+};
 use leptos::prelude::*;
 use web_sys::{KeyboardEvent, SubmitEvent};
 
 use super::Ctx;
 use super::markdown_view::{markdown, streaming_markdown};
+use crate::error::WidgetError;
 use crate::i18n::Text;
-use crate::state::ChatState;
+use crate::state::{ChatState, few_left};
+
+/// `HH:MM`, local time, of a moment in ms since the epoch.
+fn clock_at(ms: f64) -> String {
+    let d = js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(ms));
+    format!("{:02}:{:02}", d.get_hours(), d.get_minutes())
+}
 
 fn message_view(m: &ChatMessage) -> AnyView {
     match m.role {
@@ -100,6 +111,71 @@ pub(crate) fn Chat(ctx: Ctx) -> impl IntoView {
             .filter(|g| !g.trim().is_empty())
     });
 
+    let starters = Memo::new(move |_| {
+        ctx.session
+            .with(|s| s.as_ref().map(|s| s.class.starters.clone()))
+            .unwrap_or_default()
+    });
+
+    // Limits: a refusal's wait counts down, and the minute's "few left" line lasts until the
+    // minute's allowance is whole again; both read one clock that ticks only while needed.
+    let now = RwSignal::new(js_sys::Date::now());
+    let wait_until = Memo::new(move |_| {
+        failure
+            .with(|f| f.as_ref().and_then(|f| f.error.wait_secs()))
+            .map(|secs| js_sys::Date::now() + secs as f64 * 1000.0)
+    });
+    let limits = Memo::new(move |_| chat.with(|c| c.limits));
+    let minute_until = Memo::new(move |_| {
+        limits
+            .get()
+            .and_then(|(_, l)| l.minute)
+            .map(|m| js_sys::Date::now() + m.reset_secs as f64 * 1000.0)
+    });
+    let wait_left = move || {
+        wait_until
+            .get()
+            .map(|until| ((until - now.get()) / 1000.0).ceil().max(0.0) as u64)
+    };
+    let waiting = Memo::new(move |_| wait_left().is_some_and(|s| s > 0));
+    let ticker = StoredValue::new(None::<IntervalHandle>);
+    let stop_ticking = move || {
+        if let Some(h) = ticker.try_update_value(Option::take).flatten() {
+            h.clear();
+        }
+    };
+    Effect::new(move |_| {
+        let pending = wait_until.get().is_some() || minute_until.get().is_some();
+        now.set(js_sys::Date::now());
+        if !pending || ticker.with_value(Option::is_some) {
+            return;
+        }
+        let tick = move || {
+            let t = js_sys::Date::now();
+            now.try_set(t);
+            let due = |m: Memo<Option<f64>>| m.try_get_untracked().flatten().is_some_and(|u| u > t);
+            if !due(wait_until) && !due(minute_until) {
+                stop_ticking();
+            }
+        };
+        if let Ok(h) = set_interval_with_handle(tick, Duration::from_millis(250)) {
+            ticker.set_value(Some(h));
+        }
+    });
+    on_cleanup(stop_ticking);
+    // The wait is over: the refused message may be retried.
+    Effect::new(move |was: Option<bool>| {
+        let w = waiting.get();
+        if was == Some(true) && !w {
+            chat.update(ChatState::limit_over);
+        }
+        w
+    });
+    let few = move || {
+        let fresh = minute_until.get().is_some_and(|u| now.get() < u);
+        limits.get().and_then(|(_, l)| few_left(&l, fresh))
+    };
+
     let focus_input = move || {
         if let Some(el) = input_ref.get_untracked() {
             let _ = el.focus();
@@ -126,7 +202,7 @@ pub(crate) fn Chat(ctx: Ctx) -> impl IntoView {
     };
 
     let send = move || {
-        if streaming.get_untracked() {
+        if streaming.get_untracked() || waiting.get_untracked() {
             return;
         }
         stick.set_value(true);
@@ -150,6 +226,33 @@ pub(crate) fn Chat(ctx: Ctx) -> impl IntoView {
     let stop = move |_| {
         ctx.stop();
         focus_input();
+    };
+    let start = move |text: &str| {
+        if streaming.get_untracked() || waiting.get_untracked() {
+            return;
+        }
+        stick.set_value(true);
+        ctx.send(text);
+        focus_input();
+    };
+    let starter_buttons = move || {
+        if shape.with(|(_, n)| *n > 0) || streaming.get() {
+            return None;
+        }
+        let list = starters.get();
+        (!list.is_empty()).then(|| {
+            let buttons = list
+                .into_iter()
+                .map(|text| {
+                    let label = text.clone();
+                    view! {
+                        <button type="button" class="cc-starter" data-testid="cc-starter"
+                            on:click=move |_| start(&text)>{label}</button>
+                    }
+                })
+                .collect::<Vec<_>>();
+            view! { <div class="cc-starters" data-testid="cc-starters">{buttons}</div> }
+        })
     };
     let retry = move |_| {
         stick.set_value(true);
@@ -175,6 +278,7 @@ pub(crate) fn Chat(ctx: Ctx) -> impl IntoView {
             <div class="cc-messages" data-testid="cc-messages" node_ref=list_ref role="log"
                 aria-live="polite" aria-label=t.conversation tabindex="0" on:scroll=on_scroll>
                 {move || greeting.get().map(|g| assistant_bubble(&g))}
+                {starter_buttons}
                 {rows}
                 {move || reply.get().map(|(_, empty)| {
                     if empty { typing(t) } else { streaming_bubble(chat, frame) }
@@ -183,13 +287,30 @@ pub(crate) fn Chat(ctx: Ctx) -> impl IntoView {
             {move || ctx.held.get().then(|| view! {
                 <div class="cc-held" data-testid="cc-held" role="status">{t.held_up}</div>
             })}
-            {move || failure.get().map(|f| view! {
-                <div class="cc-chat-error" data-testid="cc-chat-error" role="alert">
-                    <span>{f.error.chat_message(t)}</span>
-                    {f.error.retryable().then(|| view! {
-                        <button type="button" data-testid="cc-retry" on:click=retry>{t.retry}</button>
-                    })}
-                </div>
+            {move || (!waiting.get()).then(few).flatten().map(|f| view! {
+                <div class="cc-limits-note" data-testid="cc-limits-note" role="status">{t.few_left(f)}</div>
+            })}
+            {move || failure.get().map(|f| match f.error {
+                WidgetError::Limited { limit, .. } => {
+                    let clock = wait_until.get_untracked().map(clock_at);
+                    view! {
+                        <div class="cc-chat-error" data-testid="cc-chat-error" role="alert">
+                            <span data-testid="cc-limit-wait">
+                                {move || t.limit_hit(limit, wait_left().unwrap_or(0), clock.as_deref())}
+                            </span>
+                        </div>
+                    }
+                    .into_any()
+                }
+                error => view! {
+                    <div class="cc-chat-error" data-testid="cc-chat-error" role="alert">
+                        <span>{error.chat_message(t)}</span>
+                        {error.retryable().then(|| view! {
+                            <button type="button" data-testid="cc-retry" on:click=retry>{t.retry}</button>
+                        })}
+                    </div>
+                }
+                .into_any(),
             })}
             <form class="cc-composer" on:submit=on_submit>
                 <label for="cc-input" class="cc-sr">{t.message}</label>
@@ -198,7 +319,8 @@ pub(crate) fn Chat(ctx: Ctx) -> impl IntoView {
                     on:input=move |ev| draft.set(event_target_value(&ev)) on:keydown=on_keydown>
                 </textarea>
                 <Show when=move || streaming.get() fallback=move || view! {
-                    <button type="submit" class="cc-primary cc-send" data-testid="cc-send">{t.send}</button>
+                    <button type="submit" class="cc-primary cc-send" data-testid="cc-send"
+                        disabled=move || waiting.get()>{t.send}</button>
                 }>
                     <button type="button" class="cc-stop" data-testid="cc-stop" on:click=stop>{t.stop}</button>
                 </Show>
