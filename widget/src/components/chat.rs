@@ -22,6 +22,17 @@ fn clock_at(ms: f64) -> String {
     format!("{:02}:{:02}", d.get_hours(), d.get_minutes())
 }
 
+/// The error area's sentence; a refusal by a limit counts down to `until` (ms).
+fn error_sentence(error: &WidgetError, t: &'static Text, until: f64) -> String {
+    match error {
+        WidgetError::Limited { limit, .. } => {
+            let left = ((until - js_sys::Date::now()) / 1000.0).ceil().max(0.0) as u64;
+            t.limit_hit(*limit, left, Some(&clock_at(until)))
+        }
+        other => other.chat_message(t),
+    }
+}
+
 fn message_view(m: &ChatMessage) -> AnyView {
     match m.role {
         Role::User => view! {
@@ -111,69 +122,59 @@ pub(crate) fn Chat(ctx: Ctx) -> impl IntoView {
             .filter(|g| !g.trim().is_empty())
     });
 
-    let starters = Memo::new(move |_| {
-        ctx.session
-            .with(|s| s.as_ref().map(|s| s.class.starters.clone()))
-            .unwrap_or_default()
-    });
-
     // Limits: a refusal's wait counts down, and the minute's "few left" line lasts until the
-    // minute's allowance is whole again; both read one clock that ticks only while needed.
-    let now = RwSignal::new(js_sys::Date::now());
-    let wait_until = Memo::new(move |_| {
-        failure
-            .with(|f| f.as_ref().and_then(|f| f.error.wait_secs()))
-            .map(|secs| js_sys::Date::now() + secs as f64 * 1000.0)
+    // minute's allowance is whole again. Both are deadlines (ms; 0: none) read on `tick`,
+    // which moves while one of them is ahead.
+    let tick = RwSignal::new(0u32);
+    let wait_until = StoredValue::new(0.0f64);
+    let note_until = StoredValue::new(0.0f64);
+    let ticker = StoredValue::new(None::<(u32, IntervalHandle)>);
+    let limits_turn = Memo::new(move |_| {
+        chat.with(|c| c.limits.map(|(turn, l)| (turn, l.minute.is_some())))
     });
-    let limits = Memo::new(move |_| chat.with(|c| c.limits));
-    let minute_until = Memo::new(move |_| {
-        limits
-            .get()
-            .and_then(|(_, l)| l.minute)
-            .map(|m| js_sys::Date::now() + m.reset_secs as f64 * 1000.0)
-    });
-    let wait_left = move || {
-        wait_until
-            .get()
-            .map(|until| ((until - now.get()) / 1000.0).ceil().max(0.0) as u64)
-    };
-    let waiting = Memo::new(move |_| wait_left().is_some_and(|s| s > 0));
-    let ticker = StoredValue::new(None::<IntervalHandle>);
     let stop_ticking = move || {
-        if let Some(h) = ticker.try_update_value(Option::take).flatten() {
+        if let Some((_, h)) = ticker.try_update_value(Option::take).flatten() {
             h.clear();
         }
     };
-    Effect::new(move |_| {
-        let pending = wait_until.get().is_some() || minute_until.get().is_some();
-        now.set(js_sys::Date::now());
-        if !pending || ticker.with_value(Option::is_some) {
-            return;
+    let on_tick = move || {
+        let now = js_sys::Date::now();
+        let wait = wait_until.try_get_value().unwrap_or(0.0);
+        if wait > 0.0 && wait <= now {
+            wait_until.set_value(0.0);
+            chat.update(ChatState::limit_over);
         }
-        let tick = move || {
-            let t = js_sys::Date::now();
-            now.try_set(t);
-            let due = |m: Memo<Option<f64>>| m.try_get_untracked().flatten().is_some_and(|u| u > t);
-            if !due(wait_until) && !due(minute_until) {
-                stop_ticking();
-            }
-        };
-        if let Ok(h) = set_interval_with_handle(tick, Duration::from_millis(250)) {
-            ticker.set_value(Some(h));
+        if wait_until.try_get_value().unwrap_or(0.0) <= now
+            && note_until.try_get_value().unwrap_or(0.0) <= now
+        {
+            stop_ticking();
+        }
+        tick.try_update(|n| *n = n.wrapping_add(1));
+    };
+    Effect::new(move |_| {
+        let now = js_sys::Date::now();
+        let wait = failure.with(|f| f.as_ref().and_then(|f| f.error.wait_secs()));
+        wait_until.set_value(wait.map_or(0.0, |s| now + s as f64 * 1000.0));
+        limits_turn.track();
+        let reset = chat.with_untracked(|c| c.limits.and_then(|(_, l)| l.minute));
+        note_until.set_value(reset.map_or(0.0, |m| now + m.reset_secs as f64 * 1000.0));
+        tick.update(|n| *n = n.wrapping_add(1));
+        if (wait.is_some() || reset.is_some())
+            && ticker.with_value(Option::is_none)
+            && let Ok(h) = set_interval_with_handle(on_tick, Duration::from_millis(250))
+        {
+            ticker.set_value(Some((0, h)));
         }
     });
     on_cleanup(stop_ticking);
-    // The wait is over: the refused message may be retried.
-    Effect::new(move |was: Option<bool>| {
-        let w = waiting.get();
-        if was == Some(true) && !w {
-            chat.update(ChatState::limit_over);
-        }
-        w
+    let waiting = Memo::new(move |_| {
+        tick.track();
+        wait_until.get_value() > js_sys::Date::now()
     });
     let few = move || {
-        let fresh = minute_until.get().is_some_and(|u| now.get() < u);
-        limits.get().and_then(|(_, l)| few_left(&l, fresh))
+        tick.track();
+        let fresh = note_until.get_value() > js_sys::Date::now();
+        chat.with(|c| c.limits.and_then(|(_, l)| few_left(&l, fresh)))
     };
 
     let focus_input = move || {
@@ -227,44 +228,42 @@ pub(crate) fn Chat(ctx: Ctx) -> impl IntoView {
         ctx.stop();
         focus_input();
     };
-    let start = move |text: &str| {
-        if streaming.get_untracked() || waiting.get_untracked() {
-            return;
-        }
-        stick.set_value(true);
-        ctx.send(text);
-        focus_input();
-    };
-    let starter_buttons = move || {
-        if shape.with(|(_, n)| *n > 0) || streaming.get() {
-            return None;
-        }
-        let list = starters.get();
-        (!list.is_empty()).then(|| {
-            let buttons = list
-                .into_iter()
-                .map(|text| {
-                    let label = text.clone();
-                    view! {
-                        <button type="button" class="cc-starter" data-testid="cc-starter"
-                            on:click=move |_| start(&text)>{label}</button>
-                    }
-                })
-                .collect::<Vec<_>>();
-            view! { <div class="cc-starters" data-testid="cc-starters">{buttons}</div> }
-        })
-    };
     let retry = move |_| {
         stick.set_value(true);
         ctx.retry();
         focus_input();
     };
 
+    // A starter is sent as if typed; it cannot go while a reply streams or a limit waits.
+    let start = move |text: &str| {
+        if !streaming.get_untracked() && !waiting.get_untracked() {
+            stick.set_value(true);
+            ctx.send(text);
+        }
+    };
     // Messages only change by whole turns (the streaming reply is rendered separately),
-    // so the list is simply rebuilt when their count or the conversation changes.
+    // so the list is simply rebuilt when their count or the conversation changes. An empty
+    // conversation shows the class's starters instead.
     let rows = move || {
         shape.with(|_| ()); // `track()` alone would not compute the memo
         chat.with_untracked(|c| {
+            if c.conversation.messages.is_empty() {
+                let starters = ctx
+                    .session
+                    .with_untracked(|s| s.as_ref().map(|s| s.class.starters.clone()));
+                return starters
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|text| {
+                        let label = text.clone();
+                        view! {
+                            <button type="button" class="cc-starter" data-testid="cc-starter"
+                                on:click=move |_| start(&text)>{label}</button>
+                        }
+                        .into_any()
+                    })
+                    .collect();
+            }
             c.conversation
                 .messages
                 .iter()
@@ -278,7 +277,6 @@ pub(crate) fn Chat(ctx: Ctx) -> impl IntoView {
             <div class="cc-messages" data-testid="cc-messages" node_ref=list_ref role="log"
                 aria-live="polite" aria-label=t.conversation tabindex="0" on:scroll=on_scroll>
                 {move || greeting.get().map(|g| assistant_bubble(&g))}
-                {starter_buttons}
                 {rows}
                 {move || reply.get().map(|(_, empty)| {
                     if empty { typing(t) } else { streaming_bubble(chat, frame) }
@@ -290,27 +288,20 @@ pub(crate) fn Chat(ctx: Ctx) -> impl IntoView {
             {move || (!waiting.get()).then(few).flatten().map(|f| view! {
                 <div class="cc-limits-note" data-testid="cc-limits-note" role="status">{t.few_left(f)}</div>
             })}
-            {move || failure.get().map(|f| match f.error {
-                WidgetError::Limited { limit, .. } => {
-                    let clock = wait_until.get_untracked().map(clock_at);
-                    view! {
-                        <div class="cc-chat-error" data-testid="cc-chat-error" role="alert">
-                            <span data-testid="cc-limit-wait">
-                                {move || t.limit_hit(limit, wait_left().unwrap_or(0), clock.as_deref())}
-                            </span>
-                        </div>
-                    }
-                    .into_any()
-                }
-                error => view! {
+            {move || failure.get().map(|f| {
+                let waits = f.error.wait_secs().is_some();
+                let can_retry = f.error.retryable() && !waits;
+                view! {
                     <div class="cc-chat-error" data-testid="cc-chat-error" role="alert">
-                        <span>{error.chat_message(t)}</span>
-                        {error.retryable().then(|| view! {
+                        <span data-testid=waits.then_some("cc-limit-wait")>{move || {
+                            tick.track();
+                            error_sentence(&f.error, t, wait_until.get_value())
+                        }}</span>
+                        {can_retry.then(|| view! {
                             <button type="button" data-testid="cc-retry" on:click=retry>{t.retry}</button>
                         })}
                     </div>
                 }
-                .into_any(),
             })}
             <form class="cc-composer" on:submit=on_submit>
                 <label for="cc-input" class="cc-sr">{t.message}</label>
