@@ -66,11 +66,11 @@ async fn send(
         .flatten()
         .and_then(|v| v.trim().parse().ok());
     let text = text(&resp).await.unwrap_or_default();
-    Err(WidgetError::from_response(
-        resp.status(),
-        &text,
-        retry_after,
-    ))
+    Err(WidgetError::from_response(resp.status(), &text, retry_after).arrived_at(now_ms()))
+}
+
+fn now_ms() -> u64 {
+    js_sys::Date::now() as u64
 }
 
 async fn text(resp: &Response) -> Result<String, WidgetError> {
@@ -115,7 +115,7 @@ pub(crate) async fn delete_session(server: &str, token: &str) -> Result<(), Widg
 
 /// `POST /api/v1/chat` with `stream: true`: calls `on_delta` for each piece of the reply,
 /// `on_bytes` for every piece of the body (heartbeats included), and returns what is left
-/// of the limits when the `done` event arrives. A stream that ends without it is
+/// of the limits, with when it arrived, when the `done` event arrives. A stream that ends without it is
 /// [`WidgetError::CutOff`]; an `error` event is that error; aborting `signal` is
 /// [`WidgetError::Aborted`].
 pub(crate) async fn stream_chat(
@@ -125,7 +125,7 @@ pub(crate) async fn stream_chat(
     signal: Option<&AbortSignal>,
     mut on_delta: impl FnMut(&str),
     mut on_bytes: impl FnMut(),
-) -> Result<Option<LimitsLeft>, WidgetError> {
+) -> Result<Option<(u64, LimitsLeft)>, WidgetError> {
     let body = serde_json::to_string(req).unwrap_or_default();
     let url = format!("{server}/api/v1/chat");
     let resp = send("POST", &url, Some(token), Some(&body), signal).await?;
@@ -157,7 +157,7 @@ pub(crate) async fn stream_chat(
                 Ok(ChatEvent::Delta { text }) => on_delta(&text),
                 Ok(ChatEvent::Done { limits, .. }) => {
                     let _ = reader.cancel();
-                    return Ok(limits);
+                    return Ok(limits.map(|l| (now_ms(), l)));
                 }
                 Ok(ChatEvent::Error { code, .. }) => {
                     return Err(WidgetError::Api {

@@ -25,11 +25,13 @@ pub enum WidgetError {
     Unanswered,
     /// The draft fails the shared message checks; nothing was sent.
     Invalid(MessagesProblem),
-    /// `rate_limited` with a wait: sending opens again after `retry_after` seconds.
+    /// `rate_limited` with a wait: sending opens again `retry_after` seconds after `at_ms`
+    /// (when the refusal arrived, ms since the epoch; see [`WidgetError::arrived_at`]).
     /// `limit` says which limit (absent from servers before limits were named).
     Limited {
         limit: Option<LimitKind>,
         retry_after: u64,
+        at_ms: u64,
     },
 }
 
@@ -45,7 +47,11 @@ impl WidgetError {
             Err(_) => (code_for_status(status), retry_after_header, None),
         };
         match (code, retry_after) {
-            (ErrorCode::RateLimited, Some(retry_after)) => Self::Limited { limit, retry_after },
+            (ErrorCode::RateLimited, Some(retry_after)) => Self::Limited {
+                limit,
+                retry_after,
+                at_ms: 0,
+            },
             (code, retry_after) => Self::Api { code, retry_after },
         }
     }
@@ -91,7 +97,9 @@ impl WidgetError {
             Self::Unanswered => t.err_unanswered,
             Self::Aborted => "",
             Self::Invalid(p) => return problem_message(*p, t),
-            Self::Limited { limit, retry_after } => {
+            Self::Limited {
+                limit, retry_after, ..
+            } => {
                 return t.limit_hit(*limit, *retry_after, None);
             }
             Self::Api { code, retry_after } => match code {
@@ -116,10 +124,20 @@ impl WidgetError {
 }
 
 impl WidgetError {
-    /// Seconds until sending opens again, for a refusal by a limit.
-    pub fn wait_secs(&self) -> Option<u64> {
+    /// Notes when a refusal by a limit arrived, so its wait can count down.
+    pub fn arrived_at(mut self, now_ms: u64) -> Self {
+        if let Self::Limited { at_ms, .. } = &mut self {
+            *at_ms = now_ms;
+        }
+        self
+    }
+
+    /// When sending opens again (ms since the epoch), for a refusal by a limit.
+    pub fn wait_until(&self) -> Option<u64> {
         match self {
-            Self::Limited { retry_after, .. } => Some(*retry_after),
+            Self::Limited {
+                retry_after, at_ms, ..
+            } => Some(at_ms + retry_after * 1000),
             _ => None,
         }
     }
@@ -167,7 +185,8 @@ mod tests {
             e,
             WidgetError::Limited {
                 limit: None,
-                retry_after: 90
+                retry_after: 90,
+                at_ms: 0
             }
         );
         let en = Lang::En.text();
@@ -201,10 +220,11 @@ mod tests {
             minute,
             WidgetError::Limited {
                 limit: Some(LimitKind::Minute),
-                retry_after: 42
+                retry_after: 42,
+                at_ms: 0
             }
         );
-        assert_eq!(minute.wait_secs(), Some(42));
+        assert_eq!(minute.clone().arrived_at(1_000).wait_until(), Some(43_000));
         assert!(minute.retryable() && !minute.needs_sign_in());
         assert_eq!(
             minute.chat_message(en),
@@ -241,7 +261,7 @@ mod tests {
             r#"{"error":{"code":"rate_limited","message":"x"}}"#,
             None,
         );
-        assert_eq!(bare.wait_secs(), None);
+        assert_eq!(bare.arrived_at(5).wait_until(), None);
     }
 
     #[test]

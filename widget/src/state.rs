@@ -63,8 +63,9 @@ pub struct ChatState {
     pub failure: Option<Failure>,
     /// Counts requests and resets, so events of an abandoned request are ignored.
     pub turn: u32,
-    /// What the last completed reply said is left of the limits, and that reply's turn.
-    pub limits: Option<(u32, LimitsLeft)>,
+    /// What the last completed reply said is left of the limits, and when it arrived (ms
+    /// since the epoch).
+    pub limits: Option<(u64, LimitsLeft)>,
 }
 
 impl ChatState {
@@ -156,21 +157,41 @@ impl ChatState {
         }
     }
 
-    /// The reply is complete; `limits` is what the server says is left.
-    pub fn done(&mut self, turn: u32, limits: Option<LimitsLeft>) {
+    /// The reply is complete; `limits` is what the server says is left, and when it came.
+    pub fn done(&mut self, turn: u32, limits: Option<(u64, LimitsLeft)>) {
         if turn == self.turn {
             self.commit_partial();
-            self.limits = limits.map(|l| (turn, l));
+            self.limits = limits;
         }
     }
 
-    /// The wait of a refusal by a limit is over: the refused message can be retried.
-    pub fn limit_over(&mut self) {
-        if let Some(f) = &mut self.failure
-            && f.error.wait_secs().is_some()
-        {
-            f.error = WidgetError::Unanswered;
+    /// Until when sending waits for a limit (ms since the epoch), if it does.
+    pub fn wait_until(&self) -> Option<u64> {
+        self.failure.as_ref()?.error.wait_until()
+    }
+
+    /// True while a limit holds sending back at `now_ms`.
+    pub fn waiting(&self, now_ms: u64) -> bool {
+        self.wait_until().is_some_and(|until| until > now_ms)
+    }
+
+    /// Once a limit's wait is over, the refused message becomes an ordinary unanswered one,
+    /// which the student can retry. Returns whether anything changed.
+    pub fn wait_over(&mut self, now_ms: u64) -> bool {
+        match &mut self.failure {
+            Some(f) if f.error.wait_until().is_some_and(|until| until <= now_ms) => {
+                f.error = WidgetError::Unanswered;
+                true
+            }
+            _ => false,
         }
+    }
+
+    /// The quiet "few left" line due at `now_ms`, if any.
+    pub fn few_left(&self, now_ms: u64) -> Option<FewLeft> {
+        let (at, l) = self.limits?;
+        let minute_current = l.minute.is_some_and(|m| now_ms < at + m.reset_secs * 1000);
+        few_left(&l, minute_current)
     }
 
     /// The student stopped the reply: what arrived stays.
@@ -303,13 +324,15 @@ mod tests {
             day: None,
         };
         let (turn, _) = s.send("hi").unwrap();
-        s.done(turn, Some(left));
-        assert_eq!(s.limits, Some((turn, left)));
+        s.done(turn, Some((10_000, left)));
+        assert_eq!(s.limits, Some((10_000, left)));
+        assert_eq!(s.few_left(49_999), Some(FewLeft::Minute(1)));
+        assert_eq!(s.few_left(50_000), None, "the minute is whole again");
         // A late `done` of an abandoned turn changes nothing.
         let (next, _) = s.send("again").unwrap();
         s.reset("c-2".into());
         s.done(next, None);
-        assert_eq!(s.limits, Some((turn, left)));
+        assert_eq!(s.limits, Some((10_000, left)));
     }
 
     #[test]
@@ -339,15 +362,20 @@ mod tests {
             WidgetError::Limited {
                 limit: Some(classchat_shared::LimitKind::Minute),
                 retry_after: 30,
+                at_ms: 1_000,
             },
         );
-        assert_eq!(s.failure.as_ref().unwrap().error.wait_secs(), Some(30));
-        s.limit_over();
+        assert_eq!(s.wait_until(), Some(31_000));
+        assert!(s.waiting(30_999));
+        assert!(!s.wait_over(30_999));
+        assert!(!s.waiting(31_000));
+        assert!(s.wait_over(31_000));
         assert_eq!(s.failure.as_ref().unwrap().error, WidgetError::Unanswered);
-        // Other failures are not touched by the end of a wait.
+        assert!(!s.wait_over(99_000), "nothing left to change");
+        // Other failures do not wait.
         let (again, _) = s.retry().unwrap();
         s.failed(again, WidgetError::Network);
-        s.limit_over();
+        assert!(!s.waiting(0) && !s.wait_over(u64::MAX));
         assert_eq!(s.failure.as_ref().unwrap().error, WidgetError::Network);
         let (_, req) = s.retry().unwrap();
         assert_eq!(req.messages, vec![ChatMessage::user("hello")]);

@@ -4,9 +4,7 @@ use std::time::Duration;
 
 use classchat_shared::{ChatMessage, Role};
 use leptos::html::{Div, Textarea};
-use leptos::leptos_dom::helpers::{
-    IntervalHandle, request_animation_frame, set_interval_with_handle,
-};
+use leptos::leptos_dom::helpers::{request_animation_frame, set_interval_with_handle};
 use leptos::prelude::*;
 use web_sys::{KeyboardEvent, SubmitEvent};
 
@@ -14,7 +12,7 @@ use super::Ctx;
 use super::markdown_view::{markdown, streaming_markdown};
 use crate::error::WidgetError;
 use crate::i18n::Text;
-use crate::state::{ChatState, few_left};
+use crate::state::ChatState;
 
 /// `HH:MM`, local time, of a moment in ms since the epoch.
 fn clock_at(ms: f64) -> String {
@@ -22,14 +20,14 @@ fn clock_at(ms: f64) -> String {
     format!("{:02}:{:02}", d.get_hours(), d.get_minutes())
 }
 
-/// The error area's sentence; a refusal by a limit counts down to `until` (ms).
-fn error_sentence(error: &WidgetError, t: &'static Text, until: f64) -> String {
-    match error {
-        WidgetError::Limited { limit, .. } => {
-            let left = ((until - js_sys::Date::now()) / 1000.0).ceil().max(0.0) as u64;
-            t.limit_hit(*limit, left, Some(&clock_at(until)))
+/// The error area's sentence at `now` (ms); a refusal by a limit counts down.
+fn error_sentence(error: &WidgetError, t: &'static Text, now: u64) -> String {
+    match (error, error.wait_until()) {
+        (WidgetError::Limited { limit, .. }, Some(until)) => {
+            let left = until.saturating_sub(now).div_ceil(1000);
+            t.limit_hit(*limit, left, Some(&clock_at(until as f64)))
         }
-        other => other.chat_message(t),
+        _ => error.chat_message(t),
     }
 }
 
@@ -122,59 +120,27 @@ pub(crate) fn Chat(ctx: Ctx) -> impl IntoView {
             .filter(|g| !g.trim().is_empty())
     });
 
-    // Limits: a refusal's wait counts down, and the minute's "few left" line lasts until the
-    // minute's allowance is whole again. Both are deadlines (ms; 0: none) read on `tick`,
-    // which moves while one of them is ahead.
+    // Limits: a refusal's wait counts down and the minute's "few left" line lasts until the
+    // minute's allowance is whole again, both read against `tick`, a clock that moves once a
+    // second while the chat is shown.
     let tick = RwSignal::new(0u32);
-    let wait_until = StoredValue::new(0.0f64);
-    let note_until = StoredValue::new(0.0f64);
-    let ticker = StoredValue::new(None::<(u32, IntervalHandle)>);
-    let limits_turn = Memo::new(move |_| {
-        chat.with(|c| c.limits.map(|(turn, l)| (turn, l.minute.is_some())))
-    });
-    let stop_ticking = move || {
-        if let Some((_, h)) = ticker.try_update_value(Option::take).flatten() {
-            h.clear();
-        }
-    };
-    let on_tick = move || {
-        let now = js_sys::Date::now();
-        let wait = wait_until.try_get_value().unwrap_or(0.0);
-        if wait > 0.0 && wait <= now {
-            wait_until.set_value(0.0);
-            chat.update(ChatState::limit_over);
-        }
-        if wait_until.try_get_value().unwrap_or(0.0) <= now
-            && note_until.try_get_value().unwrap_or(0.0) <= now
-        {
-            stop_ticking();
-        }
-        tick.try_update(|n| *n = n.wrapping_add(1));
-    };
-    Effect::new(move |_| {
-        let now = js_sys::Date::now();
-        let wait = failure.with(|f| f.as_ref().and_then(|f| f.error.wait_secs()));
-        wait_until.set_value(wait.map_or(0.0, |s| now + s as f64 * 1000.0));
-        limits_turn.track();
-        let reset = chat.with_untracked(|c| c.limits.and_then(|(_, l)| l.minute));
-        note_until.set_value(reset.map_or(0.0, |m| now + m.reset_secs as f64 * 1000.0));
-        tick.update(|n| *n = n.wrapping_add(1));
-        if (wait.is_some() || reset.is_some())
-            && ticker.with_value(Option::is_none)
-            && let Ok(h) = set_interval_with_handle(on_tick, Duration::from_millis(250))
-        {
-            ticker.set_value(Some((0, h)));
-        }
-    });
-    on_cleanup(stop_ticking);
-    let waiting = Memo::new(move |_| {
+    let now = move || {
         tick.track();
-        wait_until.get_value() > js_sys::Date::now()
-    });
-    let few = move || {
-        tick.track();
-        let fresh = note_until.get_value() > js_sys::Date::now();
-        chat.with(|c| c.limits.and_then(|(_, l)| few_left(&l, fresh)))
+        js_sys::Date::now() as u64
+    };
+    if let Ok(h) = set_interval_with_handle(
+        move || {
+            let at = js_sys::Date::now() as u64;
+            chat.try_maybe_update(|c| (c.wait_over(at), ()));
+            tick.try_update(|n| *n = n.wrapping_add(1));
+        },
+        Duration::from_secs(1),
+    ) {
+        on_cleanup(move || h.clear());
+    }
+    let waiting = move || {
+        let at = now();
+        chat.with(|c| c.waiting(at))
     };
 
     let focus_input = move || {
@@ -203,7 +169,9 @@ pub(crate) fn Chat(ctx: Ctx) -> impl IntoView {
     };
 
     let send = move || {
-        if streaming.get_untracked() || waiting.get_untracked() {
+        if streaming.get_untracked()
+            || chat.with_untracked(|c| c.waiting(js_sys::Date::now() as u64))
+        {
             return;
         }
         stick.set_value(true);
@@ -236,7 +204,9 @@ pub(crate) fn Chat(ctx: Ctx) -> impl IntoView {
 
     // A starter is sent as if typed; it cannot go while a reply streams or a limit waits.
     let start = move |text: &str| {
-        if !streaming.get_untracked() && !waiting.get_untracked() {
+        if !streaming.get_untracked()
+            && !chat.with_untracked(|c| c.waiting(js_sys::Date::now() as u64))
+        {
             stick.set_value(true);
             ctx.send(text);
         }
@@ -285,18 +255,18 @@ pub(crate) fn Chat(ctx: Ctx) -> impl IntoView {
             {move || ctx.held.get().then(|| view! {
                 <div class="cc-held" data-testid="cc-held" role="status">{t.held_up}</div>
             })}
-            {move || (!waiting.get()).then(few).flatten().map(|f| view! {
-                <div class="cc-limits-note" data-testid="cc-limits-note" role="status">{t.few_left(f)}</div>
-            })}
+            {move || {
+                let at = now();
+                chat.with(|c| c.few_left(at).filter(|_| !c.waiting(at)))
+                    .map(|f| view! {
+                        <div class="cc-limits-note" data-testid="cc-limits-note" role="status">{t.few_left(f)}</div>
+                    })
+            }}
             {move || failure.get().map(|f| {
-                let waits = f.error.wait_secs().is_some();
-                let can_retry = f.error.retryable() && !waits;
+                let can_retry = f.error.retryable() && f.error.wait_until().is_none();
                 view! {
                     <div class="cc-chat-error" data-testid="cc-chat-error" role="alert">
-                        <span data-testid=waits.then_some("cc-limit-wait")>{move || {
-                            tick.track();
-                            error_sentence(&f.error, t, wait_until.get_value())
-                        }}</span>
+                        <span>{move || error_sentence(&f.error, t, now())}</span>
                         {can_retry.then(|| view! {
                             <button type="button" data-testid="cc-retry" on:click=retry>{t.retry}</button>
                         })}
@@ -311,7 +281,7 @@ pub(crate) fn Chat(ctx: Ctx) -> impl IntoView {
                 </textarea>
                 <Show when=move || streaming.get() fallback=move || view! {
                     <button type="submit" class="cc-primary cc-send" data-testid="cc-send"
-                        disabled=move || waiting.get()>{t.send}</button>
+                        disabled=waiting>{t.send}</button>
                 }>
                     <button type="button" class="cc-stop" data-testid="cc-stop" on:click=stop>{t.stop}</button>
                 </Show>
