@@ -66,7 +66,7 @@ pub struct Usage {
 }
 
 /// What is left of one limit after the message just sent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Allowance {
     /// Messages that may still be sent now.
     pub left: u32,
@@ -76,20 +76,60 @@ pub struct Allowance {
 }
 
 /// The limits a student can see, each present only when that limit is set, so the widget
-/// can warn before a refusal instead of after.
+/// can warn before a refusal instead of after. On the wire it is flat (see [`LimitsWire`]):
+/// one small object the widget decodes with little code.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "LimitsWire", into = "LimitsWire")]
 pub struct LimitsLeft {
     /// Messages per minute: the tighter of the session's and the class's allowance.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub minute: Option<Allowance>,
     /// The class's daily quota.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub day: Option<Allowance>,
 }
 
 impl LimitsLeft {
     pub fn is_empty(&self) -> bool {
         self.minute.is_none() && self.day.is_none()
+    }
+}
+
+/// `{"minute_left": 2, "minute_reset_secs": 36, "day_left": 5, "day_reset_secs": 3600}`,
+/// each pair present only when that limit is set.
+#[derive(Serialize, Deserialize)]
+struct LimitsWire {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    minute_left: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    minute_reset_secs: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    day_left: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    day_reset_secs: Option<u64>,
+}
+
+impl From<LimitsWire> for LimitsLeft {
+    fn from(w: LimitsWire) -> Self {
+        let pair = |left: Option<u32>, reset: Option<u64>| {
+            Some(Allowance {
+                left: left?,
+                reset_secs: reset.unwrap_or(0),
+            })
+        };
+        Self {
+            minute: pair(w.minute_left, w.minute_reset_secs),
+            day: pair(w.day_left, w.day_reset_secs),
+        }
+    }
+}
+
+impl From<LimitsLeft> for LimitsWire {
+    fn from(l: LimitsLeft) -> Self {
+        Self {
+            minute_left: l.minute.map(|a| a.left),
+            minute_reset_secs: l.minute.map(|a| a.reset_secs),
+            day_left: l.day.map(|a| a.left),
+            day_reset_secs: l.day.map(|a| a.reset_secs),
+        }
     }
 }
 
@@ -341,7 +381,7 @@ mod tests {
         let v: serde_json::Value = serde_json::from_str(&e.data()).unwrap();
         assert_eq!(
             v["limits"],
-            serde_json::json!({"day": {"left": 5, "reset_secs": 3600}})
+            serde_json::json!({"day_left": 5, "day_reset_secs": 3600})
         );
         let plain = ChatResponse {
             reply: "hi".into(),

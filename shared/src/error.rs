@@ -80,7 +80,7 @@ impl ErrorCode {
 }
 
 /// Which limit a `rate_limited` refusal is about, so the widget can say so.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum LimitKind {
     /// The student's own messages per minute.
@@ -92,8 +92,21 @@ pub enum LimitKind {
     /// Open WebUI or its model provider refused (429).
     Upstream,
     /// A kind this build does not know (a newer server).
-    #[serde(other)]
     Other,
+}
+
+/// Read through `String` (whose decoder the widget has anyway) rather than a derived enum
+/// decoder: the same result in less wasm.
+impl<'de> Deserialize<'de> for LimitKind {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(match String::deserialize(d)?.as_str() {
+            "minute" => Self::Minute,
+            "class_minute" => Self::ClassMinute,
+            "day" => Self::Day,
+            "upstream" => Self::Upstream,
+            _ => Self::Other,
+        })
+    }
 }
 
 /// `{"error": {"code": "...", "message": "..."}}`
@@ -163,6 +176,15 @@ mod tests {
             .with_limit(Some(LimitKind::ClassMinute));
         let v = serde_json::to_value(&e).unwrap();
         assert_eq!(v["error"]["limit"], "class_minute");
+        for k in [
+            LimitKind::Minute,
+            LimitKind::ClassMinute,
+            LimitKind::Day,
+            LimitKind::Upstream,
+        ] {
+            let back: LimitKind = serde_json::from_value(serde_json::to_value(k).unwrap()).unwrap();
+            assert_eq!(back, k);
+        }
         let later: ApiError = serde_json::from_str(
             r#"{"error":{"code":"rate_limited","message":"x","limit":"per_hour"}}"#,
         )
