@@ -14,9 +14,12 @@ use crate::error::WidgetError;
 use crate::i18n::Text;
 use crate::state::ChatState;
 
-/// `HH:MM`, local time, of a moment in ms since the epoch.
+/// `HH:MM`, local time, of a moment in ms since the epoch, rounded up to the minute (so
+/// a student is never told too early) after allowing 2 s for the trip from the server:
+/// a day that ends at midnight reads `00:00`, not `23:59`.
 fn clock_at(ms: f64) -> String {
-    let d = js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(ms));
+    let minute = ((ms - 2000.0) / 60_000.0).ceil() * 60_000.0;
+    let d = js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(minute));
     format!("{:02}:{:02}", d.get_hours(), d.get_minutes())
 }
 
