@@ -255,21 +255,25 @@ pub(crate) fn Chat(ctx: Ctx) -> impl IntoView {
                     if empty { typing(t) } else { streaming_bubble(chat, frame) }
                 })}
             </div>
-            {move || ctx.held.get().then(|| view! {
-                <div class="cc-held" data-testid="cc-held" role="status">{t.held_up}</div>
-            })}
+            // One status line: a reply held up on the way, else few messages left (quietly).
             {move || {
-                let at = now();
-                chat.with(|c| c.few_left(at).filter(|_| !c.waiting(at)))
-                    .map(|f| view! {
-                        <div class="cc-limits-note" data-testid="cc-limits-note" role="status">{t.few_left(f)}</div>
-                    })
+                let line = if ctx.held.get() {
+                    Some(("cc-held", t.held_up.to_owned()))
+                } else {
+                    let at = now();
+                    chat.with(|c| c.few_left(at).filter(|_| !c.waiting(at)))
+                        .map(|f| ("cc-limits-note", t.few_left(f)))
+                };
+                line.map(|(id, text)| view! {
+                    <div class=id data-testid=id role="status">{text}</div>
+                })
             }}
             {move || failure.get().map(|f| {
                 let can_retry = f.error.retryable() && f.error.wait_until().is_none();
                 view! {
                     <div class="cc-chat-error" data-testid="cc-chat-error" role="alert">
-                        <span>{move || error_sentence(&f.error, t, now())}</span>
+                        // The alert is read out when it appears; the countdown's ticks are not.
+                        <span aria-live="off">{move || error_sentence(&f.error, t, now())}</span>
                         {can_retry.then(|| view! {
                             <button type="button" data-testid="cc-retry" on:click=retry>{t.retry}</button>
                         })}
