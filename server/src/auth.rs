@@ -192,6 +192,7 @@ fn issue(state: &AppState, class: &Class, claims: &Claims) -> Result<SessionResp
             id: class.id.clone(),
             title: class.title.clone(),
             greeting: class.greeting.clone(),
+            starters: class.starters.clone(),
         },
     })
 }

@@ -13,7 +13,9 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use subtle::ConstantTimeEq;
 
-use classchat_shared::limits::{MAX_ACCESS_CODE_CHARS, MIN_ACCESS_CODE_CHARS};
+use classchat_shared::limits::{
+    MAX_ACCESS_CODE_CHARS, MAX_STARTER_CHARS, MAX_STARTERS, MIN_ACCESS_CODE_CHARS,
+};
 
 use crate::basics::{HmacSha256, parse_duration, read, write};
 use crate::store::dashboard::OverrideRecord;
@@ -33,6 +35,8 @@ pub struct Class {
     pub model: Option<String>,
     pub system_prompt: Option<String>,
     pub greeting: Option<String>,
+    /// Suggested first messages (see [`check_starters`]).
+    pub starters: Vec<String>,
     pub token_ttl: Option<Duration>,
     pub messages_per_minute: Option<u32>,
     /// The whole class's messages per minute (CLASS_MESSAGES_PER_MINUTE when unset).
@@ -81,6 +85,8 @@ struct ClassEntry {
     model: Option<String>,
     system_prompt: Option<String>,
     greeting: Option<String>,
+    #[serde(default)]
+    starters: Vec<String>,
     token_ttl: Option<String>,
     messages_per_minute: Option<u32>,
     class_messages_per_minute: Option<u32>,
@@ -122,6 +128,34 @@ fn valid_id(id: &str) -> bool {
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
 }
 
+/// Conversation starters as given, trimmed: at most [`MAX_STARTERS`], each non-empty and
+/// at most [`MAX_STARTER_CHARS`] characters. The problem says which one is wrong.
+pub fn check_starters(starters: &[String]) -> Result<Vec<String>, String> {
+    if starters.len() > MAX_STARTERS {
+        return Err(format!(
+            "{} starters given, at most {MAX_STARTERS} are allowed",
+            starters.len()
+        ));
+    }
+    starters
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let s = s.trim();
+            let n = i + 1;
+            if s.is_empty() {
+                Err(format!("starter number {n} is empty"))
+            } else if s.chars().count() > MAX_STARTER_CHARS {
+                Err(format!(
+                    "starter number {n} is longer than {MAX_STARTER_CHARS} characters"
+                ))
+            } else {
+                Ok(s.to_owned())
+            }
+        })
+        .collect()
+}
+
 impl ClassList {
     /// `ACCESS_CODE=a,b,c`: one class per code, ids `class-1`, `class-2`, …
     pub fn from_codes(
@@ -129,6 +163,7 @@ impl ClassList {
         title: &str,
         system_prompt: Option<String>,
         greeting: Option<String>,
+        starters: Vec<String>,
     ) -> Result<Self, ClassesError> {
         let parts: Vec<&str> = codes.split(',').collect();
         let several = parts.len() > 1;
@@ -150,6 +185,7 @@ impl ClassList {
                 model: None,
                 system_prompt: system_prompt.clone(),
                 greeting: greeting.clone(),
+                starters: starters.clone(),
                 token_ttl: None,
                 messages_per_minute: None,
                 class_messages_per_minute: None,
@@ -215,6 +251,7 @@ impl ClassList {
                     },
                 )?),
             };
+            let starters = check_starters(&c.starters).map_err(|p| fail("starters", p))?;
             classes.push(Class {
                 id: c.id,
                 title: c.title,
@@ -224,6 +261,7 @@ impl ClassList {
                 model: c.model.filter(|m| !m.trim().is_empty()),
                 system_prompt: c.system_prompt.filter(|s| !s.trim().is_empty()),
                 greeting: c.greeting.filter(|s| !s.trim().is_empty()),
+                starters,
                 token_ttl,
                 messages_per_minute: c.messages_per_minute,
                 class_messages_per_minute: c.class_messages_per_minute,
@@ -459,7 +497,8 @@ mod tests {
 
     #[test]
     fn codes_match_trimmed_and_case_insensitively() {
-        let list = ClassList::from_codes("Bio-2026,chem-lab-7", "Class", None, None).unwrap();
+        let list =
+            ClassList::from_codes("Bio-2026,chem-lab-7", "Class", None, None, Vec::new()).unwrap();
         assert_eq!(list.find_by_code("  BIO-2026 ").unwrap().id, "class-1");
         assert_eq!(list.find_by_code("chem-lab-7").unwrap().id, "class-2");
         assert!(list.find_by_code("bio-2027").is_none());
@@ -473,7 +512,7 @@ mod tests {
             ("abcdefg,,hijklmn", "code number 2: is empty"),
             ("secret-one,SECRET-ONE", "codes must be unique"),
         ] {
-            let e = ClassList::from_codes(codes, "C", None, None)
+            let e = ClassList::from_codes(codes, "C", None, None, Vec::new())
                 .unwrap_err()
                 .to_string();
             assert!(e.contains(want), "{e}");
@@ -482,6 +521,19 @@ mod tests {
                 "{e}"
             );
         }
+    }
+
+    #[test]
+    fn starters_are_trimmed_and_each_problem_is_named() {
+        let ok = check_starters(&[" What is a cell? ".into(), "Quiz me".into()]).unwrap();
+        assert_eq!(ok, vec!["What is a cell?", "Quiz me"]);
+        let five: Vec<String> = (1..=5).map(|i| format!("q{i}")).collect();
+        assert!(check_starters(&five).unwrap_err().contains("at most 4"));
+        let empty = check_starters(&["a".into(), "  ".into()]).unwrap_err();
+        assert_eq!(empty, "starter number 2 is empty");
+        let long = check_starters(&["x".repeat(MAX_STARTER_CHARS + 1)]).unwrap_err();
+        assert!(long.contains("longer than 200"), "{long}");
+        assert!(check_starters(&["x".repeat(MAX_STARTER_CHARS)]).is_ok());
     }
 
     #[test]

@@ -97,6 +97,11 @@ pub struct Config {
     #[arg(long, env = "GREETING")]
     pub greeting: Option<String>,
 
+    /// Suggested first messages for classes from ACCESS_CODE, separated by `|` (at most 4,
+    /// each up to 200 characters), shown on an empty chat. Default: none.
+    #[arg(long, env = "STARTERS")]
+    pub starters: Option<String>,
+
     /// How long a widget token lives before the widget refreshes it.
     #[arg(long, env = "TOKEN_TTL", default_value = "60m")]
     pub token_ttl: String,
@@ -657,6 +662,13 @@ impl Config {
                 .filter(|c| !c.trim().is_empty())
                 .map(SecretString::from)
         });
+        let starters = match self.starters.as_deref().map(str::trim) {
+            None | Some("") => Vec::new(),
+            Some(list) => {
+                let given: Vec<String> = list.split('|').map(str::to_owned).collect();
+                crate::classes::check_starters(&given).map_err(|p| bad("STARTERS", p))?
+            }
+        };
         let classes = match (&self.classes_file, access_code, self.demo) {
             (Some(_), Some(_), _) => {
                 return Err(bad(
@@ -673,6 +685,7 @@ impl Config {
                 &self.class_title,
                 self.system_prompt.clone(),
                 self.greeting.clone(),
+                starters.clone(),
             )
             .map_err(|e| match e {
                 ClassesError::File(p) | ClassesError::Code(p) => bad("ACCESS_CODE", p),
@@ -684,6 +697,7 @@ impl Config {
                 Some(self.greeting.clone().unwrap_or_else(|| {
                     "Hi! This is a classchat demo. Ask me anything.".to_owned()
                 })),
+                starters,
             )
             .map_err(|e| bad("ACCESS_CODE", e.to_string()))?,
             (None, None, false) => {

@@ -3,7 +3,7 @@
 use axum::extract::rejection::JsonRejection;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use classchat_shared::{ApiError, ErrorCode, MessagesProblem};
+use classchat_shared::{ApiError, ErrorCode, LimitKind, MessagesProblem};
 
 /// `Result` with [`AppError`] as the default error.
 pub type Result<T, E = AppError> = std::result::Result<T, E>;
@@ -29,7 +29,12 @@ pub enum AppError {
     #[error("{0}")]
     InvalidMessages(String),
     #[error("{message}")]
-    RateLimited { retry_after: u64, message: String },
+    RateLimited {
+        retry_after: u64,
+        message: String,
+        /// Which limit, when it is one a student can be told about.
+        limit: Option<LimitKind>,
+    },
     #[error("{message}")]
     Upstream { code: ErrorCode, message: String },
     #[error("classchat cannot reach its database right now. Please try again in a minute.")]
@@ -87,6 +92,16 @@ impl AppError {
         Self::RateLimited {
             retry_after: retry_after.max(1),
             message: message.into(),
+            limit: None,
+        }
+    }
+
+    /// A message refused by a named limit: the widget says which and counts down.
+    pub fn limit_hit(limit: LimitKind, retry_after: u64, message: impl Into<String>) -> Self {
+        Self::RateLimited {
+            retry_after: retry_after.max(1),
+            message: message.into(),
+            limit: Some(limit),
         }
     }
 
@@ -97,8 +112,11 @@ impl AppError {
             other => other.to_string(),
         };
         let mut body = ApiError::new(self.code(), message);
-        if let Self::RateLimited { retry_after, .. } = self {
-            body = body.with_retry_after(*retry_after);
+        if let Self::RateLimited {
+            retry_after, limit, ..
+        } = self
+        {
+            body = body.with_retry_after(*retry_after).with_limit(*limit);
         }
         body
     }

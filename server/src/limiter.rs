@@ -38,6 +38,14 @@ impl Gcra {
     }
 }
 
+/// Events a budget still has room for when it runs `fill` ahead of the clock, and the
+/// whole seconds until it is whole again (rounded up, so a student never waits in vain).
+pub fn left(g: Gcra, fill: Duration) -> (u32, u64) {
+    let room = g.period.saturating_sub(fill);
+    let n = room.as_nanos() / g.interval.as_nanos().max(1);
+    (n.min(u128::from(u32::MAX)) as u32, retry_secs(fill))
+}
+
 /// Keys whose budget is whole again are dropped when the map reaches this size.
 const PRUNE_AT: usize = 10_000;
 
@@ -51,7 +59,16 @@ impl MemoryGcra {
     /// Decides every `(key, rate)` together: `Err((index, wait))` names the first budget
     /// without room and counts nothing; otherwise, when `count`, each key spends one event.
     pub fn admit(&self, checks: &[(&str, Gcra)], count: bool) -> Result<(), (usize, Duration)> {
-        self.admit_at(checks, count, Instant::now())
+        self.admit_at(checks, count, Instant::now()).map(drop)
+    }
+
+    /// As [`MemoryGcra::admit`] with `count`, and says per key how far its budget now runs
+    /// ahead of the clock (see [`left`]).
+    pub fn admit_counted(
+        &self,
+        checks: &[(&str, Gcra)],
+    ) -> Result<Vec<Duration>, (usize, Duration)> {
+        self.admit_at(checks, true, Instant::now())
     }
 
     fn admit_at(
@@ -59,7 +76,7 @@ impl MemoryGcra {
         checks: &[(&str, Gcra)],
         count: bool,
         now: Instant,
-    ) -> Result<(), (usize, Duration)> {
+    ) -> Result<Vec<Duration>, (usize, Duration)> {
         let mut map = lock(&self.tat);
         for (i, (key, g)) in checks.iter().enumerate() {
             let tat = map.get(*key).copied().unwrap_or(now).max(now);
@@ -68,16 +85,18 @@ impl MemoryGcra {
                 return Err((i, next.duration_since(now) - g.period));
             }
         }
+        let mut fill = Vec::with_capacity(checks.len());
         if count {
             if map.len() >= PRUNE_AT {
                 map.retain(|_, t| *t > now);
             }
             for (key, g) in checks {
-                let tat = map.get(*key).copied().unwrap_or(now).max(now);
-                map.insert((*key).to_owned(), tat + g.interval);
+                let tat = map.get(*key).copied().unwrap_or(now).max(now) + g.interval;
+                map.insert((*key).to_owned(), tat);
+                fill.push(tat - now);
             }
         }
-        Ok(())
+        Ok(fill)
     }
 
     /// Counts one event even when the budget is already spent (a wrong code is counted
@@ -187,6 +206,21 @@ mod tests {
                 .is_ok(),
             "budget refills"
         );
+    }
+
+    #[test]
+    fn what_is_left_counts_down_with_each_event_and_refills() {
+        let m = MemoryGcra::default();
+        let now = Instant::now();
+        let five = g(5, 60);
+        let seen: Vec<(u32, u64)> = (0..5)
+            .map(|_| left(five, m.admit_at(&[("a", five)], true, now).unwrap()[0]))
+            .collect();
+        assert_eq!(seen, vec![(4, 12), (3, 24), (2, 36), (1, 48), (0, 60)]);
+        // 13 s later the budget has room for one more, then for two.
+        let later = m.admit_at(&[("a", five)], true, now + Duration::from_secs(13));
+        assert_eq!(left(five, later.unwrap()[0]), (0, 59));
+        assert_eq!(left(five, Duration::from_millis(35_500)), (2, 36));
     }
 
     #[test]

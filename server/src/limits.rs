@@ -21,7 +21,9 @@ use std::time::Duration;
 
 use crate::basics::lock;
 use crate::config::Settings;
-use crate::limiter::{Gcra, MemoryGcra};
+use classchat_shared::{Allowance, LimitsLeft};
+
+use crate::limiter::{Gcra, MemoryGcra, left};
 use crate::store::Store;
 use crate::usage::DailyCounter;
 
@@ -57,6 +59,8 @@ pub struct Message<'a> {
     /// The class's local day and its quota; quota 0: none.
     pub day: jiff::civil::Date,
     pub quota: u32,
+    /// Seconds until the class's local midnight, when the quota is whole again.
+    pub day_ends_in: u64,
 }
 
 /// The limits, and where their budgets live.
@@ -214,8 +218,9 @@ impl Limits {
     }
 
     /// Spends one message from the session's, the class's and the class-day's budgets,
-    /// all or none.
-    pub async fn admit_message(&self, m: &Message<'_>) -> Result<(), Refusal> {
+    /// all or none, and says what is left of those that are set (the per-minute part is the
+    /// tighter of the session's and the class's).
+    pub async fn admit_message(&self, m: &Message<'_>) -> Result<LimitsLeft, Refusal> {
         let session_key = format!("s:{}", m.session_id);
         let class_key = format!("c:{}", m.class_id);
         let mut budgets = Vec::with_capacity(2);
@@ -237,7 +242,7 @@ impl Limits {
             let plain: Vec<(&str, Gcra)> = budgets.iter().map(|(k, g, _)| (*k, *g)).collect();
             let quota = (m.quota > 0).then_some((m.class_id, m.day, m.quota));
             match self.call(store.admit_message(&plain, quota)).await {
-                Ok(Ok(())) => return Ok(()),
+                Ok(Ok(a)) => return Ok(limits_left(m, &budgets, &a.fill, a.used)),
                 Ok(Err(crate::store::Admission::Quota)) => return Err(Refusal::Quota),
                 Ok(Err(crate::store::Admission::Wait(i, wait))) => {
                     return Err(Refusal::TooFast {
@@ -250,15 +255,22 @@ impl Limits {
                 Err(_) => {}
             }
         }
-        self.decide(&budgets, true).await?;
-        if !self.daily.hit(m.class_id, m.day, m.quota) {
+        let plain: Vec<(&str, Gcra)> = budgets.iter().map(|(k, g, _)| (*k, *g)).collect();
+        let fill = self
+            .memory
+            .admit_counted(&plain)
+            .map_err(|(i, wait)| Refusal::TooFast {
+                budget: budgets[i].2,
+                wait,
+            })?;
+        let Some(used) = self.daily.hit_counted(m.class_id, m.day, m.quota) else {
             // Give the rate budgets back: the message was not sent.
             for (k, g, _) in &budgets {
                 self.memory.refund(k, *g);
             }
             return Err(Refusal::Quota);
-        }
-        Ok(())
+        };
+        Ok(limits_left(m, &budgets, &fill, Some(used)))
     }
 
     async fn decide(&self, budgets: &[(&str, Gcra, Budget)], count: bool) -> Result<(), Refusal> {
@@ -277,6 +289,32 @@ impl Limits {
     pub fn prune(&self) -> usize {
         self.memory.prune()
     }
+}
+
+/// What a student is told is left after `m` was admitted, from the same state that
+/// admitted it: `fill[i]` is how far budget `i` runs ahead, `used` the class's messages today.
+fn limits_left(
+    m: &Message<'_>,
+    budgets: &[(&str, Gcra, Budget)],
+    fill: &[std::time::Duration],
+    used: Option<u32>,
+) -> LimitsLeft {
+    let minute = budgets
+        .iter()
+        .zip(fill)
+        .map(|((_, g, _), f)| {
+            let (left, reset_secs) = left(*g, *f);
+            Allowance { left, reset_secs }
+        })
+        .min_by_key(|a| (a.left, std::cmp::Reverse(a.reset_secs)));
+    let day = match used {
+        Some(used) if m.quota > 0 => Some(Allowance {
+            left: m.quota.saturating_sub(used),
+            reset_secs: m.day_ends_in,
+        }),
+        _ => None,
+    };
+    LimitsLeft { minute, day }
 }
 
 /// The keys an address is counted under.

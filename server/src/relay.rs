@@ -19,7 +19,10 @@ use axum::http::{HeaderValue, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use classchat_shared::{ChatEvent, ChatMessage, ChatRequest, ChatResponse, ErrorCode, Role, Usage};
+use classchat_shared::{
+    ChatEvent, ChatMessage, ChatRequest, ChatResponse, ErrorCode, LimitKind, LimitsLeft, Role,
+    Usage,
+};
 use eventsource_stream::Eventsource;
 use futures::{Stream, StreamExt};
 use tokio_util::sync::CancellationToken;
@@ -90,15 +93,21 @@ async fn create_chat(
             .unwrap_or(state.settings.class_messages_per_minute),
         day: now.date(),
         quota,
+        day_ends_in: seconds_to_midnight(&now),
     };
-    match state.limits.admit_message(&message).await {
-        Ok(()) => {}
+    let left = match state.limits.admit_message(&message).await {
+        Ok(left) => (!left.is_empty()).then_some(left),
         Err(Refusal::TooFast { budget, wait }) => {
             let secs = retry_secs(wait);
             if budget == Budget::Class {
                 tracing::warn!(class = %class.id, "class message ceiling reached");
             }
-            return Err(AppError::rate_limited(
+            return Err(AppError::limit_hit(
+                if budget == Budget::Class {
+                    LimitKind::ClassMinute
+                } else {
+                    LimitKind::Minute
+                },
                 secs,
                 if budget == Budget::Class {
                     format!(
@@ -110,15 +119,16 @@ async fn create_chat(
             ));
         }
         Err(Refusal::Quota) => {
-            let secs = seconds_to_midnight(&now);
+            let secs = message.day_ends_in;
             tracing::warn!(class = %class.id, quota, "daily message quota reached");
-            return Err(AppError::rate_limited(
+            return Err(AppError::limit_hit(
+                LimitKind::Day,
                 secs,
                 "Your class has used today's messages. Please try again tomorrow.",
             ));
         }
         Err(Refusal::Unavailable) => return Err(AppError::Unavailable),
-    }
+    };
 
     let model = class
         .model
@@ -174,9 +184,16 @@ async fn create_chat(
         max: state.settings.timeouts.reply_max,
     };
     if !stream {
-        return collect_reply(resp.body, limits, recorder, &session).await;
+        return collect_reply(resp.body, limits, recorder, &session, left).await;
     }
-    let events = relay_events(resp.body, limits, recorder, state.shutdown.clone(), session);
+    let events = relay_events(
+        resp.body,
+        limits,
+        recorder,
+        state.shutdown.clone(),
+        session,
+        left,
+    );
     let sse = events.map(|e| Ok::<_, Infallible>(sse_event(&e)));
     let mut resp = Sse::new(sse)
         .keep_alive(KeepAlive::new().interval(HEARTBEAT))
@@ -271,6 +288,7 @@ async fn collect_reply(
     limits: ReplyLimits,
     mut recorder: UsageRecorder,
     session: &AuthSession,
+    left: Option<LimitsLeft>,
 ) -> Result<Response> {
     let buf = match read_reply(body, limits).await {
         Ok(buf) => buf,
@@ -286,7 +304,12 @@ async fn collect_reply(
             recorder.reply_text(&reply);
             recorder.usage(usage);
             recorder.completed();
-            Ok(AppJson(ChatResponse { reply, usage }).into_response())
+            Ok(AppJson(ChatResponse {
+                reply,
+                usage,
+                limits: left,
+            })
+            .into_response())
         }
         Err(why) => {
             let f = cut_failure(format!("Open WebUI's answer was not usable: {why}"));
@@ -342,6 +365,8 @@ struct Relay {
     shutdown: std::pin::Pin<Box<tokio_util::sync::WaitForCancellationFutureOwned>>,
     session: AuthSession,
     usage: Option<Usage>,
+    /// What is left of the student's limits, for the `done` event.
+    left: Option<LimitsLeft>,
     finished_reason: bool,
     over: bool,
 }
@@ -361,7 +386,10 @@ impl Relay {
         self.recorder.usage(self.usage);
         self.recorder.completed();
         self.over = true;
-        ChatEvent::Done { usage: self.usage }
+        ChatEvent::Done {
+            usage: self.usage,
+            limits: self.left,
+        }
     }
 
     async fn next_event(&mut self) -> Option<ChatEvent> {
@@ -443,6 +471,7 @@ fn relay_events(
     recorder: UsageRecorder,
     shutdown: CancellationToken,
     session: AuthSession,
+    left: Option<LimitsLeft>,
 ) -> impl Stream<Item = ChatEvent> + Send {
     let relay = Relay {
         events: Box::pin(body.eventsource()),
@@ -452,6 +481,7 @@ fn relay_events(
         shutdown: Box::pin(shutdown.cancelled_owned()),
         session,
         usage: None,
+        left,
         finished_reason: false,
         over: false,
     };

@@ -17,7 +17,7 @@ mod limits;
 mod sync;
 
 pub use dashboard::UsageRecord;
-pub use limits::Admission;
+pub use limits::{Admission, Admitted};
 pub use sync::Revocation;
 
 use std::str::FromStr;

@@ -34,4 +34,7 @@ pub struct ClassInfo {
     /// The first assistant line the widget shows, if the teacher set one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub greeting: Option<String>,
+    /// Suggested first messages, shown on an empty conversation and sent when clicked.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub starters: Vec<String>,
 }

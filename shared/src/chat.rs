@@ -65,12 +65,82 @@ pub struct Usage {
     pub total_tokens: Option<u32>,
 }
 
+/// What is left of one limit after the message just sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Allowance {
+    /// Messages that may still be sent now.
+    pub left: u32,
+    /// Seconds until the allowance is whole again (the minute's refill, or the class's
+    /// local midnight for the day).
+    pub reset_secs: u64,
+}
+
+/// The limits a student can see, each present only when that limit is set, so the widget
+/// can warn before a refusal instead of after. On the wire it is flat (see [`LimitsWire`]):
+/// one small object the widget decodes with little code.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "LimitsWire", into = "LimitsWire")]
+pub struct LimitsLeft {
+    /// Messages per minute: the tighter of the session's and the class's allowance.
+    pub minute: Option<Allowance>,
+    /// The class's daily quota.
+    pub day: Option<Allowance>,
+}
+
+impl LimitsLeft {
+    pub fn is_empty(&self) -> bool {
+        self.minute.is_none() && self.day.is_none()
+    }
+}
+
+/// `{"minute_left": 2, "minute_reset_secs": 36, "day_left": 5, "day_reset_secs": 3600}`,
+/// each pair present only when that limit is set.
+#[derive(Serialize, Deserialize)]
+struct LimitsWire {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    minute_left: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    minute_reset_secs: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    day_left: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    day_reset_secs: Option<u64>,
+}
+
+impl From<LimitsWire> for LimitsLeft {
+    fn from(w: LimitsWire) -> Self {
+        let pair = |left: Option<u32>, reset: Option<u64>| {
+            Some(Allowance {
+                left: left?,
+                reset_secs: reset.unwrap_or(0),
+            })
+        };
+        Self {
+            minute: pair(w.minute_left, w.minute_reset_secs),
+            day: pair(w.day_left, w.day_reset_secs),
+        }
+    }
+}
+
+impl From<LimitsLeft> for LimitsWire {
+    fn from(l: LimitsLeft) -> Self {
+        Self {
+            minute_left: l.minute.map(|a| a.left),
+            minute_reset_secs: l.minute.map(|a| a.reset_secs),
+            day_left: l.day.map(|a| a.left),
+            day_reset_secs: l.day.map(|a| a.reset_secs),
+        }
+    }
+}
+
 /// The answer to `stream: false`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChatResponse {
     pub reply: String,
     #[serde(default)]
     pub usage: Option<Usage>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<LimitsLeft>,
 }
 
 /// One server-sent event of a streamed reply. On the wire the SSE `event:` field is the
@@ -79,8 +149,11 @@ pub struct ChatResponse {
 pub enum ChatEvent {
     /// More reply text, in order.
     Delta { text: String },
-    /// The reply is complete.
-    Done { usage: Option<Usage> },
+    /// The reply is complete; `limits` says what is left of the limits that are set.
+    Done {
+        usage: Option<Usage>,
+        limits: Option<LimitsLeft>,
+    },
     /// The reply failed after the stream had started; the stream ends after this.
     Error { code: ErrorCode, message: String },
 }
@@ -94,6 +167,8 @@ struct DeltaData {
 struct DoneData {
     #[serde(default)]
     usage: Option<Usage>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    limits: Option<LimitsLeft>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -120,7 +195,10 @@ impl ChatEvent {
     pub fn data(&self) -> String {
         let json = match self {
             Self::Delta { text } => serde_json::to_string(&DeltaData { text: text.clone() }),
-            Self::Done { usage } => serde_json::to_string(&DoneData { usage: *usage }),
+            Self::Done { usage, limits } => serde_json::to_string(&DoneData {
+                usage: *usage,
+                limits: *limits,
+            }),
             Self::Error { code, message } => serde_json::to_string(&ErrorData {
                 code: *code,
                 message: message.clone(),
@@ -137,7 +215,10 @@ impl ChatEvent {
                 .map(|d| Self::Delta { text: d.text })
                 .map_err(|_| bad()),
             "done" => serde_json::from_str::<DoneData>(data)
-                .map(|d| Self::Done { usage: d.usage })
+                .map(|d| Self::Done {
+                    usage: d.usage,
+                    limits: d.limits,
+                })
                 .map_err(|_| bad()),
             "error" => serde_json::from_str::<ErrorData>(data)
                 .map(|d| Self::Error {
@@ -278,6 +359,39 @@ mod tests {
     }
 
     #[test]
+    fn done_without_limits_reads_as_before_and_limits_have_the_documented_shape() {
+        let old = ChatEvent::parse("done", r#"{"usage":null}"#).unwrap();
+        assert_eq!(
+            old,
+            ChatEvent::Done {
+                usage: None,
+                limits: None
+            }
+        );
+        let e = ChatEvent::Done {
+            usage: None,
+            limits: Some(LimitsLeft {
+                minute: None,
+                day: Some(Allowance {
+                    left: 5,
+                    reset_secs: 3600,
+                }),
+            }),
+        };
+        let v: serde_json::Value = serde_json::from_str(&e.data()).unwrap();
+        assert_eq!(
+            v["limits"],
+            serde_json::json!({"day_left": 5, "day_reset_secs": 3600})
+        );
+        let plain = ChatResponse {
+            reply: "hi".into(),
+            usage: None,
+            limits: None,
+        };
+        assert!(!serde_json::to_string(&plain).unwrap().contains("limits"));
+    }
+
+    #[test]
     fn unknown_fields_such_as_model_are_refused() {
         let r = serde_json::from_str::<ChatRequest>(
             r#"{"conversation_id":"c","messages":[],"model":"gpt-4"}"#,
@@ -297,8 +411,18 @@ mod tests {
                     completion_tokens: Some(5),
                     total_tokens: Some(8),
                 }),
+                limits: None,
             },
-            ChatEvent::Done { usage: None },
+            ChatEvent::Done {
+                usage: None,
+                limits: Some(LimitsLeft {
+                    minute: Some(Allowance {
+                        left: 2,
+                        reset_secs: 36,
+                    }),
+                    day: None,
+                }),
+            },
             ChatEvent::Error {
                 code: ErrorCode::UpstreamError,
                 message: "cut".into(),

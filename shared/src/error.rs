@@ -79,6 +79,36 @@ impl ErrorCode {
     }
 }
 
+/// Which limit a `rate_limited` refusal is about, so the widget can say so.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LimitKind {
+    /// The student's own messages per minute.
+    Minute,
+    /// The whole class's messages per minute.
+    ClassMinute,
+    /// The class's daily quota (opens again at the class's local midnight).
+    Day,
+    /// Open WebUI or its model provider refused (429).
+    Upstream,
+    /// A kind this build does not know (a newer server).
+    Other,
+}
+
+/// Read through `String` (whose decoder the widget has anyway) rather than a derived enum
+/// decoder: the same result in less wasm.
+impl<'de> Deserialize<'de> for LimitKind {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(match String::deserialize(d)?.as_str() {
+            "minute" => Self::Minute,
+            "class_minute" => Self::ClassMinute,
+            "day" => Self::Day,
+            "upstream" => Self::Upstream,
+            _ => Self::Other,
+        })
+    }
+}
+
 /// `{"error": {"code": "...", "message": "..."}}`
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApiError {
@@ -95,6 +125,9 @@ pub struct ErrorBody {
     /// which a cross-origin page cannot always read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_after: Option<u64>,
+    /// With `rate_limited`: which limit refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<LimitKind>,
 }
 
 impl ApiError {
@@ -104,12 +137,18 @@ impl ApiError {
                 code,
                 message: message.into(),
                 retry_after: None,
+                limit: None,
             },
         }
     }
 
     pub fn with_retry_after(mut self, secs: u64) -> Self {
         self.error.retry_after = Some(secs);
+        self
+    }
+
+    pub fn with_limit(mut self, limit: Option<LimitKind>) -> Self {
+        self.error.limit = limit;
         self
     }
 }
@@ -128,6 +167,29 @@ mod tests {
         );
         let back: ApiError = serde_json::from_value(v).unwrap();
         assert_eq!(back, e);
+    }
+
+    #[test]
+    fn the_limit_kind_is_named_on_the_wire_and_unknown_kinds_are_other() {
+        let e = ApiError::new(ErrorCode::RateLimited, "wait")
+            .with_retry_after(5)
+            .with_limit(Some(LimitKind::ClassMinute));
+        let v = serde_json::to_value(&e).unwrap();
+        assert_eq!(v["error"]["limit"], "class_minute");
+        for k in [
+            LimitKind::Minute,
+            LimitKind::ClassMinute,
+            LimitKind::Day,
+            LimitKind::Upstream,
+        ] {
+            let back: LimitKind = serde_json::from_value(serde_json::to_value(k).unwrap()).unwrap();
+            assert_eq!(back, k);
+        }
+        let later: ApiError = serde_json::from_str(
+            r#"{"error":{"code":"rate_limited","message":"x","limit":"per_hour"}}"#,
+        )
+        .unwrap();
+        assert_eq!(later.error.limit, Some(LimitKind::Other));
     }
 
     #[test]

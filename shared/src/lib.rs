@@ -10,7 +10,7 @@ pub mod limits;
 
 pub use auth::{ClassInfo, SessionRequest, SessionResponse};
 pub use chat::{
-    ChatEvent, ChatMessage, ChatRequest, ChatResponse, MessagesProblem, Role, Usage,
-    validate_messages, validate_request,
+    Allowance, ChatEvent, ChatMessage, ChatRequest, ChatResponse, LimitsLeft, MessagesProblem,
+    Role, Usage, validate_messages, validate_request,
 };
-pub use error::{ApiError, ErrorBody, ErrorCode};
+pub use error::{ApiError, ErrorBody, ErrorCode, LimitKind};

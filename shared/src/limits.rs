@@ -17,3 +17,7 @@ pub const MAX_TOTAL_CHARS: usize = 48_000;
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
 /// Longest conversation id (the widget makes UUID-like ids).
 pub const MAX_CONVERSATION_ID_CHARS: usize = 64;
+/// Most conversation starters a class may have (more would crowd the empty chat).
+pub const MAX_STARTERS: usize = 4;
+/// Longest conversation starter, in characters: a suggestion, not a prompt.
+pub const MAX_STARTER_CHARS: usize = 200;

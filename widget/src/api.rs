@@ -4,7 +4,9 @@
 //! the bytes go through [`SseDecoder`] and [`ChatEvent::parse`]. The token travels in
 //! the `Authorization` header (a cross-site embed cannot rely on cookies).
 
-use classchat_shared::{ChatEvent, ChatRequest, ErrorCode, SessionRequest, SessionResponse};
+use classchat_shared::{
+    ChatEvent, ChatRequest, ErrorCode, LimitsLeft, SessionRequest, SessionResponse,
+};
 use js_sys::{Reflect, Uint8Array};
 use serde::de::DeserializeOwned;
 use wasm_bindgen::{JsCast, JsValue};
@@ -64,11 +66,11 @@ async fn send(
         .flatten()
         .and_then(|v| v.trim().parse().ok());
     let text = text(&resp).await.unwrap_or_default();
-    Err(WidgetError::from_response(
-        resp.status(),
-        &text,
-        retry_after,
-    ))
+    Err(WidgetError::from_response(resp.status(), &text, retry_after).arrived_at(now_ms()))
+}
+
+fn now_ms() -> u64 {
+    js_sys::Date::now() as u64
 }
 
 async fn text(resp: &Response) -> Result<String, WidgetError> {
@@ -112,8 +114,8 @@ pub(crate) async fn delete_session(server: &str, token: &str) -> Result<(), Widg
 }
 
 /// `POST /api/v1/chat` with `stream: true`: calls `on_delta` for each piece of the reply,
-/// `on_bytes` for every piece of the body (heartbeats included), and returns when the
-/// `done` event arrives. A stream that ends without it is
+/// `on_bytes` for every piece of the body (heartbeats included), and returns what is left
+/// of the limits, with when it arrived, when the `done` event arrives. A stream that ends without it is
 /// [`WidgetError::CutOff`]; an `error` event is that error; aborting `signal` is
 /// [`WidgetError::Aborted`].
 pub(crate) async fn stream_chat(
@@ -123,7 +125,7 @@ pub(crate) async fn stream_chat(
     signal: Option<&AbortSignal>,
     mut on_delta: impl FnMut(&str),
     mut on_bytes: impl FnMut(),
-) -> Result<(), WidgetError> {
+) -> Result<Option<(u64, LimitsLeft)>, WidgetError> {
     let body = serde_json::to_string(req).unwrap_or_default();
     let url = format!("{server}/api/v1/chat");
     let resp = send("POST", &url, Some(token), Some(&body), signal).await?;
@@ -153,9 +155,9 @@ pub(crate) async fn stream_chat(
         for frame in decoder.push(&bytes) {
             match ChatEvent::parse(&frame.event, &frame.data) {
                 Ok(ChatEvent::Delta { text }) => on_delta(&text),
-                Ok(ChatEvent::Done { .. }) => {
+                Ok(ChatEvent::Done { limits, .. }) => {
                     let _ = reader.cancel();
-                    return Ok(());
+                    return Ok(limits.map(|l| (now_ms(), l)));
                 }
                 Ok(ChatEvent::Error { code, .. }) => {
                     return Err(WidgetError::Api {

@@ -3,7 +3,7 @@
 //! Decisions are made on [`ErrorCode`]s, never on the server's message text.
 
 use classchat_shared::limits::MAX_MESSAGE_CHARS;
-use classchat_shared::{ApiError, ErrorCode, MessagesProblem};
+use classchat_shared::{ApiError, ErrorCode, LimitKind, MessagesProblem};
 
 use crate::i18n::Text;
 
@@ -25,20 +25,34 @@ pub enum WidgetError {
     Unanswered,
     /// The draft fails the shared message checks; nothing was sent.
     Invalid(MessagesProblem),
+    /// `rate_limited` with a wait: sending opens again `retry_after` seconds after `at_ms`
+    /// (when the refusal arrived, ms since the epoch; see [`WidgetError::arrived_at`]).
+    /// `limit` says which limit (absent from servers before limits were named).
+    Limited {
+        limit: Option<LimitKind>,
+        retry_after: u64,
+        at_ms: u64,
+    },
 }
 
 impl WidgetError {
     /// From an error body (or just a status, when the body was not JSON).
     pub fn from_response(status: u16, body: &str, retry_after_header: Option<u64>) -> Self {
-        match serde_json::from_str::<ApiError>(body) {
-            Ok(e) => Self::Api {
-                code: e.error.code,
-                retry_after: e.error.retry_after.or(retry_after_header),
+        let (code, retry_after, limit) = match serde_json::from_str::<ApiError>(body) {
+            Ok(e) => (
+                e.error.code,
+                e.error.retry_after.or(retry_after_header),
+                e.error.limit,
+            ),
+            Err(_) => (code_for_status(status), retry_after_header, None),
+        };
+        match (code, retry_after) {
+            (ErrorCode::RateLimited, Some(retry_after)) => Self::Limited {
+                limit,
+                retry_after,
+                at_ms: 0,
             },
-            Err(_) => Self::Api {
-                code: code_for_status(status),
-                retry_after: retry_after_header,
-            },
+            (code, retry_after) => Self::Api { code, retry_after },
         }
     }
 
@@ -70,6 +84,7 @@ impl WidgetError {
                 code: ErrorCode::RateLimited,
                 retry_after,
             } => t.too_many_attempts(*retry_after),
+            Self::Limited { retry_after, .. } => t.too_many_attempts(Some(*retry_after)),
             _ => self.chat_message(t),
         }
     }
@@ -82,6 +97,11 @@ impl WidgetError {
             Self::Unanswered => t.err_unanswered,
             Self::Aborted => "",
             Self::Invalid(p) => return problem_message(*p, t),
+            Self::Limited {
+                limit, retry_after, ..
+            } => {
+                return t.limit_hit(*limit, *retry_after, None);
+            }
             Self::Api { code, retry_after } => match code {
                 ErrorCode::RateLimited => return t.too_fast(*retry_after),
                 ErrorCode::InvalidToken | ErrorCode::TokenExpired | ErrorCode::SessionRevoked => {
@@ -100,6 +120,26 @@ impl WidgetError {
             },
         };
         s.into()
+    }
+}
+
+impl WidgetError {
+    /// Notes when a refusal by a limit arrived, so its wait can count down.
+    pub fn arrived_at(mut self, now_ms: u64) -> Self {
+        if let Self::Limited { at_ms, .. } = &mut self {
+            *at_ms = now_ms;
+        }
+        self
+    }
+
+    /// When sending opens again (ms since the epoch), for a refusal by a limit.
+    pub fn wait_until(&self) -> Option<u64> {
+        match self {
+            Self::Limited {
+                retry_after, at_ms, ..
+            } => Some(at_ms + retry_after * 1000),
+            _ => None,
+        }
     }
 }
 
@@ -143,9 +183,10 @@ mod tests {
         let e = WidgetError::from_response(429, body, None);
         assert_eq!(
             e,
-            WidgetError::Api {
-                code: ErrorCode::RateLimited,
-                retry_after: Some(90)
+            WidgetError::Limited {
+                limit: None,
+                retry_after: 90,
+                at_ms: 0
             }
         );
         let en = Lang::En.text();
@@ -160,6 +201,67 @@ mod tests {
         );
         assert_eq!(invalid.login_message(en), en.err_invalid_code);
         assert!(!invalid.needs_sign_in());
+    }
+
+    #[test]
+    fn a_named_limit_becomes_a_wait_with_its_own_sentence() {
+        let en = Lang::En.text();
+        let read = |limit: &str, secs: u64| {
+            WidgetError::from_response(
+                429,
+                &format!(
+                    r#"{{"error":{{"code":"rate_limited","message":"x","retry_after":{secs},"limit":"{limit}"}}}}"#
+                ),
+                None,
+            )
+        };
+        let minute = read("minute", 42);
+        assert_eq!(
+            minute,
+            WidgetError::Limited {
+                limit: Some(LimitKind::Minute),
+                retry_after: 42,
+                at_ms: 0
+            }
+        );
+        assert_eq!(minute.clone().arrived_at(1_000).wait_until(), Some(43_000));
+        assert!(minute.retryable() && !minute.needs_sign_in());
+        assert_eq!(
+            minute.chat_message(en),
+            "You have sent as many messages as you can this minute. You can send again in 0:42."
+        );
+        assert!(
+            read("class_minute", 5)
+                .chat_message(en)
+                .starts_with("Your class has sent")
+        );
+        assert!(
+            read("day", 5)
+                .chat_message(en)
+                .starts_with("Your class has used today's")
+        );
+        assert!(
+            read("upstream", 5)
+                .chat_message(en)
+                .starts_with("The AI service")
+        );
+        // An older server names no limit: the general sentence, still with the countdown.
+        let old = WidgetError::from_response(
+            429,
+            r#"{"error":{"code":"rate_limited","message":"x","retry_after":3}}"#,
+            None,
+        );
+        assert_eq!(
+            old.chat_message(en),
+            "You are sending messages too quickly. You can send again in 0:03."
+        );
+        // Without a wait there is nothing to count down.
+        let bare = WidgetError::from_response(
+            429,
+            r#"{"error":{"code":"rate_limited","message":"x"}}"#,
+            None,
+        );
+        assert_eq!(bare.arrived_at(5).wait_until(), None);
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The widget's user-facing strings in English and Traditional Chinese (Taiwan).
 
 use std::sync::atomic::{AtomicBool, Ordering};
+use classchat_shared::LimitKind;
 
 /// A supported language.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,6 +104,38 @@ pub struct Text {
     pub copy_code: &'static str,
     pub copied: &'static str,
     pub code: &'static str,
+    /// Lead sentences for a refusal by a limit: own minute, class minute, class day, the
+    /// AI service, and a limit this build cannot name.
+    limit_minute: &'static str,
+    limit_class_minute: &'static str,
+    limit_day: &'static str,
+    limit_upstream: &'static str,
+    send_again_in: (&'static str, &'static str),
+    send_again_at: (&'static str, &'static str),
+    /// "N messages left this minute" / "… today for this class": (before N, after N when
+    /// N is 1, after N otherwise).
+    left_minute: (&'static str, &'static str, &'static str),
+    left_day: (&'static str, &'static str, &'static str),
+}
+
+/// Waits longer than this are told as a clock time rather than counted down.
+pub const CLOCK_AFTER_SECS: u64 = 15 * 60;
+
+/// A countdown as a clock shows it: `0:42`, `12:05`, `1:02:03`.
+pub fn countdown(secs: u64) -> String {
+    let (h, m, s) = (secs / 3600, secs / 60 % 60, secs % 60);
+    if h > 0 {
+        format!("{h}:{m:02}:{s:02}")
+    } else {
+        format!("{m}:{s:02}")
+    }
+}
+
+/// Which limit a quiet "few left" line is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FewLeft {
+    Minute(u32),
+    Day(u32),
 }
 
 impl Text {
@@ -133,6 +166,32 @@ impl Text {
         } else {
             format!("{} {}", secs.div_ceil(60), self.minutes)
         }
+    }
+
+    /// The sentence for a refusal by a limit and when sending opens again: counting down
+    /// (`in 0:42`), or for a long wait at `clock` (the local time it opens, e.g. `00:00`).
+    pub fn limit_hit(&self, limit: Option<LimitKind>, secs: u64, clock: Option<&str>) -> String {
+        let lead = match limit {
+            Some(LimitKind::Minute) => self.limit_minute,
+            Some(LimitKind::ClassMinute) => self.limit_class_minute,
+            Some(LimitKind::Day) => self.limit_day,
+            Some(LimitKind::Upstream) => self.limit_upstream,
+            Some(LimitKind::Other) | None => self.too_fast,
+        };
+        let ((pre, post), when) = match clock {
+            Some(c) if secs > CLOCK_AFTER_SECS => (self.send_again_at, c.to_owned()),
+            _ => (self.send_again_in, countdown(secs)),
+        };
+        format!("{lead}{pre}{when}{post}")
+    }
+
+    /// "2 messages left this minute." / "5 messages left today for this class."
+    pub fn few_left(&self, few: FewLeft) -> String {
+        let ((pre, one, many), n) = match few {
+            FewLeft::Minute(n) => (self.left_minute, n),
+            FewLeft::Day(n) => (self.left_day, n),
+        };
+        format!("{pre}{n}{}", if n == 1 { one } else { many })
     }
 
     /// "Your message is too long (at most 8000 characters)."
@@ -186,6 +245,22 @@ static EN: Text = Text {
     copy_code: "Copy code",
     copied: "Copied",
     code: "code",
+    limit_minute: "You have sent as many messages as you can this minute.",
+    limit_class_minute: "Your class has sent as many messages as it can this minute.",
+    limit_day: "Your class has used today's messages.",
+    limit_upstream: "The AI service has reached its usage limit for now.",
+    send_again_in: (" You can send again in ", "."),
+    send_again_at: (" You can send again at ", "."),
+    left_minute: (
+        "",
+        " message left this minute.",
+        " messages left this minute.",
+    ),
+    left_day: (
+        "",
+        " message left today for this class.",
+        " messages left today for this class.",
+    ),
 };
 
 static ZH_TW: Text = Text {
@@ -232,6 +307,14 @@ static ZH_TW: Text = Text {
     copy_code: "複製程式碼",
     copied: "已複製",
     code: "程式碼",
+    limit_minute: "你這一分鐘能傳的訊息已經用完了。",
+    limit_class_minute: "你的班級這一分鐘能傳的訊息已經用完了。",
+    limit_day: "你的班級今天的訊息已經用完了。",
+    limit_upstream: "AI 服務暫時達到使用上限。",
+    send_again_in: ("可在 ", " 後再傳送。"),
+    send_again_at: ("可在 ", " 再傳送。"),
+    left_minute: ("這一分鐘還可以傳 ", " 則訊息。", " 則訊息。"),
+    left_day: ("班級今天還可以傳 ", " 則訊息。", " 則訊息。"),
 };
 
 #[cfg(test)]
@@ -254,6 +337,51 @@ mod tests {
         assert_eq!(Lang::current().text().copy_code, "複製程式碼");
         Lang::En.set_current();
         assert_eq!(Lang::current(), Lang::En);
+    }
+
+    #[test]
+    fn limit_waits_count_down_then_turn_into_a_clock_time() {
+        assert_eq!(countdown(0), "0:00");
+        assert_eq!(countdown(42), "0:42");
+        assert_eq!(countdown(725), "12:05");
+        assert_eq!(countdown(3723), "1:02:03");
+        let en = Lang::En.text();
+        let day = Some(LimitKind::Day);
+        assert_eq!(
+            en.limit_hit(day, 600, Some("00:00")),
+            "Your class has used today's messages. You can send again in 10:00."
+        );
+        assert_eq!(
+            en.limit_hit(day, 5 * 3600, Some("00:00")),
+            "Your class has used today's messages. You can send again at 00:00."
+        );
+        assert!(en.limit_hit(day, 5 * 3600, None).ends_with("in 5:00:00."));
+        let zh = Lang::ZhTw.text();
+        assert_eq!(
+            zh.limit_hit(Some(LimitKind::Upstream), 90, None),
+            "AI 服務暫時達到使用上限。可在 1:30 後再傳送。"
+        );
+    }
+
+    #[test]
+    fn few_left_lines_agree_in_number() {
+        let en = Lang::En.text();
+        assert_eq!(
+            en.few_left(FewLeft::Minute(1)),
+            "1 message left this minute."
+        );
+        assert_eq!(
+            en.few_left(FewLeft::Minute(2)),
+            "2 messages left this minute."
+        );
+        assert_eq!(
+            en.few_left(FewLeft::Day(0)),
+            "0 messages left today for this class."
+        );
+        assert_eq!(
+            Lang::ZhTw.text().few_left(FewLeft::Day(5)),
+            "班級今天還可以傳 5 則訊息。"
+        );
     }
 
     #[test]

@@ -122,7 +122,13 @@ mod tests {
             .map(|f| ChatEvent::parse(&f.event, &f.data).unwrap())
             .collect();
         assert_eq!(events[0], ChatEvent::Delta { text: "Hel".into() });
-        assert_eq!(events[2], ChatEvent::Done { usage: None });
+        assert_eq!(
+            events[2],
+            ChatEvent::Done {
+                usage: None,
+                limits: None
+            }
+        );
     }
 
     #[test]

@@ -5,10 +5,18 @@
 //! students: a failed send keeps their text, a stopped reply keeps what arrived, and a
 //! late event from an abandoned request cannot touch a newer one.
 
-use classchat_shared::{ChatMessage, ChatRequest, MessagesProblem, Role, validate_messages};
+use classchat_shared::{
+    ChatMessage, ChatRequest, LimitsLeft, MessagesProblem, Role, validate_messages,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::error::WidgetError;
+use crate::i18n::FewLeft;
+
+/// At most this many messages left this minute, the widget says so.
+pub const FEW_THIS_MINUTE: u32 = 2;
+/// At most this many messages left today for the class, the widget says so.
+pub const FEW_TODAY: u32 = 5;
 
 /// One conversation with one class, as persisted.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -55,6 +63,9 @@ pub struct ChatState {
     pub failure: Option<Failure>,
     /// Counts requests and resets, so events of an abandoned request are ignored.
     pub turn: u32,
+    /// What the last completed reply said is left of the limits, and when it arrived (ms
+    /// since the epoch).
+    pub limits: Option<(u64, LimitsLeft)>,
 }
 
 impl ChatState {
@@ -71,6 +82,7 @@ impl ChatState {
                 partial_kept: false,
             }),
             turn: 0,
+            limits: None,
         }
     }
 
@@ -145,11 +157,41 @@ impl ChatState {
         }
     }
 
-    /// The reply is complete.
-    pub fn done(&mut self, turn: u32) {
+    /// The reply is complete; `limits` is what the server says is left, and when it came.
+    pub fn done(&mut self, turn: u32, limits: Option<(u64, LimitsLeft)>) {
         if turn == self.turn {
             self.commit_partial();
+            self.limits = limits;
         }
+    }
+
+    /// Until when sending waits for a limit (ms since the epoch), if it does.
+    pub fn wait_until(&self) -> Option<u64> {
+        self.failure.as_ref()?.error.wait_until()
+    }
+
+    /// True while a limit holds sending back at `now_ms`.
+    pub fn waiting(&self, now_ms: u64) -> bool {
+        self.wait_until().is_some_and(|until| until > now_ms)
+    }
+
+    /// Once a limit's wait is over, the refused message becomes an ordinary unanswered one,
+    /// which the student can retry. Returns whether anything changed.
+    pub fn wait_over(&mut self, now_ms: u64) -> bool {
+        match &mut self.failure {
+            Some(f) if f.error.wait_until().is_some_and(|until| until <= now_ms) => {
+                f.error = WidgetError::Unanswered;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// The quiet "few left" line due at `now_ms`, if any.
+    pub fn few_left(&self, now_ms: u64) -> Option<FewLeft> {
+        let (at, l) = self.limits?;
+        let minute_current = l.minute.is_some_and(|m| now_ms < at + m.reset_secs * 1000);
+        few_left(&l, minute_current)
     }
 
     /// The student stopped the reply: what arrived stays.
@@ -205,6 +247,18 @@ impl ChatState {
     }
 }
 
+/// The quiet "few left" line, if one is due: the day's quota first (it lasts longer),
+/// then the minute's, while `minute_current` (its refill is not yet due).
+pub fn few_left(limits: &LimitsLeft, minute_current: bool) -> Option<FewLeft> {
+    if let Some(day) = limits.day.filter(|d| d.left <= FEW_TODAY) {
+        return Some(FewLeft::Day(day.left));
+    }
+    limits
+        .minute
+        .filter(|m| minute_current && m.left <= FEW_THIS_MINUTE)
+        .map(|m| FewLeft::Minute(m.left))
+}
+
 /// A fresh conversation id from random numbers in `[0, 1)` and the time: `c-` and base-36
 /// digits, well inside the shared limit of 64 letters, digits, `-` or `_`.
 pub fn conversation_id(now_ms: f64, mut random: impl FnMut() -> f64) -> String {
@@ -245,7 +299,7 @@ mod tests {
         s.delta(turn, "It is ");
         s.delta(turn, "4.");
         assert_eq!(s.partial.as_deref(), Some("It is 4."));
-        s.done(turn);
+        s.done(turn, None);
         assert!(!s.streaming());
         assert_eq!(
             s.conversation.messages,
@@ -256,6 +310,75 @@ mod tests {
         );
         let (_, next) = s.send("and 3+3?").unwrap();
         assert_eq!(next.messages.len(), 3);
+    }
+
+    #[test]
+    fn the_limits_of_the_last_reply_are_kept_with_its_turn() {
+        use classchat_shared::Allowance;
+        let mut s = fresh();
+        let left = LimitsLeft {
+            minute: Some(Allowance {
+                left: 1,
+                reset_secs: 40,
+            }),
+            day: None,
+        };
+        let (turn, _) = s.send("hi").unwrap();
+        s.done(turn, Some((10_000, left)));
+        assert_eq!(s.limits, Some((10_000, left)));
+        assert_eq!(s.few_left(49_999), Some(FewLeft::Minute(1)));
+        assert_eq!(s.few_left(50_000), None, "the minute is whole again");
+        // A late `done` of an abandoned turn changes nothing.
+        let (next, _) = s.send("again").unwrap();
+        s.reset("c-2".into());
+        s.done(next, None);
+        assert_eq!(s.limits, Some((10_000, left)));
+    }
+
+    #[test]
+    fn few_left_names_the_day_first_and_the_minute_only_while_current() {
+        use classchat_shared::Allowance;
+        let a = |left| {
+            Some(Allowance {
+                left,
+                reset_secs: 30,
+            })
+        };
+        let l = |minute, day| LimitsLeft { minute, day };
+        assert_eq!(few_left(&l(a(2), None), true), Some(FewLeft::Minute(2)));
+        assert_eq!(few_left(&l(a(2), None), false), None);
+        assert_eq!(few_left(&l(a(3), None), true), None);
+        assert_eq!(few_left(&l(a(0), a(5)), true), Some(FewLeft::Day(5)));
+        assert_eq!(few_left(&l(a(1), a(6)), true), Some(FewLeft::Minute(1)));
+        assert_eq!(few_left(&l(None, a(40)), true), None);
+    }
+
+    #[test]
+    fn a_refusal_by_a_limit_waits_then_offers_retry() {
+        let mut s = fresh();
+        let (turn, _) = s.send("hello").unwrap();
+        s.failed(
+            turn,
+            WidgetError::Limited {
+                limit: Some(classchat_shared::LimitKind::Minute),
+                retry_after: 30,
+                at_ms: 1_000,
+            },
+        );
+        assert_eq!(s.wait_until(), Some(31_000));
+        assert!(s.waiting(30_999));
+        assert!(!s.wait_over(30_999));
+        assert!(!s.waiting(31_000));
+        assert!(s.wait_over(31_000));
+        assert_eq!(s.failure.as_ref().unwrap().error, WidgetError::Unanswered);
+        assert!(!s.wait_over(99_000), "nothing left to change");
+        // Other failures do not wait.
+        let (again, _) = s.retry().unwrap();
+        s.failed(again, WidgetError::Network);
+        assert!(!s.waiting(0) && !s.wait_over(u64::MAX));
+        assert_eq!(s.failure.as_ref().unwrap().error, WidgetError::Network);
+        let (_, req) = s.retry().unwrap();
+        assert_eq!(req.messages, vec![ChatMessage::user("hello")]);
     }
 
     #[test]
@@ -312,7 +435,7 @@ mod tests {
         assert!(s.conversation.messages.is_empty());
         let (turn, _) = s.send("ok").unwrap();
         assert!(s.send("while streaming").is_err());
-        s.done(turn);
+        s.done(turn, None);
     }
 
     #[test]

@@ -133,6 +133,7 @@ mod tests {
                 id: "math-7".into(),
                 title: "Math 7".into(),
                 greeting: Some("Hi!".into()),
+                starters: Vec::new(),
             },
         }
     }

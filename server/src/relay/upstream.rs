@@ -73,7 +73,9 @@ impl std::error::Error for UpstreamFailure {}
 impl From<UpstreamFailure> for AppError {
     fn from(f: UpstreamFailure) -> Self {
         match (f.code, f.retry_after) {
-            (ErrorCode::RateLimited, Some(s)) => AppError::rate_limited(s, f.student),
+            (ErrorCode::RateLimited, Some(s)) => {
+                AppError::limit_hit(classchat_shared::LimitKind::Upstream, s, f.student)
+            }
             (code, _) => AppError::Upstream {
                 code,
                 message: f.student.to_owned(),

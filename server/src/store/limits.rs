@@ -16,10 +16,27 @@ pub enum Admission {
     Quota,
 }
 
+/// What is left after an admitted message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Admitted {
+    /// Per budget (as passed): how far it now runs ahead of the clock.
+    pub fill: Vec<Duration>,
+    /// The class's messages today, this one included (with a quota).
+    pub used: Option<u32>,
+}
+
 #[derive(Debug, sqlx::FromRow)]
 struct Decision {
     refused: i32,
     wait_ms: i64,
+}
+
+#[derive(Debug, sqlx::FromRow)]
+struct MessageDecision {
+    refused: i32,
+    wait_ms: i64,
+    fill_ms: Option<Vec<i64>>,
+    used: Option<i64>,
 }
 
 fn ms(d: Duration) -> i64 {
@@ -72,15 +89,15 @@ impl Store {
     }
 
     /// One message: the rate budgets and, if given, the class's quota for the day, all
-    /// decided and spent in one statement.
+    /// decided and spent in one statement, which also says what is left.
     pub async fn admit_message(
         &self,
         budgets: &[(&str, Gcra)],
         quota: Option<(&str, jiff::civil::Date, u32)>,
-    ) -> sqlx::Result<Result<(), Admission>> {
+    ) -> sqlx::Result<Result<Admitted, Admission>> {
         let (keys, intervals, periods) = columns(budgets);
-        let d: Decision = sqlx::query_as(
-            "SELECT refused, wait_ms FROM classchat_admit($1, $2, $3, TRUE, $4, $5, $6)",
+        let d: MessageDecision = sqlx::query_as(
+            "SELECT refused, wait_ms, fill_ms, used FROM classchat_admit($1, $2, $3, TRUE, $4, $5, $6)",
         )
         .bind(keys)
         .bind(intervals)
@@ -92,7 +109,15 @@ impl Store {
         .await?;
         Ok(match (d.refused, d.wait_ms) {
             (0, -1) => Err(Admission::Quota),
-            (0, _) => Ok(()),
+            (0, _) => Ok(Admitted {
+                fill: d
+                    .fill_ms
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|f| Duration::from_millis(f.max(0) as u64))
+                    .collect(),
+                used: d.used.map(|u| u.clamp(0, i64::from(u32::MAX)) as u32),
+            }),
             (i, w) => Err(Admission::Wait(
                 i as usize - 1,
                 Duration::from_millis(w.max(0) as u64),

@@ -127,7 +127,7 @@ async fn deltas_arrive_before_the_upstream_has_finished() {
         4
     );
     assert!(
-        matches!(rest.last(), Some(ChatEvent::Done { usage: Some(u) }) if u.completion_tokens == Some(7))
+        matches!(rest.last(), Some(ChatEvent::Done { usage: Some(u), .. }) if u.completion_tokens == Some(7))
     );
     assert_eq!(reply_text(&rest), "You said: stream me please");
 }
@@ -587,7 +587,7 @@ async fn without_open_webui_the_demo_responder_answers_through_the_same_path() {
     );
     assert!(matches!(
         events.last(),
-        Some(ChatEvent::Done { usage: Some(_) })
+        Some(ChatEvent::Done { usage: Some(_), .. })
     ));
     let r: ChatResponse = app
         .post_chat(&s.token, chat_body("again", false))

@@ -22,5 +22,6 @@ mod proxy_nginx;
 mod release;
 mod rotation;
 mod session;
+mod starters;
 mod upstream_client;
 mod usage_tokens;

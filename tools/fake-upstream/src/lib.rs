@@ -44,6 +44,9 @@ pub enum Behavior {
     SlowStart { delay_ms: u64 },
     /// Send the first delta, then fall silent for this long.
     Stall { after: usize, delay_ms: u64 },
+    /// The model provider's quota refusal, as Open WebUI passes it on: 429 with
+    /// `Retry-After: retry_after` and an OpenAI-style error body.
+    QuotaRefusal { retry_after: u64 },
 }
 
 /// What the fake is configured with.
@@ -485,6 +488,15 @@ async fn completions(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Byt
             status,
             [(header::CONTENT_TYPE, content_type.clone())],
             body.clone(),
+        )
+            .into_response();
+    }
+    if let Behavior::QuotaRefusal { retry_after } = behavior {
+        let body = json!({"error": {"message": "You exceeded your current quota.", "type": "insufficient_quota"}});
+        return (
+            StatusCode::TOO_MANY_REQUESTS,
+            [(header::RETRY_AFTER, retry_after.to_string())],
+            axum::Json(body),
         )
             .into_response();
     }

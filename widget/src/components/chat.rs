@@ -1,15 +1,38 @@
 //! The conversation: message list, streaming reply, error area and composer.
 
+use std::time::Duration;
+
 use classchat_shared::{ChatMessage, Role};
 use leptos::html::{Div, Textarea};
-use leptos::leptos_dom::helpers::request_animation_frame;
+use leptos::leptos_dom::helpers::{request_animation_frame, set_interval_with_handle};
 use leptos::prelude::*;
 use web_sys::{KeyboardEvent, SubmitEvent};
 
 use super::Ctx;
 use super::markdown_view::{markdown, streaming_markdown};
+use crate::error::WidgetError;
 use crate::i18n::Text;
 use crate::state::ChatState;
+
+/// `HH:MM`, local time, of a moment in ms since the epoch, rounded up to the minute (so
+/// a student is never told too early) after allowing 2 s for the trip from the server:
+/// a day that ends at midnight reads `00:00`, not `23:59`.
+fn clock_at(ms: f64) -> String {
+    let minute = ((ms - 2000.0) / 60_000.0).ceil() * 60_000.0;
+    let d = js_sys::Date::new(&wasm_bindgen::JsValue::from_f64(minute));
+    format!("{:02}:{:02}", d.get_hours(), d.get_minutes())
+}
+
+/// The error area's sentence at `now` (ms); a refusal by a limit counts down.
+fn error_sentence(error: &WidgetError, t: &'static Text, now: u64) -> String {
+    match (error, error.wait_until()) {
+        (WidgetError::Limited { limit, .. }, Some(until)) => {
+            let left = until.saturating_sub(now).div_ceil(1000);
+            t.limit_hit(*limit, left, Some(&clock_at(until as f64)))
+        }
+        _ => error.chat_message(t),
+    }
+}
 
 fn message_view(m: &ChatMessage) -> AnyView {
     match m.role {
@@ -100,6 +123,29 @@ pub(crate) fn Chat(ctx: Ctx) -> impl IntoView {
             .filter(|g| !g.trim().is_empty())
     });
 
+    // Limits: a refusal's wait counts down and the minute's "few left" line lasts until the
+    // minute's allowance is whole again, both read against `tick`, a clock that moves once a
+    // second while the chat is shown.
+    let tick = RwSignal::new(0u32);
+    let now = move || {
+        tick.track();
+        js_sys::Date::now() as u64
+    };
+    if let Ok(h) = set_interval_with_handle(
+        move || {
+            let at = js_sys::Date::now() as u64;
+            chat.try_maybe_update(|c| (c.wait_over(at), ()));
+            tick.try_update(|n| *n = n.wrapping_add(1));
+        },
+        Duration::from_secs(1),
+    ) {
+        on_cleanup(move || h.clear());
+    }
+    let waiting = move || {
+        let at = now();
+        chat.with(|c| c.waiting(at))
+    };
+
     let focus_input = move || {
         if let Some(el) = input_ref.get_untracked() {
             let _ = el.focus();
@@ -126,7 +172,9 @@ pub(crate) fn Chat(ctx: Ctx) -> impl IntoView {
     };
 
     let send = move || {
-        if streaming.get_untracked() {
+        if streaming.get_untracked()
+            || chat.with_untracked(|c| c.waiting(js_sys::Date::now() as u64))
+        {
             return;
         }
         stick.set_value(true);
@@ -157,11 +205,38 @@ pub(crate) fn Chat(ctx: Ctx) -> impl IntoView {
         focus_input();
     };
 
+    // A starter is sent as if typed; it cannot go while a reply streams or a limit waits.
+    let start = move |text: &str| {
+        if !streaming.get_untracked()
+            && !chat.with_untracked(|c| c.waiting(js_sys::Date::now() as u64))
+        {
+            stick.set_value(true);
+            ctx.send(text);
+        }
+    };
     // Messages only change by whole turns (the streaming reply is rendered separately),
-    // so the list is simply rebuilt when their count or the conversation changes.
+    // so the list is simply rebuilt when their count or the conversation changes. An empty
+    // conversation shows the class's starters instead.
     let rows = move || {
         shape.with(|_| ()); // `track()` alone would not compute the memo
         chat.with_untracked(|c| {
+            if c.conversation.messages.is_empty() {
+                let starters = ctx
+                    .session
+                    .with_untracked(|s| s.as_ref().map(|s| s.class.starters.clone()));
+                return starters
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|text| {
+                        let label = text.clone();
+                        view! {
+                            <button type="button" class="cc-starter" data-testid="cc-starter"
+                                on:click=move |_| start(&text)>{label}</button>
+                        }
+                        .into_any()
+                    })
+                    .collect();
+            }
             c.conversation
                 .messages
                 .iter()
@@ -180,16 +255,30 @@ pub(crate) fn Chat(ctx: Ctx) -> impl IntoView {
                     if empty { typing(t) } else { streaming_bubble(chat, frame) }
                 })}
             </div>
-            {move || ctx.held.get().then(|| view! {
-                <div class="cc-held" data-testid="cc-held" role="status">{t.held_up}</div>
-            })}
-            {move || failure.get().map(|f| view! {
-                <div class="cc-chat-error" data-testid="cc-chat-error" role="alert">
-                    <span>{f.error.chat_message(t)}</span>
-                    {f.error.retryable().then(|| view! {
-                        <button type="button" data-testid="cc-retry" on:click=retry>{t.retry}</button>
-                    })}
-                </div>
+            // One status line: a reply held up on the way, else few messages left (quietly).
+            {move || {
+                let line = if ctx.held.get() {
+                    Some(("cc-held", t.held_up.to_owned()))
+                } else {
+                    let at = now();
+                    chat.with(|c| c.few_left(at).filter(|_| !c.waiting(at)))
+                        .map(|f| ("cc-limits-note", t.few_left(f)))
+                };
+                line.map(|(id, text)| view! {
+                    <div class=id data-testid=id role="status">{text}</div>
+                })
+            }}
+            {move || failure.get().map(|f| {
+                let can_retry = f.error.retryable() && f.error.wait_until().is_none();
+                view! {
+                    <div class="cc-chat-error" data-testid="cc-chat-error" role="alert">
+                        // The alert is read out when it appears; the countdown's ticks are not.
+                        <span aria-live="off">{move || error_sentence(&f.error, t, now())}</span>
+                        {can_retry.then(|| view! {
+                            <button type="button" data-testid="cc-retry" on:click=retry>{t.retry}</button>
+                        })}
+                    </div>
+                }
             })}
             <form class="cc-composer" on:submit=on_submit>
                 <label for="cc-input" class="cc-sr">{t.message}</label>
@@ -198,7 +287,8 @@ pub(crate) fn Chat(ctx: Ctx) -> impl IntoView {
                     on:input=move |ev| draft.set(event_target_value(&ev)) on:keydown=on_keydown>
                 </textarea>
                 <Show when=move || streaming.get() fallback=move || view! {
-                    <button type="submit" class="cc-primary cc-send" data-testid="cc-send">{t.send}</button>
+                    <button type="submit" class="cc-primary cc-send" data-testid="cc-send"
+                        disabled=waiting>{t.send}</button>
                 }>
                     <button type="button" class="cc-stop" data-testid="cc-stop" on:click=stop>{t.stop}</button>
                 </Show>

@@ -494,8 +494,8 @@ impl Ctx {
                 }
             });
             match result {
-                Ok(()) => {
-                    ctx.change(|c| c.done(turn));
+                Ok(limits) => {
+                    ctx.change(|c| c.done(turn, limits));
                 }
                 Err(e) => {
                     let sign_in = e.needs_sign_in();
