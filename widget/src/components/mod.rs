@@ -11,13 +11,14 @@ use std::time::Duration;
 
 use classchat_shared::{ChatRequest, ErrorCode, SessionResponse};
 use leptos::leptos_dom::helpers::{
-    IntervalHandle, TimeoutHandle, set_interval_with_handle, set_timeout_with_handle,
+    IntervalHandle, TimeoutHandle, request_animation_frame, set_interval_with_handle,
+    set_timeout_with_handle,
 };
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use wasm_bindgen::closure::Closure;
 use wasm_bindgen::{JsCast, JsValue};
-use web_sys::{AbortController, Storage};
+use web_sys::{AbortController, HtmlElement, Storage};
 
 use crate::api;
 use crate::error::WidgetError;
@@ -61,12 +62,19 @@ pub(crate) struct Ctx {
     /// When the reply in flight last sent anything, and the check that watches it.
     last_bytes: StoredValue<f64>,
     held_check: StoredValue<Option<(u32, IntervalHandle)>>,
+    /// The panel the widget is mounted in.
+    root: StoredValue<HtmlElement, LocalStorage>,
+    /// The visually hidden status region's text: the last reply, once complete.
+    announce: RwSignal<String>,
 }
 
 /// Silence after which a streaming reply counts as held up. The server sends a heartbeat
 /// every 15 s while the model is silent, so a live stream never goes this long without a
 /// byte; a proxy or CDN that buffers the stream does.
 const HELD_AFTER_MS: f64 = 25_000.0;
+
+/// The newest reply in the message list.
+const LAST_REPLY: &str = "[data-testid=cc-messages]>[data-role=assistant]:last-child";
 
 fn now_secs() -> i64 {
     (js_sys::Date::now() / 1000.0) as i64
@@ -81,7 +89,7 @@ fn new_conversation_id() -> String {
 }
 
 impl Ctx {
-    fn new(cfg: Config) -> Self {
+    fn new(cfg: Config, root: HtmlElement) -> Self {
         let t = cfg.lang.text();
         let stored = local_storage()
             .and_then(|s| {
@@ -103,6 +111,8 @@ impl Ctx {
             held: RwSignal::new(false),
             last_bytes: StoredValue::new(0.0),
             held_check: StoredValue::new(None),
+            root: StoredValue::new_local(root),
+            announce: RwSignal::new(String::new()),
         };
         // Before anything renders: conversations of ended sessions (another student's, on
         // a shared PC) go.
@@ -321,6 +331,7 @@ impl Ctx {
         self.class_id.set_value(None);
         self.chat.update(|c| c.reset(new_conversation_id()));
         self.draft.set(String::new());
+        self.announce.set(String::new());
         let server = self.server();
         self.remove_stored(|key| storage::is_conversation_key(&server, key));
     }
@@ -414,6 +425,24 @@ impl Ctx {
     pub(crate) fn new_conversation(&self) {
         self.stop();
         self.change(|c| c.reset(new_conversation_id()));
+        self.announce.set(String::new());
+    }
+
+    /// Puts the reply just completed, as shown, in the status region: screen readers read
+    /// it once, whole (the message list is not live: it would read every token).
+    fn announce_reply(&self) {
+        let ctx = *self;
+        // A frame later the finished reply has replaced the streaming one in the list.
+        request_animation_frame(move || {
+            let reply = ctx
+                .root
+                .try_with_value(|r| r.query_selector(LAST_REPLY).ok().flatten())
+                .flatten();
+            if let Some(reply) = reply {
+                ctx.announce
+                    .try_set(reply.unchecked_into::<HtmlElement>().inner_text());
+            }
+        });
     }
 
     /// Hides the panel (the loader's `close`), stopping a reply in flight.
@@ -470,6 +499,8 @@ impl Ctx {
         self.abort.set_value(ctrl.map(|c| (turn, c)));
         let ctx = *self;
         let server = self.server();
+        // Emptied, so that a reply repeating the last word for word is announced too.
+        ctx.announce.set(String::new());
         ctx.watch_for_held(turn, true);
         spawn_local(async move {
             let chat = ctx.chat;
@@ -496,6 +527,7 @@ impl Ctx {
             match result {
                 Ok(()) => {
                     ctx.change(|c| c.done(turn));
+                    ctx.announce_reply();
                 }
                 Err(e) => {
                     let sign_in = e.needs_sign_in();
@@ -533,6 +565,34 @@ pub(crate) fn config_from_js(v: &JsValue) -> Config {
     }
 }
 
+/// What Tab can reach in the widget (nothing in it is focusable yet not rendered).
+const FOCUSABLE: &str = "a[href],button:not(:disabled),input:not(:disabled),\
+    textarea:not(:disabled),[tabindex]:not([tabindex='-1'])";
+
+/// Keeps Tab and Shift+Tab inside `root` (the panel is a modal dialog): from the last
+/// control to the first and back. `ev` is a Tab keydown on `.cc-app`, which is where focus
+/// is after a click on text. Inside the `/embed` iframe too, where the browser would
+/// otherwise move on to the host page.
+fn keep_tab_inside(root: &HtmlElement, ev: &web_sys::KeyboardEvent) {
+    let Ok(all) = root.query_selector_all(FOCUSABLE) else {
+        return;
+    };
+    let (first, last) = (all.item(0), all.item(all.length().wrapping_sub(1)));
+    let (edge, to) = if ev.shift_key() {
+        (first, last)
+    } else {
+        (last, first)
+    };
+    let from = ev.target().map(JsValue::from);
+    let on_app = from == ev.current_target().map(JsValue::from);
+    if from == edge.map(JsValue::from) || on_app {
+        ev.prevent_default();
+        if let Some(to) = to {
+            let _ = to.unchecked_into::<HtmlElement>().focus();
+        }
+    }
+}
+
 fn icon(d: &'static str) -> impl IntoView {
     view! {
         <svg viewBox="0 0 24 24" width="20" height="20" aria-hidden="true" focusable="false">
@@ -544,28 +604,39 @@ fn icon(d: &'static str) -> impl IntoView {
 /// The whole widget inside the panel.
 #[component]
 #[allow(unreachable_pub)] // the macro makes a `pub` props struct
-pub(crate) fn App(config: Config, root: web_sys::HtmlElement) -> impl IntoView {
-    let ctx = Ctx::new(config);
+pub(crate) fn App(config: Config, root: HtmlElement) -> impl IntoView {
+    let ctx = Ctx::new(config, root.clone());
     let t = ctx.t;
     // The loader hides the panel with its bubble too; it then fires `cc-hide` on the
     // panel, and a reply in flight is stopped (closing the widget cancels upstream work).
     let on_hide = Closure::<dyn Fn()>::new(move || ctx.stop());
     let _ = root.add_event_listener_with_callback("cc-hide", on_hide.as_ref().unchecked_ref());
     on_hide.forget();
+    // The loader's panel is a dialog: named by the header's title once there is one
+    // (`/embed` is a page of its own, not a dialog).
+    if root.get_attribute("role").as_deref() == Some("dialog") {
+        let _ = root.set_attribute("aria-labelledby", "cc-title");
+    }
     let signed_in = Memo::new(move |_| ctx.session.with(Option::is_some));
-    let on_keydown = move |ev: web_sys::KeyboardEvent| {
-        if ev.key() == "Escape" {
+    let modal = ctx.cfg.with_value(|c| c.close.is_some());
+    let on_keydown = move |ev: web_sys::KeyboardEvent| match ev.key().as_str() {
+        "Escape" => {
             ev.prevent_default();
             ctx.close();
         }
+        // Only where the widget is a dialog that can close (not the /embed page of its own).
+        "Tab" if modal => keep_tab_inside(&root, &ev),
+        _ => {}
     };
     let confirm_new = move |_| {
         ctx.new_conversation();
     };
     view! {
-        <div class="cc-app" lang=ctx.lang().tag() on:keydown=on_keydown>
+        // tabindex -1: a click on text moves focus here, not out to the host page, so the
+        // Tab that follows still wraps.
+        <div class="cc-app" lang=ctx.lang().tag() tabindex="-1" on:keydown=on_keydown>
             <header class="cc-header">
-                <h2 class="cc-title" data-testid="cc-title">{move || ctx.title()}</h2>
+                <h2 class="cc-title" id="cc-title" data-testid="cc-title">{move || ctx.title()}</h2>
                 <Show when=move || signed_in.get()>
                     <button type="button" class="cc-icon" data-testid="cc-new"
                         aria-label=t.new_conversation title=t.new_conversation on:click=confirm_new>
@@ -586,6 +657,7 @@ pub(crate) fn App(config: Config, root: web_sys::HtmlElement) -> impl IntoView {
             } else {
                 view! { <Login ctx=ctx/> }.into_any()
             }}
+            <div class="cc-sr" role="status" data-testid="cc-announce">{move || ctx.announce.get()}</div>
         </div>
     }
 }
