@@ -45,6 +45,8 @@
   panel.setAttribute("data-testid", "cc-panel");
   panel.setAttribute("role", "dialog");
   panel.setAttribute("aria-modal", "true");
+  // Named by the widget's header title once it is mounted, until then by this label.
+  panel.setAttribute("aria-labelledby", "cc-title");
   panel.setAttribute("aria-label", d.title || L.chat);
   var bubble = document.createElement("button");
   bubble.type = "button";

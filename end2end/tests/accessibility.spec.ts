@@ -176,6 +176,11 @@ test('data-theme="light" keeps the widget light on a dark-scheme page', async ({
   await widget.open();
   await expect(widget.code).toBeFocused();
   expect(await appBackground(page)).toBeGreaterThan(0.9);
+  // Without data-title the loader's provisional label is "Chat"; the mounted dialog is
+  // named by the title its header shows.
+  const title = (await widget.title.textContent())!;
+  expect(title).not.toBe('Chat');
+  await expect(widget.panel).toHaveAccessibleName(title);
   // And the same page follows the theme when it is not forced (index.html).
   await widget.goto('/');
   await widget.open();

@@ -28,7 +28,7 @@ const CSS: &str = include_str!("../../style/widget.css");
 /// `config`: `{server, title, accent, lang, position, close}` from the script tag.
 #[wasm_bindgen]
 pub fn mount(root: web_sys::HtmlElement, config: JsValue) {
-    let config = config_from_js(&config);
+    let config = config_from_js(&config, root.clone());
     if !adopt_css(&root)
         && let Some(doc) = root.owner_document()
         && let Ok(style) = doc.create_element("style")

@@ -38,6 +38,8 @@ pub(crate) struct Config {
     pub(crate) lang: Lang,
     /// Hides the panel and focuses the bubble.
     pub(crate) close: Option<js_sys::Function>,
+    /// The panel the widget is mounted in.
+    pub(crate) root: HtmlElement,
 }
 
 /// Shared state and actions (cheap to copy into every closure).
@@ -62,10 +64,6 @@ pub(crate) struct Ctx {
     /// When the reply in flight last sent anything, and the check that watches it.
     last_bytes: StoredValue<f64>,
     held_check: StoredValue<Option<(u32, IntervalHandle)>>,
-    /// The panel the widget is mounted in.
-    root: StoredValue<HtmlElement, LocalStorage>,
-    /// The visually hidden status region's text: the last reply, once complete.
-    announce: RwSignal<String>,
 }
 
 /// Silence after which a streaming reply counts as held up. The server sends a heartbeat
@@ -74,7 +72,9 @@ pub(crate) struct Ctx {
 const HELD_AFTER_MS: f64 = 25_000.0;
 
 /// The newest reply in the message list.
-const LAST_REPLY: &str = "[data-testid=cc-messages]>[data-role=assistant]:last-child";
+const LAST_REPLY: &str = ".cc-messages>.cc-assistant:last-child";
+/// The visually hidden status region that reads each reply out once, complete.
+const ANNOUNCER: &str = "[data-testid=cc-announce]";
 
 fn now_secs() -> i64 {
     (js_sys::Date::now() / 1000.0) as i64
@@ -89,7 +89,7 @@ fn new_conversation_id() -> String {
 }
 
 impl Ctx {
-    fn new(cfg: Config, root: HtmlElement) -> Self {
+    fn new(cfg: Config) -> Self {
         let t = cfg.lang.text();
         let stored = local_storage()
             .and_then(|s| {
@@ -111,8 +111,6 @@ impl Ctx {
             held: RwSignal::new(false),
             last_bytes: StoredValue::new(0.0),
             held_check: StoredValue::new(None),
-            root: StoredValue::new_local(root),
-            announce: RwSignal::new(String::new()),
         };
         // Before anything renders: conversations of ended sessions (another student's, on
         // a shared PC) go.
@@ -331,7 +329,7 @@ impl Ctx {
         self.class_id.set_value(None);
         self.chat.update(|c| c.reset(new_conversation_id()));
         self.draft.set(String::new());
-        self.announce.set(String::new());
+        self.announce(None);
         let server = self.server();
         self.remove_stored(|key| storage::is_conversation_key(&server, key));
     }
@@ -425,7 +423,17 @@ impl Ctx {
     pub(crate) fn new_conversation(&self) {
         self.stop();
         self.change(|c| c.reset(new_conversation_id()));
-        self.announce.set(String::new());
+        self.announce(None);
+    }
+
+    /// Sets the status region's text (`None` empties it). Written to the DOM directly: the
+    /// region has no other content.
+    fn announce(&self, text: Option<&str>) {
+        self.cfg.try_with_value(|c| {
+            if let Some(region) = first(&c.root, ANNOUNCER) {
+                region.set_text_content(text);
+            }
+        });
     }
 
     /// Puts the reply just completed, as shown, in the status region: screen readers read
@@ -435,12 +443,11 @@ impl Ctx {
         // A frame later the finished reply has replaced the streaming one in the list.
         request_animation_frame(move || {
             let reply = ctx
-                .root
-                .try_with_value(|r| r.query_selector(LAST_REPLY).ok().flatten())
+                .cfg
+                .try_with_value(|c| first(&c.root, LAST_REPLY))
                 .flatten();
             if let Some(reply) = reply {
-                ctx.announce
-                    .try_set(reply.unchecked_into::<HtmlElement>().inner_text());
+                ctx.announce(Some(&reply.unchecked_into::<HtmlElement>().inner_text()));
             }
         });
     }
@@ -500,7 +507,7 @@ impl Ctx {
         let ctx = *self;
         let server = self.server();
         // Emptied, so that a reply repeating the last word for word is announced too.
-        ctx.announce.set(String::new());
+        ctx.announce(None);
         ctx.watch_for_held(turn, true);
         spawn_local(async move {
             let chat = ctx.chat;
@@ -541,8 +548,8 @@ impl Ctx {
     }
 }
 
-/// Reads the loader's config object.
-pub(crate) fn config_from_js(v: &JsValue) -> Config {
+/// Reads the loader's config object; `root` is the panel to mount in.
+pub(crate) fn config_from_js(v: &JsValue, root: HtmlElement) -> Config {
     let get = |k: &str| {
         js_sys::Reflect::get(v, &JsValue::from_str(k))
             .ok()
@@ -562,33 +569,44 @@ pub(crate) fn config_from_js(v: &JsValue) -> Config {
         title: get("title"),
         lang: Lang::pick(get("lang").as_deref(), navigator.as_deref()),
         close,
+        root,
     }
 }
 
+/// The first element under `root` that `selector` matches. (`querySelectorAll`, which the
+/// focus trap needs anyway: one browser binding fewer in the wasm.)
+fn first(root: &HtmlElement, selector: &str) -> Option<web_sys::Element> {
+    root.query_selector_all(selector)
+        .ok()?
+        .item(0)?
+        .dyn_into()
+        .ok()
+}
+
 /// What Tab can reach in the widget (nothing in it is focusable yet not rendered).
-const FOCUSABLE: &str = "a[href],button:not(:disabled),input:not(:disabled),\
-    textarea:not(:disabled),[tabindex]:not([tabindex='-1'])";
+const FOCUSABLE: &str = "a[href],button:enabled,input:enabled,textarea:enabled,[tabindex='0']";
 
 /// Keeps Tab and Shift+Tab inside `root` (the panel is a modal dialog): from the last
-/// control to the first and back. `ev` is a Tab keydown on `.cc-app`, which is where focus
-/// is after a click on text. Inside the `/embed` iframe too, where the browser would
+/// control to the first and back, and from `.cc-app` itself (where focus is after a click
+/// on text) into the controls. Inside the `/embed` iframe too, where the browser would
 /// otherwise move on to the host page.
 fn keep_tab_inside(root: &HtmlElement, ev: &web_sys::KeyboardEvent) {
     let Ok(all) = root.query_selector_all(FOCUSABLE) else {
         return;
     };
-    let (first, last) = (all.item(0), all.item(all.length().wrapping_sub(1)));
-    let (edge, to) = if ev.shift_key() {
-        (first, last)
-    } else {
-        (last, first)
-    };
+    let n = all.length();
     let from = ev.target().map(JsValue::from);
-    let on_app = from == ev.current_target().map(JsValue::from);
-    if from == edge.map(JsValue::from) || on_app {
+    let at = (0..n).find(|&i| all.item(i).map(JsValue::from) == from);
+    let to = match (ev.shift_key(), at) {
+        (true, None | Some(0)) => n.checked_sub(1),
+        (false, None) => Some(0),
+        (false, Some(i)) if i + 1 == n => Some(0),
+        _ => None,
+    };
+    if let Some(to) = to {
         ev.prevent_default();
-        if let Some(to) = to {
-            let _ = to.unchecked_into::<HtmlElement>().focus();
+        if let Some(el) = all.item(to) {
+            let _ = el.unchecked_into::<HtmlElement>().focus();
         }
     }
 }
@@ -605,18 +623,13 @@ fn icon(d: &'static str) -> impl IntoView {
 #[component]
 #[allow(unreachable_pub)] // the macro makes a `pub` props struct
 pub(crate) fn App(config: Config, root: HtmlElement) -> impl IntoView {
-    let ctx = Ctx::new(config, root.clone());
+    let ctx = Ctx::new(config);
     let t = ctx.t;
     // The loader hides the panel with its bubble too; it then fires `cc-hide` on the
     // panel, and a reply in flight is stopped (closing the widget cancels upstream work).
     let on_hide = Closure::<dyn Fn()>::new(move || ctx.stop());
     let _ = root.add_event_listener_with_callback("cc-hide", on_hide.as_ref().unchecked_ref());
     on_hide.forget();
-    // The loader's panel is a dialog: named by the header's title once there is one
-    // (`/embed` is a page of its own, not a dialog).
-    if root.get_attribute("role").as_deref() == Some("dialog") {
-        let _ = root.set_attribute("aria-labelledby", "cc-title");
-    }
     let signed_in = Memo::new(move |_| ctx.session.with(Option::is_some));
     let modal = ctx.cfg.with_value(|c| c.close.is_some());
     let on_keydown = move |ev: web_sys::KeyboardEvent| match ev.key().as_str() {
@@ -657,7 +670,7 @@ pub(crate) fn App(config: Config, root: HtmlElement) -> impl IntoView {
             } else {
                 view! { <Login ctx=ctx/> }.into_any()
             }}
-            <div class="cc-sr" role="status" data-testid="cc-announce">{move || ctx.announce.get()}</div>
+            <div class="cc-sr" role="status" data-testid="cc-announce"></div>
         </div>
     }
 }
