@@ -20,7 +20,8 @@ use crate::components::{App, config_from_js};
 /// `--cc-on-accent` is white or black, whichever contrasts more with the accent
 /// (`data-accent`): CIE lightness 49.44 (relative luminance 0.179) is where the two
 /// contrast equally, so text on any accent gets at least 4.58:1. Computed by the browser
-/// (relative colour syntax) for any CSS colour the teacher gives, at no cost in code.
+/// (relative colour syntax) for any CSS colour the teacher gives, at no cost in code;
+/// browsers without relative colours (before 2024) get white, right for the default accent.
 const CSS: &str = include_str!("../../style/widget.css");
 
 /// Mounts the widget into `root` (the loader's panel, inside its shadow root).
