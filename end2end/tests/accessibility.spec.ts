@@ -359,6 +359,11 @@ test('a reply is announced once, complete, never token by token', async ({ page,
   await expect(region).toHaveText(whole);
   await expect(widget.lastReply()).toHaveText(whole);
   expect(await announced()).toEqual([whole]);
+
+  // Signing out (the next student on a shared PC) empties it with everything else.
+  await widget.signOut.click();
+  await expect(widget.login).toBeVisible();
+  await expect(region).toHaveText('');
 });
 
 test('reduced motion: the bubble and the typing dots do not move', async ({ page, widget, upstream }) => {

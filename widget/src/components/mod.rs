@@ -9,7 +9,7 @@ mod markdown_view;
 
 use std::time::Duration;
 
-use classchat_shared::{ChatRequest, ErrorCode, SessionResponse};
+use classchat_shared::{ChatRequest, ErrorCode, Role, SessionResponse};
 use leptos::leptos_dom::helpers::{
     IntervalHandle, TimeoutHandle, request_animation_frame, set_interval_with_handle,
     set_timeout_with_handle,
@@ -71,8 +71,8 @@ pub(crate) struct Ctx {
 /// byte; a proxy or CDN that buffers the stream does.
 const HELD_AFTER_MS: f64 = 25_000.0;
 
-/// The newest reply in the message list.
-const LAST_REPLY: &str = ".cc-messages>.cc-assistant:last-child";
+/// The replies in the message list (the last is the newest).
+const REPLIES: &str = ".cc-messages>.cc-assistant";
 /// The visually hidden status region that reads each reply out once, complete.
 const ANNOUNCER: &str = "[data-testid=cc-announce]";
 
@@ -430,7 +430,7 @@ impl Ctx {
     /// region has no other content.
     fn announce(&self, text: Option<&str>) {
         self.cfg.try_with_value(|c| {
-            if let Some(region) = first(&c.root, ANNOUNCER) {
+            if let Some(region) = matching(&c.root, ANNOUNCER).and_then(|l| l.item(0)) {
                 region.set_text_content(text);
             }
         });
@@ -439,13 +439,23 @@ impl Ctx {
     /// Puts the reply just completed, as shown, in the status region: screen readers read
     /// it once, whole (the message list is not live: it would read every token).
     fn announce_reply(&self) {
+        let answered = self.chat.with_untracked(|c| {
+            c.conversation
+                .messages
+                .last()
+                .is_some_and(|m| m.role == Role::Assistant)
+        });
+        if !answered {
+            return; // nothing but blanks arrived: no reply was added
+        }
         let ctx = *self;
         // A frame later the finished reply has replaced the streaming one in the list.
         request_animation_frame(move || {
             let reply = ctx
                 .cfg
-                .try_with_value(|c| first(&c.root, LAST_REPLY))
-                .flatten();
+                .try_with_value(|c| matching(&c.root, REPLIES))
+                .flatten()
+                .and_then(|l| l.item(l.length().checked_sub(1)?));
             if let Some(reply) = reply {
                 ctx.announce(Some(&reply.unchecked_into::<HtmlElement>().inner_text()));
             }
@@ -573,14 +583,10 @@ pub(crate) fn config_from_js(v: &JsValue, root: HtmlElement) -> Config {
     }
 }
 
-/// The first element under `root` that `selector` matches. (`querySelectorAll`, which the
-/// focus trap needs anyway: one browser binding fewer in the wasm.)
-fn first(root: &HtmlElement, selector: &str) -> Option<web_sys::Element> {
-    root.query_selector_all(selector)
-        .ok()?
-        .item(0)?
-        .dyn_into()
-        .ok()
+/// The elements under `root` that `selector` matches. (`querySelectorAll` also where one
+/// would do: the focus trap needs it anyway, so the wasm carries one browser binding less.)
+fn matching(root: &HtmlElement, selector: &str) -> Option<web_sys::NodeList> {
+    root.query_selector_all(selector).ok()
 }
 
 /// What Tab can reach in the widget (nothing in it is focusable yet not rendered).
