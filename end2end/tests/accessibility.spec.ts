@@ -99,6 +99,34 @@ async function contrastOf(page: Page, selector: string): Promise<number> {
   return (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
 }
 
+/** Focuses `selector` as a keyboard user would see it (after a key press, so
+ *  :focus-visible applies) and returns the contrast of its focus ring against the
+ *  background of `behind`, where the ring is drawn. */
+async function focusRingContrast(page: Page, selector: string, behind: string): Promise<number> {
+  await page.keyboard.press('Shift');
+  const ring = await page.evaluate(
+    ([selector, behind]) => {
+      const root = document.querySelector('classchat-widget')!.shadowRoot!;
+      const el = root.querySelector<HTMLElement>(selector)!;
+      el.focus();
+      const s = getComputedStyle(el);
+      return {
+        visible: el.matches(':focus-visible'),
+        style: s.outlineStyle,
+        width: parseFloat(s.outlineWidth),
+        color: s.outlineColor,
+        bg: getComputedStyle(root.querySelector(behind)!).backgroundColor,
+      };
+    },
+    [selector, behind],
+  );
+  expect(ring.visible, `${selector} shows keyboard focus`).toBe(true);
+  expect(ring.style, `${selector} focus ring`).not.toBe('none');
+  expect(ring.width, `${selector} focus ring width`).toBeGreaterThanOrEqual(2);
+  const [a, b] = await luminanceOf(page, [ring.color, ring.bg]);
+  return (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+}
+
 /** The luminance of the widget's background (`.cc-app`). */
 async function appBackground(page: Page): Promise<number> {
   const bg = await page.evaluate(
@@ -141,6 +169,15 @@ async function scanEveryView(page: Page, widget: WidgetPage, upstream: UpstreamC
   await widget.waitForReplyDone();
   for (const sel of ['.cc-header', '.cc-user', '.cc-send', '.cc-bubble']) {
     expect(await contrastOf(page, sel), `${label}: contrast of ${sel}`).toBeGreaterThanOrEqual(4.5);
+  }
+  // Focus rings: at least 3:1 against what they are drawn on.
+  for (const [sel, behind] of [
+    ['[data-testid="cc-close"]', '.cc-header'],
+    ['[data-testid="cc-messages"]', '.cc-messages'],
+    ['[data-testid="cc-input"]', '.cc-composer'],
+    ['[data-testid="cc-send"]', '.cc-composer'],
+  ]) {
+    expect(await focusRingContrast(page, sel, behind), `${label}: focus ring of ${sel}`).toBeGreaterThanOrEqual(3);
   }
 }
 
