@@ -379,10 +379,10 @@ test('a reply is announced once, complete, never token by token', async ({ page,
   });
   const announced = () => page.evaluate(() => (window as unknown as { __announced: string[] }).__announced.filter((t) => t !== ''));
 
-  // Slow: 12 pieces, 150 ms apart.
+  // Slow: 12 pieces, 250 ms apart.
   await upstream.setReply('The nucleus keeps the **DNA** of the cell, and the mitochondria make its energy.');
   await upstream.setChunks(12);
-  await upstream.setChunkDelay(150);
+  await upstream.setChunkDelay(250);
   await widget.sendMessage('What does the nucleus do?');
   // Part of the reply is on screen, the region still silent.
   await expect(widget.stop).toBeVisible();
