@@ -7,6 +7,10 @@ import type { Frame, Page } from '@playwright/test';
 
 import { test, expect, WidgetPage, type UpstreamControl } from './fixtures/widget_page';
 
+// Hundreds of round trips per test (30 key presses each way, each followed by a look at
+// the focus; several axe scans): more than the default 30 s when builds share the cores.
+test.describe.configure({ timeout: 90_000 });
+
 const AXE_SOURCE = readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8');
 const WCAG_TAGS = ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'wcag22a', 'wcag22aa'];
 
@@ -414,8 +418,8 @@ test('reduced motion: the bubble and the typing dots do not move', async ({ page
       };
     });
   await widget.openSignedIn();
-  // The first words take 5 s: the typing dots show meanwhile.
-  await upstream.setChunkDelay(5000);
+  // The first words take 20 s: the typing dots show meanwhile.
+  await upstream.setChunkDelay(20_000);
   await widget.sendMessage('Hello?');
   await expect(widget.messages.locator('.cc-dot')).toHaveCount(3);
   expect(await motion()).toEqual({ bubble: '0.15s', dots: 'cc-blink' });
