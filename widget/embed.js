@@ -16,6 +16,8 @@ if (!parents.includes("*") && !parents.includes(host)) host = "";
 let accent = d.accent || "";
 if (!(window.CSS && CSS.supports("color", accent))) accent = "";
 const el = document.createElement("classchat-widget");
+// light or dark (checked by the server); empty: follow prefers-color-scheme.
+el.dataset.theme = d.theme || "";
 const root = el.attachShadow({ mode: "open" });
 const sheet = new CSSStyleSheet();
 sheet.replaceSync("__CLASSCHAT_CSS__" + (accent ? ":host{--cc-accent:" + accent + "}" : ""));

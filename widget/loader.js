@@ -1,7 +1,8 @@
 /* classchat loader (served as /widget.js). One classic <script> tag puts a chat bubble
    on the page; the WebAssembly widget is fetched only when the bubble is first opened.
-   <script src="https://SERVER/widget.js" async data-title="..." data-accent="#0b6"
-           data-position="right|left" data-lang="en|zh-TW" data-server="..." data-open="true">
+   <script src="https://SERVER/widget.js" async data-title="..." data-accent="#047857"
+           data-position="right|left" data-lang="en|zh-TW" data-theme="auto|light|dark"
+           data-server="..." data-open="true">
    Where the page's Content-Security-Policy forbids compiling WebAssembly (or importing the
    glue), the panel holds an iframe of SERVER/embed instead, driven through postMessage.
    widget/make-loader.sh fills in the hashed asset names and style/bubble.css. */
@@ -25,6 +26,8 @@
   var pos = d.position === "left" ? "left" : "right";
   var accent = d.accent || "";
   if (!/^[#\w(),.%\s-]+$/.test(accent) || !(window.CSS && CSS.supports("color", accent))) accent = "";
+  // Empty (auto): the widget follows prefers-color-scheme.
+  var theme = /^(light|dark)$/.test(d.theme) ? d.theme : "";
   var svg = function (cls, path) {
     return '<svg class="' + cls + '" viewBox="0 0 24 24" aria-hidden="true" focusable="false"><path d="' + path +
       '" fill="none" stroke="currentColor" stroke-width="2" stroke-linecap="round" stroke-linejoin="round"/></svg>';
@@ -32,6 +35,7 @@
 
   // A custom element, not a div: host pages may hide or restyle every div.
   var host = document.createElement("classchat-widget");
+  host.dataset.theme = theme;
   var root = host.attachShadow({ mode: "open" });
   var css = "__CLASSCHAT_CSS__" + (accent ? ":host{--cc-accent:" + accent + " !important}" : "");
   var panel = document.createElement("div");
@@ -40,6 +44,9 @@
   panel.hidden = true;
   panel.setAttribute("data-testid", "cc-panel");
   panel.setAttribute("role", "dialog");
+  panel.setAttribute("aria-modal", "true");
+  // Named by the widget's header title once it is mounted, until then by this label.
+  panel.setAttribute("aria-labelledby", "cc-title");
   panel.setAttribute("aria-label", d.title || L.chat);
   var bubble = document.createElement("button");
   bubble.type = "button";
@@ -119,7 +126,7 @@
       framed = 1;
     };
     frame.src = server + "/embed?" + new URLSearchParams({
-      title: d.title || "", accent: accent, lang: d.lang || "", position: pos, frame: 1
+      title: d.title || "", accent: accent, lang: d.lang || "", position: pos, theme: theme, frame: 1
     });
     panel.textContent = "";
     panel.appendChild(frame);

@@ -16,9 +16,10 @@ glue=$(cd "$stage" && ls -- *.js | grep -vxE 'widget.js|embed.js' || true)
 case $glue in *"
 "*|"") echo "make-loader: expected exactly one glue .js in $stage" >&2; exit 1 ;; esac
 
-# The CSS goes into a double-quoted JS string: one line, comments dropped.
+# The CSS goes into a double-quoted JS string: one line, comments dropped, no spaces
+# around { } ; , (never significant there in these files: no strings hold them).
 flat_css() {
-  out=$(tr '\n' ' ' < "$here/../style/$1" | sed -e 's:/\*[^*]*\*/::g' -e 's/  */ /g' -e 's/^ //' -e 's/ $//')
+  out=$(tr '\n' ' ' < "$here/../style/$1" | sed -e 's:/\*[^*]*\*/::g' -e 's/  */ /g' -e 's/ *\([{};,]\) */\1/g' -e 's/^ //' -e 's/ $//')
   case $out in *'"'*|*'\'*|*'&'*) echo "make-loader: style/$1 must not contain \" \\ or &" >&2; exit 1 ;; esac
   printf '%s' "$out"
 }
@@ -26,10 +27,11 @@ css=$(flat_css bubble.css)
 embed_css=$(flat_css embed.css)
 
 # Every host page downloads this file, so it is trimmed a little: the header comment,
-# whole-line // comments and indentation go (loader.js keeps no code they could break).
+# whole-line and end-of-statement (`; // ...`) comments and indentation go (loader.js keeps
+# no code they could break: no string holds "; //").
 {
   echo "/* classchat widget loader */"
-  sed -e '1,/\*\//d' -e 's/^ *//' -e '/^\/\//d' -e '/^$/d' "$here/loader.js" |
+  sed -e '1,/\*\//d' -e 's/^ *//' -e '/^\/\//d' -e 's|; // .*$|;|' -e '/^$/d' "$here/loader.js" |
     awk -v glue="$glue" -v wasm="$wasm" -v css="$css" '{
       gsub(/__CLASSCHAT_GLUE__/, glue); gsub(/__CLASSCHAT_WASM__/, wasm); gsub(/__CLASSCHAT_CSS__/, css); print
     }'

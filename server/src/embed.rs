@@ -35,6 +35,8 @@ pub struct EmbedOptions {
     pub lang: String,
     /// `right` or `left` (kept for parity with the loader; the page fills its frame).
     pub position: &'static str,
+    /// `light` or `dark`; empty (`auto`, the default) follows `prefers-color-scheme`.
+    pub theme: &'static str,
     /// Opened by the loader's fallback: close and Escape tell the parent page.
     pub framed: bool,
 }
@@ -100,6 +102,7 @@ pub fn parse_options(query: &str) -> Result<EmbedOptions, BadOption> {
             "accent" => "accent",
             "lang" => "lang",
             "position" => "position",
+            "theme" => "theme",
             "frame" => "frame",
             _ => continue,
         };
@@ -141,6 +144,14 @@ pub fn parse_options(query: &str) -> Result<EmbedOptions, BadOption> {
                     "right" => "right",
                     "left" => "left",
                     _ => return Err(bad("position", "right or left")),
+                };
+            }
+            "theme" => {
+                o.theme = match v {
+                    "light" => "light",
+                    "dark" => "dark",
+                    "auto" => "",
+                    _ => return Err(bad("theme", "light, dark or auto")),
                 };
             }
             _ => {
@@ -272,7 +283,7 @@ async fn embed_page(State(state): State<AppState>, RawQuery(query): RawQuery) ->
          <link rel=\"modulepreload\" href=\"/widget/{glue}\">\
          <link rel=\"preload\" href=\"/widget/{wasm}\" as=\"fetch\" type=\"application/wasm\" crossorigin>\
          </head>\n<body data-title=\"{data_title}\" data-accent=\"{accent}\" data-lang=\"{lang}\" \
-         data-position=\"{position}\" data-frame=\"{frame}\" data-parents=\"{parents}\">\
+         data-position=\"{position}\" data-theme=\"{theme}\" data-frame=\"{frame}\" data-parents=\"{parents}\">\
          <script type=\"module\" src=\"/widget/embed.js\"></script></body></html>\n",
         lang = escape_html(if opts.lang.is_empty() {
             "en"
@@ -283,6 +294,7 @@ async fn embed_page(State(state): State<AppState>, RawQuery(query): RawQuery) ->
         data_title = escape_html(&opts.title),
         accent = escape_html(&opts.accent),
         position = opts.position,
+        theme = opts.theme,
         frame = if opts.framed { "1" } else { "0" },
         parents = escape_html(&parents),
     );
@@ -296,24 +308,29 @@ mod tests {
     #[test]
     fn options_are_checked_and_unknown_ones_ignored() {
         let o = parse_options(
-            "title=Bio%20101&accent=%232563eb&lang=zh-TW&position=left&frame=1&utm_source=x",
+            "title=Bio%20101&accent=%232563eb&lang=zh-TW&position=left&theme=dark&frame=1&utm_source=x",
         )
         .unwrap();
+        assert_eq!(o.theme, "dark");
         assert_eq!(o.title, "Bio 101");
         assert_eq!(o.accent, "#2563eb");
         assert_eq!(o.lang, "zh-TW");
         assert_eq!(o.position, "left");
         assert!(o.framed);
-        let d = parse_options("title=&accent=&lang=").unwrap();
+        let d = parse_options("title=&accent=&lang=&theme=").unwrap();
         assert_eq!(
-            (d.position, d.framed, d.title.as_str()),
-            ("right", false, "")
+            (d.position, d.framed, d.title.as_str(), d.theme),
+            ("right", false, "", "")
         );
+        assert_eq!(parse_options("theme=light").unwrap().theme, "light");
+        assert_eq!(parse_options("theme=auto").unwrap().theme, "");
         for (q, param) in [
             ("accent=red;x:y", "accent"),
             ("accent=%23abcd1", "accent"),
             ("accent=url(x)", "accent"),
             ("position=top", "position"),
+            ("theme=Dark", "theme"),
+            ("theme=sepia", "theme"),
             ("lang=en_US", "lang"),
             ("frame=yes", "frame"),
             ("title=a%0Ab", "title"),

@@ -6,6 +6,22 @@ use wasm_bindgen::prelude::*;
 use crate::components::{App, config_from_js};
 
 /// The widget's stylesheet, put inside the shadow root so it cannot leak out.
+///
+/// Its colours (explained here: comments in the file ship in the wasm) are custom
+/// properties on `:host`, a light set and a dark set, chosen for WCAG 2.2 AA: text at
+/// least 4.5:1 against its background, control borders (`--cc-border`) and focus rings
+/// (`--cc-focus`) at least 3:1; `--cc-line` is for decorative rules that need no contrast.
+/// `--cc-surface` is behind the messages, `--cc-code-bg` behind inline code and table
+/// headers, `--cc-pre-*` code blocks, `--cc-err-*` errors, `--cc-warn-*` the held-up reply
+/// and login notices. The dark set applies when the user prefers dark and the host's
+/// `data-theme` (the script tag's, or `/embed?theme=`) is not `light`, or when it is
+/// `dark`. Custom properties pass through the host's `all: initial`.
+///
+/// `--cc-on-accent` is white or black, whichever contrasts more with the accent
+/// (`data-accent`): CIE lightness 49.44 (relative luminance 0.179) is where the two
+/// contrast equally, so text on any accent gets at least 4.58:1. Computed by the browser
+/// (relative colour syntax) for any CSS colour the teacher gives, at no cost in code;
+/// browsers without relative colours (before 2024) get white, right for the default accent.
 const CSS: &str = include_str!("../../style/widget.css");
 
 /// Mounts the widget into `root` (the loader's panel, inside its shadow root).
@@ -13,7 +29,7 @@ const CSS: &str = include_str!("../../style/widget.css");
 /// `config`: `{server, title, accent, lang, position, close}` from the script tag.
 #[wasm_bindgen]
 pub fn mount(root: web_sys::HtmlElement, config: JsValue) {
-    let config = config_from_js(&config);
+    let config = config_from_js(&config, root.clone());
     // Reply views (code blocks' copy buttons) read the language without the app's context.
     config.lang.set_current();
     if !adopt_css(&root)

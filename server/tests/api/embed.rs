@@ -13,7 +13,7 @@ fn csp(r: &reqwest::Response) -> String {
 async fn embed_page_runs_under_a_strict_policy_framable_by_anyone_when_origins_are_unset() {
     let app = spawn_app().await;
     let r = app
-        .get("/embed?title=Bio+101&accent=%232563eb&frame=1")
+        .get("/embed?title=Bio+101&accent=%232563eb&theme=dark&frame=1")
         .await;
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["content-type"], "text/html; charset=utf-8");
@@ -37,6 +37,7 @@ async fn embed_page_runs_under_a_strict_policy_framable_by_anyone_when_origins_a
     assert_eq!(body.matches("<script").count(), 1, "{body}");
     assert!(body.contains("data-title=\"Bio 101\""));
     assert!(body.contains("data-frame=\"1\""));
+    assert!(body.contains("data-theme=\"dark\""));
     assert!(body.contains("data-parents=\"*\""));
     let js = app.get("/widget/embed.js").await;
     assert_eq!(js.status(), 200);
@@ -70,6 +71,7 @@ async fn embed_page_may_be_framed_only_by_allowed_origins_when_set() {
     let body = r.text().await.unwrap();
     assert!(body.contains("data-parents=\"https://school.example http://127.0.0.1:5555\""));
     assert!(body.contains("data-frame=\"0\""));
+    assert!(body.contains("data-theme=\"\""), "auto: no theme forced");
 }
 
 #[tokio::test]
@@ -80,6 +82,7 @@ async fn bad_embed_options_get_a_400_naming_the_parameter_without_echoing_it() {
         ("position=%3Cscript%3Ealert(1)%3C/script%3E", "position"),
         ("lang=%22%3E%3Cimg%20src=x%3E", "lang"),
         ("frame=yes", "frame"),
+        ("theme=%3Cscript%3Ealert(1)%3C/script%3E", "theme"),
         ("title=a&title=b", "title"),
     ] {
         let r = app.get(&format!("/embed?{query}")).await;

@@ -247,8 +247,10 @@ pub(crate) fn Chat(ctx: Ctx) -> impl IntoView {
 
     view! {
         <div class="cc-chat" data-testid="cc-chat">
-            <div class="cc-messages" data-testid="cc-messages" node_ref=list_ref role="log"
-                aria-live="polite" aria-label=t.conversation tabindex="0" on:scroll=on_scroll>
+            // Not a live region (it would read the reply token by token): `Ctx::announce`
+            // reads each reply once, complete.
+            <div class="cc-messages" data-testid="cc-messages" node_ref=list_ref role="region"
+                aria-label=t.conversation tabindex="0" on:scroll=on_scroll>
                 {move || greeting.get().map(|g| assistant_bubble(&g))}
                 {rows}
                 {move || reply.get().map(|(_, empty)| {

@@ -9,15 +9,16 @@ mod markdown_view;
 
 use std::time::Duration;
 
-use classchat_shared::{ChatRequest, ErrorCode, SessionResponse};
+use classchat_shared::{ChatRequest, ErrorCode, Role, SessionResponse};
 use leptos::leptos_dom::helpers::{
-    IntervalHandle, TimeoutHandle, set_interval_with_handle, set_timeout_with_handle,
+    IntervalHandle, TimeoutHandle, request_animation_frame, set_interval_with_handle,
+    set_timeout_with_handle,
 };
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 use wasm_bindgen::closure::Closure;
 use wasm_bindgen::{JsCast, JsValue};
-use web_sys::{AbortController, Storage};
+use web_sys::{AbortController, HtmlElement, Storage};
 
 use crate::api;
 use crate::error::WidgetError;
@@ -37,6 +38,8 @@ pub(crate) struct Config {
     pub(crate) lang: Lang,
     /// Hides the panel and focuses the bubble.
     pub(crate) close: Option<js_sys::Function>,
+    /// The panel the widget is mounted in.
+    pub(crate) root: HtmlElement,
 }
 
 /// Shared state and actions (cheap to copy into every closure).
@@ -67,6 +70,11 @@ pub(crate) struct Ctx {
 /// every 15 s while the model is silent, so a live stream never goes this long without a
 /// byte; a proxy or CDN that buffers the stream does.
 const HELD_AFTER_MS: f64 = 25_000.0;
+
+/// The replies in the message list (the last is the newest).
+const REPLIES: &str = ".cc-messages>.cc-assistant";
+/// The visually hidden status region that reads each reply out once, complete.
+const ANNOUNCER: &str = "[data-testid=cc-announce]";
 
 fn now_secs() -> i64 {
     (js_sys::Date::now() / 1000.0) as i64
@@ -321,6 +329,7 @@ impl Ctx {
         self.class_id.set_value(None);
         self.chat.update(|c| c.reset(new_conversation_id()));
         self.draft.set(String::new());
+        self.announce(None);
         let server = self.server();
         self.remove_stored(|key| storage::is_conversation_key(&server, key));
     }
@@ -414,6 +423,43 @@ impl Ctx {
     pub(crate) fn new_conversation(&self) {
         self.stop();
         self.change(|c| c.reset(new_conversation_id()));
+        self.announce(None);
+    }
+
+    /// Sets the status region's text (`None` empties it). Written to the DOM directly: the
+    /// region has no other content.
+    fn announce(&self, text: Option<&str>) {
+        self.cfg.try_with_value(|c| {
+            if let Some(region) = matching(&c.root, ANNOUNCER).and_then(|l| l.item(0)) {
+                region.set_text_content(text);
+            }
+        });
+    }
+
+    /// Puts the reply just completed, as shown, in the status region: screen readers read
+    /// it once, whole (the message list is not live: it would read every token).
+    fn announce_reply(&self) {
+        let answered = self.chat.with_untracked(|c| {
+            c.conversation
+                .messages
+                .last()
+                .is_some_and(|m| m.role == Role::Assistant)
+        });
+        if !answered {
+            return; // nothing but blanks arrived: no reply was added
+        }
+        let ctx = *self;
+        // A frame later the finished reply has replaced the streaming one in the list.
+        request_animation_frame(move || {
+            let reply = ctx
+                .cfg
+                .try_with_value(|c| matching(&c.root, REPLIES))
+                .flatten()
+                .and_then(|l| l.item(l.length().checked_sub(1)?));
+            if let Some(reply) = reply {
+                ctx.announce(Some(&reply.unchecked_into::<HtmlElement>().inner_text()));
+            }
+        });
     }
 
     /// Hides the panel (the loader's `close`), stopping a reply in flight.
@@ -470,6 +516,8 @@ impl Ctx {
         self.abort.set_value(ctrl.map(|c| (turn, c)));
         let ctx = *self;
         let server = self.server();
+        // Emptied, so that a reply repeating the last word for word is announced too.
+        ctx.announce(None);
         ctx.watch_for_held(turn, true);
         spawn_local(async move {
             let chat = ctx.chat;
@@ -496,6 +544,7 @@ impl Ctx {
             match result {
                 Ok(limits) => {
                     ctx.change(|c| c.done(turn, limits));
+                    ctx.announce_reply();
                 }
                 Err(e) => {
                     let sign_in = e.needs_sign_in();
@@ -509,8 +558,8 @@ impl Ctx {
     }
 }
 
-/// Reads the loader's config object.
-pub(crate) fn config_from_js(v: &JsValue) -> Config {
+/// Reads the loader's config object; `root` is the panel to mount in.
+pub(crate) fn config_from_js(v: &JsValue, root: HtmlElement) -> Config {
     let get = |k: &str| {
         js_sys::Reflect::get(v, &JsValue::from_str(k))
             .ok()
@@ -530,6 +579,41 @@ pub(crate) fn config_from_js(v: &JsValue) -> Config {
         title: get("title"),
         lang: Lang::pick(get("lang").as_deref(), navigator.as_deref()),
         close,
+        root,
+    }
+}
+
+/// The elements under `root` that `selector` matches. (`querySelectorAll` also where one
+/// would do: the focus trap needs it anyway, so the wasm carries one browser binding less.)
+fn matching(root: &HtmlElement, selector: &str) -> Option<web_sys::NodeList> {
+    root.query_selector_all(selector).ok()
+}
+
+/// What Tab can reach in the widget (nothing in it is focusable yet not rendered).
+const FOCUSABLE: &str = "a[href],button:enabled,input:enabled,textarea:enabled,[tabindex='0']";
+
+/// Keeps Tab and Shift+Tab inside `root` (the panel is a modal dialog): from the last
+/// control to the first and back, and from `.cc-app` itself (where focus is after a click
+/// on text) into the controls. Inside the `/embed` iframe too, where the browser would
+/// otherwise move on to the host page.
+fn keep_tab_inside(root: &HtmlElement, ev: &web_sys::KeyboardEvent) {
+    let Ok(all) = root.query_selector_all(FOCUSABLE) else {
+        return;
+    };
+    let n = all.length();
+    let from = ev.target().map(JsValue::from);
+    let at = (0..n).find(|&i| all.item(i).map(JsValue::from) == from);
+    let to = match (ev.shift_key(), at) {
+        (true, None | Some(0)) => n.checked_sub(1),
+        (false, None) => Some(0),
+        (false, Some(i)) if i + 1 == n => Some(0),
+        _ => None,
+    };
+    if let Some(to) = to {
+        ev.prevent_default();
+        if let Some(el) = all.item(to) {
+            let _ = el.unchecked_into::<HtmlElement>().focus();
+        }
     }
 }
 
@@ -544,7 +628,7 @@ fn icon(d: &'static str) -> impl IntoView {
 /// The whole widget inside the panel.
 #[component]
 #[allow(unreachable_pub)] // the macro makes a `pub` props struct
-pub(crate) fn App(config: Config, root: web_sys::HtmlElement) -> impl IntoView {
+pub(crate) fn App(config: Config, root: HtmlElement) -> impl IntoView {
     let ctx = Ctx::new(config);
     let t = ctx.t;
     // The loader hides the panel with its bubble too; it then fires `cc-hide` on the
@@ -553,19 +637,25 @@ pub(crate) fn App(config: Config, root: web_sys::HtmlElement) -> impl IntoView {
     let _ = root.add_event_listener_with_callback("cc-hide", on_hide.as_ref().unchecked_ref());
     on_hide.forget();
     let signed_in = Memo::new(move |_| ctx.session.with(Option::is_some));
-    let on_keydown = move |ev: web_sys::KeyboardEvent| {
-        if ev.key() == "Escape" {
+    let modal = ctx.cfg.with_value(|c| c.close.is_some());
+    let on_keydown = move |ev: web_sys::KeyboardEvent| match ev.key().as_str() {
+        "Escape" => {
             ev.prevent_default();
             ctx.close();
         }
+        // Only where the widget is a dialog that can close (not the /embed page of its own).
+        "Tab" if modal => keep_tab_inside(&root, &ev),
+        _ => {}
     };
     let confirm_new = move |_| {
         ctx.new_conversation();
     };
     view! {
-        <div class="cc-app" lang=ctx.lang().tag() on:keydown=on_keydown>
+        // tabindex -1: a click on text moves focus here, not out to the host page, so the
+        // Tab that follows still wraps.
+        <div class="cc-app" lang=ctx.lang().tag() tabindex="-1" on:keydown=on_keydown>
             <header class="cc-header">
-                <h2 class="cc-title" data-testid="cc-title">{move || ctx.title()}</h2>
+                <h2 class="cc-title" id="cc-title" data-testid="cc-title">{move || ctx.title()}</h2>
                 <Show when=move || signed_in.get()>
                     <button type="button" class="cc-icon" data-testid="cc-new"
                         aria-label=t.new_conversation title=t.new_conversation on:click=confirm_new>
@@ -586,6 +676,7 @@ pub(crate) fn App(config: Config, root: web_sys::HtmlElement) -> impl IntoView {
             } else {
                 view! { <Login ctx=ctx/> }.into_any()
             }}
+            <div class="cc-sr" role="status" data-testid="cc-announce"></div>
         </div>
     }
 }
