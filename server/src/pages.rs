@@ -129,9 +129,10 @@ fn Landing() -> impl IntoView {
                     <button type="button" class="copy" data-copy="snippet-link">"Copy"</button>
                     <p>
                         "Options: "<code>"data-title"</code>", "<code>"data-accent"</code>" (a CSS colour), "
-                        <code>"data-position"</code>" (right or left), "<code>"data-lang"</code>" (en or zh-TW). "
+                        <code>"data-position"</code>" (right or left), "<code>"data-lang"</code>" (en or zh-TW), "
+                        <code>"data-theme"</code>" (light, dark or auto). "
                         "The iframe and the link take the same options as query parameters: "
-                        <code>"title"</code>", "<code>"accent"</code>", "<code>"position"</code>", "<code>"lang"</code>"."
+                        <code>"title"</code>", "<code>"accent"</code>", "<code>"position"</code>", "<code>"lang"</code>", "<code>"theme"</code>"."
                     </p>
                     <p class="meta">{format!("Serving {} class(es). Health: ", info.class_count)}<a href="/healthz">"/healthz"</a></p>
                 </main>
