@@ -313,7 +313,10 @@ impl Inner {
     }
 
     fn put_back(&self, mut conn: Conn) {
-        if !conn.poll_idle() {
+        // The connection was polled just now, as the body ended: when hyper already wants the
+        // next request, another poll would only cost a read that finds nothing
+        // (`checkout` polls again anyway).
+        if !conn.send.is_ready() && !conn.poll_idle() {
             return;
         }
         let mut idle = lock(&self.idle);
