@@ -42,11 +42,9 @@ pub(crate) fn router() -> Router<AppState> {
 
 /// The time-context line the assistant gets ("what day is it?" is a common question).
 pub fn time_context(now: jiff::Zoned) -> String {
-    format!(
-        "The current local date is {} and the current time is {}.",
-        now.strftime("%Y-%m-%d"),
-        now.strftime("%H:%M:%S")
-    )
+    // One pass over one format: this runs for every message.
+    now.strftime("The current local date is %Y-%m-%d and the current time is %H:%M:%S.")
+        .to_string()
 }
 
 /// The server's system messages, then the student's messages.
@@ -194,7 +192,7 @@ async fn create_chat(
         session,
         left,
     );
-    let sse = events.map(|e| Ok::<_, Infallible>(sse_event(&e)));
+    let sse = events.map(Ok::<_, Infallible>);
     let mut resp = Sse::new(sse)
         .keep_alive(KeepAlive::new().interval(HEARTBEAT))
         .into_response();
@@ -217,16 +215,21 @@ struct DeltaRef<'a> {
     text: &'a str,
 }
 
-/// One SSE event. A delta (nearly every event) has its JSON written straight into the
-/// event's buffer: no copy of the text and no intermediate string.
+/// One SSE event.
 fn sse_event(e: &ChatEvent) -> Event {
-    let event = Event::default().event(e.name());
     match e {
-        ChatEvent::Delta { text } => match event.json_data(DeltaRef { text }) {
-            Ok(ev) => ev,
-            Err(_) => Event::default().event(e.name()).data(e.data()),
-        },
-        _ => event.data(e.data()),
+        ChatEvent::Delta { text } => delta_event(text),
+        _ => Event::default().event(e.name()).data(e.data()),
+    }
+}
+
+/// A delta (nearly every event), its JSON written straight into the event's buffer from
+/// the text as the upstream chunk carried it: no copy of the text and no intermediate string.
+fn delta_event(text: &str) -> Event {
+    let event = Event::default().event("delta");
+    match event.json_data(DeltaRef { text }) {
+        Ok(ev) => ev,
+        Err(_) => sse_event(&ChatEvent::Delta { text: text.into() }),
     }
 }
 
@@ -283,6 +286,53 @@ fn over_time(max: Duration) -> UpstreamFailure {
     ))
 }
 
+/// The idle timeout and STREAM_MAX_DURATION of one reply on a single timer, set to the sooner
+/// of the two. A chunk only notes its time; the timer is moved on when it fires early. So a
+/// reply registers a timer about once per idle period, not twice per chunk (each
+/// registration and each cancellation takes the timer wheel's lock).
+struct ReplyTimer {
+    limits: ReplyLimits,
+    /// When the last chunk came (or the reply began).
+    last: tokio::time::Instant,
+    sleep: std::pin::Pin<Box<tokio::time::Sleep>>,
+}
+
+impl ReplyTimer {
+    fn new(limits: ReplyLimits) -> Self {
+        let now = tokio::time::Instant::now();
+        Self {
+            limits,
+            last: now,
+            sleep: Box::pin(tokio::time::sleep_until(
+                (now + limits.idle).min(limits.deadline),
+            )),
+        }
+    }
+
+    /// A chunk came: the idle timeout counts from now.
+    fn chunk(&mut self) {
+        self.last = tokio::time::Instant::now();
+    }
+
+    /// Resolves once a limit is passed, with what to tell. Cancel-safe: its state is `self`.
+    async fn expired(&mut self) -> UpstreamFailure {
+        loop {
+            self.sleep.as_mut().await;
+            let now = tokio::time::Instant::now();
+            if now >= self.limits.deadline {
+                return over_time(self.limits.max);
+            }
+            let idle_end = self.last + self.limits.idle;
+            if now >= idle_end {
+                return timeout_failure("silence between chunks", self.limits.idle);
+            }
+            self.sleep
+                .as_mut()
+                .reset(idle_end.min(self.limits.deadline));
+        }
+    }
+}
+
 async fn collect_reply(
     body: upstream::ByteStream,
     limits: ReplyLimits,
@@ -321,28 +371,41 @@ async fn collect_reply(
 }
 
 /// A whole `stream: false` answer, within the idle timeout, STREAM_MAX_DURATION and
-/// [`MAX_REPLY_BYTES`].
+/// [`MAX_REPLY_BYTES`]. An answer that came in one piece (the usual case) is kept as it is,
+/// not copied.
 async fn read_reply(
     mut body: upstream::ByteStream,
     limits: ReplyLimits,
-) -> Result<Vec<u8>, UpstreamFailure> {
-    let mut buf = Vec::new();
+) -> Result<bytes::Bytes, UpstreamFailure> {
+    let mut first: Option<bytes::Bytes> = None;
+    let mut buf = bytes::BytesMut::new();
+    let mut timer = ReplyTimer::new(limits);
     loop {
         let next = tokio::select! {
-            _ = tokio::time::sleep_until(limits.deadline) => return Err(over_time(limits.max)),
-            n = tokio::time::timeout(limits.idle, body.next()) => n,
+            biased;
+            n = body.next() => n,
+            f = timer.expired() => return Err(f),
         };
+        timer.chunk();
+        let held = first.as_ref().map_or(0, bytes::Bytes::len) + buf.len();
         match next {
-            Err(_) => return Err(timeout_failure("silence between chunks", limits.idle)),
-            Ok(None) => return Ok(buf),
-            Ok(Some(Err(f))) => return Err(f),
-            Ok(Some(Ok(b))) if buf.len() + b.len() > MAX_REPLY_BYTES => {
+            None if buf.is_empty() => return Ok(first.unwrap_or_default()),
+            None => return Ok(buf.freeze()),
+            Some(Err(f)) => return Err(f),
+            Some(Ok(b)) if held + b.len() > MAX_REPLY_BYTES => {
                 return Err(too_long(format!(
                     "Open WebUI's answer is over {} kB: cut",
                     MAX_REPLY_BYTES / 1024
                 )));
             }
-            Ok(Some(Ok(b))) => buf.extend_from_slice(&b),
+            Some(Ok(b)) if held == 0 => first = Some(b),
+            Some(Ok(b)) => {
+                if let Some(f) = first.take() {
+                    buf.reserve(f.len() + b.len());
+                    buf.extend_from_slice(&f);
+                }
+                buf.extend_from_slice(&b);
+            }
         }
     }
 }
@@ -358,8 +421,7 @@ struct Relay {
                 > + Send,
         >,
     >,
-    limits: ReplyLimits,
-    deadline: std::pin::Pin<Box<tokio::time::Sleep>>,
+    timer: ReplyTimer,
     recorder: UsageRecorder,
     /// Made once per reply, not once per chunk (each is a waiter registered under a lock).
     shutdown: std::pin::Pin<Box<tokio_util::sync::WaitForCancellationFutureOwned>>,
@@ -372,27 +434,27 @@ struct Relay {
 }
 
 impl Relay {
-    fn fail(&mut self, f: UpstreamFailure) -> ChatEvent {
+    fn fail(&mut self, f: UpstreamFailure) -> Event {
         log_failure(&f, &self.session);
         self.recorder.failed(f.code);
         self.over = true;
-        ChatEvent::Error {
+        sse_event(&ChatEvent::Error {
             code: f.code,
             message: f.student.to_owned(),
-        }
+        })
     }
 
-    fn done(&mut self) -> ChatEvent {
+    fn done(&mut self) -> Event {
         self.recorder.usage(self.usage);
         self.recorder.completed();
         self.over = true;
-        ChatEvent::Done {
+        sse_event(&ChatEvent::Done {
             usage: self.usage,
             limits: self.left,
-        }
+        })
     }
 
-    async fn next_event(&mut self) -> Option<ChatEvent> {
+    async fn next_event(&mut self) -> Option<Event> {
         if self.over {
             return None;
         }
@@ -408,29 +470,26 @@ impl Relay {
                     };
                     return Some(self.fail(f));
                 }
-                _ = &mut self.deadline => return Some(self.fail(over_time(self.limits.max))),
-                n = tokio::time::timeout(self.limits.idle, self.events.next()) => n,
+                f = self.timer.expired() => return Some(self.fail(f)),
+                n = self.events.next() => n,
             };
+            self.timer.chunk();
             let ev = match next {
-                Err(_) => {
-                    let f = timeout_failure("silence between chunks", self.limits.idle);
-                    return Some(self.fail(f));
-                }
-                Ok(None) if self.finished_reason => return Some(self.done()),
-                Ok(None) => {
+                None if self.finished_reason => return Some(self.done()),
+                None => {
                     return Some(self.fail(cut_failure(
                         "Open WebUI's stream ended before the reply was finished",
                     )));
                 }
-                Ok(Some(Err(eventsource_stream::EventStreamError::Transport(f)))) => {
+                Some(Err(eventsource_stream::EventStreamError::Transport(f))) => {
                     return Some(self.fail(f));
                 }
-                Ok(Some(Err(e))) => {
+                Some(Err(e)) => {
                     return Some(self.fail(cut_failure(format!(
                         "Open WebUI's stream is not valid SSE: {e}"
                     ))));
                 }
-                Ok(Some(Ok(ev))) => ev,
+                Some(Ok(ev)) => ev,
             };
             let data = ev.data.trim();
             if data == "[DONE]" {
@@ -459,7 +518,7 @@ impl Relay {
             if let Some(text) = chunk.text {
                 self.recorder.first_token();
                 self.recorder.reply_text(&text);
-                return Some(ChatEvent::Delta { text });
+                return Some(delta_event(&text));
             }
         }
     }
@@ -472,11 +531,10 @@ fn relay_events(
     shutdown: CancellationToken,
     session: AuthSession,
     left: Option<LimitsLeft>,
-) -> impl Stream<Item = ChatEvent> + Send {
+) -> impl Stream<Item = Event> + Send {
     let relay = Relay {
         events: Box::pin(body.eventsource()),
-        limits,
-        deadline: Box::pin(tokio::time::sleep_until(limits.deadline)),
+        timer: ReplyTimer::new(limits),
         recorder,
         shutdown: Box::pin(shutdown.cancelled_owned()),
         session,
@@ -502,6 +560,75 @@ mod tests {
             assert_eq!(direct, e.data());
             assert_eq!(ChatEvent::parse("delta", &direct).unwrap(), e);
         }
+    }
+
+    fn limits(idle_ms: u64, max_ms: u64) -> ReplyLimits {
+        let max = Duration::from_millis(max_ms);
+        ReplyLimits {
+            idle: Duration::from_millis(idle_ms),
+            deadline: tokio::time::Instant::now() + max,
+            max,
+        }
+    }
+
+    /// A body of `pieces`, each `gap` after the one before.
+    fn paced(pieces: &[&'static str], gap: Duration) -> upstream::ByteStream {
+        futures::stream::iter(pieces.to_vec())
+            .then(move |p| async move {
+                tokio::time::sleep(gap).await;
+                Ok(bytes::Bytes::from_static(p.as_bytes()))
+            })
+            .boxed()
+    }
+
+    /// `start` to now, in whole milliseconds (the paused clock moves timer by timer).
+    fn ms_since(start: tokio::time::Instant) -> u128 {
+        start.elapsed().as_millis()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_reply_whose_pieces_keep_coming_outlives_the_idle_timeout() {
+        // Five pieces 600 ms apart: 3 s in all, past a 1 s idle timeout no gap reaches.
+        let start = tokio::time::Instant::now();
+        let pieces = ["{\"a\":", "1", ",\"b\"", ":2", "}"];
+        let got = read_reply(
+            paced(&pieces, Duration::from_millis(600)),
+            limits(1000, 10_000),
+        )
+        .await
+        .unwrap();
+        assert_eq!(&got[..], b"{\"a\":1,\"b\":2}");
+        assert_eq!(ms_since(start), 3000);
+        // One piece is handed on as it came.
+        let got = read_reply(
+            paced(&["whole"], Duration::from_millis(10)),
+            limits(1000, 10_000),
+        )
+        .await
+        .unwrap();
+        assert_eq!(&got[..], b"whole");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_reply_is_cut_by_silence_and_by_its_deadline_at_the_right_moment() {
+        // One piece, then silence: the idle timeout, counted from that piece.
+        let start = tokio::time::Instant::now();
+        let silent = paced(&["{"], Duration::from_millis(300))
+            .chain(futures::stream::pending())
+            .boxed();
+        let f = read_reply(silent, limits(1000, 10_000)).await.unwrap_err();
+        assert!(
+            f.log.contains("silence between chunks after 1s"),
+            "{}",
+            f.log
+        );
+        assert_eq!(ms_since(start), 1300);
+        // Pieces 600 ms apart never fall silent for 1 s: the 2 s deadline cuts them.
+        let start = tokio::time::Instant::now();
+        let steady = paced(&["x"; 10], Duration::from_millis(600));
+        let f = read_reply(steady, limits(1000, 2000)).await.unwrap_err();
+        assert!(f.log.contains("STREAM_MAX_DURATION (2s)"), "{}", f.log);
+        assert_eq!(ms_since(start), 2000);
     }
 
     #[test]

@@ -14,9 +14,15 @@
 //! written); once written, a connection that closes without an answer is [`Error::Closed`],
 //! since Open WebUI may be running (and billing) the completion already.
 //!
-//! Measured against the hand-written framing it replaced (release builds, one `scripts/bench`
-//! run, 2026-11-30): 28.7 against 18.4 kB per open stream, 52 against 42 µs of relay CPU per
-//! non-stream request, 361 against 318 µs per 20-chunk stream (README "Performance").
+//! Measured against the hand-written framing it replaced (release builds, `scripts/bench` with
+//! the old build as `CLASSCHAT_BIN_B`, 2026-11-30, README "Performance"): 28.8 against 18.4 kB
+//! per open stream. Relay CPU per non-stream request (c16/c64) was 52/49 against 42/38 µs;
+//! with the relay's own per-request work trimmed since (one timer per reply, no copy of a
+//! one-piece answer, no second poll of a returned connection) it was 63/61 against 60/61 µs
+//! in one run (+5 %/0 %) and 63/67 against 52/56 in the next (+21 %/+20 %), on a machine
+//! other builds kept at a load average of 6 to 11. Per 20-chunk stream: 456 against 477 µs,
+//! then 460 against 435 (2.0× and 2.6× nginx). By perf, hyper's client (its dispatch, the
+//! body channel, the answer's header map) is about 2.5 % of the relay's CPU per request.
 
 use std::fmt;
 use std::future::{Future, poll_fn};
@@ -313,7 +319,10 @@ impl Inner {
     }
 
     fn put_back(&self, mut conn: Conn) {
-        if !conn.poll_idle() {
+        // The connection was polled just now, as the body ended: when hyper already wants the
+        // next request, another poll would only cost a read that finds nothing
+        // (`checkout` polls again anyway).
+        if !conn.send.is_ready() && !conn.poll_idle() {
             return;
         }
         let mut idle = lock(&self.idle);

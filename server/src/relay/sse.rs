@@ -7,18 +7,19 @@ use classchat_shared::Usage;
 use serde::Deserialize;
 use serde::de::{IgnoredAny, SeqAccess, Visitor};
 
-/// What one upstream `data:` line carried.
+/// What one upstream `data:` line carried; the text borrows from the line unless it had
+/// escapes, so relaying a delta copies it once, into the event written to the student.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct Chunk {
-    pub text: Option<String>,
+pub struct Chunk<'a> {
+    pub text: Option<Cow<'a, str>>,
     pub usage: Option<Usage>,
     pub finished: bool,
     /// An `{"error": {...}}` frame (Open WebUI ends broken streams with one).
     pub error: Option<String>,
 }
 
-// The raw shapes borrow from the line: a chunk costs one allocation (its text, when it has
-// escapes or is kept), not one per field; only the first choice is kept, the rest skipped.
+// The raw shapes borrow from the line: a chunk costs no allocation (but its text when it has
+// escapes), not one per field; only the first choice is kept, the rest skipped.
 #[derive(Deserialize)]
 struct RawChunk<'a> {
     #[serde(default, borrow)]
@@ -93,8 +94,18 @@ struct RawChoice<'a> {
 
 #[derive(Deserialize)]
 struct RawDelta<'a> {
-    #[serde(default, borrow)]
+    #[serde(default, borrow, deserialize_with = "borrowed")]
     content: Option<Cow<'a, str>>,
+}
+
+/// An optional string borrowed from the line when it has no escapes. (serde borrows a
+/// `Cow<str>` field only when it is the field's whole type, not inside an `Option`.)
+fn borrowed<'de: 'a, 'a, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Cow<'a, str>>, D::Error> {
+    #[derive(Deserialize)]
+    struct Text<'a>(#[serde(borrow)] Cow<'a, str>);
+    Ok(Option::<Text<'a>>::deserialize(d)?.map(|t| t.0))
 }
 
 /// `choices[0]`, without a `Vec` for the array.
@@ -130,7 +141,7 @@ enum RawError {
 }
 
 /// `Err` when the line is not JSON of the expected shape.
-pub fn parse_chunk(data: &str) -> Result<Chunk, serde_json::Error> {
+pub fn parse_chunk(data: &str) -> Result<Chunk<'_>, serde_json::Error> {
     let raw: RawChunk<'_> = serde_json::from_str(data)?;
     let mut out = Chunk {
         usage: raw.usage(),
@@ -148,8 +159,7 @@ pub fn parse_chunk(data: &str) -> Result<Chunk, serde_json::Error> {
             .delta
             .or(choice.message)
             .and_then(|d| d.content)
-            .filter(|t| !t.is_empty())
-            .map(Cow::into_owned);
+            .filter(|t| !t.is_empty());
     }
     Ok(out)
 }
@@ -190,6 +200,11 @@ mod tests {
     fn reads_each_kind_of_chunk() {
         assert_eq!(parse_chunk(ROLE).unwrap(), Chunk::default());
         assert_eq!(parse_chunk(TEXT).unwrap().text.as_deref(), Some("Hel"));
+        // Text without escapes is borrowed from the line, not copied.
+        assert!(matches!(
+            parse_chunk(TEXT).unwrap().text,
+            Some(Cow::Borrowed("Hel"))
+        ));
         assert!(parse_chunk(FINISH).unwrap().finished);
         let u = parse_chunk(USAGE).unwrap().usage.unwrap();
         assert_eq!((u.prompt_tokens, u.completion_tokens), (Some(12), Some(7)));

@@ -181,7 +181,9 @@ impl Upstream {
             }
             Target::OpenWebUi(client) => client,
         };
-        let body = serde_json::to_vec(req).map_err(|e| {
+        // Sized for a typical request up front, rather than grown by doubling from 128 bytes.
+        let mut body = Vec::with_capacity(1024);
+        serde_json::to_writer(&mut body, req).map_err(|e| {
             failure(
                 ErrorCode::Internal,
                 FAILED,
