@@ -158,23 +158,34 @@ pub enum ChatEvent {
     Error { code: ErrorCode, message: String },
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize)]
 struct DeltaData {
     text: String,
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize)]
 struct DoneData {
-    #[serde(default)]
     usage: Option<Usage>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     limits: Option<LimitsLeft>,
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize)]
 struct ErrorData {
     code: ErrorCode,
     message: String,
+}
+
+/// Any event's `data:` as read back: the fields of all three in one struct, so the widget
+/// carries one JSON decoder for them instead of three (each costs ~1 KB of wasm). A field
+/// of another event is ignored if well-formed; [`ChatEvent::parse`] checks the event's own.
+#[derive(Deserialize)]
+struct EventData {
+    text: Option<String>,
+    usage: Option<Usage>,
+    limits: Option<LimitsLeft>,
+    code: Option<ErrorCode>,
+    message: Option<String>,
 }
 
 /// A frame whose event name or data the reader does not understand.
@@ -209,25 +220,26 @@ impl ChatEvent {
 
     /// Reads back one frame, as the widget does.
     pub fn parse(event: &str, data: &str) -> Result<Self, UnknownEvent> {
-        let bad = || UnknownEvent(event.to_owned());
-        match event {
-            "delta" => serde_json::from_str::<DeltaData>(data)
-                .map(|d| Self::Delta { text: d.text })
-                .map_err(|_| bad()),
-            "done" => serde_json::from_str::<DoneData>(data)
-                .map(|d| Self::Done {
-                    usage: d.usage,
-                    limits: d.limits,
-                })
-                .map_err(|_| bad()),
-            "error" => serde_json::from_str::<ErrorData>(data)
-                .map(|d| Self::Error {
-                    code: d.code,
-                    message: d.message,
-                })
-                .map_err(|_| bad()),
-            _ => Err(bad()),
-        }
+        let d = serde_json::from_str::<EventData>(data).ok();
+        let event = match (event, d) {
+            (
+                "delta",
+                Some(EventData {
+                    text: Some(text), ..
+                }),
+            ) => Self::Delta { text },
+            ("done", Some(EventData { usage, limits, .. })) => Self::Done { usage, limits },
+            (
+                "error",
+                Some(EventData {
+                    code: Some(code),
+                    message: Some(message),
+                    ..
+                }),
+            ) => Self::Error { code, message },
+            _ => return Err(UnknownEvent(event.to_owned())),
+        };
+        Ok(event)
     }
 }
 
@@ -435,6 +447,37 @@ mod tests {
         }
         assert!(ChatEvent::parse("ping", "{}").is_err());
         assert!(ChatEvent::parse("delta", "{").is_err());
+    }
+
+    #[test]
+    fn an_event_missing_its_own_fields_is_unknown() {
+        // One decoder reads all three events: each still needs its own fields.
+        for (event, data) in [
+            ("delta", r#"{}"#),
+            ("delta", r#"{"text":null}"#),
+            ("delta", r#"{"text":5}"#),
+            ("error", r#"{"message":"cut"}"#),
+            ("error", r#"{"code":"upstream_error"}"#),
+            ("done", r#"{"usage":"lots"}"#),
+            ("done", r#"[]"#),
+        ] {
+            assert_eq!(
+                ChatEvent::parse(event, data),
+                Err(UnknownEvent(event.into())),
+                "{event} {data}"
+            );
+        }
+        assert_eq!(
+            ChatEvent::parse("done", "{}"),
+            Ok(ChatEvent::Done {
+                usage: None,
+                limits: None
+            })
+        );
+        assert_eq!(
+            ChatEvent::parse("delta", r#"{"text":"hi","extra":1}"#),
+            Ok(ChatEvent::Delta { text: "hi".into() })
+        );
     }
 
     fn req(messages: Vec<ChatMessage>) -> ChatRequest {
