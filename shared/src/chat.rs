@@ -7,12 +7,24 @@ use crate::limits::{MAX_CONVERSATION_ID_CHARS, MAX_MESSAGE_CHARS, MAX_MESSAGES, 
 
 /// Who wrote a message. `System` exists only so the server can build upstream requests:
 /// a student-sent system message is refused by [`validate_messages`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     System,
     User,
     Assistant,
+}
+
+/// Read through `String` rather than a derived enum decoder: the same result in less wasm.
+impl<'de> Deserialize<'de> for Role {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match String::deserialize(d)?.as_str() {
+            "system" => Ok(Self::System),
+            "user" => Ok(Self::User),
+            "assistant" => Ok(Self::Assistant),
+            _ => Err(serde::de::Error::custom("unknown role")),
+        }
+    }
 }
 
 /// One turn of a conversation.
@@ -447,6 +459,21 @@ mod tests {
         }
         assert!(ChatEvent::parse("ping", "{}").is_err());
         assert!(ChatEvent::parse("delta", "{").is_err());
+    }
+
+    #[test]
+    fn roles_round_trip_by_name_and_unknown_roles_are_refused() {
+        for r in [Role::System, Role::User, Role::Assistant] {
+            let json = serde_json::to_string(&r).unwrap();
+            assert_eq!(serde_json::from_str::<Role>(&json).unwrap(), r);
+        }
+        assert_eq!(
+            serde_json::to_string(&Role::Assistant).unwrap(),
+            r#""assistant""#
+        );
+        for bad in [r#""tool""#, r#""User""#, "1", "null"] {
+            assert!(serde_json::from_str::<Role>(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

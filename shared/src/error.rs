@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 /// Machine-readable error codes. The widget matches on these, never on message text.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
     BadRequest,
@@ -23,8 +23,37 @@ pub enum ErrorCode {
     Unavailable,
     Internal,
     /// A code this build does not know yet (a newer server); treated as a generic failure.
-    #[serde(other)]
     Unknown,
+}
+
+/// Read through `String` and [`ErrorCode::as_str`] rather than a derived enum decoder
+/// (which holds every name twice, for `str` and bytes): the same result in less wasm.
+impl<'de> Deserialize<'de> for ErrorCode {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use ErrorCode::*;
+        let name = String::deserialize(d)?;
+        let known = [
+            BadRequest,
+            InvalidCode,
+            InvalidToken,
+            TokenExpired,
+            SessionRevoked,
+            ClassDisabled,
+            NotFound,
+            TooLarge,
+            InvalidMessages,
+            RateLimited,
+            UpstreamError,
+            UpstreamUnavailable,
+            UpstreamTimeout,
+            Unavailable,
+            Internal,
+        ];
+        Ok(known
+            .into_iter()
+            .find(|c| c.as_str() == name)
+            .unwrap_or(Unknown))
+    }
 }
 
 impl ErrorCode {
