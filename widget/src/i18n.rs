@@ -1,7 +1,7 @@
 //! The widget's user-facing strings in English and Traditional Chinese (Taiwan).
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use classchat_shared::LimitKind;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// A supported language.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
