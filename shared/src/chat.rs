@@ -68,13 +68,46 @@ pub struct ChatRequest {
 
 /// Token counts as the upstream reported them; absent when it did not (e.g. a cut stream).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "Counts")]
 pub struct Usage {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub prompt_tokens: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub completion_tokens: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub total_tokens: Option<u32>,
+}
+
+/// The two objects of plain counts, [`Usage`] and [`LimitsLeft`], read through one
+/// decoder: the widget then carries one instead of two (each is ~1 KB of wasm). Each
+/// keeps its own fields; the other's are ignored when they are counts.
+#[derive(Deserialize)]
+struct Counts {
+    prompt_tokens: Option<u64>,
+    completion_tokens: Option<u64>,
+    total_tokens: Option<u64>,
+    minute_left: Option<u64>,
+    minute_reset_secs: Option<u64>,
+    day_left: Option<u64>,
+    day_reset_secs: Option<u64>,
+}
+
+/// A count that must fit a `u32`, as the fields typed `u32` always required.
+fn small(n: Option<u64>) -> Result<Option<u32>, &'static str> {
+    n.map(u32::try_from)
+        .transpose()
+        .map_err(|_| "a count is out of range")
+}
+
+impl TryFrom<Counts> for Usage {
+    type Error = &'static str;
+    fn try_from(c: Counts) -> Result<Self, Self::Error> {
+        Ok(Self {
+            prompt_tokens: small(c.prompt_tokens)?,
+            completion_tokens: small(c.completion_tokens)?,
+            total_tokens: small(c.total_tokens)?,
+        })
+    }
 }
 
 /// What is left of one limit after the message just sent.
@@ -91,7 +124,7 @@ pub struct Allowance {
 /// can warn before a refusal instead of after. On the wire it is flat (see [`LimitsWire`]):
 /// one small object the widget decodes with little code.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(from = "LimitsWire", into = "LimitsWire")]
+#[serde(try_from = "Counts", into = "LimitsWire")]
 pub struct LimitsLeft {
     /// Messages per minute: the tighter of the session's and the class's allowance.
     pub minute: Option<Allowance>,
@@ -107,30 +140,32 @@ impl LimitsLeft {
 
 /// `{"minute_left": 2, "minute_reset_secs": 36, "day_left": 5, "day_reset_secs": 3600}`,
 /// each pair present only when that limit is set.
-#[derive(Serialize, Deserialize)]
+/// (Read back through [`Counts`].)
+#[derive(Serialize)]
 struct LimitsWire {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     minute_left: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     minute_reset_secs: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     day_left: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     day_reset_secs: Option<u64>,
 }
 
-impl From<LimitsWire> for LimitsLeft {
-    fn from(w: LimitsWire) -> Self {
-        let pair = |left: Option<u32>, reset: Option<u64>| {
-            Some(Allowance {
-                left: left?,
+impl TryFrom<Counts> for LimitsLeft {
+    type Error = &'static str;
+    fn try_from(c: Counts) -> Result<Self, Self::Error> {
+        let pair = |left: Option<u64>, reset: Option<u64>| {
+            Ok(small(left)?.map(|left| Allowance {
+                left,
                 reset_secs: reset.unwrap_or(0),
-            })
+            }))
         };
-        Self {
-            minute: pair(w.minute_left, w.minute_reset_secs),
-            day: pair(w.day_left, w.day_reset_secs),
-        }
+        Ok(Self {
+            minute: pair(c.minute_left, c.minute_reset_secs)?,
+            day: pair(c.day_left, c.day_reset_secs)?,
+        })
     }
 }
 
@@ -459,6 +494,45 @@ mod tests {
         }
         assert!(ChatEvent::parse("ping", "{}").is_err());
         assert!(ChatEvent::parse("delta", "{").is_err());
+    }
+
+    #[test]
+    fn usage_and_limits_read_their_own_counts_and_refuse_counts_out_of_range() {
+        let u: Usage = serde_json::from_str(
+            r#"{"prompt_tokens":3,"total_tokens":8,"prompt_tokens_details":{"cached":0}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            u,
+            Usage {
+                prompt_tokens: Some(3),
+                completion_tokens: None,
+                total_tokens: Some(8)
+            }
+        );
+        let l: LimitsLeft =
+            serde_json::from_str(r#"{"minute_reset_secs":9,"day_left":0,"total_tokens":8}"#)
+                .unwrap();
+        assert_eq!(
+            l,
+            LimitsLeft {
+                minute: None,
+                day: Some(Allowance {
+                    left: 0,
+                    reset_secs: 0
+                })
+            }
+        );
+        for bad in [
+            r#"{"prompt_tokens":4294967296}"#,
+            r#"{"total_tokens":-1}"#,
+            r#"{"completion_tokens":"3"}"#,
+        ] {
+            assert!(serde_json::from_str::<Usage>(bad).is_err(), "{bad}");
+        }
+        for bad in [r#"{"day_left":4294967296}"#, r#"{"minute_left":"2"}"#, "[]"] {
+            assert!(serde_json::from_str::<LimitsLeft>(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]
