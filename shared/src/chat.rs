@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::ErrorCode;
+use crate::error::{ErrorCode, LimitKind};
 use crate::limits::{MAX_CONVERSATION_ID_CHARS, MAX_MESSAGE_CHARS, MAX_MESSAGES, MAX_TOTAL_CHARS};
 
 /// Who wrote a message. `System` exists only so the server can build upstream requests:
@@ -223,16 +223,19 @@ struct ErrorData {
     message: String,
 }
 
-/// Any event's `data:` as read back: the fields of all three in one struct, so the widget
-/// carries one JSON decoder for them instead of three (each costs ~1 KB of wasm). A field
-/// of another event is ignored if well-formed; [`ChatEvent::parse`] checks the event's own.
+/// Any event's `data:` as read back, and an error body's inside
+/// ([`crate::error::ErrorBody`]): the fields of all in one struct, so the widget carries
+/// one JSON decoder for them instead of four (each costs ~1 KB of wasm). A field of
+/// another shape is ignored if well-formed; each reader checks its own.
 #[derive(Deserialize)]
-struct EventData {
+pub(crate) struct EventData {
     text: Option<String>,
     usage: Option<Usage>,
     limits: Option<LimitsLeft>,
-    code: Option<ErrorCode>,
-    message: Option<String>,
+    pub(crate) code: Option<ErrorCode>,
+    pub(crate) message: Option<String>,
+    pub(crate) retry_after: Option<u64>,
+    pub(crate) limit: Option<LimitKind>,
 }
 
 /// A frame whose event name or data the reader does not understand.
