@@ -2,17 +2,29 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::ErrorCode;
+use crate::error::{ErrorCode, LimitKind};
 use crate::limits::{MAX_CONVERSATION_ID_CHARS, MAX_MESSAGE_CHARS, MAX_MESSAGES, MAX_TOTAL_CHARS};
 
 /// Who wrote a message. `System` exists only so the server can build upstream requests:
 /// a student-sent system message is refused by [`validate_messages`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     System,
     User,
     Assistant,
+}
+
+/// Read through `String` rather than a derived enum decoder: the same result in less wasm.
+impl<'de> Deserialize<'de> for Role {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match String::deserialize(d)?.as_str() {
+            "system" => Ok(Self::System),
+            "user" => Ok(Self::User),
+            "assistant" => Ok(Self::Assistant),
+            _ => Err(serde::de::Error::custom("unknown role")),
+        }
+    }
 }
 
 /// One turn of a conversation.
@@ -56,13 +68,46 @@ pub struct ChatRequest {
 
 /// Token counts as the upstream reported them; absent when it did not (e.g. a cut stream).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "Counts")]
 pub struct Usage {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub prompt_tokens: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub completion_tokens: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub total_tokens: Option<u32>,
+}
+
+/// The two objects of plain counts, [`Usage`] and [`LimitsLeft`], read through one
+/// decoder: the widget then carries one instead of two (each is ~1 KB of wasm). Each
+/// keeps its own fields; the other's are ignored when they are counts.
+#[derive(Deserialize)]
+struct Counts {
+    prompt_tokens: Option<u64>,
+    completion_tokens: Option<u64>,
+    total_tokens: Option<u64>,
+    minute_left: Option<u64>,
+    minute_reset_secs: Option<u64>,
+    day_left: Option<u64>,
+    day_reset_secs: Option<u64>,
+}
+
+/// A count that must fit a `u32`, as the fields typed `u32` always required.
+fn small(n: Option<u64>) -> Result<Option<u32>, &'static str> {
+    n.map(u32::try_from)
+        .transpose()
+        .map_err(|_| "a count is out of range")
+}
+
+impl TryFrom<Counts> for Usage {
+    type Error = &'static str;
+    fn try_from(c: Counts) -> Result<Self, Self::Error> {
+        Ok(Self {
+            prompt_tokens: small(c.prompt_tokens)?,
+            completion_tokens: small(c.completion_tokens)?,
+            total_tokens: small(c.total_tokens)?,
+        })
+    }
 }
 
 /// What is left of one limit after the message just sent.
@@ -79,7 +124,7 @@ pub struct Allowance {
 /// can warn before a refusal instead of after. On the wire it is flat (see [`LimitsWire`]):
 /// one small object the widget decodes with little code.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(from = "LimitsWire", into = "LimitsWire")]
+#[serde(try_from = "Counts", into = "LimitsWire")]
 pub struct LimitsLeft {
     /// Messages per minute: the tighter of the session's and the class's allowance.
     pub minute: Option<Allowance>,
@@ -95,30 +140,32 @@ impl LimitsLeft {
 
 /// `{"minute_left": 2, "minute_reset_secs": 36, "day_left": 5, "day_reset_secs": 3600}`,
 /// each pair present only when that limit is set.
-#[derive(Serialize, Deserialize)]
+/// (Read back through [`Counts`].)
+#[derive(Serialize)]
 struct LimitsWire {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     minute_left: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     minute_reset_secs: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     day_left: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     day_reset_secs: Option<u64>,
 }
 
-impl From<LimitsWire> for LimitsLeft {
-    fn from(w: LimitsWire) -> Self {
-        let pair = |left: Option<u32>, reset: Option<u64>| {
-            Some(Allowance {
-                left: left?,
+impl TryFrom<Counts> for LimitsLeft {
+    type Error = &'static str;
+    fn try_from(c: Counts) -> Result<Self, Self::Error> {
+        let pair = |left: Option<u64>, reset: Option<u64>| {
+            Ok(small(left)?.map(|left| Allowance {
+                left,
                 reset_secs: reset.unwrap_or(0),
-            })
+            }))
         };
-        Self {
-            minute: pair(w.minute_left, w.minute_reset_secs),
-            day: pair(w.day_left, w.day_reset_secs),
-        }
+        Ok(Self {
+            minute: pair(c.minute_left, c.minute_reset_secs)?,
+            day: pair(c.day_left, c.day_reset_secs)?,
+        })
     }
 }
 
@@ -158,23 +205,37 @@ pub enum ChatEvent {
     Error { code: ErrorCode, message: String },
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize)]
 struct DeltaData {
     text: String,
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize)]
 struct DoneData {
-    #[serde(default)]
     usage: Option<Usage>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     limits: Option<LimitsLeft>,
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize)]
 struct ErrorData {
     code: ErrorCode,
     message: String,
+}
+
+/// Any event's `data:` as read back, and an error body's inside
+/// ([`crate::error::ErrorBody`]): the fields of all in one struct, so the widget carries
+/// one JSON decoder for them instead of four (each costs ~1 KB of wasm). A field of
+/// another shape is ignored if well-formed; each reader checks its own.
+#[derive(Deserialize)]
+pub(crate) struct EventData {
+    text: Option<String>,
+    usage: Option<Usage>,
+    limits: Option<LimitsLeft>,
+    pub(crate) code: Option<ErrorCode>,
+    pub(crate) message: Option<String>,
+    pub(crate) retry_after: Option<u64>,
+    pub(crate) limit: Option<LimitKind>,
 }
 
 /// A frame whose event name or data the reader does not understand.
@@ -209,25 +270,26 @@ impl ChatEvent {
 
     /// Reads back one frame, as the widget does.
     pub fn parse(event: &str, data: &str) -> Result<Self, UnknownEvent> {
-        let bad = || UnknownEvent(event.to_owned());
-        match event {
-            "delta" => serde_json::from_str::<DeltaData>(data)
-                .map(|d| Self::Delta { text: d.text })
-                .map_err(|_| bad()),
-            "done" => serde_json::from_str::<DoneData>(data)
-                .map(|d| Self::Done {
-                    usage: d.usage,
-                    limits: d.limits,
-                })
-                .map_err(|_| bad()),
-            "error" => serde_json::from_str::<ErrorData>(data)
-                .map(|d| Self::Error {
-                    code: d.code,
-                    message: d.message,
-                })
-                .map_err(|_| bad()),
-            _ => Err(bad()),
-        }
+        let d = serde_json::from_str::<EventData>(data).ok();
+        let event = match (event, d) {
+            (
+                "delta",
+                Some(EventData {
+                    text: Some(text), ..
+                }),
+            ) => Self::Delta { text },
+            ("done", Some(EventData { usage, limits, .. })) => Self::Done { usage, limits },
+            (
+                "error",
+                Some(EventData {
+                    code: Some(code),
+                    message: Some(message),
+                    ..
+                }),
+            ) => Self::Error { code, message },
+            _ => return Err(UnknownEvent(event.to_owned())),
+        };
+        Ok(event)
     }
 }
 
@@ -435,6 +497,91 @@ mod tests {
         }
         assert!(ChatEvent::parse("ping", "{}").is_err());
         assert!(ChatEvent::parse("delta", "{").is_err());
+    }
+
+    #[test]
+    fn usage_and_limits_read_their_own_counts_and_refuse_counts_out_of_range() {
+        let u: Usage = serde_json::from_str(
+            r#"{"prompt_tokens":3,"total_tokens":8,"prompt_tokens_details":{"cached":0}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            u,
+            Usage {
+                prompt_tokens: Some(3),
+                completion_tokens: None,
+                total_tokens: Some(8)
+            }
+        );
+        let l: LimitsLeft =
+            serde_json::from_str(r#"{"minute_reset_secs":9,"day_left":0,"total_tokens":8}"#)
+                .unwrap();
+        assert_eq!(
+            l,
+            LimitsLeft {
+                minute: None,
+                day: Some(Allowance {
+                    left: 0,
+                    reset_secs: 0
+                })
+            }
+        );
+        for bad in [
+            r#"{"prompt_tokens":4294967296}"#,
+            r#"{"total_tokens":-1}"#,
+            r#"{"completion_tokens":"3"}"#,
+        ] {
+            assert!(serde_json::from_str::<Usage>(bad).is_err(), "{bad}");
+        }
+        for bad in [r#"{"day_left":4294967296}"#, r#"{"minute_left":"2"}"#, "[]"] {
+            assert!(serde_json::from_str::<LimitsLeft>(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn roles_round_trip_by_name_and_unknown_roles_are_refused() {
+        for r in [Role::System, Role::User, Role::Assistant] {
+            let json = serde_json::to_string(&r).unwrap();
+            assert_eq!(serde_json::from_str::<Role>(&json).unwrap(), r);
+        }
+        assert_eq!(
+            serde_json::to_string(&Role::Assistant).unwrap(),
+            r#""assistant""#
+        );
+        for bad in [r#""tool""#, r#""User""#, "1", "null"] {
+            assert!(serde_json::from_str::<Role>(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn an_event_missing_its_own_fields_is_unknown() {
+        // One decoder reads all three events: each still needs its own fields.
+        for (event, data) in [
+            ("delta", r#"{}"#),
+            ("delta", r#"{"text":null}"#),
+            ("delta", r#"{"text":5}"#),
+            ("error", r#"{"message":"cut"}"#),
+            ("error", r#"{"code":"upstream_error"}"#),
+            ("done", r#"{"usage":"lots"}"#),
+            ("done", r#"[]"#),
+        ] {
+            assert_eq!(
+                ChatEvent::parse(event, data),
+                Err(UnknownEvent(event.into())),
+                "{event} {data}"
+            );
+        }
+        assert_eq!(
+            ChatEvent::parse("done", "{}"),
+            Ok(ChatEvent::Done {
+                usage: None,
+                limits: None
+            })
+        );
+        assert_eq!(
+            ChatEvent::parse("delta", r#"{"text":"hi","extra":1}"#),
+            Ok(ChatEvent::Delta { text: "hi".into() })
+        );
     }
 
     fn req(messages: Vec<ChatMessage>) -> ChatRequest {

@@ -22,7 +22,9 @@ use crate::components::{App, config_from_js};
 /// contrast equally, so text on any accent gets at least 4.58:1. Computed by the browser
 /// (relative colour syntax) for any CSS colour the teacher gives, at no cost in code;
 /// browsers without relative colours (before 2024) get white, right for the default accent.
-const CSS: &str = include_str!("../../style/widget.css");
+///
+/// Compiled in without comments or indentation (see `widget/build.rs`).
+const CSS: &str = include_str!(concat!(env!("OUT_DIR"), "/widget.css"));
 
 /// Mounts the widget into `root` (the loader's panel, inside its shadow root).
 ///
