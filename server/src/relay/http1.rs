@@ -1,8 +1,8 @@
 //! The HTTP/1.1 client for the one upstream classchat talks to, on the path that carries the
 //! Open WebUI key and the service token.
 //!
-//! Why hand-written framing and not hyper's (`hyper::client::conn::http1`), which it replaced
-//! and which replaced it in turn: measured in one `scripts/bench` run each way (release
+//! Why hand-written framing and not hyper's (`hyper::client::conn::http1`, used here for a
+//! while): measured in one `scripts/bench` run each way (release
 //! builds, quiet machine, 2026-11-30, target/bench/20261130T211037Z.json and
 //! 20261130T211250Z.json), hyper's client cost 61/59 µs of relay CPU per non-stream request
 //! at c16/c64 against this framing's 52/50 (+17 %/+18 %; +12 %/+18 % with message budgets
@@ -24,7 +24,9 @@
 //! it was written (a kept-alive connection the server had closed refused the first write);
 //! once any byte is written, a connection that closes without an answer is
 //! [`Error::Closed`], since Open WebUI may be running (and billing) the completion already.
-//! Over TLS a byte counts as written once rustls took it, so no TLS request is ever resent.
+//! Over TLS, tokio-rustls reports a failed socket write as an error for the whole call even
+//! when some records went out before it; the error means the request's last record did not,
+//! so the server cannot hold the complete request and sending it elsewhere stays safe.
 //! Before reuse an idle connection is checked for a close (or unasked data) and dropped, so
 //! a server's keep-alive close is normally noticed before the write.
 
