@@ -7,9 +7,9 @@
 //! 20261130T211250Z.json), hyper's client cost 61/59 µs of relay CPU per non-stream request
 //! at c16/c64 against this framing's 52/50 (+17 %/+18 %; +12 %/+18 % with message budgets
 //! off), 452 against 394 µs per 20-chunk stream, and 28.9 against 18.4 kB per open stream.
-//! This framing against hyper's in one later run (20261130T212618Z, load average 4):
-//! 56/54 against 62/57 µs per non-stream request, 401 against 473 µs per 20-chunk stream,
-//! 18.4 against 28.9 kB per open stream.
+//! After the change, quiet machine: this framing 47/43 µs against hyper's 59/52, 359 against
+//! 390 µs per stream, 18.4 against 28.8 kB (20261130T213211Z); and 44/43 µs against the
+//! client before hyper (commit 70ea879) at 45/45 (20261130T213520Z).
 //! The bar was at most +10 % CPU and 32 kB, so the audited parts are used where they
 //! are cheap: heads are parsed by `httparse`, TLS is rustls (Mozilla's roots, ALPN
 //! `http/1.1`), proxy matching (`NO_PROXY`) and the CONNECT tunnel are hyper-util's. What is
