@@ -165,7 +165,7 @@ impl Limits {
     pub async fn before_sign_in(&self, address: &str) -> Result<(), Refusal> {
         let keys = AddressKeys::new(address);
         let budgets = self.address_budgets(&keys);
-        self.decide(&budgets, false).await
+        self.decide(&budgets).await
     }
 
     /// A wrong code from this address: counted against both failure budgets, even when
@@ -238,8 +238,8 @@ impl Limits {
                 Budget::Class,
             ));
         }
+        let plain: Vec<(&str, Gcra)> = budgets.iter().map(|(k, g, _)| (*k, *g)).collect();
         if let Some(Ok(store)) = self.shared() {
-            let plain: Vec<(&str, Gcra)> = budgets.iter().map(|(k, g, _)| (*k, *g)).collect();
             let quota = (m.quota > 0).then_some((m.class_id, m.day, m.quota));
             match self.call(store.admit_message(&plain, quota)).await {
                 Ok(Ok(a)) => return Ok(limits_left(m, &budgets, &a.fill, a.used)),
@@ -255,7 +255,6 @@ impl Limits {
                 Err(_) => {}
             }
         }
-        let plain: Vec<(&str, Gcra)> = budgets.iter().map(|(k, g, _)| (*k, *g)).collect();
         let fill = self
             .memory
             .admit_counted(&plain)
@@ -273,11 +272,12 @@ impl Limits {
         Ok(limits_left(m, &budgets, &fill, Some(used)))
     }
 
-    async fn decide(&self, budgets: &[(&str, Gcra, Budget)], count: bool) -> Result<(), Refusal> {
+    /// Whether every budget has room now; counts nothing.
+    async fn decide(&self, budgets: &[(&str, Gcra, Budget)]) -> Result<(), Refusal> {
         let plain: Vec<(&str, Gcra)> = budgets.iter().map(|(k, g, _)| (*k, *g)).collect();
         let outcome = match self.shared() {
-            Some(store) if !count => self.call(store?.gcra_admit(&plain, false)).await?,
-            _ => self.memory.admit(&plain, count),
+            Some(store) => self.call(store?.gcra_admit(&plain, false)).await?,
+            None => self.memory.admit(&plain, false),
         };
         outcome.map_err(|(i, wait)| Refusal::TooFast {
             budget: budgets[i].2,

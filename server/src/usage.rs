@@ -295,12 +295,8 @@ impl DailyCounter {
         }
     }
 
-    /// Counts one message if the class is under `quota` today (0: no quota).
-    pub fn hit(&self, class: &str, today: jiff::civil::Date, quota: u32) -> bool {
-        self.hit_counted(class, today, quota).is_some()
-    }
-
-    /// As [`DailyCounter::hit`], with the class's messages today (this one included).
+    /// Counts one message if the class is under `quota` today (0: no quota), and says how
+    /// many the class has sent today, this one included; `None`: the quota is spent.
     pub fn hit_counted(&self, class: &str, today: jiff::civil::Date, quota: u32) -> Option<u32> {
         let mut m = lock(&self.counts);
         let entry = m.entry(class.to_owned()).or_insert((today, 0));
