@@ -171,10 +171,12 @@ pub(crate) fn Chat(ctx: Ctx) -> impl IntoView {
         }
     };
 
+    // Nothing is sent while a reply streams or a limit's wait runs.
+    let blocked = move || {
+        streaming.get_untracked() || chat.with_untracked(|c| c.waiting(js_sys::Date::now() as u64))
+    };
     let send = move || {
-        if streaming.get_untracked()
-            || chat.with_untracked(|c| c.waiting(js_sys::Date::now() as u64))
-        {
+        if blocked() {
             return;
         }
         stick.set_value(true);
@@ -205,11 +207,9 @@ pub(crate) fn Chat(ctx: Ctx) -> impl IntoView {
         focus_input();
     };
 
-    // A starter is sent as if typed; it cannot go while a reply streams or a limit waits.
+    // A starter is sent as if typed.
     let start = move |text: &str| {
-        if !streaming.get_untracked()
-            && !chat.with_untracked(|c| c.waiting(js_sys::Date::now() as u64))
-        {
+        if !blocked() {
             stick.set_value(true);
             ctx.send(text);
         }
