@@ -215,14 +215,11 @@ enum AdminError {
 impl IntoResponse for AdminError {
     fn into_response(self) -> Response {
         let (status, title, text) = match &self {
-            Self::Db(e) => {
-                tracing::error!(target: "classchat::admin", error = %e, "dashboard query failed");
-                (
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "Something went wrong",
-                    "The database did not answer. Please try again.",
-                )
-            }
+            Self::Db(_) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Something went wrong",
+                "The database did not answer. Please try again.",
+            ),
             Self::NoClass => (
                 StatusCode::NOT_FOUND,
                 "No such class",
@@ -254,7 +251,16 @@ impl IntoResponse for AdminError {
                 "The new settings clash with another class's codes.",
             ),
         };
-        page(status, title, text)
+        let mut resp = page(status, title, text);
+        // Logged once by the failure layer, with the request id; never shown on the page.
+        resp.extensions_mut().insert(crate::error::FailureReport {
+            code: "dashboard",
+            detail: match &self {
+                Self::Db(e) => Some(crate::basics::error_chain(e)),
+                _ => None,
+            },
+        });
+        resp
     }
 }
 

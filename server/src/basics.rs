@@ -90,3 +90,16 @@ mod tests {
         assert_eq!(*lock(&m), 2);
     }
 }
+
+/// An error and its causes on one line (`outer: inner: innermost`), for log lines and the
+/// teacher-facing `check` output; no client-facing body carries it.
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

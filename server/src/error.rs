@@ -39,6 +39,9 @@ pub enum AppError {
     Upstream { code: ErrorCode, message: String },
     #[error("classchat cannot reach its database right now. Please try again in a minute.")]
     Unavailable,
+    /// [`Self::Unavailable`] with the driver's reason, which only the log sees.
+    #[error("classchat cannot reach its database right now. Please try again in a minute.")]
+    DatabaseAway(#[source] sqlx::Error),
     #[error("internal error")]
     Internal(#[from] anyhow::Error),
 }
@@ -83,7 +86,7 @@ impl AppError {
             Self::InvalidMessages(_) => ErrorCode::InvalidMessages,
             Self::RateLimited { .. } => ErrorCode::RateLimited,
             Self::Upstream { code, .. } => *code,
-            Self::Unavailable => ErrorCode::Unavailable,
+            Self::Unavailable | Self::DatabaseAway(_) => ErrorCode::Unavailable,
             Self::Internal(_) => ErrorCode::Internal,
         }
     }
@@ -140,10 +143,7 @@ impl From<sqlx::Error> for AppError {
             | sqlx::Error::PoolTimedOut
             | sqlx::Error::PoolClosed
             | sqlx::Error::Tls(_)
-            | sqlx::Error::WorkerCrashed => {
-                tracing::warn!(error = %e, "database unavailable");
-                Self::Unavailable
-            }
+            | sqlx::Error::WorkerCrashed => Self::DatabaseAway(e),
             e => Self::Internal(anyhow::Error::new(e).context("database")),
         }
     }
@@ -180,17 +180,34 @@ impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         let status =
             StatusCode::from_u16(self.code().status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        if let Self::Internal(e) = &self {
-            // The only place internal details go: the log, never the body.
-            tracing::error!(error = format!("{e:#}"), "internal error");
-        }
+        // Internal details go to the log (through the failure report), never the body.
+        let detail = match &self {
+            Self::Internal(e) => Some(format!("{e:#}")),
+            Self::DatabaseAway(e) => Some(crate::basics::error_chain(e)),
+            _ => None,
+        };
         let mut resp = (status, axum::Json(self.to_api_error())).into_response();
+        resp.extensions_mut().insert(FailureReport {
+            code: self.code().as_str(),
+            detail,
+        });
         if let Self::RateLimited { retry_after, .. } = self {
             resp.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
         }
         resp
     }
+}
+
+/// What a failed response tells the one log line [`crate::startup`]'s failure layer writes
+/// for it. Conversions stay pure (no logging), so an error is logged once, with its request
+/// id, however many layers it passed through.
+#[derive(Debug, Clone)]
+pub struct FailureReport {
+    /// The contract's error code (or the page's kind, for the dashboard).
+    pub code: &'static str,
+    /// The cause, for the log only: never a secret, never sent to the client.
+    pub detail: Option<String>,
 }
 
 /// `Json` whose rejections are [`AppError`]s, so bad JSON gets the contract's error shape.

@@ -30,12 +30,15 @@ use tokio::time::{Instant, Sleep};
 use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::{DefaultOnRequest, DefaultOnResponse, TraceLayer};
+use tracing::Level;
 
 use crate::auth::token::TokenKeys;
 use crate::basics::{now_ms, now_secs};
 use crate::classes::{ClassRegistry, CodeKeys, is_stored_form};
 use crate::config::Settings;
-use crate::error::AppError;
+use crate::error::{AppError, FailureReport};
 use crate::limits::Limits;
 use crate::relay::upstream::Upstream;
 use crate::state::{AppState, RevokedSessions};
@@ -384,7 +387,55 @@ pub fn router(state: AppState) -> Router {
             body_deadline,
         ))
         .layer(cors(&state.settings))
+        .layer(axum::middleware::from_fn(log_failure))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(request_span)
+                // The access log, off unless RUST_LOG asks for tower_http=debug.
+                .on_request(DefaultOnRequest::new().level(Level::DEBUG))
+                .on_response(DefaultOnResponse::new().level(Level::DEBUG))
+                // Failures are logged once, by `log_failure`, with what went wrong.
+                .on_failure(()),
+        )
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
         .with_state(state)
+}
+
+/// Every log line of a request carries its id, which the client gets back in
+/// `x-request-id` (a proxy's own id is kept), so a teacher's report can be found in the log.
+fn request_span(req: &Request) -> tracing::Span {
+    let id = req
+        .headers()
+        .get(REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-");
+    tracing::info_span!("request", id)
+}
+
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The one log line for a failed request: a server fault at error level with its cause (from
+/// the response's [`FailureReport`]), a refusal at debug (the module that refused has said
+/// why, in its own words, where that matters). Query strings are left out: they can carry
+/// what a student typed.
+async fn log_failure(req: Request, next: Next) -> Response {
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let mut resp = next.run(req).await;
+    let status = resp.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return resp;
+    }
+    let report = resp.extensions_mut().remove::<FailureReport>();
+    let code = report.as_ref().map_or("-", |r| r.code);
+    let detail = report.as_ref().and_then(|r| r.detail.as_deref());
+    if status.is_server_error() {
+        tracing::error!(target: "classchat::request", %method, path, status = status.as_u16(), code, detail, "request failed");
+    } else {
+        tracing::debug!(target: "classchat::request", %method, path, status = status.as_u16(), code, "request refused");
+    }
+    resp
 }
 
 /// REQUEST_BODY_TIMEOUT: a body still arriving that long after its header is cut, and the
@@ -483,6 +534,6 @@ fn cors(settings: &Settings) -> CorsLayer {
         .allow_origin(origin)
         .allow_methods([Method::GET, Method::POST, Method::DELETE])
         .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
-        .expose_headers([header::RETRY_AFTER, HeaderName::from_static("x-request-id")])
+        .expose_headers([header::RETRY_AFTER, REQUEST_ID])
         .max_age(Duration::from_secs(600))
 }

@@ -7,7 +7,6 @@
 //! cached by `kid`, and fetched again when a token names a key we have not seen.
 
 use std::collections::{HashMap, HashSet};
-use std::error::Error as _;
 use std::fmt;
 use std::time::Duration;
 
@@ -547,15 +546,7 @@ fn error_chain(error: reqwest::Error) -> String {
     if error.is_timeout() {
         return format!("no answer within {} s", FETCH_TIMEOUT.as_secs());
     }
-    let error = error.without_url();
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
+    crate::basics::error_chain(&error.without_url())
 }
 
 #[cfg(test)]

@@ -20,6 +20,7 @@ mod pg_cluster;
 mod pg_replicas;
 mod proxy_nginx;
 mod release;
+mod request_log;
 mod rotation;
 mod session;
 mod starters;
