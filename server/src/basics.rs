@@ -61,6 +61,19 @@ pub fn write<T: ?Sized>(l: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
     l.write().unwrap_or_else(|p| p.into_inner())
 }
 
+/// An error and its causes on one line (`outer: inner: innermost`), for log lines and the
+/// teacher-facing `check` output; no client-facing body carries it.
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -89,17 +102,4 @@ mod tests {
         *lock(&m) += 1;
         assert_eq!(*lock(&m), 2);
     }
-}
-
-/// An error and its causes on one line (`outer: inner: innermost`), for log lines and the
-/// teacher-facing `check` output; no client-facing body carries it.
-pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
