@@ -11,9 +11,10 @@ use leptos::prelude::*;
 use crate::config::DEMO_ACCESS_CODE;
 use crate::state::AppState;
 
-const SITE_CSS: &str = include_str!("../../style/site.css");
+/// The one stylesheet of the server's pages (landing and dashboard), inlined.
+pub(crate) const SITE_CSS: &str = include_str!("../../style/site.css");
 /// The snippets' copy buttons: an external file, so the page needs no inline script.
-const COPY_JS: &str = include_str!("copy.js");
+const COPY_JS: &str = include_str!("../assets/copy.js");
 
 pub(crate) fn router() -> Router<AppState> {
     Router::new()

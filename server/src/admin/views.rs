@@ -11,9 +11,7 @@ use leptos::prelude::*;
 
 use super::model::*;
 use crate::basics::HOUR_MS;
-
-/// The one stylesheet of the server's pages (landing and dashboard), inlined.
-const SITE_CSS: &str = include_str!("../../../style/site.css");
+use crate::pages::SITE_CSS;
 
 /// `GET /admin`: every class with today's and this week's usage and a 7-day chart.
 pub fn overview_page(ctx: &PageCtx, o: &Overview) -> String {
