@@ -6,7 +6,7 @@ use std::net::{IpAddr, SocketAddr};
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::HeaderMap;
 use axum::http::request::Parts;
-use ipnet::{IpNet, Ipv6Net};
+use ipnet::IpNet;
 
 use crate::config::ClientIpSource;
 use crate::state::AppState;
@@ -87,18 +87,9 @@ impl std::fmt::Display for ClientAddr {
 }
 
 impl ClientAddr {
-    /// The key rate limiters count this client under. One IPv6 host usually holds a whole /64
-    /// and can pick a new address in it for every request, so IPv6 clients count per /64;
-    /// an IPv4-mapped IPv6 address counts as its IPv4 address.
+    /// The key rate limiters count this client under (see [`crate::limits::address_key`]).
     pub fn limit_key(&self) -> String {
-        match self.0.map(|ip| ip.to_canonical()) {
-            Some(IpAddr::V4(v4)) => v4.to_string(),
-            Some(IpAddr::V6(v6)) => Ipv6Net::new(v6, 64)
-                .expect("64 is a valid IPv6 prefix length")
-                .trunc()
-                .to_string(),
-            None => "unknown".to_owned(),
-        }
+        crate::limits::address_key(self.0)
     }
 
     /// Decides the address from the socket peer and the headers.

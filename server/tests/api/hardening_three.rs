@@ -1,0 +1,168 @@
+//! Holes a review found in the sign-in limits, the daily quota, the proxy header, URL
+//! redaction and revocations, each test failing if its fix is undone. Tests named `…_on_pg`
+//! always run on PostgreSQL (a database of the shared throwaway cluster, or a cluster of their
+//! own when they stop it); the others run on the backend `CLASSCHAT_TEST_DB` names.
+
+use classchat_shared::{ApiError, ErrorCode};
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::helpers::*;
+use crate::pg_cluster::shared;
+
+/// A wrong code sent at once `n` times from one address: how many were evaluated (401
+/// `invalid_code`) and how many refused before their code was looked at (429).
+async fn wrong_codes_at_once(app: &TestApp, n: usize) -> (usize, usize) {
+    let c = client_from(9);
+    let sends = (0..n).map(|i| {
+        let req = c
+            .post(format!("{}/api/v1/session", app.address))
+            .json(&json!({ "access_code": format!("wrong-guess-{i}") }));
+        async move { req.send().await.unwrap() }
+    });
+    let (mut evaluated, mut refused) = (0, 0);
+    for r in futures::future::join_all(sends).await {
+        let status = r.status();
+        let body: ApiError = r.json().await.unwrap();
+        match (status.as_u16(), body.error.code) {
+            (401, ErrorCode::InvalidCode) => evaluated += 1,
+            (429, ErrorCode::RateLimited) => refused += 1,
+            other => panic!("unexpected answer {other:?}: {}", body.error.message),
+        }
+    }
+    (evaluated, refused)
+}
+
+/// The burst, with a refill (one an hour) that cannot add a try while the test runs.
+fn burst_of_15(opts: Opts) -> Opts {
+    opts.arg("--login-failures-per-address", "15/15h")
+}
+
+async fn parallel_guesses_are_evaluated_at_most_the_burst(opts: Opts) {
+    let app = spawn_app_with(burst_of_15(opts)).await;
+    let (evaluated, refused) = wrong_codes_at_once(&app, 200).await;
+    eprintln!("200 parallel wrong codes: {evaluated} evaluated, {refused} refused");
+    assert_eq!(evaluated + refused, 200);
+    assert!(
+        (1..=15).contains(&evaluated),
+        "{evaluated} evaluated where the burst is 15"
+    );
+    // A right code given while the budget is spent is refused too, and one from elsewhere
+    // signs in: the spent budget is this address's.
+    let r = client_from(9)
+        .post(format!("{}/api/v1/session", app.address))
+        .json(&json!({ "access_code": CODE }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    let r = client_from(10)
+        .post(format!("{}/api/v1/session", app.address))
+        .json(&json!({ "access_code": CODE }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parallel_wrong_codes_from_one_address_are_evaluated_at_most_the_burst_on_pg() {
+    let url = shared().create_database().await;
+    parallel_guesses_are_evaluated_at_most_the_burst(Opts::default().arg("--database-url", &url))
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn parallel_wrong_codes_from_one_address_are_evaluated_at_most_the_burst() {
+    parallel_guesses_are_evaluated_at_most_the_burst(Opts::default()).await;
+}
+
+#[tokio::test]
+async fn a_right_code_gives_its_attempt_back() {
+    let app = spawn_app_with(
+        Opts::default()
+            .arg("--login-failures-per-address", "2/15h")
+            .arg("--login-failures-per-address-per-day", "0"),
+    )
+    .await;
+    let c = client_from(11);
+    let send = |code: &'static str| {
+        c.post(format!("{}/api/v1/session", app.address))
+            .json(&json!({ "access_code": code }))
+            .send()
+    };
+    // Twenty right codes spend none of the two tries a wrong code has.
+    for _ in 0..20 {
+        assert_eq!(send(CODE).await.unwrap().status(), 200);
+    }
+    for _ in 0..2 {
+        assert_eq!(send("wrong-code-1").await.unwrap().status(), 401);
+    }
+    assert_eq!(send(CODE).await.unwrap().status(), 429);
+}
+
+/// Wrong codes "from" IPv6 clients behind a trusted proxy on loopback (budgets small enough
+/// to count): per /64 3, per /56 5, per /48 8.
+fn ipv6_budgets(opts: Opts) -> Opts {
+    opts.arg("--client-ip-header", "x-forwarded-for")
+        .arg("--login-failures-per-address", "3/15h")
+        .arg("--login-failures-per-ipv6-56", "5/15h")
+        .arg("--login-failures-per-ipv6-48", "8/15h")
+}
+
+async fn wrong_code_from(app: &TestApp, ip: &str, code: &str) -> u16 {
+    app.client
+        .post(format!("{}/api/v1/session", app.address))
+        .header("x-forwarded-for", ip)
+        .json(&json!({ "access_code": code }))
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+async fn a_48_with_many_64s_is_bounded(opts: Opts) {
+    let app = spawn_app_with(ipv6_budgets(opts)).await;
+    // One person's /48: two tries from each of 40 /64s, each in a /56 of its own.
+    let mut evaluated = 0;
+    for i in 0..40u32 {
+        for _ in 0..2 {
+            match wrong_code_from(&app, &format!("2001:db8:aa:{i:02x}00::1"), "wrong-1").await {
+                401 => evaluated += 1,
+                429 => {}
+                s => panic!("status {s}"),
+            }
+        }
+    }
+    assert_eq!(evaluated, 8, "the /48's budget, not 40 /64s' worth");
+    // 40 /64s of one /56 of another /48: the /56's budget.
+    let mut evaluated = 0;
+    for i in 0..40u32 {
+        if wrong_code_from(&app, &format!("2001:db8:bb:1{i:02x}::1"), "wrong-1").await == 401 {
+            evaluated += 1;
+        }
+    }
+    assert_eq!(evaluated, 5, "the /56's budget");
+    // Another /48 is someone else.
+    assert_eq!(
+        wrong_code_from(&app, "2001:db8:cc:1::1", CODE).await,
+        200,
+        "another /48 signs in"
+    );
+    assert_eq!(
+        wrong_code_from(&app, "2001:db8:aa:ff00::1", CODE).await,
+        429
+    );
+}
+
+#[tokio::test]
+async fn a_48_with_many_64s_gets_a_bounded_number_of_tries() {
+    a_48_with_many_64s_is_bounded(Opts::default()).await;
+}
+
+#[tokio::test]
+async fn a_48_with_many_64s_gets_a_bounded_number_of_tries_on_pg() {
+    let url = shared().create_database().await;
+    a_48_with_many_64s_is_bounded(Opts::default().arg("--database-url", &url)).await;
+}
