@@ -166,3 +166,72 @@ async fn a_48_with_many_64s_gets_a_bounded_number_of_tries_on_pg() {
     let url = shared().create_database().await;
     a_48_with_many_64s_is_bounded(Opts::default().arg("--database-url", &url)).await;
 }
+/// A PostgreSQL URL with the user and password in the query string instead of before the
+/// host (libpq and sqlx take both).
+fn query_string_url(url: &str, password: &str) -> String {
+    let mut u = reqwest::Url::parse(url).unwrap();
+    let user = u.username().to_owned();
+    u.set_username("").unwrap();
+    u.set_password(None).unwrap();
+    format!("{u}?user={user}&password={password}&sslmode=disable")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_password_in_the_query_string_reaches_no_log_line_on_pg() {
+    let cluster = shared();
+    let url = cluster.create_database().await;
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str], envs: &[(&str, &str)]| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_classchat"));
+        cmd.args(args)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .current_dir(dir.path());
+        for (k, v) in envs {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().unwrap();
+        (
+            out.status.success(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    };
+
+    // Start-up: the password is wrong, so the server stops with the database's error.
+    let wrong = "Wrong-Query-Pass-5150";
+    let (ok, out) = tokio::task::block_in_place(|| {
+        run(
+            &[],
+            &[
+                ("DATABASE_URL", &query_string_url(&url, wrong)),
+                ("AUTH_SECRET", SECRET),
+                ("ACCESS_CODE", CODE),
+                ("LISTEN_ADDR", "127.0.0.1:0"),
+            ],
+        )
+    });
+    assert!(!ok, "{out}");
+    assert!(out.contains("cannot open the database"), "{out}");
+    assert!(out.contains("password=…"), "{out}");
+    assert!(!out.contains(wrong), "{out}");
+
+    // migrate-db's summary names the target with the right password in its query string.
+    let sqlite = format!("sqlite://{}", dir.path().join("source.db").display());
+    classchat_server::store::Store::connect(&sqlite)
+        .await
+        .unwrap()
+        .close()
+        .await;
+    let to = query_string_url(&url, cluster.password());
+    let (ok, out) =
+        tokio::task::block_in_place(|| run(&["migrate-db", "--from", &sqlite, "--to", &to], &[]));
+    assert!(ok, "{out}");
+    assert!(out.contains("migrate-db: 0 rows copied"), "{out}");
+    assert!(out.contains("password=…"), "{out}");
+    assert!(!out.contains(cluster.password()), "{out}");
+    assert!(!captured_logs().contains(wrong));
+}
