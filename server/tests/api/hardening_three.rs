@@ -166,6 +166,50 @@ async fn a_48_with_many_64s_gets_a_bounded_number_of_tries_on_pg() {
     let url = shared().create_database().await;
     a_48_with_many_64s_is_bounded(Opts::default().arg("--database-url", &url)).await;
 }
+#[tokio::test]
+async fn a_bad_byte_in_x_forwarded_for_does_not_make_the_client_the_proxy() {
+    let app = spawn_app_with(
+        Opts::default()
+            .arg("--client-ip-header", "x-forwarded-for")
+            .arg("--trusted-proxies", "127.0.0.1/32")
+            .arg("--login-failures-per-address", "2/15h"),
+    )
+    .await;
+    let proxy = client_from(1);
+    let send = |xff: Option<&'static [u8]>| {
+        let mut req = proxy
+            .post(format!("{}/api/v1/session", app.address))
+            .json(&json!({ "access_code": "not-the-code" }));
+        if let Some(v) = xff {
+            req = req.header(
+                "x-forwarded-for",
+                reqwest::header::HeaderValue::from_bytes(v).unwrap(),
+            );
+        }
+        req.send()
+    };
+    // The client put a Latin-1 byte in its own part; the proxy appended what it saw.
+    let forged: &'static [u8] = b"caf\xe9, 198.51.100.7";
+    for _ in 0..2 {
+        assert_eq!(send(Some(forged)).await.unwrap().status(), 401);
+    }
+    assert_eq!(
+        send(Some(forged)).await.unwrap().status(),
+        429,
+        "counted as 198.51.100.7"
+    );
+    assert!(app.logs().contains("client=198.51.100.7"), "{}", app.logs());
+    // The proxy's own budget (what every client without a header shares) is untouched.
+    assert_eq!(send(None).await.unwrap().status(), 401);
+    // A bad byte where the client's address should be: unknown, still not the proxy.
+    let bad: &'static [u8] = b"198.51.100.8, 10.0.0.\xff";
+    for _ in 0..2 {
+        assert_eq!(send(Some(bad)).await.unwrap().status(), 401);
+    }
+    assert_eq!(send(Some(bad)).await.unwrap().status(), 429);
+    assert_eq!(send(None).await.unwrap().status(), 401);
+}
+
 /// A PostgreSQL URL with the user and password in the query string instead of before the
 /// host (libpq and sqlx take both).
 fn query_string_url(url: &str, password: &str) -> String {
