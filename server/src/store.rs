@@ -18,7 +18,7 @@ mod sync;
 
 pub use dashboard::UsageRecord;
 pub use limits::{Admission, Admitted};
-pub use sync::Revocation;
+pub use sync::{REVOCATION_KEPT_AFTER_END, Revocation};
 
 use std::str::FromStr;
 use std::time::Duration;

@@ -166,6 +166,11 @@ async fn a_48_with_many_64s_gets_a_bounded_number_of_tries_on_pg() {
     let url = shared().create_database().await;
     a_48_with_many_64s_is_bounded(Opts::default().arg("--database-url", &url)).await;
 }
+
+async fn chat(app: &TestApp, token: &str) -> reqwest::Response {
+    app.post_chat(token, chat_body("hi", false)).await
+}
+
 #[tokio::test]
 async fn a_bad_byte_in_x_forwarded_for_does_not_make_the_client_the_proxy() {
     let app = spawn_app_with(
@@ -208,6 +213,36 @@ async fn a_bad_byte_in_x_forwarded_for_does_not_make_the_client_the_proxy() {
     }
     assert_eq!(send(Some(bad)).await.unwrap().status(), 429);
     assert_eq!(send(None).await.unwrap().status(), 401);
+}
+
+#[tokio::test]
+async fn a_revoked_session_s_last_token_is_refused_through_its_leeway() {
+    use classchat_server::auth::token::LEEWAY_SECS;
+    let app = spawn_app().await;
+    let s = app.sign_in().await;
+    // The session's last token: it expires at the session's end and verifies until the
+    // leeway after it (here it is valid now, so only its revocation can refuse it).
+    assert_eq!(app.logout(&s.token).await.status(), 204);
+    // Housekeeping runs in the leeway after the end (the clock seam: housekeeping and the
+    // resync take their "now"), on the database and in this replica's memory.
+    let at = s.session_expires_at + LEEWAY_SECS as i64 - 1;
+    let today = jiff::Zoned::now().date();
+    app.state.revoked.prune(at);
+    app.state.store.housekeeping(at, today).await.unwrap();
+    expect_error(chat(&app, &s.token).await, 401, ErrorCode::SessionRevoked).await;
+    // A replica that starts or resyncs then still reads the revocation.
+    let sid = {
+        use base64::Engine;
+        let claims = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(s.token.split('.').nth(1).unwrap())
+            .unwrap();
+        serde_json::from_slice::<serde_json::Value>(&claims).unwrap()["sub"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let kept = app.state.store.revocations(at).await.unwrap();
+    assert!(kept.iter().any(|r| r.session_id == sid), "{kept:?}");
 }
 
 /// A PostgreSQL URL with the user and password in the query string instead of before the
