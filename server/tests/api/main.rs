@@ -22,6 +22,7 @@ mod pg_replicas;
 mod proxy_nginx;
 mod release;
 mod rotation;
+mod route_guards;
 mod session;
 mod starters;
 mod upstream_client;
