@@ -20,7 +20,10 @@
 //! database, so every replica spends from one budget; a message costs one round trip
 //! (all its budgets decided together by one statement). When the database does not
 //! answer, messages fall back to this replica's memory (students keep chatting) and
-//! sign-ins are refused with 503.
+//! sign-ins are refused with 503. A class with a daily quota is the exception: no replica
+//! can know what the others spend meanwhile, so its messages are refused while the
+//! database is away (429 if the last count the database gave already reached the quota,
+//! else 503) rather than each replica granting what is left, or a new day, on its own.
 
 use std::net::IpAddr;
 use std::time::Duration;
@@ -265,20 +268,40 @@ impl Limits {
             ));
         }
         let plain: Vec<(&str, Gcra)> = budgets.iter().map(|(k, g, _)| (*k, *g)).collect();
-        if let Some(Ok(store)) = self.shared() {
-            let quota = (m.quota > 0).then_some((m.class_id, m.day, m.quota));
-            match self.call(store.admit_message(&plain, quota)).await {
-                Ok(Ok(a)) => return Ok(limits_left(m, &budgets, &a.fill, a.used)),
-                Ok(Err(crate::store::Admission::Quota)) => return Err(Refusal::Quota),
-                Ok(Err(crate::store::Admission::Wait(i, wait))) => {
-                    return Err(Refusal::TooFast {
-                        budget: budgets[i].2,
-                        wait,
-                    });
+        if let Some(shared) = self.shared() {
+            if let Ok(store) = shared {
+                let quota = (m.quota > 0).then_some((m.class_id, m.day, m.quota));
+                match self.call(store.admit_message(&plain, quota)).await {
+                    Ok(Ok(a)) => {
+                        if let Some(used) = a.used {
+                            self.daily.observe(m.class_id, m.day, used);
+                        }
+                        return Ok(limits_left(m, &budgets, &a.fill, a.used));
+                    }
+                    Ok(Err(crate::store::Admission::Quota)) => {
+                        self.daily.observe(m.class_id, m.day, m.quota);
+                        return Err(Refusal::Quota);
+                    }
+                    Ok(Err(crate::store::Admission::Wait(i, wait))) => {
+                        return Err(Refusal::TooFast {
+                            budget: budgets[i].2,
+                            wait,
+                        });
+                    }
+                    // Students who are signed in keep chatting while the database is away,
+                    // within this replica's own budgets (below).
+                    Err(_) => {}
                 }
-                // Students who are signed in keep chatting while the database is away,
-                // within this replica's own budgets (below).
-                Err(_) => {}
+            }
+            // The database is away. What the other replicas spend meanwhile is unknown, so a
+            // quota is never granted from memory: a class whose last known count reached it
+            // reads that its day is spent; any other quota'd class waits for the database.
+            if m.quota > 0 {
+                return Err(if self.daily.known(m.class_id, m.day) >= m.quota {
+                    Refusal::Quota
+                } else {
+                    Refusal::Unavailable
+                });
             }
         }
         let fill = self

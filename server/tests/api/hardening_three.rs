@@ -8,7 +8,7 @@ use reqwest::StatusCode;
 use serde_json::json;
 
 use crate::helpers::*;
-use crate::pg_cluster::shared;
+use crate::pg_cluster::{PgCluster, shared};
 
 /// A wrong code sent at once `n` times from one address: how many were evaluated (401
 /// `invalid_code`) and how many refused before their code was looked at (429).
@@ -169,6 +169,59 @@ async fn a_48_with_many_64s_gets_a_bounded_number_of_tries_on_pg() {
 
 async fn chat(app: &TestApp, token: &str) -> reqwest::Response {
     app.post_chat(token, chat_body("hi", false)).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_outage_grants_no_new_daily_quota_on_pg() {
+    let cluster = PgCluster::new(&[]);
+    cluster.start();
+    let url = cluster.create_database().await;
+    let opts = || {
+        Opts::default()
+            .arg("--database-url", &url)
+            .arg("--daily-message-quota", "10")
+            .arg("--messages-per-minute", "0")
+            .arg("--class-messages-per-minute", "0")
+    };
+    let a = spawn_app_with(opts()).await;
+    let b = spawn_app_with(opts()).await;
+    let s = a.sign_in().await;
+    for app in [&a, &b, &a, &b, &a, &b, &a, &b] {
+        assert_eq!(chat(app, &s.token).await.status(), 200);
+    }
+
+    // 8 of 10 used; the database goes away. Neither replica knows what the other spends, so
+    // together they admit at most the 2 left (and each telling its students a new day began
+    // is what this guards against).
+    cluster.stop();
+    let mut admitted = 0;
+    for app in [&a, &b, &a, &b, &a, &b] {
+        let r = chat(app, &s.token).await;
+        match r.status().as_u16() {
+            200 => admitted += 1,
+            503 => {
+                let e: ApiError = r.json().await.unwrap();
+                assert_eq!(e.error.code, ErrorCode::Unavailable);
+            }
+            s => panic!("status {s} during the outage"),
+        }
+    }
+    assert!(admitted <= 2, "{admitted} admitted during the outage");
+
+    // Back: the class spends the rest, and each replica learns that the day is spent.
+    cluster.start();
+    for app in [&a, &b] {
+        wait_for("the replica's quota answer", || async {
+            chat(app, &s.token).await.status() == StatusCode::TOO_MANY_REQUESTS
+        })
+        .await;
+    }
+    // Away again: the known count says the day is spent; no replica starts a new one.
+    cluster.stop();
+    for app in [&a, &b, &a, &b] {
+        let e = expect_error(chat(app, &s.token).await, 429, ErrorCode::RateLimited).await;
+        assert!(e.error.message.contains("today"), "{}", e.error.message);
+    }
 }
 
 #[tokio::test]
