@@ -132,25 +132,29 @@ async fn create_session(
     AppJson(req): AppJson<SessionRequest>,
 ) -> Result<(StatusCode, AppJson<SessionResponse>)> {
     let display_name = clean_display_name(req.display_name)?;
-    let addr_key = client.limit_key();
-    if let Err(refusal) = state.limits.before_sign_in(&addr_key).await {
-        tracing::warn!(target: "classchat::login", client = %client, outcome = ?refusal, "sign-in refused");
-        return Err(sign_in_refusal(refusal));
-    }
-    let classes = state.classes.current();
-    let Some(class) = classes.find_by_code(&req.access_code) else {
-        // Counted even if the budget is now spent: the next attempt is refused.
-        if let Err(refusal) = state.limits.wrong_code(&addr_key).await {
+    // Counted as a wrong code before the code is looked at, and given back if it is right.
+    let attempt = match state.limits.attempt(client.0).await {
+        Ok(attempt) => attempt,
+        Err(refusal) => {
+            tracing::warn!(target: "classchat::login", client = %client, outcome = ?refusal, "sign-in refused");
             return Err(sign_in_refusal(refusal));
         }
+    };
+    let classes = state.classes.current();
+    let Some(class) = classes.find_by_code(&req.access_code) else {
         tracing::info!(target: "classchat::login", client = %client, outcome = "invalid_code", "sign-in refused");
         return Err(AppError::InvalidCode);
     };
     if !class.enabled {
+        state
+            .limits
+            .not_a_guess(attempt)
+            .await
+            .map_err(sign_in_refusal)?;
         tracing::info!(target: "classchat::login", class = %class.id, client = %client, outcome = "class_disabled", "sign-in refused");
         return Err(AppError::ClassDisabled);
     }
-    if let Err(refusal) = state.limits.signed_in(&addr_key).await {
+    if let Err(refusal) = state.limits.signed_in(attempt).await {
         tracing::warn!(target: "classchat::login", class = %class.id, client = %client, outcome = ?refusal, "sign-in refused");
         return Err(sign_in_refusal(refusal));
     }

@@ -6,7 +6,7 @@ use std::net::{IpAddr, SocketAddr};
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::HeaderMap;
 use axum::http::request::Parts;
-use ipnet::{IpNet, Ipv6Net};
+use ipnet::IpNet;
 
 use crate::config::ClientIpSource;
 use crate::state::AppState;
@@ -87,18 +87,9 @@ impl std::fmt::Display for ClientAddr {
 }
 
 impl ClientAddr {
-    /// The key rate limiters count this client under. One IPv6 host usually holds a whole /64
-    /// and can pick a new address in it for every request, so IPv6 clients count per /64;
-    /// an IPv4-mapped IPv6 address counts as its IPv4 address.
+    /// The key rate limiters count this client under (see [`crate::limits::address_key`]).
     pub fn limit_key(&self) -> String {
-        match self.0.map(|ip| ip.to_canonical()) {
-            Some(IpAddr::V4(v4)) => v4.to_string(),
-            Some(IpAddr::V6(v6)) => Ipv6Net::new(v6, 64)
-                .expect("64 is a valid IPv6 prefix length")
-                .trunc()
-                .to_string(),
-            None => "unknown".to_owned(),
-        }
+        crate::limits::address_key(self.0)
     }
 
     /// Decides the address from the socket peer and the headers.
@@ -119,7 +110,10 @@ impl ClientAddr {
             return Self(peer);
         };
         let found = if source == ClientIpSource::XForwardedFor {
-            forwarded_for(headers, trusted)
+            match forwarded_for(headers, trusted) {
+                Ok(found) => found,
+                Err(()) => return Self(None),
+            }
         } else {
             single(headers, name)
         };
@@ -144,24 +138,34 @@ fn single(headers: &HeaderMap, name: &str) -> Option<IpAddr> {
 
 /// X-Forwarded-For over all its lines, read from the right: each trusted proxy appends the
 /// address it saw, so the right-most entry that is not a trusted proxy is the client. Entries
-/// further left were written by the client and prove nothing. An entry that is not an
-/// address means the chain cannot be followed: `None`, and the caller uses the socket peer.
-fn forwarded_for(headers: &HeaderMap, trusted: &[IpNet]) -> Option<IpAddr> {
-    let mut entries = Vec::new();
-    for line in headers.get_all("x-forwarded-for") {
-        entries.extend(line.to_str().ok()?.split(','));
-    }
+/// further left were written by the client and prove nothing, so they are never read: the
+/// header is split on the raw bytes, and a non-ASCII byte a client put in its own part
+/// cannot spoil the proxies' entries (a header that had to be text as a whole made the
+/// client count as the proxy). If the first untrusted entry is not an address, no client
+/// address can be known: `Err(())`, and the client counts as unknown, not as the proxy (whose
+/// budget everyone else behind it shares). `Ok(None)`: no header.
+fn forwarded_for(headers: &HeaderMap, trusted: &[IpNet]) -> Result<Option<IpAddr>, ()> {
+    let lines: Vec<&[u8]> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .map(|l| l.as_bytes())
+        .collect();
     let mut leftmost = None;
-    for entry in entries.iter().rev() {
-        let ip = parse_ip(entry)?;
-        if !is_trusted(ip, trusted) {
-            return Some(ip);
+    for line in lines.iter().rev() {
+        for entry in line.rsplit(|b| *b == b',') {
+            let ip = std::str::from_utf8(entry)
+                .ok()
+                .and_then(parse_ip)
+                .ok_or(())?;
+            if !is_trusted(ip, trusted) {
+                return Ok(Some(ip));
+            }
+            leftmost = Some(ip);
         }
-        leftmost = Some(ip);
     }
     // Every hop is a trusted proxy: the first of them is the client (as nginx's
     // real_ip_recursive decides).
-    leftmost
+    Ok(leftmost)
 }
 
 fn parse_ip(s: &str) -> Option<IpAddr> {
@@ -326,11 +330,38 @@ mod tests {
         assert_eq!(resolve(&["2001:db8::7"]), Some(ip("2001:db8::7")));
         // Every hop trusted: the left-most is the client.
         assert_eq!(resolve(&["10.0.0.9, 10.0.0.5"]), Some(ip("10.0.0.9")));
-        // Garbage anywhere it is read, or no header: the socket peer.
-        assert_eq!(resolve(&["198.51.100.7, bogus"]), peer);
-        assert_eq!(resolve(&["198.51.100.7,"]), peer);
+        // Garbage where the client should be: unknown (not the proxy, not the forged
+        // address). No header: the socket peer.
+        assert_eq!(resolve(&["198.51.100.7, bogus"]), None);
+        assert_eq!(resolve(&["198.51.100.7,"]), None);
+        assert_eq!(resolve(&["10.0.0.9, bogus, 10.0.0.5"]), None);
         assert_eq!(resolve(&[]), peer);
         // Garbage left of the client is never read.
         assert_eq!(resolve(&["bogus, 198.51.100.7"]), Some(ip("198.51.100.7")));
+    }
+
+    #[test]
+    fn a_non_ascii_byte_left_of_the_client_does_not_make_the_client_the_proxy() {
+        let trusted = parse_trusted_proxies("127.0.0.0/8, 10.0.0.0/8").unwrap();
+        let peer = Some(ip("127.0.0.1"));
+        let resolve = |lines: &[&[u8]]| {
+            let mut h = HeaderMap::new();
+            for l in lines {
+                h.append("x-forwarded-for", HeaderValue::from_bytes(l).unwrap());
+            }
+            ClientAddr::resolve(peer, &h, ClientIpSource::XForwardedFor, &trusted).0
+        };
+        // The client sent "\xff\xfe" (or Latin-1 text); the proxy appended what it saw,
+        // on the same line or on a line of its own.
+        let cases: [&[&[u8]]; 3] = [
+            &[b"\xff\xfe, 198.51.100.7"],
+            &[b"caf\xe9, 6.6.6.6, 198.51.100.7, 10.0.0.5"],
+            &[b"\xff", b"198.51.100.7"],
+        ];
+        for lines in cases {
+            assert_eq!(resolve(lines), Some(ip("198.51.100.7")), "{lines:?}");
+        }
+        // The bad byte where the client's own address should be: unknown, not the proxy.
+        assert_eq!(resolve(&[b"198.51.100.7, 10.0.0.\xff"]), None);
     }
 }

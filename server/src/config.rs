@@ -190,6 +190,16 @@ pub struct Config {
     )]
     pub login_failures_per_address_per_day: u32,
 
+    /// Wrong access codes allowed per IPv6 /56, on top of the per-/64 limit, as COUNT/PERIOD:
+    /// one person can hold a whole routed prefix (256 /64s in a /56).
+    #[arg(long, env = "LOGIN_FAILURES_PER_IPV6_56", default_value = "30/15m")]
+    pub login_failures_per_ipv6_56: String,
+
+    /// Wrong access codes allowed per IPv6 /48 (65,536 /64s; a free tunnel broker hands one
+    /// out), as COUNT/PERIOD. A school whose classrooms sit in many /64s of one /48 shares it.
+    #[arg(long, env = "LOGIN_FAILURES_PER_IPV6_48", default_value = "60/15m")]
+    pub login_failures_per_ipv6_48: String,
+
     /// No longer used: a limit over all addresses let a flood of wrong codes lock every
     /// class out. Kept so an old .env still starts (with a warning).
     #[arg(long, env = "LOGIN_FAILURES_PER_CLASS", hide = true)]
@@ -487,6 +497,9 @@ pub struct Settings {
     pub login_failures_per_address: Rate,
     /// 0: no daily limit.
     pub login_failures_per_address_per_day: u32,
+    /// Wrong codes per IPv6 /56 and per /48, on top of the per-/64 budget.
+    pub login_failures_per_ipv6_56: Rate,
+    pub login_failures_per_ipv6_48: Rate,
     pub sign_ins_per_address: Rate,
     /// LOGIN_FAILURES_PER_CLASS was set (it no longer does anything).
     pub obsolete_class_failure_limit: bool,
@@ -862,6 +875,14 @@ impl Config {
                 &self.login_failures_per_address,
             )?,
             login_failures_per_address_per_day: self.login_failures_per_address_per_day,
+            login_failures_per_ipv6_56: rate(
+                "LOGIN_FAILURES_PER_IPV6_56",
+                &self.login_failures_per_ipv6_56,
+            )?,
+            login_failures_per_ipv6_48: rate(
+                "LOGIN_FAILURES_PER_IPV6_48",
+                &self.login_failures_per_ipv6_48,
+            )?,
             sign_ins_per_address: rate("SIGN_INS_PER_ADDRESS", &self.sign_ins_per_address)?,
             obsolete_class_failure_limit: self.login_failures_per_class.is_some(),
             admin_login_failures: rate("ADMIN_LOGIN_FAILURES", &self.admin_login_failures)?,

@@ -59,7 +59,16 @@ impl MemoryGcra {
     /// Decides every `(key, rate)` together: `Err((index, wait))` names the first budget
     /// without room and counts nothing; otherwise, when `count`, each key spends one event.
     pub fn admit(&self, checks: &[(&str, Gcra)], count: bool) -> Result<(), (usize, Duration)> {
-        self.admit_at(checks, count, Instant::now()).map(drop)
+        let spend = if count { checks.len() } else { 0 };
+        self.admit_at(checks, spend, Instant::now()).map(drop)
+    }
+
+    /// Decides every `(key, rate)` together and spends one event from each of the first
+    /// `spend` of them (the rest are only checked); `Err((index, wait))` counts nothing.
+    /// Deciding and counting under one lock is what stops a burst of parallel attempts
+    /// from all passing a check that none of them has counted yet.
+    pub fn spend(&self, checks: &[(&str, Gcra)], spend: usize) -> Result<(), (usize, Duration)> {
+        self.admit_at(checks, spend, Instant::now()).map(drop)
     }
 
     /// As [`MemoryGcra::admit`] with `count`, and says per key how far its budget now runs
@@ -68,13 +77,13 @@ impl MemoryGcra {
         &self,
         checks: &[(&str, Gcra)],
     ) -> Result<Vec<Duration>, (usize, Duration)> {
-        self.admit_at(checks, true, Instant::now())
+        self.admit_at(checks, checks.len(), Instant::now())
     }
 
     fn admit_at(
         &self,
         checks: &[(&str, Gcra)],
-        count: bool,
+        spend: usize,
         now: Instant,
     ) -> Result<Vec<Duration>, (usize, Duration)> {
         let mut map = lock(&self.tat);
@@ -86,11 +95,11 @@ impl MemoryGcra {
             }
         }
         let mut fill = Vec::with_capacity(checks.len());
-        if count {
+        if spend > 0 {
             if map.len() >= PRUNE_AT {
                 map.retain(|_, t| *t > now);
             }
-            for (key, g) in checks {
+            for (key, g) in &checks[..spend.min(checks.len())] {
                 let tat = map.get(*key).copied().unwrap_or(now).max(now) + g.interval;
                 map.insert((*key).to_owned(), tat);
                 fill.push(tat - now);
@@ -99,24 +108,17 @@ impl MemoryGcra {
         Ok(fill)
     }
 
-    /// Counts one event even when the budget is already spent (a wrong code is counted
-    /// whatever the answer), capped so a flood cannot push the wait past one period.
-    pub fn force(&self, key: &str, g: Gcra) {
-        let now = Instant::now();
-        let mut map = lock(&self.tat);
-        let tat = map.get(key).copied().unwrap_or(now).max(now);
-        map.insert(
-            key.to_owned(),
-            (tat + g.interval).min(now + g.period + g.interval),
-        );
-    }
-
     /// Gives one event back (never more than a whole budget).
     pub fn refund(&self, key: &str, g: Gcra) {
+        self.refund_by(key, g.interval);
+    }
+
+    /// Gives `time` worth of events back (a budget never becomes more than whole).
+    pub fn refund_by(&self, key: &str, time: Duration) {
         let now = Instant::now();
         let mut map = lock(&self.tat);
         if let Some(t) = map.get_mut(key) {
-            *t = t.checked_sub(g.interval).unwrap_or(now).max(now);
+            *t = t.checked_sub(time).unwrap_or(now).max(now);
         }
     }
 
@@ -193,16 +195,16 @@ mod tests {
         let m = MemoryGcra::default();
         let now = Instant::now();
         for _ in 0..3 {
-            assert!(m.admit_at(&[("a", g(3, 60))], true, now).is_ok());
+            assert!(m.admit_at(&[("a", g(3, 60))], 1, now).is_ok());
         }
-        let (i, wait) = m.admit_at(&[("a", g(3, 60))], true, now).unwrap_err();
+        let (i, wait) = m.admit_at(&[("a", g(3, 60))], 1, now).unwrap_err();
         assert_eq!((i, wait), (0, Duration::from_secs(20)));
         assert!(
-            m.admit_at(&[("b", g(3, 60))], true, now).is_ok(),
+            m.admit_at(&[("b", g(3, 60))], 1, now).is_ok(),
             "keys are independent"
         );
         assert!(
-            m.admit_at(&[("a", g(3, 60))], false, now + Duration::from_secs(20))
+            m.admit_at(&[("a", g(3, 60))], 0, now + Duration::from_secs(20))
                 .is_ok(),
             "budget refills"
         );
@@ -214,11 +216,11 @@ mod tests {
         let now = Instant::now();
         let five = g(5, 60);
         let seen: Vec<(u32, u64)> = (0..5)
-            .map(|_| left(five, m.admit_at(&[("a", five)], true, now).unwrap()[0]))
+            .map(|_| left(five, m.admit_at(&[("a", five)], 1, now).unwrap()[0]))
             .collect();
         assert_eq!(seen, vec![(4, 12), (3, 24), (2, 36), (1, 48), (0, 60)]);
         // 13 s later the budget has room for one more, then for two.
-        let later = m.admit_at(&[("a", five)], true, now + Duration::from_secs(13));
+        let later = m.admit_at(&[("a", five)], 1, now + Duration::from_secs(13));
         assert_eq!(left(five, later.unwrap()[0]), (0, 59));
         assert_eq!(left(five, Duration::from_millis(35_500)), (2, 36));
     }
@@ -227,37 +229,56 @@ mod tests {
     fn a_refusal_by_one_key_counts_none() {
         let m = MemoryGcra::default();
         let now = Instant::now();
-        assert!(m.admit_at(&[("class", g(1, 60))], true, now).is_ok());
+        assert!(m.admit_at(&[("class", g(1, 60))], 1, now).is_ok());
         let err = m
-            .admit_at(&[("session", g(5, 60)), ("class", g(1, 60))], true, now)
+            .admit_at(&[("session", g(5, 60)), ("class", g(1, 60))], 2, now)
             .unwrap_err();
         assert_eq!(err.0, 1, "the class budget refused");
         // The session's budget was not spent by the refused message: five still fit.
         for _ in 0..5 {
-            assert!(m.admit_at(&[("session", g(5, 60))], true, now).is_ok());
+            assert!(m.admit_at(&[("session", g(5, 60))], 1, now).is_ok());
         }
-        assert!(m.admit_at(&[("session", g(5, 60))], true, now).is_err());
+        assert!(m.admit_at(&[("session", g(5, 60))], 1, now).is_err());
     }
 
     #[test]
     fn check_does_not_count_and_refund_gives_one_back() {
         let m = MemoryGcra::default();
         let now = Instant::now();
-        assert!(m.admit_at(&[("a", g(1, 60))], false, now).is_ok());
-        assert!(m.admit_at(&[("a", g(1, 60))], true, now).is_ok());
-        assert!(m.admit_at(&[("a", g(1, 60))], false, now).is_err());
+        assert!(m.admit_at(&[("a", g(1, 60))], 0, now).is_ok());
+        assert!(m.admit_at(&[("a", g(1, 60))], 1, now).is_ok());
+        assert!(m.admit_at(&[("a", g(1, 60))], 0, now).is_err());
         m.refund("a", g(1, 60));
         assert!(m.admit(&[("a", g(1, 60))], false).is_ok());
     }
 
     #[test]
-    fn forced_events_cap_the_wait_at_one_period() {
+    fn spending_some_keys_only_checks_the_others() {
         let m = MemoryGcra::default();
-        for _ in 0..1000 {
-            m.force("a", g(10, 60));
+        let now = Instant::now();
+        let (spent, checked) = (g(2, 60), g(1, 60));
+        for _ in 0..2 {
+            assert!(m.admit_at(&[("f", spent), ("s", checked)], 1, now).is_ok());
         }
-        let (_, wait) = m.admit(&[("a", g(10, 60))], false).unwrap_err();
-        assert!(wait <= Duration::from_secs(60 + 6), "{wait:?}");
+        // The checked key was never spent; the spent one is empty now.
+        assert_eq!(
+            m.admit_at(&[("f", spent), ("s", checked)], 1, now)
+                .unwrap_err()
+                .0,
+            0
+        );
+        assert!(m.admit_at(&[("s", checked)], 1, now).is_ok());
+        assert_eq!(
+            m.admit_at(&[("x", spent), ("s", checked)], 1, now)
+                .unwrap_err()
+                .0,
+            1
+        );
+        m.refund_by("f", Duration::from_secs(60));
+        assert!(
+            m.admit(&[("f", spent)], false).is_ok(),
+            "a whole budget back"
+        );
     }
 
     #[test]

@@ -3,6 +3,11 @@
 //! - **Wrong codes per address** (`LOGIN_FAILURES_PER_ADDRESS`, and a daily ceiling on top):
 //!   a guesser is stopped after a burst, a classroom behind one NAT address that mistypes
 //!   is not (the burst is its margin, and each right code gives one daily failure back).
+//!   An IPv6 client counts per /64, and also per /56 and /48 (`LOGIN_FAILURES_PER_IPV6_56`,
+//!   `_48`): one person with a routed /48 holds 65,536 /64s. Every attempt is counted as a
+//!   failure *before* its code is checked, in the same step that decides it may go ahead,
+//!   and given back when the code is right: a burst of parallel guesses cannot all pass a
+//!   check that none of them has counted yet.
 //!   There is deliberately no budget over all addresses: one that wrong codes can fill
 //!   lets an attacker lock every class out, which is worse than what it buys.
 //! - **Sign-ins per address** (`SIGN_INS_PER_ADDRESS`): sessions are free to make, so a
@@ -15,9 +20,15 @@
 //! database, so every replica spends from one budget; a message costs one round trip
 //! (all its budgets decided together by one statement). When the database does not
 //! answer, messages fall back to this replica's memory (students keep chatting) and
-//! sign-ins are refused with 503.
+//! sign-ins are refused with 503. A class with a daily quota is the exception: no replica
+//! can know what the others spend meanwhile, so its messages are refused while the
+//! database is away (429 if the last count the database gave already reached the quota,
+//! else 503) rather than each replica granting what is left, or a new day, on its own.
 
+use std::net::IpAddr;
 use std::time::Duration;
+
+use ipnet::Ipv6Net;
 
 use crate::basics::lock;
 use crate::config::Settings;
@@ -69,6 +80,9 @@ pub struct Limits {
     failures: Gcra,
     /// Wrong codes per day per address, if limited.
     failures_daily: Option<Gcra>,
+    /// Wrong codes per IPv6 /56 and per /48.
+    failures_56: Gcra,
+    failures_48: Gcra,
     sign_ins: Gcra,
     /// This process's budgets: all of them on SQLite, the fallback on PostgreSQL.
     memory: MemoryGcra,
@@ -94,6 +108,8 @@ impl Limits {
                     period: day,
                 })
             }),
+            failures_56: Gcra::new(settings.login_failures_per_ipv6_56),
+            failures_48: Gcra::new(settings.login_failures_per_ipv6_48),
             sign_ins: Gcra::new(settings.sign_ins_per_address),
             memory: MemoryGcra::default(),
             daily,
@@ -144,77 +160,90 @@ impl Limits {
         }
     }
 
-    fn address_budgets<'k>(&self, keys: &'k AddressKeys) -> Vec<(&'k str, Gcra, Budget)> {
+    /// The wrong-code budgets of an address (each refused as [`Budget::AddressFailures`]),
+    /// and what a right code gives back to each: its own attempt, and on the daily budget
+    /// one earlier failure too (a school's real students pay back its typos; a guesser has
+    /// no right codes). The IPv6 prefixes get no such bonus: sign-ins from a /48's many /64s
+    /// are not bounded together, so paying back there would unbound the prefix's budget.
+    fn failure_budgets<'k>(&self, keys: &'k AddressKeys) -> Vec<(&'k str, Gcra, Duration)> {
         let mut v = vec![(
             keys.failures.as_str(),
             self.failures,
-            Budget::AddressFailures,
+            self.failures.interval,
         )];
         if let Some(d) = self.failures_daily {
-            v.push((keys.failures_daily.as_str(), d, Budget::AddressFailures));
+            v.push((keys.failures_daily.as_str(), d, d.interval * 2));
         }
-        v.push((
-            keys.sign_ins.as_str(),
-            self.sign_ins,
-            Budget::AddressSignIns,
-        ));
+        if let Some((k56, k48)) = &keys.prefixes {
+            v.push((k56.as_str(), self.failures_56, self.failures_56.interval));
+            v.push((k48.as_str(), self.failures_48, self.failures_48.interval));
+        }
         v
     }
 
-    /// May this address try a code now? Counts nothing.
-    pub async fn before_sign_in(&self, address: &str) -> Result<(), Refusal> {
-        let keys = AddressKeys::new(address);
-        let budgets = self.address_budgets(&keys);
-        self.decide(&budgets).await
+    /// Before a code is checked: counts the attempt as a wrong code on every failure budget
+    /// of the address and checks the sign-in budget has room, in one step (one statement on
+    /// PostgreSQL), all or nothing. A refused attempt is not evaluated and counts nothing.
+    pub async fn attempt(&self, ip: Option<IpAddr>) -> Result<Attempt, Refusal> {
+        let keys = AddressKeys::new(ip);
+        self.spend_attempt(&keys).await?;
+        Ok(Attempt { keys })
     }
 
-    /// A wrong code from this address: counted against both failure budgets, even when
-    /// they are already spent (the next attempt is refused either way).
-    pub async fn wrong_code(&self, address: &str) -> Result<(), Refusal> {
-        let keys = AddressKeys::new(address);
-        let mut budgets = vec![(keys.failures.as_str(), self.failures)];
-        if let Some(d) = self.failures_daily {
-            budgets.push((keys.failures_daily.as_str(), d));
-        }
-        match self.shared() {
-            Some(store) => self.call(store?.gcra_force(&budgets)).await,
-            None => {
-                for (k, g) in budgets {
-                    self.memory.force(k, g);
-                }
-                Ok(())
-            }
-        }
+    async fn spend_attempt(&self, keys: &AddressKeys) -> Result<(), Refusal> {
+        let failures = self.failure_budgets(keys);
+        let mut all: Vec<(&str, Gcra)> = failures.iter().map(|(k, g, _)| (*k, *g)).collect();
+        all.push((keys.sign_ins.as_str(), self.sign_ins));
+        let outcome = match self.shared() {
+            Some(store) => self.call(store?.gcra_attempt(&all, failures.len())).await?,
+            None => self.memory.spend(&all, failures.len()),
+        };
+        outcome.map_err(|(i, wait)| Refusal::TooFast {
+            budget: if i < failures.len() {
+                Budget::AddressFailures
+            } else {
+                Budget::AddressSignIns
+            },
+            wait,
+        })
     }
 
-    /// A right code from this address: one sign-in counted, one daily failure given back
-    /// (a school's real students pay back its typos; a guesser has no right codes).
-    pub async fn signed_in(&self, address: &str) -> Result<(), Refusal> {
-        let keys = AddressKeys::new(address);
-        let refund = self
-            .failures_daily
-            .map(|g| (keys.failures_daily.as_str(), g));
-        match self.shared() {
-            Some(store) => self
-                .call(store?.gcra_sign_in(&keys.sign_ins, self.sign_ins, refund))
-                .await?
-                .map_err(|wait| Refusal::TooFast {
-                    budget: Budget::AddressSignIns,
-                    wait,
-                }),
+    /// The attempt's code was right: the attempt is given back (see
+    /// [`Limits::failure_budgets`]) and one sign-in is spent, if the sign-in budget has room.
+    pub async fn signed_in(&self, attempt: Attempt) -> Result<(), Refusal> {
+        self.right_code(&attempt, true).await
+    }
+
+    /// The attempt's code was right but its class is disabled: nothing was guessed, so the
+    /// attempt is given back (no bonus) and no sign-in is spent.
+    pub async fn not_a_guess(&self, attempt: Attempt) -> Result<(), Refusal> {
+        self.right_code(&attempt, false).await
+    }
+
+    async fn right_code(&self, attempt: &Attempt, sign_in: bool) -> Result<(), Refusal> {
+        let keys = &attempt.keys;
+        let refunds: Vec<(&str, Duration)> = self
+            .failure_budgets(keys)
+            .into_iter()
+            .map(|(k, g, back)| (k, if sign_in { back } else { g.interval }))
+            .collect();
+        let sign_in = sign_in.then_some((keys.sign_ins.as_str(), self.sign_ins));
+        let outcome = match self.shared() {
+            Some(store) => self.call(store?.gcra_right_code(sign_in, &refunds)).await?,
             None => {
-                self.memory
-                    .admit(&[(keys.sign_ins.as_str(), self.sign_ins)], true)
-                    .map_err(|(_, wait)| Refusal::TooFast {
-                        budget: Budget::AddressSignIns,
-                        wait,
-                    })?;
-                if let Some((k, g)) = refund {
-                    self.memory.refund(k, g);
+                for (k, back) in &refunds {
+                    self.memory.refund_by(k, *back);
                 }
-                Ok(())
+                match sign_in {
+                    Some(si) => self.memory.admit(&[si], true).map_err(|(_, wait)| wait),
+                    None => Ok(()),
+                }
             }
-        }
+        };
+        outcome.map_err(|wait| Refusal::TooFast {
+            budget: Budget::AddressSignIns,
+            wait,
+        })
     }
 
     /// Spends one message from the session's, the class's and the class-day's budgets,
@@ -239,20 +268,40 @@ impl Limits {
             ));
         }
         let plain: Vec<(&str, Gcra)> = budgets.iter().map(|(k, g, _)| (*k, *g)).collect();
-        if let Some(Ok(store)) = self.shared() {
-            let quota = (m.quota > 0).then_some((m.class_id, m.day, m.quota));
-            match self.call(store.admit_message(&plain, quota)).await {
-                Ok(Ok(a)) => return Ok(limits_left(m, &budgets, &a.fill, a.used)),
-                Ok(Err(crate::store::Admission::Quota)) => return Err(Refusal::Quota),
-                Ok(Err(crate::store::Admission::Wait(i, wait))) => {
-                    return Err(Refusal::TooFast {
-                        budget: budgets[i].2,
-                        wait,
-                    });
+        if let Some(shared) = self.shared() {
+            if let Ok(store) = shared {
+                let quota = (m.quota > 0).then_some((m.class_id, m.day, m.quota));
+                match self.call(store.admit_message(&plain, quota)).await {
+                    Ok(Ok(a)) => {
+                        if let Some(used) = a.used {
+                            self.daily.observe(m.class_id, m.day, used);
+                        }
+                        return Ok(limits_left(m, &budgets, &a.fill, a.used));
+                    }
+                    Ok(Err(crate::store::Admission::Quota)) => {
+                        self.daily.observe(m.class_id, m.day, m.quota);
+                        return Err(Refusal::Quota);
+                    }
+                    Ok(Err(crate::store::Admission::Wait(i, wait))) => {
+                        return Err(Refusal::TooFast {
+                            budget: budgets[i].2,
+                            wait,
+                        });
+                    }
+                    // Students who are signed in keep chatting while the database is away,
+                    // within this replica's own budgets (below).
+                    Err(_) => {}
                 }
-                // Students who are signed in keep chatting while the database is away,
-                // within this replica's own budgets (below).
-                Err(_) => {}
+            }
+            // The database is away. What the other replicas spend meanwhile is unknown, so a
+            // quota is never granted from memory: a class whose last known count reached it
+            // reads that its day is spent; any other quota'd class waits for the database.
+            if m.quota > 0 {
+                return Err(if self.daily.known(m.class_id, m.day) >= m.quota {
+                    Refusal::Quota
+                } else {
+                    Refusal::Unavailable
+                });
             }
         }
         let fill = self
@@ -270,19 +319,6 @@ impl Limits {
             return Err(Refusal::Quota);
         };
         Ok(limits_left(m, &budgets, &fill, Some(used)))
-    }
-
-    /// Whether every budget has room now; counts nothing.
-    async fn decide(&self, budgets: &[(&str, Gcra, Budget)]) -> Result<(), Refusal> {
-        let plain: Vec<(&str, Gcra)> = budgets.iter().map(|(k, g, _)| (*k, *g)).collect();
-        let outcome = match self.shared() {
-            Some(store) => self.call(store?.gcra_admit(&plain, false)).await?,
-            None => self.memory.admit(&plain, false),
-        };
-        outcome.map_err(|(i, wait)| Refusal::TooFast {
-            budget: budgets[i].2,
-            wait,
-        })
     }
 
     /// Drops in-memory budgets that are whole again.
@@ -317,19 +353,55 @@ fn limits_left(
     LimitsLeft { minute, day }
 }
 
+/// A sign-in attempt that went ahead (counted as a wrong code until its code proves right).
+#[derive(Debug)]
+#[must_use = "a right code gives its attempt back with `signed_in` or `not_a_guess`"]
+pub struct Attempt {
+    keys: AddressKeys,
+}
+
+/// The key an address counts under: an IPv4 address as itself, an IPv6 one by its /64 (one
+/// host usually holds a whole /64 and can pick a new address in it for every request), an
+/// IPv4-mapped IPv6 address as its IPv4 address.
+pub fn address_key(ip: Option<IpAddr>) -> String {
+    match ip.map(|ip| ip.to_canonical()) {
+        Some(IpAddr::V4(v4)) => v4.to_string(),
+        Some(IpAddr::V6(v6)) => prefix(v6, 64),
+        None => "unknown".to_owned(),
+    }
+}
+
+fn prefix(v6: std::net::Ipv6Addr, len: u8) -> String {
+    Ipv6Net::new(v6, len)
+        .expect("64, 56 and 48 are valid IPv6 prefix lengths")
+        .trunc()
+        .to_string()
+}
+
 /// The keys an address is counted under.
+#[derive(Debug)]
 struct AddressKeys {
     failures: String,
     failures_daily: String,
     sign_ins: String,
+    /// An IPv6 client's /56 and /48.
+    prefixes: Option<(String, String)>,
 }
 
 impl AddressKeys {
-    fn new(address: &str) -> Self {
+    fn new(ip: Option<IpAddr>) -> Self {
+        let address = address_key(ip);
         Self {
             failures: format!("f:{address}"),
             failures_daily: format!("fd:{address}"),
             sign_ins: format!("si:{address}"),
+            prefixes: match ip.map(|ip| ip.to_canonical()) {
+                Some(IpAddr::V6(v6)) => Some((
+                    format!("f56:{}", prefix(v6, 56)),
+                    format!("f48:{}", prefix(v6, 48)),
+                )),
+                _ => None,
+            },
         }
     }
 }

@@ -39,7 +39,8 @@ pub struct AppState {
 
 /// Revoked session ids with when each may be forgotten, mirrored from the database so
 /// checking a token needs no query. Pruned while running ([`RevokedSessions::prune`]):
-/// a revoked session's tokens cannot outlive its maximum age anyway.
+/// a revoked session's tokens cannot outlive its maximum age and the token leeway, and
+/// revocations are kept [`crate::store::REVOCATION_KEPT_AFTER_END`] past that age.
 #[derive(Debug, Default)]
 pub struct RevokedSessions {
     /// Session id → the session's end (Unix seconds).
@@ -67,11 +68,12 @@ impl RevokedSessions {
         write(&self.ids).insert(id, until);
     }
 
-    /// Forgets sessions that ended before `now` (Unix seconds); returns how many.
+    /// Forgets sessions that ended more than [`crate::store::REVOCATION_KEPT_AFTER_END`]
+    /// before `now` (Unix seconds); returns how many.
     pub fn prune(&self, now: i64) -> usize {
         let mut ids = write(&self.ids);
         let before = ids.len();
-        ids.retain(|_, until| *until >= now);
+        ids.retain(|_, until| *until >= now - crate::store::REVOCATION_KEPT_AFTER_END);
         before - ids.len()
     }
 
@@ -98,7 +100,14 @@ mod tests {
         r.insert_until("new".into(), now + 60);
         assert_eq!(r.prune(now), 0, "both still within a session's life");
         assert!(r.contains("old") && r.contains("new"));
-        assert_eq!(r.prune(now + 61), 2);
+        // Their last tokens still verify through the leeway after the end: kept past it.
+        let leeway = crate::auth::token::LEEWAY_SECS as i64;
+        assert_eq!(r.prune(now + 60 + leeway), 0);
+        assert!(r.contains("old") && r.contains("new"));
+        assert_eq!(
+            r.prune(now + 61 + crate::store::REVOCATION_KEPT_AFTER_END),
+            2
+        );
         assert!(r.is_empty());
     }
 }

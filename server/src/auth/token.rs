@@ -18,6 +18,10 @@ pub const ISSUER: &str = "classchat";
 /// Clock skew forgiven on `exp`.
 pub const LEEWAY_SECS: u64 = 30;
 
+// A revoked session's last token verifies until its end plus the leeway: its revocation
+// must be remembered at least that long.
+const _: () = assert!(LEEWAY_SECS as i64 <= crate::store::REVOCATION_KEPT_AFTER_END);
+
 /// What a widget token says.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Claims {

@@ -1,5 +1,6 @@
 //! Shared budgets on PostgreSQL: thin calls of the functions in
-//! `migrations/postgres/0003_shared_limits.sql`, each one round trip. On SQLite the
+//! `migrations/postgres/0003_shared_limits.sql`, `0006_limits_left.sql` and
+//! `0007_sign_in_attempts.sql`, each one round trip. On SQLite the
 //! budgets live in memory ([`crate::limits`]) and these are never called.
 
 use std::time::Duration;
@@ -63,22 +64,23 @@ impl Store {
         }
     }
 
-    /// Decides the budgets together and, with `count`, spends one event from each.
-    pub async fn gcra_admit(
+    /// Spends one event from each of the first `spend` budgets and checks the others have
+    /// room, all in one statement: `Err((index, wait))` names the first budget without room,
+    /// and then nothing is spent.
+    pub async fn gcra_attempt(
         &self,
         budgets: &[(&str, Gcra)],
-        count: bool,
+        spend: usize,
     ) -> sqlx::Result<Result<(), (usize, Duration)>> {
         let (keys, intervals, periods) = columns(budgets);
-        let d: Decision = sqlx::query_as(
-            "SELECT refused, wait_ms FROM classchat_admit($1, $2, $3, $4, NULL, NULL, NULL)",
-        )
-        .bind(keys)
-        .bind(intervals)
-        .bind(periods)
-        .bind(count)
-        .fetch_one(self.pg()?)
-        .await?;
+        let d: Decision =
+            sqlx::query_as("SELECT refused, wait_ms FROM classchat_attempt($1, $2, $3, $4)")
+                .bind(keys)
+                .bind(intervals)
+                .bind(periods)
+                .bind(i32::try_from(spend).unwrap_or(i32::MAX))
+                .fetch_one(self.pg()?)
+                .await?;
         Ok(match d.refused {
             0 => Ok(()),
             i => Err((
@@ -125,31 +127,20 @@ impl Store {
         })
     }
 
-    /// Counts one event on each budget even if spent.
-    pub async fn gcra_force(&self, budgets: &[(&str, Gcra)]) -> sqlx::Result<()> {
-        let (keys, intervals, periods) = columns(budgets);
-        sqlx::query("SELECT classchat_force($1, $2, $3)")
-            .bind(keys)
-            .bind(intervals)
-            .bind(periods)
-            .execute(self.pg()?)
-            .await?;
-        Ok(())
-    }
-
-    /// Spends one sign-in and gives one event back to `refund`.
-    pub async fn gcra_sign_in(
+    /// A right code: gives `refunds` back (each key that much time, never past whole) and,
+    /// with `sign_in`, spends one event from it if it has room (`Err(wait)` if not; the
+    /// refunds are made either way: a right code is no guess).
+    pub async fn gcra_right_code(
         &self,
-        key: &str,
-        g: Gcra,
-        refund: Option<(&str, Gcra)>,
+        sign_in: Option<(&str, Gcra)>,
+        refunds: &[(&str, Duration)],
     ) -> sqlx::Result<Result<(), Duration>> {
-        let wait: i64 = sqlx::query_scalar("SELECT classchat_sign_in($1, $2, $3, $4, $5)")
-            .bind(key)
-            .bind(ms(g.interval))
-            .bind(ms(g.period))
-            .bind(refund.map(|r| r.0))
-            .bind(refund.map(|r| ms(r.1.interval)))
+        let wait: i64 = sqlx::query_scalar("SELECT classchat_right_code($1, $2, $3, $4, $5)")
+            .bind(sign_in.map(|s| s.0))
+            .bind(sign_in.map(|s| ms(s.1.interval)))
+            .bind(sign_in.map(|s| ms(s.1.period)))
+            .bind(refunds.iter().map(|r| r.0.to_owned()).collect::<Vec<_>>())
+            .bind(refunds.iter().map(|r| ms(r.1)).collect::<Vec<_>>())
             .fetch_one(self.pg()?)
             .await?;
         Ok(if wait > 0 {

@@ -9,6 +9,13 @@ const CHANNEL: &str = "classchat";
 /// Housekeeping's advisory lock key (any fixed number; "cc" in ASCII, twice).
 const HOUSEKEEPING_LOCK: i64 = 0x6363_6363;
 
+/// How long (seconds) a revocation is kept after its session's end. A session's last token
+/// expires at that end but still verifies for the token leeway after it
+/// (`auth::token::LEEWAY_SECS`, which must not exceed this); a revocation forgotten at the
+/// end itself left that token usable until the leeway was over. The margin covers replicas
+/// whose clocks disagree.
+pub const REVOCATION_KEPT_AFTER_END: i64 = 300;
+
 #[derive(Debug, sqlx::FromRow)]
 pub struct Revocation {
     pub session_id: String,
@@ -33,26 +40,28 @@ impl Store {
         }
     }
 
-    /// Every revocation still in force.
+    /// Every revocation still in force at `now` (Unix seconds): those of sessions that
+    /// ended less than [`REVOCATION_KEPT_AFTER_END`] ago too.
     pub async fn revocations(&self, now: i64) -> sqlx::Result<Vec<Revocation>> {
         with_pool!(&self.db, pool => {
             sqlx::query_as(
                 "SELECT session_id, expires_at FROM revoked_sessions WHERE expires_at >= $1",
             )
-            .bind(now)
+            .bind(now - REVOCATION_KEPT_AFTER_END)
             .fetch_all(pool)
             .await
         })
     }
 
-    /// Deletes what can no longer matter: revocations of sessions that have ended, and on
+    /// Deletes what can no longer matter: revocations of sessions that ended more than
+    /// [`REVOCATION_KEPT_AFTER_END`] before `now`, and on
     /// PostgreSQL whole budgets and past quota days. On PostgreSQL only the replica that
     /// gets the advisory lock does it (the others skip this round); returns whether it ran.
     pub async fn housekeeping(&self, now: i64, today: jiff::civil::Date) -> sqlx::Result<bool> {
         match &self.db {
             Db::Sqlite(pool) => {
                 sqlx::query("DELETE FROM revoked_sessions WHERE expires_at < $1")
-                    .bind(now)
+                    .bind(now - REVOCATION_KEPT_AFTER_END)
                     .execute(pool)
                     .await?;
                 Ok(true)
@@ -67,7 +76,7 @@ impl Store {
                     return Ok(false);
                 }
                 sqlx::query("DELETE FROM revoked_sessions WHERE expires_at < $1")
-                    .bind(now)
+                    .bind(now - REVOCATION_KEPT_AFTER_END)
                     .execute(&mut *tx)
                     .await?;
                 sqlx::query("DELETE FROM rate_budgets WHERE tat_ms < classchat_now_ms()")

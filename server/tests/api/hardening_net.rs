@@ -389,7 +389,8 @@ async fn forwarded_for_is_believed_from_a_trusted_proxy_only_and_read_from_the_r
         ErrorCode::RateLimited,
     )
     .await;
-    // Garbage in the chain: the proxy itself is the client, not the forged address.
+    // Garbage where the client's address should be: the client is unknown (a budget of its
+    // own), neither the forged address nor the proxy.
     expect_error(
         wrong_code(&app, &proxy, xff, &["10.77.0.9, junk"]).await,
         401,
@@ -410,6 +411,12 @@ async fn forwarded_for_is_believed_from_a_trusted_proxy_only_and_read_from_the_r
     .await;
     expect_error(
         wrong_code(&app, &proxy, xff, &["10.77.0.9"]).await,
+        401,
+        ErrorCode::InvalidCode,
+    )
+    .await;
+    expect_error(
+        wrong_code(&app, &proxy, xff, &[]).await,
         401,
         ErrorCode::InvalidCode,
     )
