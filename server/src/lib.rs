@@ -41,6 +41,8 @@ pub mod state;
 pub mod store;
 /// Keeping replicas' in-memory copies fresh (LISTEN/NOTIFY, resync) and housekeeping.
 pub mod sync;
+/// Teachers, roles, personal access tokens and invitations: the rules, not the storage.
+pub mod teachers;
 /// Logging set-up.
 pub mod telemetry;
 /// The usage log writer and daily quotas.
