@@ -81,6 +81,7 @@ impl Application {
             code_keys,
             overrides,
             store.class_generations().await?,
+            store.stored_classes().await?,
         )
         .map_err(|e| {
             anyhow::anyhow!("the dashboard's class changes conflict with the configuration: {e}")
