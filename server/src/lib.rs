@@ -3,6 +3,8 @@
 
 /// The teacher dashboard.
 pub mod admin;
+/// The admin JSON API (`/api/v1/admin/…`) for scripts, with its OpenAPI document.
+pub mod api_admin;
 /// The embedded widget files: the loader, then the glue and wasm it fetches.
 pub mod assets;
 /// Access-code sign-in, widget tokens and the token-checking extractor.

@@ -374,6 +374,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::embed::router())
         .merge(crate::pages::router())
         .merge(crate::admin::router())
+        .merge(crate::api_admin::router())
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))
         .fallback(|| async { AppError::NotFound })
