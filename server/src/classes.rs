@@ -688,7 +688,10 @@ impl ClassRegistry {
         Dashboard {
             overrides: overrides
                 .into_iter()
-                .filter(|o| self.configured.iter().any(|c| c.id == o.class_id))
+                .filter(|o| {
+                    self.configured.iter().any(|c| c.id == o.class_id)
+                        || stored.iter().any(|(c, _)| c.id == o.class_id)
+                })
                 .map(|o| (o.class_id.clone(), o))
                 .collect(),
             generations,
@@ -725,8 +728,21 @@ impl ClassRegistry {
                 tracing::error!(class = %record.id, "a class made in the store has the id of a configured class: ignored");
                 continue;
             }
-            let class = stored_class(record);
+            // The dashboard's switch and quota hold for the class and all its activities; a
+            // code it set reaches the class itself (its own settings, no activity's).
+            let mut class = stored_class(record);
+            let o = next.overrides.get(&record.id);
+            if let Some(enabled) = o.and_then(|o| o.enabled) {
+                class.enabled = enabled;
+            }
+            if let Some(q) = o.and_then(|o| o.daily_quota) {
+                class.daily_message_quota = Some(q);
+            }
             classes.extend(activities.iter().map(|a| activity_entry(&class, a)));
+            class.generation = next.generations.get(&record.id).copied().unwrap_or(0);
+            if let Some(codes) = o.and_then(|o| o.codes.as_ref()) {
+                class.stored_codes = codes.iter().map(|c| self.keys.stored_form(c)).collect();
+            }
             classes.push(class);
         }
         let list = ClassList::with_keys(classes, &self.keys)?;

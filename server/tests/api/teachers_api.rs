@@ -1120,7 +1120,7 @@ async fn on_two_replicas_a_class_edit_and_a_disabled_teacher_reach_the_other_at_
         Method::PATCH,
         &format!("/api/v1/admin/classes/{class}"),
         &t,
-        Some(json!({"system_prompt": "Second prompt."})),
+        Some(json!({"system_prompt": "Second prompt.", "greeting": "Second greeting."})),
     )
     .await;
     poll_within(Duration::from_secs(2), "the edited prompt on B", || async {
@@ -1133,6 +1133,11 @@ async fn on_two_replicas_a_class_edit_and_a_disabled_teacher_reach_the_other_at_
         last_system_prompt(&b) == "Second prompt."
     })
     .await;
+    let refreshed: SessionResponse = b.refresh(&session.token).await.json().await.unwrap();
+    assert_eq!(
+        refreshed.class.greeting.as_deref(),
+        Some("Second greeting.")
+    );
 
     assert_eq!(
         api(&b, Method::GET, "/api/v1/admin/classes", &t, None)
@@ -1182,4 +1187,52 @@ where
         assert!(start.elapsed() < limit, "{what}: not within {limit:?}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+#[tokio::test]
+async fn the_dashboard_switch_holds_for_a_class_made_through_the_api_and_all_its_activities() {
+    use crate::admin::{PASSWORD, act, sign_in_teacher};
+    let app = spawn_app_with(Opts::default().arg("--admin-password", PASSWORD)).await;
+    let admin = admin_token(&app).await;
+    let (class, _, code) = class_with_activity(&app, &admin, "Be kind.").await;
+    let s = sign_in_with(&app, &code).await;
+    let dashboard = sign_in_teacher(&app).await;
+    let overview = app.page_as("/admin", &dashboard.cookie).await;
+    assert!(
+        overview.contains("Biology 7A"),
+        "the administrator's overview lists it"
+    );
+    let r = act(
+        &app,
+        &dashboard,
+        &format!("/admin/classes/{class}/disable"),
+        &[],
+    )
+    .await;
+    assert_eq!(r.status(), 303);
+    expect_error(
+        app.post_chat(&s.token, chat_body("hi", false)).await,
+        401,
+        ErrorCode::ClassDisabled,
+    )
+    .await;
+    expect_error(
+        app.post_session(json!({"access_code": code})).await,
+        401,
+        ErrorCode::ClassDisabled,
+    )
+    .await;
+    act(
+        &app,
+        &dashboard,
+        &format!("/admin/classes/{class}/enable"),
+        &[],
+    )
+    .await;
+    assert_eq!(
+        app.post_chat(&s.token, chat_body("hi", false))
+            .await
+            .status(),
+        200
+    );
 }
