@@ -70,6 +70,9 @@ pub fn verify(state: &AppState, token: &str) -> Result<AuthSession> {
     if !class.enabled {
         return Err(AppError::ClassDisabled);
     }
+    if class.paused() {
+        return Err(AppError::ActivityPaused);
+    }
     if code_fingerprint(&key.secret, class) != claims.cfp {
         return Err(AppError::Token(TokenProblem::CodeRotated));
     }
@@ -154,6 +157,16 @@ async fn create_session(
         tracing::info!(target: "classchat::login", class = %class.id, client = %client, outcome = "class_disabled", "sign-in refused");
         return Err(AppError::ClassDisabled);
     }
+    if class.paused() {
+        // A right code for a paused activity is not a guess either.
+        state
+            .limits
+            .not_a_guess(attempt)
+            .await
+            .map_err(sign_in_refusal)?;
+        tracing::info!(target: "classchat::login", class = %class.id, client = %client, outcome = "activity_paused", "sign-in refused");
+        return Err(AppError::ActivityPaused);
+    }
     if let Err(refusal) = state.limits.signed_in(attempt).await {
         tracing::warn!(target: "classchat::login", class = %class.id, client = %client, outcome = ?refusal, "sign-in refused");
         return Err(sign_in_refusal(refusal));
@@ -162,7 +175,7 @@ async fn create_session(
     let session_id = uuid::Uuid::new_v4().to_string();
     let claims = Claims {
         sub: session_id.clone(),
-        cls: class.id.clone(),
+        cls: class.key(),
         name: display_name,
         cfp: code_fingerprint(&state.keys.current.secret, class),
         sat: now,

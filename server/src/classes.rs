@@ -19,6 +19,7 @@ use classchat_shared::limits::{
 
 use crate::basics::{HmacSha256, parse_duration, read, write};
 use crate::store::dashboard::OverrideRecord;
+use crate::store::teachers::{ActivityRecord, ClassRecord};
 
 /// One class: who it is for, how to reach it, and its limits.
 #[derive(Debug, Clone)]
@@ -43,6 +44,36 @@ pub struct Class {
     pub class_messages_per_minute: Option<u32>,
     pub daily_message_quota: Option<u32>,
     pub enabled: bool,
+    /// The class's own time zone (classes made in the store); `None`: TIMEZONE.
+    pub time_zone: Option<jiff::tz::TimeZone>,
+    /// Set on the entry an activity's code signs in to: the class with the activity's
+    /// prompt, greeting, starters and model applied. Budgets and usage stay the class's
+    /// (`id` is the class's id); tokens name the entry by [`Class::key`].
+    pub activity: Option<ActivityInfo>,
+}
+
+/// Which activity of its class an entry is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActivityInfo {
+    pub id: String,
+    pub title: String,
+    pub paused: bool,
+}
+
+impl Class {
+    /// What a token names this entry by: the class id, or `<class id>/<activity id>`
+    /// (class ids cannot hold a `/`).
+    pub fn key(&self) -> String {
+        match &self.activity {
+            Some(a) => format!("{}/{}", self.id, a.id),
+            None => self.id.clone(),
+        }
+    }
+
+    /// Whether this is an activity its teacher paused.
+    pub fn paused(&self) -> bool {
+        self.activity.as_ref().is_some_and(|a| a.paused)
+    }
 }
 
 /// A start-up problem with the classes. Never contains a code.
@@ -191,6 +222,8 @@ impl ClassList {
                 class_messages_per_minute: None,
                 daily_message_quota: None,
                 enabled: true,
+                time_zone: None,
+                activity: None,
             });
         }
         Self::new(classes).map_err(|e| ClassesError::Code(e.to_string()))
@@ -267,6 +300,8 @@ impl ClassList {
                 class_messages_per_minute: c.class_messages_per_minute,
                 daily_message_quota: c.daily_message_quota,
                 enabled: c.enabled,
+                time_zone: None,
+                activity: None,
             });
         }
         Self::new(classes).map_err(|e| ClassesError::File(format!("{shown}: {e}")))
@@ -300,7 +335,7 @@ impl ClassList {
             list.keys = k.keys.iter().map(|(key, _)| *key).collect();
         }
         for (i, class) in classes.iter().enumerate() {
-            if classes[..i].iter().any(|c| c.id == class.id) {
+            if classes[..i].iter().any(|c| c.key() == class.key()) {
                 return Err(ClassesError::File(format!(
                     "class {:?}, field id: used twice",
                     class.id
@@ -358,12 +393,20 @@ impl ClassList {
         found.map(|i| &self.classes[i])
     }
 
-    pub fn get(&self, id: &str) -> Option<&Class> {
-        self.classes.iter().find(|c| c.id == id)
+    /// A class by its id, or an activity's entry by its [`Class::key`].
+    pub fn get(&self, key: &str) -> Option<&Class> {
+        if key.contains('/') {
+            self.classes.iter().find(|c| c.key() == key)
+        } else {
+            self.classes
+                .iter()
+                .find(|c| c.activity.is_none() && c.id == key)
+        }
     }
 
+    /// The classes (not their activities' entries).
     pub fn iter(&self) -> impl Iterator<Item = &Class> {
-        self.classes.iter()
+        self.classes.iter().filter(|c| c.activity.is_none())
     }
 }
 
@@ -549,8 +592,11 @@ mod tests {
     }
 }
 
+/// A class made in the store, with its activities.
+pub type StoredClass = (ClassRecord, Vec<ActivityRecord>);
+
 /// The classes in force: the configured ones with the dashboard's overrides and code
-/// generations applied. Rebuilt and swapped whole on every change, so readers never see
+/// generations applied, then the classes made in the store and their activities. Rebuilt and swapped whole on every change, so readers never see
 /// half an update; on PostgreSQL every replica rebuilds from the database when notified.
 #[derive(Debug)]
 pub struct ClassRegistry {
@@ -565,6 +611,7 @@ pub struct ClassRegistry {
 struct Dashboard {
     overrides: HashMap<String, OverrideRecord>,
     generations: HashMap<String, i64>,
+    stored: Vec<StoredClass>,
 }
 
 impl ClassRegistry {
@@ -573,6 +620,7 @@ impl ClassRegistry {
         keys: CodeKeys,
         overrides: Vec<OverrideRecord>,
         generations: HashMap<String, i64>,
+        stored: Vec<StoredClass>,
     ) -> Result<Self, ClassesError> {
         let reg = Self {
             configured: configured.classes.clone(),
@@ -580,7 +628,7 @@ impl ClassRegistry {
             state: RwLock::new(Dashboard::default()),
             current: RwLock::new(Arc::new(configured.clone())),
         };
-        reg.install(reg.dashboard(overrides, generations), true)?;
+        reg.install(reg.dashboard(overrides, generations, stored), true)?;
         Ok(reg)
     }
 
@@ -621,22 +669,33 @@ impl ClassRegistry {
         &self,
         overrides: Vec<OverrideRecord>,
         generations: HashMap<String, i64>,
+        stored: Vec<StoredClass>,
     ) -> Result<bool, ClassesError> {
-        self.install(self.dashboard(overrides, generations), false)
+        self.install(self.dashboard(overrides, generations, stored), false)
+    }
+
+    /// Whether `id` is a class of the configuration (the administrator's, read-only here).
+    pub fn is_configured(&self, id: &str) -> bool {
+        self.configured.iter().any(|c| c.id == id)
     }
 
     fn dashboard(
         &self,
         overrides: Vec<OverrideRecord>,
         generations: HashMap<String, i64>,
+        stored: Vec<StoredClass>,
     ) -> Dashboard {
         Dashboard {
             overrides: overrides
                 .into_iter()
-                .filter(|o| self.configured.iter().any(|c| c.id == o.class_id))
+                .filter(|o| {
+                    self.configured.iter().any(|c| c.id == o.class_id)
+                        || stored.iter().any(|(c, _)| c.id == o.class_id)
+                })
                 .map(|o| (o.class_id.clone(), o))
                 .collect(),
             generations,
+            stored,
         }
     }
 
@@ -664,11 +723,89 @@ impl ClassRegistry {
                 class.daily_message_quota = Some(q);
             }
         }
+        for (record, activities) in &next.stored {
+            if self.configured.iter().any(|c| c.id == record.id) {
+                tracing::error!(class = %record.id, "a class made in the store has the id of a configured class: ignored");
+                continue;
+            }
+            // The dashboard's switch and quota hold for the class and all its activities; a
+            // code it set reaches the class itself (its own settings, no activity's).
+            let mut class = stored_class(record);
+            let o = next.overrides.get(&record.id);
+            if let Some(enabled) = o.and_then(|o| o.enabled) {
+                class.enabled = enabled;
+            }
+            if let Some(q) = o.and_then(|o| o.daily_quota) {
+                class.daily_message_quota = Some(q);
+            }
+            classes.extend(activities.iter().map(|a| activity_entry(&class, a)));
+            class.generation = next.generations.get(&record.id).copied().unwrap_or(0);
+            if let Some(codes) = o.and_then(|o| o.codes.as_ref()) {
+                class.stored_codes = codes.iter().map(|c| self.keys.stored_form(c)).collect();
+            }
+            classes.push(class);
+        }
         let list = ClassList::with_keys(classes, &self.keys)?;
         *write(&self.current) = Arc::new(list);
         *state = next;
         Ok(true)
     }
+}
+
+/// A class made in the store as the registry holds it: no codes of its own (students
+/// reach it through its activities).
+fn stored_class(r: &ClassRecord) -> Class {
+    let small = |v: Option<i64>| v.map(|n| n.clamp(0, i64::from(u32::MAX)) as u32);
+    Class {
+        id: r.id.clone(),
+        title: r.title.clone(),
+        codes: Vec::new(),
+        stored_codes: Vec::new(),
+        generation: 0,
+        model: r.model.clone(),
+        system_prompt: r.system_prompt.clone(),
+        greeting: r.greeting.clone(),
+        starters: r.starters.clone(),
+        token_ttl: r
+            .token_ttl_secs
+            .map(|s| Duration::from_secs(s.max(60) as u64)),
+        messages_per_minute: small(r.messages_per_minute),
+        class_messages_per_minute: small(r.class_messages_per_minute),
+        daily_message_quota: small(r.daily_quota),
+        enabled: true,
+        time_zone: r
+            .time_zone
+            .as_deref()
+            .and_then(|tz| jiff::tz::TimeZone::get(tz).ok()),
+        activity: None,
+    }
+}
+
+/// The entry an activity's code signs in to: its class with the activity's own settings
+/// where it has them, its code (a stored digest) and its code generation.
+fn activity_entry(class: &Class, a: &ActivityRecord) -> Class {
+    let mut e = class.clone();
+    e.title = format!("{} · {}", class.title, a.title);
+    e.stored_codes = vec![a.code_digest.clone()];
+    e.generation = a.code_generation;
+    if a.system_prompt.is_some() {
+        e.system_prompt = a.system_prompt.clone();
+    }
+    if a.greeting.is_some() {
+        e.greeting = a.greeting.clone();
+    }
+    if let Some(s) = &a.starters {
+        e.starters = s.clone();
+    }
+    if a.model.is_some() {
+        e.model = a.model.clone();
+    }
+    e.activity = Some(ActivityInfo {
+        id: a.id.clone(),
+        title: a.title.clone(),
+        paused: a.paused,
+    });
+    e
 }
 
 /// A new access code that reads well aloud and on a board: 8 characters without the

@@ -313,6 +313,21 @@ pub enum Command {
     /// with generated secrets and one access code per class (mode 0600; an existing file is
     /// overwritten only when you agree or pass --force). `--yes` asks nothing, for scripts.
     Init(crate::init::InitArgs),
+    /// The administrator's tasks on the server itself (DATABASE_URL names the database).
+    #[command(subcommand)]
+    Admin(AdminCommand),
+}
+
+/// `classchat admin <task>`.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum AdminCommand {
+    /// Print a new administrator token for the admin API (`cc_pat_…`). It is shown this
+    /// once and stored only as a digest: keep it in a password manager.
+    CreateToken {
+        /// What the token is for, e.g. "SIS sync".
+        #[arg(long)]
+        name: String,
+    },
 }
 
 /// One bad setting: the variable's name and what is wrong with it.

@@ -22,6 +22,11 @@ pub enum AppError {
     Token(TokenProblem),
     #[error("This class is not open for chat right now.")]
     ClassDisabled,
+    /// The widget shows it as a closed class (the same code); the message says why.
+    #[error(
+        "Your teacher has paused this activity for now. The class's other activities are still open."
+    )]
+    ActivityPaused,
     #[error("Not found.")]
     NotFound,
     #[error("{0}")]
@@ -80,7 +85,7 @@ impl AppError {
             Self::Token(TokenProblem::Revoked | TokenProblem::CodeRotated) => {
                 ErrorCode::SessionRevoked
             }
-            Self::ClassDisabled => ErrorCode::ClassDisabled,
+            Self::ClassDisabled | Self::ActivityPaused => ErrorCode::ClassDisabled,
             Self::NotFound => ErrorCode::NotFound,
             Self::TooLarge(_) => ErrorCode::TooLarge,
             Self::InvalidMessages(_) => ErrorCode::InvalidMessages,

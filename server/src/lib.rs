@@ -3,6 +3,8 @@
 
 /// The teacher dashboard.
 pub mod admin;
+/// The admin JSON API (`/api/v1/admin/…`) for scripts, with its OpenAPI document.
+pub mod api_admin;
 /// The embedded widget files: the loader, then the glue and wasm it fetches.
 pub mod assets;
 /// Access-code sign-in, widget tokens and the token-checking extractor.
@@ -41,6 +43,8 @@ pub mod state;
 pub mod store;
 /// Keeping replicas' in-memory copies fresh (LISTEN/NOTIFY, resync) and housekeeping.
 pub mod sync;
+/// Teachers, roles, personal access tokens and invitations: the rules, not the storage.
+pub mod teachers;
 /// Logging set-up.
 pub mod telemetry;
 /// The usage log writer and daily quotas.

@@ -34,6 +34,15 @@ async fn main() -> ExitCode {
             }
         };
     }
+    if let Some(Command::Admin(task)) = &config.command {
+        return match classchat_server::api_admin::command(&config.database_url, task).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("classchat admin: {e:#}");
+                ExitCode::from(1)
+            }
+        };
+    }
     if let Some(Command::Check) = &config.command {
         return classchat_server::check::command(config).await;
     }

@@ -76,7 +76,12 @@ async fn create_chat(
     classchat_shared::validate_request(&req)?;
     let class = &session.class;
 
-    let now = jiff::Zoned::now().with_time_zone(state.settings.timezone.clone());
+    let now = jiff::Zoned::now().with_time_zone(
+        class
+            .time_zone
+            .clone()
+            .unwrap_or_else(|| state.settings.timezone.clone()),
+    );
     let quota = class
         .daily_message_quota
         .unwrap_or(state.settings.daily_message_quota);

@@ -84,6 +84,7 @@ impl Application {
             code_keys,
             overrides,
             store.class_generations().await?,
+            store.stored_classes().await?,
         )
         .map_err(|e| {
             anyhow::anyhow!("the dashboard's class changes conflict with the configuration: {e}")
@@ -376,6 +377,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::embed::router())
         .merge(crate::pages::router())
         .merge(crate::admin::router())
+        .merge(crate::api_admin::router())
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))
         .fallback(|| async { AppError::NotFound })

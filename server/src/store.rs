@@ -15,6 +15,7 @@ pub mod dashboard;
 mod dialect;
 mod limits;
 mod sync;
+pub mod teachers;
 
 pub use dashboard::UsageRecord;
 pub use limits::{Admission, Admitted};

@@ -22,7 +22,8 @@ pub fn revoked_event(session_id: &str, until: i64) -> String {
     format!("revoked {session_id} {until}")
 }
 
-/// A class's overrides or generation changed.
+/// A class's overrides or generation changed, or a class made in the store (or one of its
+/// activities) was created, changed or deleted.
 pub const CLASSES_EVENT: &str = "classes";
 
 /// Starts housekeeping and, on PostgreSQL, the listener with its periodic resync.
@@ -118,19 +119,28 @@ pub async fn resync(state: &AppState) {
     reload_classes(state).await;
 }
 
+/// A class changed in the store on this replica: apply it here at once and tell the others.
+pub async fn classes_changed(state: &AppState) {
+    reload_classes(state).await;
+    state.store.notify(CLASSES_EVENT).await;
+}
+
 async fn reload_classes(state: &AppState) {
     let loaded = async {
         Ok::<_, sqlx::Error>((
             state.store.load_overrides().await?,
             state.store.class_generations().await?,
+            state.store.stored_classes().await?,
         ))
     };
     match loaded.await {
-        Ok((overrides, generations)) => match state.classes.replace_all(overrides, generations) {
-            Ok(true) => tracing::info!("class settings changed on another replica: applied"),
-            Ok(false) => {}
-            Err(e) => tracing::error!(error = %e, "class settings from the database conflict"),
-        },
+        Ok((overrides, generations, stored)) => {
+            match state.classes.replace_all(overrides, generations, stored) {
+                Ok(true) => tracing::info!("class settings changed on another replica: applied"),
+                Ok(false) => {}
+                Err(e) => tracing::error!(error = %e, "class settings from the database conflict"),
+            }
+        }
         Err(e) => tracing::warn!(error = %e, "resync: cannot read class settings"),
     }
 }

@@ -26,5 +26,6 @@ mod rotation;
 mod route_guards;
 mod session;
 mod starters;
+mod teachers_api;
 mod upstream_client;
 mod usage_tokens;

@@ -1,0 +1,1238 @@
+//! The admin API: teachers, invitations, tokens, classes and activities made in the store
+//! and live at once, roles, the audit log, and the OpenAPI document. Runs on SQLite, and
+//! on PostgreSQL with `CLASSCHAT_TEST_DB=postgres`; the two-replica test always on
+//! PostgreSQL.
+
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use classchat_shared::{ErrorCode, SessionResponse};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+
+/// A teacher's password in these tests.
+const TEACHER_PASSWORD: &str = "correct horse battery";
+
+/// An administrator token, made the way `classchat admin create-token` makes one.
+async fn admin_token(app: &TestApp) -> String {
+    let t = classchat_server::teachers::new_token();
+    let audit = classchat_server::store::teachers::Audit {
+        actor: "test",
+        address: None,
+        now_ms: 0,
+    };
+    app.state
+        .store
+        .create_token("k_admin", &t.digest, &t.prefix, "test", None, audit)
+        .await
+        .unwrap();
+    t.token
+}
+
+/// Sends a request to the API; answers the status and the JSON body (Null when empty).
+async fn api(
+    app: &TestApp,
+    method: Method,
+    path: &str,
+    token: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut r = app
+        .client
+        .request(method, format!("{}{path}", app.address))
+        .bearer_auth(token);
+    if let Some(b) = body {
+        r = r.json(&b);
+    }
+    let r = r.send().await.unwrap();
+    let status = r.status().as_u16();
+    let text = r.text().await.unwrap();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+/// Invites a teacher, accepts the invitation and makes a token with email:password.
+async fn teacher(app: &TestApp, admin: &str, email: &str) -> (String, String) {
+    let (s, invited) = api(
+        app,
+        Method::POST,
+        "/api/v1/admin/teachers",
+        admin,
+        Some(json!({"email": email, "name": email})),
+    )
+    .await;
+    assert_eq!(s, 201, "{invited}");
+    let code = invitation_of(&invited);
+    assert_eq!(accept(app, &code, TEACHER_PASSWORD).await.status(), 204);
+    let token = token_with_password(app, email, TEACHER_PASSWORD).await;
+    assert_eq!(token.0, 201, "{}", token.1);
+    (
+        invited["id"].as_str().unwrap().to_owned(),
+        token.1["token"].as_str().unwrap().to_owned(),
+    )
+}
+
+fn invitation_of(invited: &Value) -> String {
+    let url = invited["invite_url"].as_str().unwrap();
+    url.split("code=").nth(1).unwrap().to_owned()
+}
+
+async fn accept(app: &TestApp, invitation: &str, password: &str) -> reqwest::Response {
+    app.client
+        .post(format!("{}/api/v1/invitations/accept", app.address))
+        .json(&json!({"invitation": invitation, "password": password}))
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn token_with_password(app: &TestApp, email: &str, password: &str) -> (u16, Value) {
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("{email}:{password}"));
+    let r = app
+        .client
+        .post(format!("{}/api/v1/admin/tokens", app.address))
+        .header("authorization", format!("Basic {basic}"))
+        .json(&json!({"name": "script"}))
+        .send()
+        .await
+        .unwrap();
+    (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
+}
+
+/// A class with one activity; answers (class id, activity id, code).
+async fn class_with_activity(app: &TestApp, token: &str, prompt: &str) -> (String, String, String) {
+    let (s, class) = api(
+        app,
+        Method::POST,
+        "/api/v1/admin/classes",
+        token,
+        Some(json!({"title": "Biology 7A", "system_prompt": prompt, "greeting": "Hello, 7A!"})),
+    )
+    .await;
+    assert_eq!(s, 201, "{class}");
+    let id = class["id"].as_str().unwrap().to_owned();
+    let (s, act) = api(
+        app,
+        Method::POST,
+        &format!("/api/v1/admin/classes/{id}/activities"),
+        token,
+        Some(json!({"title": "Lab report helper"})),
+    )
+    .await;
+    assert_eq!(s, 201, "{act}");
+    (
+        id,
+        act["id"].as_str().unwrap().to_owned(),
+        act["code"].as_str().unwrap().to_owned(),
+    )
+}
+
+async fn sign_in_with(app: &TestApp, code: &str) -> SessionResponse {
+    let r = app
+        .post_session(json!({"access_code": code, "display_name": "Mei"}))
+        .await;
+    assert_eq!(r.status(), 200);
+    r.json().await.unwrap()
+}
+
+/// The system prompt of the latest request the fake upstream received.
+fn last_system_prompt(app: &TestApp) -> String {
+    let reqs = app.upstream.requests();
+    let last = reqs.last().expect("a request reached the upstream");
+    last.body["messages"][0]["content"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+async fn set_invitations_expired(app: &TestApp) {
+    let sql = "UPDATE invitations SET expires_ms = 1";
+    if on_postgres() {
+        let pool = sqlx::PgPool::connect(&app.db_url).await.unwrap();
+        sqlx::query(sql).execute(&pool).await.unwrap();
+        pool.close().await;
+    } else {
+        let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", app.db_url))
+            .await
+            .unwrap();
+        sqlx::query(sql).execute(&pool).await.unwrap();
+        pool.close().await;
+    }
+}
+
+#[tokio::test]
+async fn an_invitation_works_once_and_not_after_it_expires() {
+    let app = spawn_app().await;
+    let admin = admin_token(&app).await;
+    let (s, invited) = api(
+        &app,
+        Method::POST,
+        "/api/v1/admin/teachers",
+        &admin,
+        Some(json!({"email": "Mei@School.edu", "name": "Mei"})),
+    )
+    .await;
+    assert_eq!(s, 201);
+    assert_eq!(invited["email"], "mei@school.edu");
+    let code = invitation_of(&invited);
+    // Too short a password changes nothing: the invitation still works afterwards.
+    assert_eq!(accept(&app, &code, "short").await.status(), 400);
+    assert_eq!(accept(&app, &code, TEACHER_PASSWORD).await.status(), 204);
+    let again = accept(&app, &code, "another password!").await;
+    assert_eq!(again.status(), 410);
+    let body: Value = again.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "invitation_used");
+    // The first password stands; the second attempt did not replace it.
+    assert_eq!(
+        token_with_password(&app, "mei@school.edu", TEACHER_PASSWORD)
+            .await
+            .0,
+        201
+    );
+    assert_eq!(
+        token_with_password(&app, "mei@school.edu", "another password!")
+            .await
+            .0,
+        401
+    );
+    assert_eq!(
+        accept(&app, "no-such-invitation", TEACHER_PASSWORD)
+            .await
+            .status(),
+        404
+    );
+
+    let (_, late) = api(
+        &app,
+        Method::POST,
+        "/api/v1/admin/teachers",
+        &admin,
+        Some(json!({"email": "lin@school.edu", "name": "Lin"})),
+    )
+    .await;
+    set_invitations_expired(&app).await;
+    let r = accept(&app, &invitation_of(&late), TEACHER_PASSWORD).await;
+    assert_eq!(r.status(), 410);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "invitation_expired");
+    assert_eq!(
+        token_with_password(&app, "lin@school.edu", TEACHER_PASSWORD)
+            .await
+            .0,
+        401
+    );
+    // The same email twice is refused.
+    let (s, _) = api(
+        &app,
+        Method::POST,
+        "/api/v1/admin/teachers",
+        &admin,
+        Some(json!({"email": "lin@school.edu", "name": "Lin"})),
+    )
+    .await;
+    assert_eq!(s, 409);
+}
+
+/// One admin API route as the table below tries it: `{class}`, `{activity}`, `{teacher}`
+/// and `{token}` are filled in with the other teacher's ids.
+struct Route {
+    method: Method,
+    path: &'static str,
+    body: Option<Value>,
+}
+
+fn route(method: Method, path: &'static str, body: Option<Value>) -> Route {
+    Route { method, path, body }
+}
+
+/// Every admin API route. The test below checks it against the OpenAPI document, so a
+/// new route that is not listed here fails it.
+fn every_route() -> Vec<Route> {
+    vec![
+        route(Method::GET, "/api/v1/admin/classes/{id}", None),
+        route(
+            Method::PATCH,
+            "/api/v1/admin/classes/{id}",
+            Some(json!({"system_prompt": "Hacked."})),
+        ),
+        route(Method::DELETE, "/api/v1/admin/classes/{id}", None),
+        route(Method::GET, "/api/v1/admin/classes/{id}/members", None),
+        route(
+            Method::PUT,
+            "/api/v1/admin/classes/{id}/members/{teacher_id}",
+            Some(json!({"role": "owner"})),
+        ),
+        route(
+            Method::DELETE,
+            "/api/v1/admin/classes/{id}/members/{teacher_id}",
+            None,
+        ),
+        route(
+            Method::POST,
+            "/api/v1/admin/classes/{id}/activities",
+            Some(json!({"title": "Mine now"})),
+        ),
+        route(
+            Method::PATCH,
+            "/api/v1/admin/activities/{id}",
+            Some(json!({"paused": true})),
+        ),
+        route(Method::POST, "/api/v1/admin/activities/{id}/rotate", None),
+        route(Method::GET, "/api/v1/admin/classes/{id}/usage", None),
+        route(Method::GET, "/api/v1/admin/audit?class_id={class}", None),
+        route(
+            Method::POST,
+            "/api/v1/admin/teachers",
+            Some(json!({"email": "x@y.edu", "name": "X"})),
+        ),
+        route(Method::GET, "/api/v1/admin/teachers", None),
+        route(
+            Method::PATCH,
+            "/api/v1/admin/teachers/{id}",
+            Some(json!({"disabled": true})),
+        ),
+        route(Method::DELETE, "/api/v1/admin/tokens/{id}", None),
+        // Scoped to the caller by construction (their own list, their own token, an
+        // invitation secret): tried too, and must not show or change the other's data.
+        route(Method::GET, "/api/v1/admin/classes", None),
+        route(
+            Method::POST,
+            "/api/v1/admin/classes",
+            Some(json!({"title": "Own class"})),
+        ),
+        route(Method::GET, "/api/v1/admin/tokens", None),
+        route(
+            Method::POST,
+            "/api/v1/admin/tokens",
+            Some(json!({"name": "own"})),
+        ),
+        route(
+            Method::POST,
+            "/api/v1/invitations/accept",
+            Some(json!({"invitation": "x", "password": "p"})),
+        ),
+    ]
+}
+
+#[tokio::test]
+async fn a_teacher_cannot_read_or_change_another_teachers_class_on_any_route() {
+    let app = spawn_app().await;
+    let admin = admin_token(&app).await;
+    let (a_id, a) = teacher(&app, &admin, "a@school.edu").await;
+    let (b_id, b) = teacher(&app, &admin, "b@school.edu").await;
+    let (class, activity, code) = class_with_activity(&app, &a, "Be kind.").await;
+    let (_, a_tokens) = api(&app, Method::GET, "/api/v1/admin/tokens", &a, None).await;
+    let a_token_id = a_tokens[0]["id"].as_str().unwrap().to_owned();
+    let before = api(
+        &app,
+        Method::GET,
+        &format!("/api/v1/admin/classes/{class}"),
+        &a,
+        None,
+    )
+    .await;
+    assert_eq!(before.0, 200);
+    let members_before = api(
+        &app,
+        Method::GET,
+        &format!("/api/v1/admin/classes/{class}/members"),
+        &a,
+        None,
+    )
+    .await;
+
+    // The table covers every route of the document.
+    let (_, doc) = api(&app, Method::GET, "/api/v1/openapi.json", &b, None).await;
+    let routes = every_route();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for method in item.as_object().unwrap().keys() {
+            let listed = routes.iter().any(|r| {
+                r.method.as_str().eq_ignore_ascii_case(method)
+                    && r.path.split('?').next() == Some(path.as_str())
+            });
+            assert!(
+                listed,
+                "{method} {path} is in the API but not in every_route()"
+            );
+        }
+    }
+
+    for r in &routes {
+        let id = if r.path.contains("/activities/") {
+            &activity
+        } else if r.path.contains("/teachers/") {
+            &a_id
+        } else if r.path.contains("/tokens/") {
+            &a_token_id
+        } else {
+            &class
+        };
+        let path = r
+            .path
+            .replace("{id}", id)
+            .replace("{teacher_id}", &b_id)
+            .replace("{class}", &class);
+        let (status, body) = api(&app, r.method.clone(), &path, &b, r.body.clone()).await;
+        let scoped = matches!(
+            (r.method.as_str(), r.path),
+            ("GET", "/api/v1/admin/classes")
+                | ("POST", "/api/v1/admin/classes")
+                | ("GET", "/api/v1/admin/tokens")
+                | ("POST", "/api/v1/admin/tokens")
+                | ("POST", "/api/v1/invitations/accept")
+        );
+        if scoped {
+            let text = body.to_string();
+            assert!(
+                !text.contains(&class) && !text.contains(&a_token_id),
+                "{} {path}: {text}",
+                r.method
+            );
+        } else {
+            assert!(
+                status == 404 || status == 403,
+                "{} {path}: {status} {body}",
+                r.method
+            );
+            assert!(
+                body["error"]["code"].is_string(),
+                "{} {path}: {body}",
+                r.method
+            );
+        }
+    }
+    // Nothing changed: the class, its members, its activity's code, A's token.
+    let after = api(
+        &app,
+        Method::GET,
+        &format!("/api/v1/admin/classes/{class}"),
+        &a,
+        None,
+    )
+    .await;
+    assert_eq!(after.1["system_prompt"], "Be kind.");
+    assert_eq!(after, before);
+    let members_after = api(
+        &app,
+        Method::GET,
+        &format!("/api/v1/admin/classes/{class}/members"),
+        &a,
+        None,
+    )
+    .await;
+    assert_eq!(members_after, members_before);
+    sign_in_with(&app, &code).await;
+    let (s, me) = api(&app, Method::GET, "/api/v1/admin/tokens", &a, None).await;
+    assert_eq!(s, 200, "A's token still works");
+    assert_eq!(me[0]["id"], a_token_id.as_str());
+    let (_, teachers) = api(&app, Method::GET, "/api/v1/admin/teachers", &admin, None).await;
+    assert!(
+        teachers
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|t| t["disabled"] == false)
+    );
+}
+
+#[tokio::test]
+async fn a_co_teacher_cannot_delete_or_change_members_and_an_assistant_changes_nothing() {
+    let app = spawn_app().await;
+    let admin = admin_token(&app).await;
+    let (_, owner) = teacher(&app, &admin, "owner@school.edu").await;
+    let (co_id, co) = teacher(&app, &admin, "co@school.edu").await;
+    let (as_id, asst) = teacher(&app, &admin, "asst@school.edu").await;
+    let (class, activity, _) = class_with_activity(&app, &owner, "Be kind.").await;
+    let c = format!("/api/v1/admin/classes/{class}");
+    for (id, role) in [(&co_id, "co_teacher"), (&as_id, "assistant")] {
+        let (s, b) = api(
+            &app,
+            Method::PUT,
+            &format!("{c}/members/{id}"),
+            &owner,
+            Some(json!({"role": role})),
+        )
+        .await;
+        assert_eq!(s, 204, "{b}");
+    }
+    // The co-teacher edits the class and its activities…
+    let (s, v) = api(
+        &app,
+        Method::PATCH,
+        &c,
+        &co,
+        Some(json!({"greeting": "Hi from co"})),
+    )
+    .await;
+    assert_eq!((s, v["role"].clone()), (200, json!("co_teacher")));
+    let (s, _) = api(
+        &app,
+        Method::POST,
+        &format!("/api/v1/admin/activities/{activity}/rotate"),
+        &co,
+        None,
+    )
+    .await;
+    assert_eq!(s, 200);
+    // …but cannot delete it or change its members.
+    assert_eq!(api(&app, Method::DELETE, &c, &co, None).await.0, 403);
+    assert_eq!(
+        api(
+            &app,
+            Method::PUT,
+            &format!("{c}/members/{as_id}"),
+            &co,
+            Some(json!({"role": "owner"}))
+        )
+        .await
+        .0,
+        403
+    );
+    assert_eq!(
+        api(
+            &app,
+            Method::DELETE,
+            &format!("{c}/members/{as_id}"),
+            &co,
+            None
+        )
+        .await
+        .0,
+        403
+    );
+    assert_eq!(
+        api(
+            &app,
+            Method::GET,
+            &format!("/api/v1/admin/audit?class_id={class}"),
+            &co,
+            None
+        )
+        .await
+        .0,
+        403
+    );
+
+    // The assistant reads, and changes nothing.
+    assert_eq!(api(&app, Method::GET, &c, &asst, None).await.0, 200);
+    assert_eq!(
+        api(&app, Method::GET, &format!("{c}/usage"), &asst, None)
+            .await
+            .0,
+        200
+    );
+    let before = api(&app, Method::GET, &c, &owner, None).await;
+    for (m, path, body) in [
+        (Method::PATCH, c.clone(), Some(json!({"title": "Mine"}))),
+        (Method::DELETE, c.clone(), None),
+        (
+            Method::POST,
+            format!("{c}/activities"),
+            Some(json!({"title": "X"})),
+        ),
+        (
+            Method::PATCH,
+            format!("/api/v1/admin/activities/{activity}"),
+            Some(json!({"paused": true})),
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/admin/activities/{activity}/rotate"),
+            None,
+        ),
+        (
+            Method::PUT,
+            format!("{c}/members/{as_id}"),
+            Some(json!({"role": "owner"})),
+        ),
+        (Method::DELETE, format!("{c}/members/{co_id}"), None),
+    ] {
+        let (s, b) = api(&app, m.clone(), &path, &asst, body).await;
+        assert_eq!(s, 403, "{m} {path}: {b}");
+        assert_eq!(b["error"]["code"], "forbidden");
+    }
+    assert_eq!(
+        api(&app, Method::GET, &c, &owner, None).await,
+        before,
+        "nothing changed"
+    );
+    let (_, members) = api(&app, Method::GET, &format!("{c}/members"), &owner, None).await;
+    assert_eq!(members.as_array().unwrap().len(), 3);
+    // The owner may.
+    assert_eq!(
+        api(
+            &app,
+            Method::DELETE,
+            &format!("{c}/members/{co_id}"),
+            &owner,
+            None
+        )
+        .await
+        .0,
+        204
+    );
+    assert_eq!(api(&app, Method::DELETE, &c, &owner, None).await.0, 204);
+    assert_eq!(api(&app, Method::GET, &c, &owner, None).await.0, 404);
+}
+
+#[tokio::test]
+async fn a_revoked_token_is_refused_with_401() {
+    let app = spawn_app().await;
+    let admin = admin_token(&app).await;
+    let (_, t) = teacher(&app, &admin, "mei@school.edu").await;
+    let (s, list) = api(&app, Method::GET, "/api/v1/admin/tokens", &t, None).await;
+    assert_eq!(s, 200);
+    assert!(list[0]["prefix"].as_str().unwrap().starts_with("cc_pat_"));
+    assert!(
+        !list.to_string().contains(&t),
+        "the list never shows a token"
+    );
+    let id = list[0]["id"].as_str().unwrap();
+    assert_eq!(
+        api(
+            &app,
+            Method::DELETE,
+            &format!("/api/v1/admin/tokens/{id}"),
+            &t,
+            None
+        )
+        .await
+        .0,
+        204
+    );
+    let (s, body) = api(&app, Method::GET, "/api/v1/admin/classes", &t, None).await;
+    assert_eq!(s, 401);
+    assert_eq!(body["error"]["code"], "unauthorized");
+    // Neither a malformed token nor none at all gets further.
+    assert_eq!(
+        api(
+            &app,
+            Method::GET,
+            "/api/v1/admin/classes",
+            "cc_pat_nope",
+            None
+        )
+        .await
+        .0,
+        401
+    );
+    let r = app.get("/api/v1/admin/classes").await;
+    assert_eq!(r.status(), 401);
+    // A wrong password makes no token.
+    assert_eq!(
+        token_with_password(&app, "mei@school.edu", "wrong password!")
+            .await
+            .0,
+        401
+    );
+}
+
+#[tokio::test]
+async fn a_disabled_teachers_token_stops() {
+    let app = spawn_app().await;
+    let admin = admin_token(&app).await;
+    let (id, t) = teacher(&app, &admin, "mei@school.edu").await;
+    assert_eq!(
+        api(&app, Method::GET, "/api/v1/admin/classes", &t, None)
+            .await
+            .0,
+        200
+    );
+    let (s, v) = api(
+        &app,
+        Method::PATCH,
+        &format!("/api/v1/admin/teachers/{id}"),
+        &admin,
+        Some(json!({"disabled": true})),
+    )
+    .await;
+    assert_eq!((s, v["disabled"].clone()), (200, json!(true)));
+    assert_eq!(
+        api(&app, Method::GET, "/api/v1/admin/classes", &t, None)
+            .await
+            .0,
+        401
+    );
+    assert_eq!(
+        token_with_password(&app, "mei@school.edu", TEACHER_PASSWORD)
+            .await
+            .0,
+        401
+    );
+    // A teacher may not disable anyone.
+    let (_, other) = teacher(&app, &admin, "lin@school.edu").await;
+    assert_eq!(
+        api(
+            &app,
+            Method::PATCH,
+            &format!("/api/v1/admin/teachers/{id}"),
+            &other,
+            Some(json!({"disabled": false}))
+        )
+        .await
+        .0,
+        403
+    );
+}
+
+#[tokio::test]
+async fn a_class_made_and_edited_through_the_api_is_live_at_once() {
+    let app = spawn_app_with_fake(classchat_fake_upstream::FakeConfig {
+        models: vec!["test-model".into(), "other-model".into()],
+        ..Default::default()
+    })
+    .await;
+    let admin = admin_token(&app).await;
+    let (_, t) = teacher(&app, &admin, "mei@school.edu").await;
+    let (class, _, code) = class_with_activity(&app, &t, "You are a patient biology tutor.").await;
+    let s = sign_in_with(&app, &code).await;
+    assert_eq!(s.class.greeting.as_deref(), Some("Hello, 7A!"));
+    assert_eq!(
+        app.post_chat(&s.token, chat_body("hi", false))
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(last_system_prompt(&app), "You are a patient biology tutor.");
+
+    let (st, _) = api(
+        &app,
+        Method::PATCH,
+        &format!("/api/v1/admin/classes/{class}"),
+        &t,
+        Some(json!({"system_prompt": "Answer only in haiku.", "greeting": "Welcome back!", "model": "other-model"})),
+    )
+    .await;
+    assert_eq!(st, 200);
+    // The same token: the next reply has the new prompt and model, without a restart.
+    assert_eq!(
+        app.post_chat(&s.token, chat_body("hi", false))
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(last_system_prompt(&app), "Answer only in haiku.");
+    assert_eq!(
+        app.upstream.requests().last().unwrap().body["model"],
+        "other-model"
+    );
+    // And the next sign-in greets with the new greeting (a refresh too).
+    assert_eq!(
+        sign_in_with(&app, &code).await.class.greeting.as_deref(),
+        Some("Welcome back!")
+    );
+    let r: SessionResponse = app.refresh(&s.token).await.json().await.unwrap();
+    assert_eq!(r.class.greeting.as_deref(), Some("Welcome back!"));
+    // A deleted class's tokens and code stop.
+    assert_eq!(
+        api(
+            &app,
+            Method::DELETE,
+            &format!("/api/v1/admin/classes/{class}"),
+            &t,
+            None
+        )
+        .await
+        .0,
+        204
+    );
+    assert_eq!(
+        app.post_chat(&s.token, chat_body("hi", false))
+            .await
+            .status(),
+        401
+    );
+    let r = app.post_session(json!({"access_code": code})).await;
+    expect_error(r, 401, ErrorCode::InvalidCode).await;
+}
+
+#[tokio::test]
+async fn an_activitys_code_brings_its_own_prompt_and_a_paused_activity_refuses_while_another_works()
+{
+    let app = spawn_app().await;
+    let admin = admin_token(&app).await;
+    let (_, t) = teacher(&app, &admin, "mei@school.edu").await;
+    let (class, lab, lab_code) = class_with_activity(&app, &t, "Class prompt.").await;
+    let (s, exam) = api(
+        &app,
+        Method::POST,
+        &format!("/api/v1/admin/classes/{class}/activities"),
+        &t,
+        Some(json!({"title": "Exam revision", "system_prompt": "Quiz the student.", "greeting": "Ready?"})),
+    )
+    .await;
+    assert_eq!(s, 201);
+    let exam_code = exam["code"].as_str().unwrap();
+    let e = sign_in_with(&app, exam_code).await;
+    assert_eq!(e.class.greeting.as_deref(), Some("Ready?"));
+    assert_eq!(e.class.id, class, "budgets and usage stay the class's");
+    let l = sign_in_with(&app, &lab_code).await;
+    assert_eq!(
+        l.class.greeting.as_deref(),
+        Some("Hello, 7A!"),
+        "the class's greeting"
+    );
+    assert_eq!(
+        app.post_chat(&e.token, chat_body("hi", false))
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(last_system_prompt(&app), "Quiz the student.");
+
+    let (s, v) = api(
+        &app,
+        Method::PATCH,
+        &format!("/api/v1/admin/activities/{lab}"),
+        &t,
+        Some(json!({"paused": true})),
+    )
+    .await;
+    assert_eq!((s, v["paused"].clone()), (200, json!(true)));
+    let refused = expect_error(
+        app.post_session(json!({"access_code": lab_code})).await,
+        401,
+        ErrorCode::ClassDisabled,
+    )
+    .await;
+    assert!(
+        refused.error.message.contains("paused"),
+        "{}",
+        refused.error.message
+    );
+    let refused = expect_error(
+        app.post_chat(&l.token, chat_body("hi", false)).await,
+        401,
+        ErrorCode::ClassDisabled,
+    )
+    .await;
+    assert!(
+        refused.error.message.contains("paused"),
+        "{}",
+        refused.error.message
+    );
+    // The other activity carries on.
+    assert_eq!(
+        app.post_chat(&e.token, chat_body("hi", false))
+            .await
+            .status(),
+        200
+    );
+    sign_in_with(&app, exam_code).await;
+    // Going on again.
+    api(
+        &app,
+        Method::PATCH,
+        &format!("/api/v1/admin/activities/{lab}"),
+        &t,
+        Some(json!({"paused": false})),
+    )
+    .await;
+    assert_eq!(
+        app.post_chat(&l.token, chat_body("hi", false))
+            .await
+            .status(),
+        200
+    );
+}
+
+#[tokio::test]
+async fn the_audit_log_holds_each_change_in_order_and_no_secret() {
+    let app = spawn_app().await;
+    let admin = admin_token(&app).await;
+    let (_, t) = teacher(&app, &admin, "mei@school.edu").await;
+    let (co_id, _) = teacher(&app, &admin, "lin@school.edu").await;
+    let (class, activity, code) = class_with_activity(&app, &t, "Be kind.").await;
+    let c = format!("/api/v1/admin/classes/{class}");
+    api(
+        &app,
+        Method::PATCH,
+        &c,
+        &t,
+        Some(json!({"system_prompt": "Be brief."})),
+    )
+    .await;
+    api(
+        &app,
+        Method::PATCH,
+        &format!("/api/v1/admin/activities/{activity}"),
+        &t,
+        Some(json!({"paused": true})),
+    )
+    .await;
+    let (_, rotated) = api(
+        &app,
+        Method::POST,
+        &format!("/api/v1/admin/activities/{activity}/rotate"),
+        &t,
+        None,
+    )
+    .await;
+    api(
+        &app,
+        Method::PUT,
+        &format!("{c}/members/{co_id}"),
+        &t,
+        Some(json!({"role": "co_teacher"})),
+    )
+    .await;
+    let (s, lines) = api(
+        &app,
+        Method::GET,
+        &format!("/api/v1/admin/audit?class_id={class}"),
+        &t,
+        None,
+    )
+    .await;
+    assert_eq!(s, 200, "{lines}");
+    let actions: Vec<&str> = lines
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "create_class",
+            "create_activity",
+            "update_class",
+            "update_activity",
+            "rotate_activity_code",
+            "put_member"
+        ]
+    );
+    let first = &lines[0];
+    assert_eq!(first["actor"], "mei@school.edu");
+    assert_eq!(first["address"], "127.0.0.1");
+    assert!(lines[3]["detail"].as_str().unwrap().contains("paused"));
+    // The administrator sees every line, the teacher-level ones too.
+    let (_, all) = api(&app, Method::GET, "/api/v1/admin/audit", &admin, None).await;
+    let all_actions: Vec<&str> = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["action"].as_str().unwrap())
+        .collect();
+    for a in [
+        "invite_teacher",
+        "accept_invitation",
+        "create_token",
+        "create_class",
+    ] {
+        assert!(all_actions.contains(&a), "{a} in {all_actions:?}");
+    }
+    let text = all.to_string();
+    for secret in [
+        code.as_str(),
+        rotated["code"].as_str().unwrap(),
+        t.as_str(),
+        TEACHER_PASSWORD,
+        &t[7..20],
+    ] {
+        assert!(!text.contains(secret), "a secret in the audit log");
+    }
+}
+
+#[tokio::test]
+async fn a_script_drives_the_routes_the_openapi_document_describes() {
+    let app = spawn_app().await;
+    let admin = admin_token(&app).await;
+    let (_, t) = teacher(&app, &admin, "mei@school.edu").await;
+    let doc: Value = app.get("/api/v1/openapi.json").await.json().await.unwrap();
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
+    let paths = doc["paths"].as_object().unwrap();
+    // Each step uses a route the document lists, with the method it lists.
+    let described = |method: &str, path: &str| -> String {
+        let item = paths
+            .get(path)
+            .unwrap_or_else(|| panic!("{path} is not in the document"));
+        assert!(
+            item.get(method).is_some(),
+            "{method} {path} is not in the document"
+        );
+        path.to_owned()
+    };
+    let create = described("post", "/api/v1/admin/classes");
+    assert!(doc["components"]["schemas"]["CreateClass"]["properties"]["system_prompt"].is_object());
+    let (s, class) = api(
+        &app,
+        Method::POST,
+        &create,
+        &t,
+        Some(json!({"title": "Chemistry", "daily_quota": 500})),
+    )
+    .await;
+    assert_eq!(s, 201);
+    let id = class["id"].as_str().unwrap();
+    let activities = described("post", "/api/v1/admin/classes/{id}/activities").replace("{id}", id);
+    let (s, act) = api(
+        &app,
+        Method::POST,
+        &activities,
+        &t,
+        Some(json!({"title": "Titration"})),
+    )
+    .await;
+    assert_eq!(s, 201);
+    let old_code = act["code"].as_str().unwrap().to_owned();
+    let rotate = described("post", "/api/v1/admin/activities/{id}/rotate")
+        .replace("{id}", act["id"].as_str().unwrap());
+    let (s, rotated) = api(&app, Method::POST, &rotate, &t, None).await;
+    assert_eq!(s, 200);
+    let new_code = rotated["code"].as_str().unwrap();
+    assert_ne!(new_code, old_code);
+    expect_error(
+        app.post_session(json!({"access_code": old_code})).await,
+        401,
+        ErrorCode::InvalidCode,
+    )
+    .await;
+    let s = sign_in_with(&app, new_code).await;
+    assert_eq!(
+        app.post_chat(&s.token, chat_body("hi", false))
+            .await
+            .status(),
+        200
+    );
+    let usage = described("get", "/api/v1/admin/classes/{id}/usage").replace("{id}", id);
+    let deadline = Instant::now() + PATIENCE;
+    let last = loop {
+        let (s, u) = api(&app, Method::GET, &usage, &t, None).await;
+        assert_eq!(s, 200, "{u}");
+        if u["messages"] == 1 {
+            break u;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the message never reached the usage rollups: {u}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(last["class_id"], id);
+    let (s, bad) = api(
+        &app,
+        Method::GET,
+        &format!("{usage}?from=yesterday"),
+        &t,
+        None,
+    )
+    .await;
+    assert_eq!(
+        (s, bad["error"]["code"].clone()),
+        (400, json!("bad_request"))
+    );
+}
+
+#[tokio::test]
+async fn bad_input_gets_a_specific_error_and_changes_nothing() {
+    let app = spawn_app().await;
+    let admin = admin_token(&app).await;
+    for (body, word) in [
+        (json!({"title": " "}), "title"),
+        (json!({"title": "A", "time_zone": "Mars/Base"}), "time_zone"),
+        (json!({"title": "A", "starters": ["", "x"]}), "starter"),
+        (json!({"title": "A", "token_ttl_secs": 5}), "token_ttl_secs"),
+        (json!({"title": "A", "colour": "red"}), "colour"),
+    ] {
+        let (s, b) = api(
+            &app,
+            Method::POST,
+            "/api/v1/admin/classes",
+            &admin,
+            Some(body),
+        )
+        .await;
+        assert_eq!(s, 400, "{b}");
+        assert!(
+            b["error"]["message"].as_str().unwrap().contains(word),
+            "{b}"
+        );
+    }
+    let (_, list) = api(&app, Method::GET, "/api/v1/admin/classes", &admin, None).await;
+    assert_eq!(list, json!([]));
+}
+
+#[tokio::test]
+async fn classchat_admin_create_token_prints_a_working_administrator_token_once() {
+    let app = spawn_app().await;
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_classchat"))
+        .args(["admin", "create-token", "--name", "SIS sync"])
+        .env_clear()
+        .env("DATABASE_URL", &app.db_url)
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    assert!(token.starts_with("cc_pat_"), "{token}");
+    assert!(!String::from_utf8_lossy(&out.stderr).contains(&token));
+    let (s, _) = api(&app, Method::GET, "/api/v1/admin/teachers", &token, None).await;
+    assert_eq!(s, 200, "an administrator token");
+}
+
+/// Two replicas on one PostgreSQL database: a class edited through one is live on the
+/// other, and a teacher disabled on one is refused by the other within 2 s.
+#[tokio::test]
+async fn on_two_replicas_a_class_edit_and_a_disabled_teacher_reach_the_other_at_once() {
+    let url = crate::pg_cluster::shared().create_database().await;
+    let opts = || {
+        Opts::default()
+            .arg("--database-url", &url)
+            .arg("--resync-interval", "1h")
+    };
+    let a = spawn_app_with(opts()).await;
+    let b = spawn_app_with(opts()).await;
+    let admin = admin_token(&a).await;
+    let (id, t) = teacher(&a, &admin, "mei@school.edu").await;
+    let (class, _, _) = class_with_activity(&a, &t, "First prompt.").await;
+    let (s, act) = api(
+        &a,
+        Method::POST,
+        &format!("/api/v1/admin/classes/{class}/activities"),
+        &t,
+        Some(json!({"title": "Two"})),
+    )
+    .await;
+    assert_eq!(s, 201);
+    let code = act["code"].as_str().unwrap().to_owned();
+    // B learns of the new activity by notification (the resync is an hour away).
+    let start = Instant::now();
+    let session = loop {
+        let r = b.post_session(json!({"access_code": code})).await;
+        if r.status() == 200 {
+            eprintln!("the new activity on B: after {:?}", start.elapsed());
+            break r.json::<SessionResponse>().await.unwrap();
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(2),
+            "the new activity on B: not within 2 s"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    api(
+        &a,
+        Method::PATCH,
+        &format!("/api/v1/admin/classes/{class}"),
+        &t,
+        Some(json!({"system_prompt": "Second prompt.", "greeting": "Second greeting."})),
+    )
+    .await;
+    poll_within(Duration::from_secs(2), "the edited prompt on B", || async {
+        assert_eq!(
+            b.post_chat(&session.token, chat_body("hi", false))
+                .await
+                .status(),
+            200
+        );
+        last_system_prompt(&b) == "Second prompt."
+    })
+    .await;
+    let refreshed: SessionResponse = b.refresh(&session.token).await.json().await.unwrap();
+    assert_eq!(
+        refreshed.class.greeting.as_deref(),
+        Some("Second greeting.")
+    );
+
+    assert_eq!(
+        api(&b, Method::GET, "/api/v1/admin/classes", &t, None)
+            .await
+            .0,
+        200
+    );
+    api(
+        &a,
+        Method::PATCH,
+        &format!("/api/v1/admin/teachers/{id}"),
+        &admin,
+        Some(json!({"disabled": true})),
+    )
+    .await;
+    poll_within(
+        Duration::from_secs(2),
+        "the disabled teacher on B",
+        || async {
+            api(&b, Method::GET, "/api/v1/admin/classes", &t, None)
+                .await
+                .0
+                == 401
+        },
+    )
+    .await;
+    assert_eq!(
+        api(&a, Method::GET, "/api/v1/admin/classes", &t, None)
+            .await
+            .0,
+        401
+    );
+}
+
+/// Polls `cond` until it holds, failing if that takes longer than `limit`.
+async fn poll_within<F, Fut>(limit: Duration, what: &str, mut cond: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = Instant::now();
+    loop {
+        if cond().await {
+            eprintln!("{what}: after {:?}", start.elapsed());
+            return;
+        }
+        assert!(start.elapsed() < limit, "{what}: not within {limit:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn the_dashboard_switch_holds_for_a_class_made_through_the_api_and_all_its_activities() {
+    use crate::admin::{PASSWORD, act, sign_in_teacher};
+    let app = spawn_app_with(Opts::default().arg("--admin-password", PASSWORD)).await;
+    let admin = admin_token(&app).await;
+    let (class, _, code) = class_with_activity(&app, &admin, "Be kind.").await;
+    let s = sign_in_with(&app, &code).await;
+    let dashboard = sign_in_teacher(&app).await;
+    let overview = app.page_as("/admin", &dashboard.cookie).await;
+    assert!(
+        overview.contains("Biology 7A"),
+        "the administrator's overview lists it"
+    );
+    let r = act(
+        &app,
+        &dashboard,
+        &format!("/admin/classes/{class}/disable"),
+        &[],
+    )
+    .await;
+    assert_eq!(r.status(), 303);
+    expect_error(
+        app.post_chat(&s.token, chat_body("hi", false)).await,
+        401,
+        ErrorCode::ClassDisabled,
+    )
+    .await;
+    expect_error(
+        app.post_session(json!({"access_code": code})).await,
+        401,
+        ErrorCode::ClassDisabled,
+    )
+    .await;
+    act(
+        &app,
+        &dashboard,
+        &format!("/admin/classes/{class}/enable"),
+        &[],
+    )
+    .await;
+    assert_eq!(
+        app.post_chat(&s.token, chat_body("hi", false))
+            .await
+            .status(),
+        200
+    );
+}
