@@ -256,8 +256,8 @@ pub(super) async fn accept_invitation(
     ApiJson(req): ApiJson<AcceptInvitation>,
 ) -> Result<StatusCode, ApiFailure> {
     check_password(&req.password).map_err(|e| ApiFailure::BadRequest(format!("{e}.")))?;
-    let key = client.limit_key();
-    state.limits.before_sign_in(&key).await.map_err(refusal)?;
+    // Counted as a wrong guess up front and given back when the invitation is real.
+    let attempt = state.limits.attempt(client.0).await.map_err(refusal)?;
     let password = req.password;
     let hash = tokio::task::spawn_blocking(move || hash_password(&password))
         .await
@@ -273,13 +273,15 @@ pub(super) async fn accept_invitation(
         )
         .await?
     {
-        Accepted::Done { .. } => Ok(StatusCode::NO_CONTENT),
-        Accepted::Unknown => {
-            state.limits.wrong_code(&key).await.map_err(refusal)?;
-            Err(ApiFailure::NotFound)
+        Accepted::Unknown => Err(ApiFailure::NotFound),
+        known => {
+            state.limits.not_a_guess(attempt).await.map_err(refusal)?;
+            match known {
+                Accepted::Used => Err(ApiFailure::InvitationUsed),
+                Accepted::Expired => Err(ApiFailure::InvitationExpired),
+                _ => Ok(StatusCode::NO_CONTENT),
+            }
         }
-        Accepted::Used => Err(ApiFailure::InvitationUsed),
-        Accepted::Expired => Err(ApiFailure::InvitationExpired),
     }
 }
 
@@ -358,8 +360,7 @@ async fn password_caller(
 ) -> Result<ApiCaller, ApiFailure> {
     use axum::extract::FromRequestParts;
     let Ok(client) = ClientAddr::from_request_parts(parts, state).await;
-    let key = client.limit_key();
-    state.limits.before_sign_in(&key).await.map_err(refusal)?;
+    let attempt = state.limits.attempt(client.0).await.map_err(refusal)?;
     let login = match normalize_email(&email) {
         Ok(e) => state.store.teacher_login(&e).await?,
         Err(_) => None,
@@ -372,9 +373,9 @@ async fn password_caller(
         .await
         .unwrap_or(false);
     let Some(login) = login.filter(|l| ok && l.password_hash.is_some()) else {
-        state.limits.wrong_code(&key).await.map_err(refusal)?;
         return Err(ApiFailure::Unauthorized("Wrong email address or password."));
     };
+    state.limits.not_a_guess(attempt).await.map_err(refusal)?;
     if login.disabled != 0 {
         return Err(ApiFailure::Unauthorized(
             "This teacher account is disabled.",
