@@ -15,7 +15,10 @@ use crate::admin::{PASSWORD, Teacher, act, sign_in_teacher};
 use crate::helpers::*;
 
 /// One state-changing route. `{class}` and `{session}` in `path` stand for a real class and
-/// session (or, in the "not there" case, for ids that do not exist).
+/// session (or, in the "not there" case, for ids that do not exist). The dashboard has one
+/// teacher account today, so "another teacher" is another dashboard session; once teachers
+/// own classes, add the case "a teacher of another class" (403/404, nothing changed) to the
+/// loop below, and it runs for every row.
 struct Route {
     path: &'static str,
     /// Form fields besides `csrf`, valid ones (the control case must succeed with them).
