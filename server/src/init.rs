@@ -63,7 +63,15 @@ pub struct InitArgs {
     /// Ask nothing: every answer comes from a flag or its default.
     #[arg(long, short = 'y')]
     pub yes: bool,
+    /// Print the systemd units (one service, and the template for replicas) and exit:
+    /// nothing is asked or written. The release ships only the binary.
+    #[arg(long)]
+    pub systemd: bool,
 }
+
+/// The shipped units, as in `deploy/`.
+pub const SERVICE_UNIT: &str = include_str!("../../deploy/classchat.service");
+pub const REPLICA_UNIT: &str = include_str!("../../deploy/classchat@.service");
 
 /// Why set-up stopped (printed as one line).
 #[derive(Debug, thiserror::Error)]
@@ -82,6 +90,13 @@ fn stop(s: impl Into<String>) -> InitError {
 /// `proxy` is the outbound proxy from the environment, the way the server will read it, so
 /// the probe goes where the server's requests will.
 pub async fn command(args: InitArgs, proxy: OutboundProxy) -> ExitCode {
+    if args.systemd {
+        print!(
+            "# ---- /etc/systemd/system/classchat.service (one server) ----\n{SERVICE_UNIT}\n\
+             # ---- /etc/systemd/system/classchat@.service (replicas: classchat@8081, …) ----\n{REPLICA_UNIT}"
+        );
+        return ExitCode::SUCCESS;
+    }
     match run(args, &proxy).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

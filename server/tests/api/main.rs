@@ -23,5 +23,6 @@ mod release;
 mod rotation;
 mod session;
 mod starters;
+mod systemd_units;
 mod upstream_client;
 mod usage_tokens;
