@@ -24,8 +24,8 @@
     ? { chat: "聊天", open: "開啟聊天", loading: "載入中…", failed: "無法載入聊天。", retry: "重試" }
     : { chat: "Chat", open: "Open chat", loading: "Loading…", failed: "Could not load the chat.", retry: "Retry" };
   var pos = d.position === "left" ? "left" : "right";
-  var accent = d.accent || "";
-  if (!/^[#\w(),.%\s-]+$/.test(accent) || !(window.CSS && CSS.supports("color", accent))) accent = "";
+  // A hex colour, as /embed accepts: the fallback passes it on.
+  var accent = /^#([0-9a-f]{3,4}|[0-9a-f]{6}|[0-9a-f]{8})$/i.test(d.accent || "") ? d.accent : "";
   // Empty (auto): the widget follows prefers-color-scheme.
   var theme = /^(light|dark)$/.test(d.theme) ? d.theme : "";
   var svg = function (cls, path) {

@@ -6,6 +6,7 @@
 //! tokens: the two sides share nothing but the database.
 
 pub mod cf_access;
+pub mod failed_sign_ins;
 pub mod health;
 pub mod model;
 pub mod session;
@@ -25,14 +26,13 @@ use crate::basics::{HOUR_MS, now_ms, now_secs};
 use crate::classes::{Class, generate_code};
 use crate::client_addr::ClientAddr;
 use crate::config::{AdminSettings, PasswordCheck, Settings};
-use crate::limiter::{Limiter, MemoryLimiter, retry_secs};
 use crate::state::AppState;
 use crate::store::dashboard::{ClassStats, OverrideChange};
 use cf_access::CfAccess;
 use model::*;
 use session::{
-    COOKIE, CookieKeys, LOGIN_COOKIE, LOGIN_FORM_AGE, LoginForm, SESSION_AGE, Verifier, cookie,
-    random_token,
+    ADMIN_ACCOUNT, COOKIE, CookieKeys, DEVICE_AGE, DEVICE_COOKIE, DEVICE_FAILURES, LOGIN_COOKIE,
+    LOGIN_FORM_AGE, LockedBy, LoginBudgets, LoginForm, SESSION_AGE, Verifier, cookie, random_token,
 };
 
 /// The dashboard's configuration and keys.
@@ -41,9 +41,9 @@ pub struct Admin {
     mode: Mode,
     keys: CookieKeys,
     secure_cookies: bool,
-    login_limiter: MemoryLimiter,
-    /// Wrong passwords over all addresses, counted in the database.
-    login_failures: crate::config::Rate,
+    /// Wrong passwords per address, per account and per known browser, counted in the
+    /// database (see `session`).
+    login_budgets: LoginBudgets,
     verifier: Verifier,
     new_codes: NewCodes,
 }
@@ -138,8 +138,11 @@ impl Admin {
             mode,
             keys,
             secure_cookies: public_url.starts_with("https://"),
-            login_limiter: MemoryLimiter::new(settings.login_failures_per_address),
-            login_failures: settings.admin_login_failures,
+            login_budgets: LoginBudgets {
+                address: settings.login_failures_per_address,
+                account: settings.admin_login_failures,
+                device: DEVICE_FAILURES,
+            },
             verifier: Verifier::default(),
             new_codes: NewCodes::default(),
         })
@@ -452,6 +455,15 @@ async fn overview(
     };
     let page = views::overview_page(&ctx(&state, &t, flash(&q)), &o);
     let page = health::with_panel(page, &state.health, &state.settings.timezone_name);
+    let page = if matches!(state.admin.mode, Mode::Password(_)) {
+        let failed = state
+            .store
+            .admin_failed_since_last_visit(ADMIN_ACCOUNT)
+            .await?;
+        failed_sign_ins::with_failed_sign_ins(page, &failed, &state.settings.timezone_name)
+    } else {
+        page
+    };
     Ok(html(StatusCode::OK, page))
 }
 
@@ -823,63 +835,84 @@ async fn login(
         }
     }
     let given = form.get("password").cloned().unwrap_or_default();
+    let device = cookie(&headers, DEVICE_COOKIE)
+        .and_then(|v| state.admin.keys.check_device(v, ADMIN_ACCOUNT, now_secs()));
     // Limits are checked inside the slot, right before the check they guard, so parallel
     // attempts cannot all pass a count that none of them has added to yet.
     state
         .admin
         .verifier
-        .with_slot(attempt(&state, check, client, given))
+        .with_slot(attempt(&state, check, client, device, given))
         .await
 }
 
-/// One password check, once the per-address and all-address limits allow it.
+/// One password check, once the limits allow it: a browser that signed in to the account
+/// before (`device`, its device cookie's nonce) by its own budget, any other by its
+/// address's and the account's.
 async fn attempt(
     state: &AppState,
     check: &PasswordCheck,
     client: ClientAddr,
+    device: Option<String>,
     given: String,
 ) -> Response {
-    let key = client.to_string();
-    if let Err(wait) = state.admin.login_limiter.check(&key) {
-        tracing::warn!(target: "classchat::admin", client = %client, outcome = "rate_limited", "dashboard sign-in refused");
-        let secs = retry_secs(wait);
-        let msg = format!("Too many wrong passwords. Try again in {secs} seconds.");
-        return too_many(state, secs, &msg);
-    }
-    let now_ms = now_ms();
-    let limit = state.admin.login_failures;
-    let period_ms = i64::try_from(limit.period.as_millis()).unwrap_or(i64::MAX / 2);
+    // Milliseconds, not `now_ms()`'s whole seconds: "since your last visit" must tell a
+    // failure from the sign-in in the same second.
+    let now_ms = jiff::Timestamp::now().as_millisecond();
+    let budgets = state.admin.login_budgets;
+    let address = client.limit_key();
+    let from = crate::store::admin::LoginSource {
+        account: ADMIN_ACCOUNT,
+        address: &address,
+        device: device.as_deref(),
+    };
     let reserved = match state
         .store
-        .admin_login_reserve(now_ms, now_ms - period_ms)
+        .admin_login_reserve(&from, now_ms, &budgets.windows(now_ms))
         .await
     {
         Ok(a) => a,
         Err(e) => return AdminError::from(e).into_response(),
     };
-    if reserved.in_window > i64::from(limit.count) {
+    if let Err((by, secs)) = session::judge(&reserved, device.is_some(), &budgets, now_ms) {
         if let Err(e) = state.store.admin_login_release(reserved.id).await {
             tracing::error!(target: "classchat::admin", error = %e, "could not take back a refused sign-in attempt");
         }
-        tracing::warn!(target: "classchat::admin", client = %client, outcome = "rate_limited_all_addresses", "dashboard sign-in refused");
-        let secs = u64::try_from((reserved.oldest_ms + period_ms - now_ms + 999) / 1000)
-            .unwrap_or(1)
-            .max(1);
-        let msg = format!(
-            "Too many wrong passwords have been tried lately, from anywhere, so sign-in is \
-             paused. Try again in {} minutes.",
-            secs.div_ceil(60)
-        );
+        let (outcome, msg) = match by {
+            LockedBy::Address => (
+                "rate_limited",
+                format!("Too many wrong passwords. Try again in {secs} seconds."),
+            ),
+            LockedBy::Account => (
+                "rate_limited_account",
+                format!(
+                    "Too many wrong passwords have been tried lately on this account, so sign-in \
+                     from browsers that have not signed in before is paused. Try again in {} \
+                     minutes, or use a browser you signed in with before.",
+                    secs.div_ceil(60)
+                ),
+            ),
+            LockedBy::Device => (
+                "rate_limited_device",
+                format!(
+                    "Too many wrong passwords from this browser. Try again in {} minutes.",
+                    secs.div_ceil(60)
+                ),
+            ),
+        };
+        tracing::warn!(target: "classchat::admin", client = %client, known_browser = device.is_some(), outcome, "dashboard sign-in refused");
         return too_many(state, secs, &msg);
     }
     if !Verifier::check(check, given).await {
-        let _ = state.admin.login_limiter.hit(&key);
-        tracing::warn!(target: "classchat::admin", client = %client, outcome = "wrong_password", "dashboard sign-in refused");
+        tracing::warn!(target: "classchat::admin", client = %client, known_browser = device.is_some(), outcome = "wrong_password", "dashboard sign-in refused");
         return login_page(state, StatusCode::UNAUTHORIZED, Some("Wrong password."));
     }
     if let Err(e) = state.store.admin_login_release(reserved.id).await {
         // The right password then counts as one failure for a while: no reason to refuse.
         tracing::error!(target: "classchat::admin", error = %e, "could not take back a successful sign-in attempt");
+    }
+    if let Err(e) = state.store.admin_signed_in(ADMIN_ACCOUNT, now_ms).await {
+        tracing::error!(target: "classchat::admin", error = %e, "could not note the sign-in time");
     }
     let value = state.admin.keys.issue(now_secs());
     let _ = state
@@ -895,6 +928,12 @@ async fn attempt(
     );
     r.headers_mut()
         .append(header::SET_COOKIE, set_cookie(LOGIN_COOKIE, "", 0, secure));
+    // This browser is now known to the account: strangers' failures no longer lock it out.
+    let known = state.admin.keys.issue_device(ADMIN_ACCOUNT, now_secs());
+    r.headers_mut().append(
+        header::SET_COOKIE,
+        set_cookie(DEVICE_COOKIE, &known, DEVICE_AGE.as_secs(), secure),
+    );
     r
 }
 

@@ -25,6 +25,9 @@ const COMPLETION_LIMIT: Duration = Duration::from_secs(60);
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
     Pass,
+    /// Works, but not as students need it (a `PUBLIC_URL` only this machine or only the
+    /// school's network reaches): not a failure, and never "all good" either.
+    Warn,
     Fail,
     /// Not applicable, or not run because an earlier check failed.
     Skip,
@@ -53,6 +56,13 @@ impl CheckResult {
             detail: detail.into(),
         }
     }
+    fn warn(name: &'static str, detail: impl Into<String>) -> Self {
+        Self {
+            name,
+            outcome: Outcome::Warn,
+            detail: detail.into(),
+        }
+    }
     fn skip(name: &'static str, detail: impl Into<String>) -> Self {
         Self {
             name,
@@ -65,6 +75,7 @@ impl CheckResult {
     pub fn line(&self) -> String {
         let tag = match self.outcome {
             Outcome::Pass => "ok  ",
+            Outcome::Warn => "warn",
             Outcome::Fail => "FAIL",
             Outcome::Skip => "skip",
         };
@@ -127,24 +138,47 @@ pub async fn command(config: Config) -> std::process::ExitCode {
         .find(|r| r.name == PUBLIC_URL && r.outcome == Outcome::Fail)
         && std::net::TcpListener::bind(settings.listen_addr).is_ok()
     {
-        *r = CheckResult::skip(
-            PUBLIC_URL,
-            format!(
-                "classchat is not running here yet (nothing listens on {}): start it and run `classchat check` again to test {public_url}",
-                settings.listen_addr
-            ),
+        let mut why = format!(
+            "classchat is not running here yet (nothing listens on {}): start it and run `classchat check` again to test {public_url}",
+            settings.listen_addr
         );
+        if let Some(note) = reach_note(public_url.as_str()).await {
+            why.push_str("; ");
+            why.push_str(&note);
+        }
+        *r = CheckResult::skip(PUBLIC_URL, why);
     }
     for r in &results {
         println!("{}", r.line());
     }
+    println!("classchat check: {}", summary(&results));
     if results.iter().any(|r| r.outcome == Outcome::Fail) {
-        println!("classchat check: some checks failed; fix the first one and run it again");
         std::process::ExitCode::from(1)
     } else {
-        println!("classchat check: all good");
         std::process::ExitCode::SUCCESS
     }
+}
+
+/// The last line: "all good" only when every check passed; otherwise what to read again.
+pub fn summary(results: &[CheckResult]) -> String {
+    let count = |o: Outcome| results.iter().filter(|r| r.outcome == o).count();
+    let (passed, warned, failed, skipped) = (
+        count(Outcome::Pass),
+        count(Outcome::Warn),
+        count(Outcome::Fail),
+        count(Outcome::Skip),
+    );
+    if failed > 0 {
+        return format!(
+            "{failed} failed, {warned} to look at (warn), {skipped} skipped, {passed} passed: fix the first failure and run it again"
+        );
+    }
+    if warned == 0 && skipped == 0 {
+        return "all good".to_owned();
+    }
+    format!(
+        "no failures, but not all good: {warned} to look at (warn), {skipped} skipped, {passed} passed; read the warn and skip lines above"
+    )
 }
 
 /// Runs the checks in the background once the server is up: one log line each, results
@@ -155,6 +189,9 @@ pub fn spawn_startup(state: crate::state::AppState) {
         for r in &results {
             match r.outcome {
                 Outcome::Fail => tracing::warn!(check = r.name, "check failed: {}", r.detail),
+                Outcome::Warn => {
+                    tracing::warn!(check = r.name, "check: look at this: {}", r.detail)
+                }
                 _ => tracing::info!(check = r.name, "check {}", r.line()),
             }
         }
@@ -709,7 +746,103 @@ async fn public_url_check(public_url: &str) -> CheckResult {
                 r.status().as_u16()
             ),
         ),
-        Ok(_) => CheckResult::pass(PUBLIC_URL, format!("{public_url} serves /widget.js")),
+        Ok(_) => match reach_note(public_url).await {
+            Some(note) => CheckResult::warn(
+                PUBLIC_URL,
+                format!("{public_url} serves /widget.js, but {note}"),
+            ),
+            None => CheckResult::pass(PUBLIC_URL, format!("{public_url} serves /widget.js")),
+        },
+    }
+}
+
+/// Who can reach an address, as far as this machine can tell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Reach {
+    /// Loopback (or unspecified): only a browser on this machine.
+    ThisMachine,
+    /// Private, link-local, shared (CGNAT) or unique-local: only the local network.
+    LocalNetwork,
+    Anyone,
+}
+
+/// What kind of address `ip` is for a student's browser.
+pub(crate) fn reach_of(ip: std::net::IpAddr) -> Reach {
+    use std::net::IpAddr;
+    let ip = match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
+        v4 => v4,
+    };
+    match ip {
+        IpAddr::V4(v4) if v4.is_loopback() || v4.is_unspecified() => Reach::ThisMachine,
+        IpAddr::V4(v4) => {
+            let [a, b, ..] = v4.octets();
+            // 100.64.0.0/10 is carrier-grade NAT: not reachable from outside either.
+            if v4.is_private() || v4.is_link_local() || (a == 100 && (64..128).contains(&b)) {
+                Reach::LocalNetwork
+            } else {
+                Reach::Anyone
+            }
+        }
+        IpAddr::V6(v6) if v6.is_loopback() || v6.is_unspecified() => Reach::ThisMachine,
+        IpAddr::V6(v6) => {
+            let first = v6.segments()[0];
+            // fc00::/7 unique local, fe80::/10 link-local.
+            if (first & 0xfe00) == 0xfc00 || (first & 0xffc0) == 0xfe80 {
+                Reach::LocalNetwork
+            } else {
+                Reach::Anyone
+            }
+        }
+    }
+}
+
+/// A plain sentence when `PUBLIC_URL`'s host is one students' browsers cannot reach from
+/// everywhere: a loopback address (the snippet works only on this machine) or a private
+/// one (only inside the school's network). Names are looked up from this machine; a name
+/// that does not resolve here says nothing (the request above already told).
+pub(crate) async fn reach_note(public_url: &str) -> Option<String> {
+    let url = url::Url::parse(public_url).ok()?;
+    let host = url.host()?;
+    let (name, reach) = match host {
+        url::Host::Ipv4(ip) => (ip.to_string(), reach_of(ip.into())),
+        url::Host::Ipv6(ip) => (ip.to_string(), reach_of(ip.into())),
+        url::Host::Domain(d) => {
+            let lower = d.to_ascii_lowercase();
+            let reach = if lower == "localhost" || lower.ends_with(".localhost") {
+                Reach::ThisMachine
+            } else {
+                let port = url.port_or_known_default().unwrap_or(80);
+                let addrs: Vec<std::net::SocketAddr> = tokio::time::timeout(
+                    Duration::from_secs(5),
+                    tokio::net::lookup_host((lower.as_str(), port)),
+                )
+                .await
+                .ok()?
+                .ok()?
+                .collect();
+                let reaches: Vec<Reach> = addrs.iter().map(|a| reach_of(a.ip())).collect();
+                if reaches.is_empty() {
+                    return None;
+                } else if reaches.iter().all(|r| *r == Reach::ThisMachine) {
+                    Reach::ThisMachine
+                } else if reaches.iter().all(|r| *r != Reach::Anyone) {
+                    Reach::LocalNetwork
+                } else {
+                    Reach::Anyone
+                }
+            };
+            (d.to_owned(), reach)
+        }
+    };
+    match reach {
+        Reach::ThisMachine => Some(format!(
+            "{name} is a loopback address: students' browsers cannot reach it, and the snippet works only in a browser on this machine; set PUBLIC_URL to the address students reach classchat at (e.g. https://classchat.school.edu, through a reverse proxy or a tunnel)"
+        )),
+        Reach::LocalNetwork => Some(format!(
+            "{name} is a private address: only browsers inside the school's network reach it (not students at home); if they must, set PUBLIC_URL to a public address (a reverse proxy or a tunnel)"
+        )),
+        Reach::Anyone => None,
     }
 }
 
@@ -772,6 +905,62 @@ mod tests {
         let r = clock_check(&h);
         assert_eq!(r.outcome, Outcome::Fail);
         assert!(r.detail.contains("ahead of"), "{}", r.detail);
+    }
+
+    #[test]
+    fn addresses_are_told_apart_by_who_can_reach_them() {
+        for (ip, want) in [
+            ("127.0.0.1", Reach::ThisMachine),
+            ("127.3.4.5", Reach::ThisMachine),
+            ("0.0.0.0", Reach::ThisMachine),
+            ("::1", Reach::ThisMachine),
+            ("::ffff:127.0.0.1", Reach::ThisMachine),
+            ("10.1.2.3", Reach::LocalNetwork),
+            ("172.16.0.9", Reach::LocalNetwork),
+            ("192.168.1.20", Reach::LocalNetwork),
+            ("169.254.1.1", Reach::LocalNetwork),
+            ("100.100.1.1", Reach::LocalNetwork),
+            ("fd12:3456::1", Reach::LocalNetwork),
+            ("fe80::1", Reach::LocalNetwork),
+            ("203.0.113.7", Reach::Anyone),
+            ("172.32.0.1", Reach::Anyone),
+            ("2001:db8::1", Reach::Anyone),
+        ] {
+            assert_eq!(reach_of(ip.parse().unwrap()), want, "{ip}");
+        }
+    }
+
+    #[tokio::test]
+    async fn loopback_and_private_public_urls_are_named_plainly() {
+        let n = reach_note("http://127.0.0.1:8080").await.unwrap();
+        assert!(n.contains("students' browsers cannot reach it"), "{n}");
+        assert!(n.contains("only in a browser on this machine"), "{n}");
+        let n = reach_note("http://localhost:8080").await.unwrap();
+        assert!(n.contains("localhost is a loopback address"), "{n}");
+        let n = reach_note("http://192.168.1.20").await.unwrap();
+        assert!(
+            n.contains("only browsers inside the school's network"),
+            "{n}"
+        );
+        assert_eq!(reach_note("https://203.0.113.7").await, None);
+    }
+
+    #[test]
+    fn the_summary_says_all_good_only_when_every_check_passed() {
+        let pass = CheckResult::pass(CLOCK, "x");
+        assert_eq!(summary(std::slice::from_ref(&pass)), "all good");
+        let s = summary(&[pass.clone(), CheckResult::skip(REACHABLE, "y")]);
+        assert!(
+            s.starts_with("no failures, but not all good") && s.contains("1 skipped"),
+            "{s}"
+        );
+        let s = summary(&[pass.clone(), CheckResult::warn(PUBLIC_URL, "y")]);
+        assert!(
+            s.contains("1 to look at (warn)") && !s.contains("all good."),
+            "{s}"
+        );
+        let s = summary(&[pass, CheckResult::fail(PUBLIC_URL, "y")]);
+        assert!(s.starts_with("1 failed"), "{s}");
     }
 
     #[test]

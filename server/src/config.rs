@@ -252,8 +252,9 @@ pub struct Config {
     #[arg(long, env = "ADMIN_PASSWORD_HASH", hide_env_values = true)]
     pub admin_password_hash: Option<String>,
 
-    /// Wrong dashboard passwords allowed over all addresses together (on top of
-    /// LOGIN_FAILURES_PER_ADDRESS), as COUNT/PERIOD; beyond it sign-in waits. Counted in the
+    /// Wrong dashboard passwords allowed per account from browsers that have not signed in
+    /// to it before (on top of LOGIN_FAILURES_PER_ADDRESS), as COUNT/PERIOD; beyond it such
+    /// browsers wait, while one that signed in before keeps its own budget. Counted in the
     /// database, so the limit holds across replicas.
     #[arg(long, env = "ADMIN_LOGIN_FAILURES", default_value = "20/60m")]
     pub admin_login_failures: String,
@@ -518,7 +519,7 @@ pub struct Settings {
     pub sign_ins_per_address: Rate,
     /// LOGIN_FAILURES_PER_CLASS was set (it no longer does anything).
     pub obsolete_class_failure_limit: bool,
-    /// Wrong dashboard passwords over all addresses (ADMIN_LOGIN_FAILURES).
+    /// Wrong dashboard passwords per account from unknown browsers (ADMIN_LOGIN_FAILURES).
     pub admin_login_failures: Rate,
     pub messages_per_minute: u32,
     pub class_messages_per_minute: u32,

@@ -5,7 +5,9 @@
 //!
 //! It never prints a secret it did not generate (the key and the service token are read
 //! without echo and never shown), never overwrites an existing file without asking, and
-//! writes the file with mode 0600.
+//! writes the file safely: a new temporary file in the same directory (`O_EXCL`,
+//! `O_NOFOLLOW`, mode 0600) renamed into place, so a `.env` symlink planted meanwhile is
+//! replaced, never followed, and a `.env` owned by another user is refused.
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -61,7 +63,15 @@ pub struct InitArgs {
     /// Ask nothing: every answer comes from a flag or its default.
     #[arg(long, short = 'y')]
     pub yes: bool,
+    /// Print the systemd units (one service, and the template for replicas) and exit:
+    /// nothing is asked or written. The release ships only the binary.
+    #[arg(long)]
+    pub systemd: bool,
 }
+
+/// The shipped units, as in `deploy/`.
+pub const SERVICE_UNIT: &str = include_str!("../../deploy/classchat.service");
+pub const REPLICA_UNIT: &str = include_str!("../../deploy/classchat@.service");
 
 /// Why set-up stopped (printed as one line).
 #[derive(Debug, thiserror::Error)]
@@ -80,6 +90,13 @@ fn stop(s: impl Into<String>) -> InitError {
 /// `proxy` is the outbound proxy from the environment, the way the server will read it, so
 /// the probe goes where the server's requests will.
 pub async fn command(args: InitArgs, proxy: OutboundProxy) -> ExitCode {
+    if args.systemd {
+        print!(
+            "# ---- /etc/systemd/system/classchat.service (one server) ----\n{SERVICE_UNIT}\n\
+             # ---- /etc/systemd/system/classchat@.service (replicas: classchat@8081, …) ----\n{REPLICA_UNIT}"
+        );
+        return ExitCode::SUCCESS;
+    }
     match run(args, &proxy).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -244,7 +261,13 @@ async fn run(a: InitArgs, proxy: &OutboundProxy) -> Result<(), InitError> {
         );
     }
     let out = a.output.clone();
-    if out.exists() && !a.force {
+    // `symlink_metadata`: a symlink is there even when it points nowhere (`exists` would
+    // follow it and say no).
+    if let Ok(m) = std::fs::symlink_metadata(&out) {
+        refuse_foreign(&out, &m)?;
+    }
+    let mut agreed = a.force;
+    if std::fs::symlink_metadata(&out).is_ok() && !a.force {
         if !p.interactive {
             return Err(stop(format!(
                 "{} exists: pass --force to overwrite it",
@@ -254,6 +277,7 @@ async fn run(a: InitArgs, proxy: &OutboundProxy) -> Result<(), InitError> {
         if !p.yes_no(&format!("{} exists. Overwrite it?", out.display()))? {
             return Err(stop(format!("{} left as it was", out.display())));
         }
+        agreed = true;
     }
 
     // Open WebUI: the address, the key, and a service token when Access is in front.
@@ -466,7 +490,30 @@ async fn run(a: InitArgs, proxy: &OutboundProxy) -> Result<(), InitError> {
     text.push_str(&line("CLASS_TITLE", &title)?);
     text.push_str(&line("ADMIN_PASSWORD_HASH", &hash)?);
     text.push_str(&line("DATABASE_URL", "sqlite://classchat.db")?);
-    write_private(&out, &text, a.force || out.exists())?;
+    loop {
+        match write_private(&out, &text, agreed)? {
+            Written::Done => break,
+            // Someone made the file while the questions were answered.
+            Written::Appeared if p.interactive => {
+                if !p.yes_no(&format!(
+                    "{} appeared while you answered. Overwrite it?",
+                    out.display()
+                ))? {
+                    return Err(stop(format!(
+                        "{} left as it was; nothing was written",
+                        out.display()
+                    )));
+                }
+                agreed = true;
+            }
+            Written::Appeared => {
+                return Err(stop(format!(
+                    "{} appeared while set-up ran: pass --force to overwrite it; nothing was written",
+                    out.display()
+                )));
+            }
+        }
+    }
 
     println!();
     println!("Wrote {} (readable only by you).", out.display());
@@ -492,31 +539,120 @@ async fn run(a: InitArgs, proxy: &OutboundProxy) -> Result<(), InitError> {
     Ok(())
 }
 
-/// Writes `text` to `path` with mode 0600; `replace` allows an existing file.
-fn write_private(path: &Path, text: &str, replace: bool) -> Result<(), InitError> {
-    let mut o = std::fs::OpenOptions::new();
-    o.write(true);
-    if replace {
-        o.create(true).truncate(true);
-    } else {
-        o.create_new(true);
-    }
+/// Refuses a target that belongs to someone else: writing secrets into (or replacing) a
+/// file another user planted would hand them the secrets, or their file to us.
+fn refuse_foreign(path: &Path, m: &std::fs::Metadata) -> Result<(), InitError> {
     #[cfg(unix)]
     {
-        use std::os::unix::fs::OpenOptionsExt;
-        o.mode(0o600);
+        use std::os::unix::fs::MetadataExt;
+        let me = own_uid(path)?;
+        if m.uid() != me {
+            return Err(stop(format!(
+                "{} belongs to another user (uid {}): remove it, or write elsewhere with --output; nothing was written",
+                path.display(),
+                m.uid()
+            )));
+        }
     }
-    let mut f = o
-        .open(path)
-        .map_err(|e| stop(format!("cannot write {}: {e}", path.display())))?;
-    // An existing file keeps its mode on open: tighten it too.
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
-    }
-    f.write_all(text.as_bytes())?;
+    let _ = (path, m);
     Ok(())
+}
+
+/// This process's effective user id (no `unsafe` `geteuid`): the owner of `/proc/self`, or
+/// else of a file it creates next to `near`.
+#[cfg(unix)]
+fn own_uid(near: &Path) -> Result<u32, InitError> {
+    use std::os::unix::fs::MetadataExt;
+    if let Ok(m) = std::fs::metadata("/proc/self") {
+        return Ok(m.uid());
+    }
+    let probe = parent_dir(near).join(format!(
+        ".classchat-uid-{}",
+        crate::admin::session::random_token()
+    ));
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)
+        .map_err(|e| stop(format!("cannot tell who owns {}: {e}", near.display())))?;
+    let uid = f.metadata().map(|m| m.uid());
+    let _ = std::fs::remove_file(&probe);
+    Ok(uid?)
+}
+
+fn parent_dir(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
+}
+
+/// How writing went.
+#[derive(Debug, PartialEq, Eq)]
+enum Written {
+    Done,
+    /// `path` did not exist when set-up began (or was not to be replaced) but does now.
+    Appeared,
+}
+
+/// Writes `text` to `path` with mode 0600 through a new temporary file in the same
+/// directory, then puts it in place: by rename when `replace` (which replaces a symlink
+/// rather than following it), else by a hard link, which fails if `path` exists by then.
+fn write_private(path: &Path, text: &str, replace: bool) -> Result<Written, InitError> {
+    let dir = parent_dir(path);
+    let cannot = |e: std::io::Error| stop(format!("cannot write {}: {e}", path.display()));
+    let tmp = loop {
+        let name = dir.join(format!(
+            ".classchat-init-{}",
+            crate::admin::session::random_token()
+        ));
+        let mut o = std::fs::OpenOptions::new();
+        o.write(true).create_new(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            o.mode(0o600).custom_flags(libc::O_NOFOLLOW);
+        }
+        match o.open(&name) {
+            Ok(f) => break (name, f),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(cannot(e)),
+        }
+    };
+    let (tmp_path, mut f) = tmp;
+    // Removes the temporary file on every way out but success.
+    struct Cleanup<'a>(&'a Path, bool);
+    impl Drop for Cleanup<'_> {
+        fn drop(&mut self) {
+            if !self.1 {
+                let _ = std::fs::remove_file(self.0);
+            }
+        }
+    }
+    let mut cleanup = Cleanup(&tmp_path, false);
+    f.write_all(text.as_bytes()).map_err(cannot)?;
+    f.sync_all().map_err(cannot)?;
+    drop(f);
+    // Checked again right before: the file may have been planted since the start.
+    if let Ok(m) = std::fs::symlink_metadata(path) {
+        refuse_foreign(path, &m)?;
+        if !replace {
+            return Ok(Written::Appeared);
+        }
+    }
+    if replace {
+        std::fs::rename(&tmp_path, path).map_err(cannot)?;
+        cleanup.1 = true;
+    } else {
+        match std::fs::hard_link(&tmp_path, path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                return Ok(Written::Appeared);
+            }
+            Err(e) => return Err(cannot(e)),
+        }
+    }
+    Ok(Written::Done)
 }
 
 #[cfg(test)]
@@ -535,6 +671,48 @@ mod tests {
             .collect();
         assert_eq!(read[0].1, "$argon2id$v=19$m=19456");
         assert!(line("CLASS_TITLE", "it's").is_err());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn the_file_is_written_private_through_a_temporary_and_never_through_a_symlink() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join(".env");
+        assert_eq!(
+            write_private(&out, "A='1'\n", false).unwrap(),
+            Written::Done
+        );
+        let mode = std::fs::metadata(&out).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        // Without leave to replace, an existing file is reported, not touched.
+        assert_eq!(
+            write_private(&out, "B='2'\n", false).unwrap(),
+            Written::Appeared
+        );
+        assert_eq!(std::fs::read_to_string(&out).unwrap(), "A='1'\n");
+        // A symlink in its place is replaced, and what it points at is left alone.
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "keep").unwrap();
+        std::fs::remove_file(&out).unwrap();
+        std::os::unix::fs::symlink(&victim, &out).unwrap();
+        assert_eq!(write_private(&out, "C='3'\n", true).unwrap(), Written::Done);
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep");
+        assert!(
+            !std::fs::symlink_metadata(&out)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        assert_eq!(std::fs::read_to_string(&out).unwrap(), "C='3'\n");
+        // No temporary file is left behind.
+        let left: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with(".classchat-"))
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
     }
 
     #[test]

@@ -43,6 +43,8 @@ struct PageInfo {
     demo_replies: bool,
     widget_built: bool,
     class_count: usize,
+    /// The iframe snippet's accessible name (see [`frame_name`]).
+    frame_name: String,
 }
 
 async fn landing(State(state): State<AppState>, req: Request<Body>) -> Response {
@@ -52,6 +54,7 @@ async fn landing(State(state): State<AppState>, req: Request<Body>) -> Response 
         demo_replies: state.upstream.is_demo(),
         widget_built: crate::assets::widget_built(),
         class_count: state.classes.current().iter().count(),
+        frame_name: frame_name(state.classes.current().iter().map(|c| c.title.as_str())),
     };
     let handler = leptos_axum::render_app_to_stream_with_context(
         move || provide_context(info.clone()),
@@ -60,31 +63,49 @@ async fn landing(State(state): State<AppState>, req: Request<Body>) -> Response 
     handler(req).await.into_response()
 }
 
+// The snippets carry no `data-title`/`data-lang` (`title`/`lang` in the link): either would
+// override the class's own title (which the widget shows once a student signs in) and the
+// student's browser language, so a teacher who renames the class or teaches in Traditional
+// Chinese would paste a snippet that hides both. The accent is not a class setting: it
+// stays, as an example of an option to edit.
+
 /// The embed snippet a teacher pastes into a page.
 pub fn embed_snippet(public_url: &str) -> String {
     format!(
-        "<script src=\"{public_url}/widget.js\" async\n        data-title=\"Class assistant\" data-accent=\"#2563eb\"\n        data-position=\"right\" data-lang=\"en\"></script>"
+        "<script src=\"{public_url}/widget.js\" async\n        data-accent=\"#2563eb\" data-position=\"right\"></script>"
     )
 }
 
 /// The shareable link: the widget as a page of its own.
 pub fn link_snippet(public_url: &str) -> String {
-    format!("{public_url}/embed?title=Class+assistant&accent=%232563eb&lang=en")
+    format!("{public_url}/embed?accent=%232563eb")
 }
 
 /// The iframe snippet, for pages that strip `<script>` (Canvas, Moodle, Google Sites).
-/// `&amp;`: it is HTML, and `&lang` is a named character reference.
-pub fn iframe_snippet(public_url: &str) -> String {
+/// `frame_name` is the frame's accessible name (what a screen reader says for the frame),
+/// not a title shown in the widget. `&amp;`: it is HTML.
+pub fn iframe_snippet(public_url: &str, frame_name: &str) -> String {
     format!(
-        "<iframe src=\"{public_url}/embed?title=Class+assistant&amp;accent=%232563eb&amp;lang=en\"\n        title=\"Class assistant\" width=\"400\" height=\"600\" loading=\"lazy\"\n        allow=\"clipboard-write\" style=\"border:0;max-width:100%\"></iframe>"
+        "<iframe src=\"{public_url}/embed?accent=%232563eb\"\n        title=\"{}\" width=\"400\" height=\"600\" loading=\"lazy\"\n        allow=\"clipboard-write\" style=\"border:0;max-width:100%\"></iframe>",
+        crate::embed::escape_html(frame_name)
     )
+}
+
+/// The name for the iframe: the classes' title when they all share one, else a generic one.
+fn frame_name<'a>(titles: impl IntoIterator<Item = &'a str>) -> String {
+    let mut titles = titles.into_iter();
+    let first = titles.next();
+    match first {
+        Some(t) if titles.all(|o| o == t) && !t.trim().is_empty() => t.to_owned(),
+        _ => "Class chat".to_owned(),
+    }
 }
 
 #[component]
 fn Landing() -> impl IntoView {
     let info = expect_context::<PageInfo>();
     let snippet = embed_snippet(&info.public_url);
-    let iframe = iframe_snippet(&info.public_url);
+    let iframe = iframe_snippet(&info.public_url, &info.frame_name);
     let link = link_snippet(&info.public_url);
     let demo = info.demo_code.is_some() || info.demo_replies;
     view! {
@@ -129,16 +150,17 @@ fn Landing() -> impl IntoView {
                     <pre id="snippet-link" data-testid="link-snippet"><code>{link}</code></pre>
                     <button type="button" class="copy" data-copy="snippet-link">"Copy"</button>
                     <p>
-                        "Options: "<code>"data-title"</code>", "<code>"data-accent"</code>" (a CSS colour), "
-                        <code>"data-position"</code>" (right or left), "<code>"data-lang"</code>" (en or zh-TW), "
-                        <code>"data-theme"</code>" (light, dark or auto). "
+                        "Options: "<code>"data-accent"</code>" (a hex colour such as #2563eb), "
+                        <code>"data-position"</code>" (right or left), "<code>"data-theme"</code>" (light, dark or auto), "
+                        <code>"data-title"</code>" (replaces the class's own title; leave it out to show the class's) and "
+                        <code>"data-lang"</code>" (en or zh-TW; leave it out to follow each student's browser). "
                         "The iframe and the link take the same options as query parameters: "
                         <code>"title"</code>", "<code>"accent"</code>", "<code>"position"</code>", "<code>"lang"</code>", "<code>"theme"</code>"."
                     </p>
                     <p class="meta">{format!("Serving {} class(es). Health: ", info.class_count)}<a href="/healthz">"/healthz"</a></p>
                 </main>
                 <script src="/copy.js" defer></script>
-                <script src="/widget.js" async data-title="classchat demo"></script>
+                <script src="/widget.js" async></script>
             </body>
         </html>
     }

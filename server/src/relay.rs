@@ -1,6 +1,12 @@
 //! `POST /api/v1/chat`: a signed-in student's messages to Open WebUI and the reply back,
 //! streamed chunk by chunk.
 //!
+//! A stream answers at once (status, headers and a comment), before Open WebUI does: a
+//! model that takes a minute to load must not leave a reverse proxy waiting for the first
+//! byte past its read timeout (nginx's is 60 s). While Open WebUI is silent a heartbeat
+//! comment goes out every [`HEARTBEAT`]; a refusal that comes first is the stream's `error`
+//! event. A `stream: false` request still answers only when the whole reply is there.
+//!
 //! The stream is one straight chain from the upstream body to the response body (no
 //! task or channel in between), so there is backpressure, and a student who goes away
 //! drops the upstream request with it.
@@ -163,39 +169,26 @@ async fn create_chat(
         },
     );
 
-    let resp = match state.upstream.send(&up_req).await {
-        Ok(r) => {
-            recorder.accepted(
-                up_req
-                    .messages
-                    .iter()
-                    .map(|m| m.content.chars().count())
-                    .sum(),
-            );
-            r
-        }
-        Err(f) => {
-            log_failure(&f, &session);
-            recorder.failed(f.code);
-            return Err(f.into());
-        }
-    };
-
-    let limits = ReplyLimits {
-        idle: state.upstream.idle_timeout(),
-        deadline: tokio::time::Instant::now() + state.settings.timeouts.reply_max,
-        max: state.settings.timeouts.reply_max,
-    };
     if !stream {
+        let resp = match state.upstream.send(&up_req).await {
+            Ok(r) => {
+                recorder.accepted(prompt_chars(&up_req));
+                r
+            }
+            Err(f) => {
+                log_failure(&f, &session);
+                recorder.failed(f.code);
+                return Err(f.into());
+            }
+        };
+        let limits = reply_limits(&state);
         return collect_reply(resp.body, limits, recorder, &session, left).await;
     }
-    let events = relay_events(
-        resp.body,
-        limits,
-        recorder,
-        state.shutdown.clone(),
-        session,
-        left,
+    let opened = futures::stream::once(std::future::ready(
+        Event::default().comment("waiting for the assistant"),
+    ));
+    let events = opened.chain(
+        futures::stream::once(start_relay(state, up_req, recorder, session, left)).flatten(),
     );
     let sse = events.map(Ok::<_, Infallible>);
     let mut resp = Sse::new(sse)
@@ -210,9 +203,78 @@ async fn create_chat(
     Ok(resp)
 }
 
-/// A comment line this often while the upstream is silent, so proxies and browsers keep
-/// an idle stream open (the widget treats a longer silence as a buffering proxy).
+/// A comment line this often while the upstream is silent (before its first byte too), so
+/// proxies and browsers keep an idle stream open: nginx's default `proxy_read_timeout` is
+/// 60 s. The widget treats a longer silence as a buffering proxy.
 pub const HEARTBEAT: Duration = Duration::from_secs(15);
+
+fn prompt_chars(req: &UpstreamRequest) -> usize {
+    req.messages.iter().map(|m| m.content.chars().count()).sum()
+}
+
+/// The limits on one reply, counted from when Open WebUI began it.
+fn reply_limits(state: &AppState) -> ReplyLimits {
+    ReplyLimits {
+        idle: state.upstream.idle_timeout(),
+        deadline: tokio::time::Instant::now() + state.settings.timeouts.reply_max,
+        max: state.settings.timeouts.reply_max,
+    }
+}
+
+/// Inside the stream already answered: sends the request, then relays the reply; a refusal
+/// (or a restart while waiting) is the one `error` event.
+async fn start_relay(
+    state: AppState,
+    up_req: UpstreamRequest,
+    mut recorder: UsageRecorder,
+    session: AuthSession,
+    left: Option<LimitsLeft>,
+) -> std::pin::Pin<Box<dyn Stream<Item = Event> + Send>> {
+    let shutdown = state.shutdown.clone();
+    let sent = tokio::select! {
+        biased;
+        _ = shutdown.cancelled() => Err(restarting()),
+        r = state.upstream.send(&up_req) => r,
+    };
+    match sent {
+        Ok(resp) => {
+            recorder.accepted(prompt_chars(&up_req));
+            Box::pin(relay_events(
+                resp.body,
+                reply_limits(&state),
+                recorder,
+                shutdown,
+                session,
+                left,
+            ))
+        }
+        Err(f) => {
+            log_failure(&f, &session);
+            recorder.failed(f.code);
+            Box::pin(futures::stream::once(std::future::ready(error_event(&f))))
+        }
+    }
+}
+
+fn restarting() -> UpstreamFailure {
+    UpstreamFailure {
+        code: ErrorCode::UpstreamUnavailable,
+        student: "The server is restarting. Please send your message again in a moment.",
+        log: "reply cut: the server is shutting down".into(),
+        retry_after: None,
+    }
+}
+
+/// The `error` event for a failure: what its HTTP error body would carry.
+fn error_event(f: &UpstreamFailure) -> Event {
+    let limited = f.code == ErrorCode::RateLimited && f.retry_after.is_some();
+    sse_event(&ChatEvent::Error {
+        code: f.code,
+        message: f.student.to_owned(),
+        retry_after: f.retry_after.filter(|_| limited),
+        limit: limited.then_some(LimitKind::Upstream),
+    })
+}
 
 /// A delta's `{"text": …}`, as [`ChatEvent::data`] writes it, but borrowed.
 #[derive(serde::Serialize)]
@@ -443,10 +505,7 @@ impl Relay {
         log_failure(&f, &self.session);
         self.recorder.failed(f.code);
         self.over = true;
-        sse_event(&ChatEvent::Error {
-            code: f.code,
-            message: f.student.to_owned(),
-        })
+        error_event(&f)
     }
 
     fn done(&mut self) -> Event {
@@ -466,15 +525,7 @@ impl Relay {
         loop {
             let next = tokio::select! {
                 biased;
-                _ = &mut self.shutdown => {
-                    let f = UpstreamFailure {
-                        code: ErrorCode::UpstreamUnavailable,
-                        student: "The server is restarting. Please send your message again in a moment.",
-                        log: "reply cut: the server is shutting down".into(),
-                        retry_after: None,
-                    };
-                    return Some(self.fail(f));
-                }
+                _ = &mut self.shutdown => return Some(self.fail(restarting())),
                 f = self.timer.expired() => return Some(self.fail(f)),
                 n = self.events.next() => n,
             };

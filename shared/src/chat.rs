@@ -201,8 +201,15 @@ pub enum ChatEvent {
         usage: Option<Usage>,
         limits: Option<LimitsLeft>,
     },
-    /// The reply failed after the stream had started; the stream ends after this.
-    Error { code: ErrorCode, message: String },
+    /// The reply failed after the stream had started (also an upstream refusal: the stream
+    /// starts before Open WebUI answers); the stream ends after this. `retry_after` and
+    /// `limit` as in an error body, for the model provider's rate limit.
+    Error {
+        code: ErrorCode,
+        message: String,
+        retry_after: Option<u64>,
+        limit: Option<LimitKind>,
+    },
 }
 
 #[derive(Serialize)]
@@ -221,6 +228,10 @@ struct DoneData {
 struct ErrorData {
     code: ErrorCode,
     message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    retry_after: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    limit: Option<LimitKind>,
 }
 
 /// Any event's `data:` as read back, and an error body's inside
@@ -260,9 +271,16 @@ impl ChatEvent {
                 usage: *usage,
                 limits: *limits,
             }),
-            Self::Error { code, message } => serde_json::to_string(&ErrorData {
+            Self::Error {
+                code,
+                message,
+                retry_after,
+                limit,
+            } => serde_json::to_string(&ErrorData {
                 code: *code,
                 message: message.clone(),
+                retry_after: *retry_after,
+                limit: *limit,
             }),
         };
         json.unwrap_or_else(|_| String::from("{}"))
@@ -284,9 +302,16 @@ impl ChatEvent {
                 Some(EventData {
                     code: Some(code),
                     message: Some(message),
+                    retry_after,
+                    limit,
                     ..
                 }),
-            ) => Self::Error { code, message },
+            ) => Self::Error {
+                code,
+                message,
+                retry_after,
+                limit,
+            },
             _ => return Err(UnknownEvent(event.to_owned())),
         };
         Ok(event)
@@ -488,6 +513,14 @@ mod tests {
             ChatEvent::Error {
                 code: ErrorCode::UpstreamError,
                 message: "cut".into(),
+                retry_after: None,
+                limit: None,
+            },
+            ChatEvent::Error {
+                code: ErrorCode::RateLimited,
+                message: "busy".into(),
+                retry_after: Some(42),
+                limit: Some(LimitKind::Upstream),
             },
         ];
         for e in events {

@@ -159,11 +159,17 @@ pub(crate) async fn stream_chat(
                     let _ = reader.cancel();
                     return Ok(limits.map(|l| (now_ms(), l)));
                 }
-                Ok(ChatEvent::Error { code, .. }) => {
-                    return Err(WidgetError::Api {
-                        code,
-                        retry_after: None,
-                    });
+                // Also an upstream refusal: the server starts the stream before Open WebUI
+                // answers (a model may take a minute to load), so it arrives as this event.
+                Ok(ChatEvent::Error {
+                    code,
+                    retry_after,
+                    limit,
+                    ..
+                }) => {
+                    return Err(
+                        WidgetError::from_parts(code, retry_after, limit).arrived_at(now_ms())
+                    );
                 }
                 // Events this build does not know (a newer server) are skipped.
                 Err(_) => {}

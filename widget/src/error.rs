@@ -38,14 +38,18 @@ pub enum WidgetError {
 impl WidgetError {
     /// From an error body (or just a status, when the body was not JSON).
     pub fn from_response(status: u16, body: &str, retry_after_header: Option<u64>) -> Self {
-        let (code, retry_after, limit) = match serde_json::from_str::<ApiError>(body) {
-            Ok(e) => (
+        match serde_json::from_str::<ApiError>(body) {
+            Ok(e) => Self::from_parts(
                 e.error.code,
                 e.error.retry_after.or(retry_after_header),
                 e.error.limit,
             ),
-            Err(_) => (code_for_status(status), retry_after_header, None),
-        };
+            Err(_) => Self::from_parts(code_for_status(status), retry_after_header, None),
+        }
+    }
+
+    /// From an error's fields, as an error body or a stream's `error` event carries them.
+    pub fn from_parts(code: ErrorCode, retry_after: Option<u64>, limit: Option<LimitKind>) -> Self {
         match (code, retry_after) {
             (ErrorCode::RateLimited, Some(retry_after)) => Self::Limited {
                 limit,

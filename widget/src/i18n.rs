@@ -77,6 +77,8 @@ pub struct Text {
     pub typing: &'static str,
     /// A stream open but silent past the heartbeat: something on the way holds it.
     pub held_up: &'static str,
+    /// The stream is open but the model has sent nothing yet: it is probably loading.
+    pub starting_up: &'static str,
     pub err_code_empty: &'static str,
     pub err_invalid_code: &'static str,
     pub err_name_too_long: &'static str,
@@ -221,6 +223,7 @@ static EN: Text = Text {
     retry: "Retry",
     typing: "The assistant is writing…",
     held_up: "The reply is being held up on the way — a proxy between you and the server may be buffering it. It will appear when it is complete.",
+    starting_up: "The assistant is starting up; the first answer can take a minute.",
     err_code_empty: "Enter the access code.",
     err_invalid_code: "That access code is not valid. Check it and try again.",
     err_name_too_long: "Your name is too long.",
@@ -283,6 +286,7 @@ static ZH_TW: Text = Text {
     retry: "重試",
     typing: "助理正在回覆…",
     held_up: "回覆在傳送途中被延遲了——你和伺服器之間的代理伺服器可能正在暫存它。回覆完成後就會顯示。",
+    starting_up: "助理正在啟動中，第一個回答可能需要一分鐘。",
     err_code_empty: "請輸入存取碼。",
     err_invalid_code: "存取碼不正確，請檢查後再試一次。",
     err_name_too_long: "名字太長了。",

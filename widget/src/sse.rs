@@ -147,7 +147,9 @@ mod tests {
                 ChatEvent::parse(&frames[1].event, &frames[1].data).unwrap(),
                 ChatEvent::Error {
                     code: ErrorCode::UpstreamError,
-                    message: "x".into()
+                    message: "x".into(),
+                    retry_after: None,
+                    limit: None,
                 }
             );
         }

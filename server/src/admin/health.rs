@@ -33,8 +33,10 @@ fn panel(health: &Health, timezone: &str) -> String {
         .count();
     let summary = format!(
         "{} as of {} (run `classchat check` to check again).",
-        if failed == 0 {
+        if failed == 0 && results.iter().all(|r| r.outcome == Outcome::Pass) {
             "Every check passed".to_owned()
+        } else if failed == 0 {
+            "No check failed, but some need a look or were skipped".to_owned()
         } else {
             format!(
                 "{failed} check{} failed",
@@ -48,6 +50,7 @@ fn panel(health: &Health, timezone: &str) -> String {
         .map(|r| {
             let (badge, label) = match r.outcome {
                 Outcome::Pass => ("badge on", "ok"),
+                Outcome::Warn => ("badge", "look at this"),
                 Outcome::Fail => ("badge off", "failed"),
                 Outcome::Skip => ("badge", "skipped"),
             };

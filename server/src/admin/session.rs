@@ -1,5 +1,15 @@
 //! Who the teacher is: a signed session cookie after a password sign-in, or Cloudflare
-//! Access's signed assertion. Also the CSRF tokens every dashboard form carries.
+//! Access's signed assertion. Also the CSRF tokens every dashboard form carries, and the
+//! password sign-in's limits: per address, per account, and per known browser.
+//!
+//! **Lock-out without strangers locking teachers out** (OWASP's "device cookies"): a
+//! successful sign-in leaves a signed device cookie naming the account. Attempts from
+//! browsers without one spend the address's budget and the account's budget for unknown
+//! browsers; a stranger flooding the account exhausts those, and only those. A browser with
+//! a valid device cookie for the account is judged by its own small budget
+//! ([`DEVICE_FAILURES`]), so the teacher who signed in before keeps signing in. Everything
+//! is keyed by an account name, so per-teacher accounts plug in; today the one password's
+//! account is [`ADMIN_ACCOUNT`].
 
 use std::time::Duration;
 
@@ -9,7 +19,8 @@ use secrecy::{ExposeSecret, SecretString};
 use subtle::ConstantTimeEq;
 
 use crate::basics::HmacSha256;
-use crate::config::PasswordCheck;
+use crate::config::{PasswordCheck, Rate};
+use crate::store::admin::{InWindow, LoginAttempt, LoginWindows};
 
 /// Session cookie name.
 pub const COOKIE: &str = "classchat_admin";
@@ -19,6 +30,20 @@ pub const LOGIN_COOKIE: &str = "classchat_admin_login";
 pub const SESSION_AGE: Duration = Duration::from_secs(8 * 3600);
 /// How long a login form (its pre-sign-in cookie and CSRF token) may be submitted.
 pub const LOGIN_FORM_AGE: Duration = Duration::from_secs(3600);
+/// Device cookie name: set after a successful password sign-in.
+pub const DEVICE_COOKIE: &str = "classchat_admin_device";
+/// How long a browser stays known after its last successful sign-in.
+pub const DEVICE_AGE: Duration = Duration::from_secs(180 * 86_400);
+/// The account of the one dashboard password (teacher accounts get their own names).
+pub const ADMIN_ACCOUNT: &str = "admin";
+/// Wrong passwords a known browser may make in this period before it, too, waits: a
+/// teacher's typos, not a guesser with a stolen device cookie.
+pub const DEVICE_FAILURES: Rate = Rate {
+    count: 10,
+    period: Duration::from_secs(3600),
+};
+/// How long wrong passwords are kept for "since your last visit".
+pub const FAILURES_KEPT: Duration = Duration::from_secs(30 * 86_400);
 /// Password checks running at once. argon2 is built to eat CPU and memory; more than this
 /// queue, so a flood of sign-ins cannot take every core or blocking thread from open chats.
 pub const VERIFY_SLOTS: usize = 2;
@@ -90,6 +115,28 @@ impl CookieKeys {
         (exp.parse::<i64>().ok()? > now).then(|| nonce.to_owned())
     }
 
+    /// A new device cookie value for `account`: `account.nonce.expires.mac`, the account
+    /// base64url-encoded (names may hold dots). Not bound to the password: it only says
+    /// this browser signed in before; the password is still checked.
+    pub fn issue_device(&self, account: &str, now: i64) -> String {
+        let acct = B64.encode(account);
+        let nonce = random_token();
+        let exp = (now + DEVICE_AGE.as_secs() as i64).to_string();
+        let mac = self.mac(&["device", &acct, &nonce, &exp]);
+        format!("{acct}.{nonce}.{exp}.{mac}")
+    }
+
+    /// The device nonce if the cookie is ours, intact, in date and for `account`.
+    pub fn check_device(&self, value: &str, account: &str, now: i64) -> Option<String> {
+        let mut it = value.split('.');
+        let (acct, nonce, exp, mac) = (it.next()?, it.next()?, it.next()?, it.next()?);
+        if it.next().is_some() || !eq(&self.mac(&["device", acct, nonce, exp]), mac) {
+            return None;
+        }
+        let named = B64.decode(acct).ok()?;
+        (named == account.as_bytes() && exp.parse::<i64>().ok()? > now).then(|| nonce.to_owned())
+    }
+
     /// The CSRF token for a signed-in teacher (bound to the session nonce or the email).
     pub fn csrf(&self, binding: &str) -> String {
         self.mac(&["csrf", binding])
@@ -118,6 +165,64 @@ impl CookieKeys {
             _ => Err(LoginForm::Expired),
         }
     }
+}
+
+/// The budgets a password sign-in is judged by.
+#[derive(Debug, Clone, Copy)]
+pub struct LoginBudgets {
+    /// Wrong passwords per address key from unknown browsers (LOGIN_FAILURES_PER_ADDRESS,
+    /// as for access codes).
+    pub address: Rate,
+    /// Wrong passwords per account from unknown browsers (ADMIN_LOGIN_FAILURES).
+    pub account: Rate,
+    /// Wrong passwords per known browser ([`DEVICE_FAILURES`]).
+    pub device: Rate,
+}
+
+impl LoginBudgets {
+    /// From when each budget counts, and what is kept, at `now_ms`.
+    pub fn windows(&self, now_ms: i64) -> LoginWindows {
+        let ms = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX / 4);
+        LoginWindows {
+            address_since_ms: now_ms - ms(self.address.period),
+            account_since_ms: now_ms - ms(self.account.period),
+            device_since_ms: now_ms - ms(self.device.period),
+            keep_since_ms: now_ms - ms(FAILURES_KEPT.max(self.account.period)),
+        }
+    }
+}
+
+/// Which budget refused a sign-in attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LockedBy {
+    Address,
+    Account,
+    Device,
+}
+
+/// Whether an attempt, counted (its own row included), may have its password checked; if
+/// not, which budget refused and for how many seconds. A known browser is judged by its own
+/// budget only; an unknown one by its address's and the account's.
+pub fn judge(
+    a: &LoginAttempt,
+    known_browser: bool,
+    b: &LoginBudgets,
+    now_ms: i64,
+) -> Result<(), (LockedBy, u64)> {
+    let over = |w: InWindow, r: Rate, by: LockedBy| {
+        (w.n > i64::from(r.count)).then(|| {
+            let period = i64::try_from(r.period.as_millis()).unwrap_or(i64::MAX / 4);
+            let wait = u64::try_from((w.oldest_ms + period - now_ms + 999) / 1000).unwrap_or(1);
+            (by, wait.max(1))
+        })
+    };
+    let refusal = if known_browser {
+        over(a.device, b.device, LockedBy::Device)
+    } else {
+        over(a.address, b.address, LockedBy::Address)
+            .or_else(|| over(a.account, b.account, LockedBy::Account))
+    };
+    refusal.map_or(Ok(()), Err)
 }
 
 /// Why a login form was refused before its password was looked at.
@@ -257,6 +362,80 @@ mod tests {
         assert_eq!(k.check(&old, 1001), None);
         assert!(k.csrf_ok(&nonce, &k.csrf(&nonce)));
         assert!(!k.csrf_ok(&nonce, &k.csrf("someone else")));
+    }
+
+    #[test]
+    fn device_cookies_name_their_account_and_resist_tampering_and_age() {
+        let k = CookieKeys::new(&SecretString::from("x".repeat(40)));
+        let c = k.issue_device("teacher.one@school.example", 1000);
+        let nonce = k
+            .check_device(&c, "teacher.one@school.example", 1001)
+            .unwrap();
+        assert!(!nonce.is_empty());
+        assert_eq!(k.check_device(&c, "admin", 1001), None, "another account");
+        let end = 1000 + DEVICE_AGE.as_secs() as i64;
+        assert_eq!(
+            k.check_device(&c, "teacher.one@school.example", end),
+            None,
+            "expired"
+        );
+        let mut parts: Vec<&str> = c.split('.').collect();
+        let admin = B64.encode("admin");
+        parts[0] = &admin;
+        assert_eq!(k.check_device(&parts.join("."), "admin", 1001), None);
+        let other = CookieKeys::new(&SecretString::from("y".repeat(40)));
+        assert_eq!(
+            other.check_device(&c, "teacher.one@school.example", 1001),
+            None
+        );
+        // A session cookie is no device cookie, and the other way round.
+        assert_eq!(k.check_device(&k.issue(1000), "admin", 1001), None);
+        assert_eq!(k.check(&k.issue_device("admin", 1000), 1001), None);
+    }
+
+    #[test]
+    fn unknown_browsers_spend_the_address_and_account_budgets_known_ones_their_own() {
+        let budgets = LoginBudgets {
+            address: Rate {
+                count: 3,
+                period: Duration::from_secs(60),
+            },
+            account: Rate {
+                count: 5,
+                period: Duration::from_secs(600),
+            },
+            device: DEVICE_FAILURES,
+        };
+        let w = |n, oldest_ms| InWindow { n, oldest_ms };
+        let at = |address, account, device| LoginAttempt {
+            id: 1,
+            address,
+            account,
+            device,
+        };
+        let now = 100_000;
+        let fine = at(w(3, 90_000), w(5, 90_000), w(0, now));
+        assert_eq!(judge(&fine, false, &budgets, now), Ok(()));
+        let address = at(w(4, 90_000), w(4, 90_000), w(0, now));
+        assert_eq!(
+            judge(&address, false, &budgets, now),
+            Err((LockedBy::Address, 50))
+        );
+        let flooded = at(w(1, now), w(60, 40_000), w(1, now));
+        assert_eq!(
+            judge(&flooded, false, &budgets, now),
+            Err((LockedBy::Account, 540))
+        );
+        assert_eq!(
+            judge(&flooded, true, &budgets, now),
+            Ok(()),
+            "a known browser is not locked out by the flood"
+        );
+        let typos = at(w(0, now), w(60, 40_000), w(11, 99_000));
+        assert_eq!(
+            judge(&typos, true, &budgets, now),
+            Err((LockedBy::Device, 3599))
+        );
     }
 
     #[test]

@@ -238,8 +238,10 @@ pub const NOT_COPIED: &[&str] = &[
     // Rate budgets and today's quota counts: the limits start whole again.
     "rate_budgets",
     "daily_messages",
-    // Recent wrong dashboard passwords: the global limit starts whole again.
+    // Recent wrong dashboard passwords: the limits start whole again.
     "admin_login_failures",
+    // When each dashboard account last signed in ("since your last visit").
+    "admin_sign_ins",
 ];
 
 /// One value of a copied row.

@@ -230,6 +230,137 @@ async fn the_limit_over_all_addresses_holds_across_replicas() {
     );
 }
 
+/// OWASP's device cookie against lock-out attacks: a stranger's 50 wrong passwords from ten
+/// other addresses spend the account's budget for unknown browsers (20), so a browser that
+/// never signed in waits, even with the right password; the teacher's browser, which signed
+/// in before, is judged by its own budget and signs in at once, and the dashboard tells the
+/// teacher how many wrong passwords were tried and when.
+#[tokio::test]
+async fn a_strangers_flood_does_not_lock_out_a_browser_that_signed_in_before() {
+    let app = spawn_app_with(Opts::default().arg("--admin-password", PASSWORD)).await;
+    let teacher = client_from(2);
+    let r = login_form(&app, &teacher)
+        .await
+        .post(&app.address, PASSWORD)
+        .await;
+    assert_eq!(r.status(), 303, "signed in");
+    let device = set_cookie(&r, "classchat_admin_device").expect("a device cookie");
+    let raw = r
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .find(|v| v.starts_with("classchat_admin_device="))
+        .unwrap();
+    for attr in ["HttpOnly", "SameSite=Strict", "Path=/admin"] {
+        assert!(raw.contains(attr), "{attr} in {raw}");
+    }
+
+    let (mut checked, mut refused) = (0, 0);
+    for i in 0..50u8 {
+        let stranger = login_form(&app, &client_from(3 + i % 10)).await;
+        let r = stranger.post(&app.address, "not-the-password").await;
+        match r.status().as_u16() {
+            401 => checked += 1,
+            429 => refused += 1,
+            other => panic!("{other}"),
+        }
+    }
+    assert_eq!(
+        (checked, refused),
+        (20, 30),
+        "the account's budget, then waits"
+    );
+
+    // A browser that never signed in waits, the right password included...
+    let r = login_form(&app, &client_from(20))
+        .await
+        .post(&app.address, PASSWORD)
+        .await;
+    assert_eq!(r.status(), 429, "an unknown browser is locked out");
+    assert!(set_cookie(&r, "classchat_admin").is_none());
+    // ...and a forged or foreign device cookie does not help it.
+    let form = login_form(&app, &client_from(20)).await;
+    let r = form
+        .client
+        .post(format!("{}/admin/login", app.address))
+        .header(
+            "cookie",
+            format!(
+                "{}; classchat_admin_device=YWRtaW4.x.9999999999.forged",
+                form.cookie
+            ),
+        )
+        .form(&[("password", PASSWORD), ("csrf", &form.csrf)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        429,
+        "a forged device cookie is no device cookie"
+    );
+
+    // The teacher's browser is not.
+    let form = login_form(&app, &teacher).await;
+    let r = teacher
+        .post(format!("{}/admin/login", app.address))
+        .header("cookie", format!("{}; {device}", form.cookie))
+        .form(&[("password", PASSWORD), ("csrf", &form.csrf)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        303,
+        "the known browser signs in during the flood"
+    );
+    let session = set_cookie(&r, "classchat_admin").expect("session cookie");
+    let page = dashboard(&app, &session).await.text().await.unwrap();
+    assert!(
+        page.contains(
+            "20 failed sign-in attempts (wrong password) on this account since your last visit"
+        ),
+        "{page}"
+    );
+    assert!(page.contains("the last at "), "{page}");
+    assert!(!page.contains("not-the-password"));
+    assert!(!captured_logs().contains(PASSWORD));
+}
+
+/// The per-address budget counts by the sign-in address key and lives in the database, so
+/// a second replica sees the first one's failures.
+#[tokio::test]
+async fn the_per_address_limit_is_shared_by_replicas() {
+    let opts = Opts::default()
+        .arg("--admin-password", PASSWORD)
+        .arg("--login-failures-per-address", "3/10m");
+    let a = spawn_app_with(opts.clone()).await;
+    let b = spawn_app_with(Opts {
+        dir: Some(a.dir()),
+        ..opts
+    })
+    .await;
+    let client = client_from(4);
+    for app in [&a, &b, &a] {
+        let r = login_form(app, &client)
+            .await
+            .post(&app.address, "not-the-password")
+            .await;
+        assert_eq!(r.status(), 401);
+    }
+    let r = login_form(&b, &client)
+        .await
+        .post(&b.address, PASSWORD)
+        .await;
+    assert_eq!(r.status(), 429, "the other replica counts the same budget");
+    let r = login_form(&b, &client_from(5))
+        .await
+        .post(&b.address, PASSWORD)
+        .await;
+    assert_eq!(r.status(), 303, "another address is not held back");
+}
+
 #[tokio::test]
 async fn an_old_login_form_is_refused_without_checking_the_password() {
     let app = spawn_app_with(Opts::default().arg("--admin-password", PASSWORD)).await;

@@ -438,7 +438,11 @@ async fn each_upstream_refusal_maps_to_its_code_and_log_line() {
         ),
     ];
     for (name, opts, behavior, want_status, want_code, want_log) in cases {
-        let (r, app) = failure_case(opts, behavior).await;
+        let app = spawn_app_with(opts).await;
+        app.upstream.set_behavior(behavior);
+        let s = app.sign_in().await;
+        // `stream: false` waits for Open WebUI: its refusal is the HTTP answer.
+        let r = app.post_chat(&s.token, chat_body("hi", false)).await;
         let got_status = r.status().as_u16();
         let body = r.text().await.unwrap();
         assert_no_secrets(&body);
@@ -446,8 +450,30 @@ async fn each_upstream_refusal_maps_to_its_code_and_log_line() {
             serde_json::from_str(&body).unwrap_or_else(|_| panic!("{name}: {body}"));
         assert_eq!(e.error.code, want_code, "{name}: {body}");
         assert_eq!(got_status, want_status, "{name}: {body}");
-        let rows = app.usage_rows(1).await;
+        // A stream answers before Open WebUI does: the same refusal is its one event,
+        // with the same code (and the provider's Retry-After, named as its limit).
+        let r = app.post_chat(&s.token, chat_body("hi", true)).await;
+        let events = read_events(r).await;
+        match &events[..] {
+            [
+                ChatEvent::Error {
+                    code,
+                    message,
+                    retry_after,
+                    limit,
+                },
+            ] => {
+                assert_eq!(*code, want_code, "{name}: {events:?}");
+                assert_eq!(*message, e.error.message, "{name}");
+                assert_eq!(*retry_after, e.error.retry_after, "{name}");
+                assert_eq!(*limit, e.error.limit, "{name}");
+                assert_no_secrets(message);
+            }
+            other => panic!("{name}: one error event, not {other:?}"),
+        }
+        let rows = app.usage_rows(2).await;
         assert_eq!(rows[0].outcome, "upstream_error", "{name}");
+        assert_eq!(rows[1].outcome, "upstream_error", "{name}");
         let logs = app.logs();
         assert!(
             logs.contains(want_log),
@@ -473,10 +499,15 @@ async fn an_unreachable_upstream_is_503() {
     )
     .await;
     let s = app.sign_in().await;
-    let r = app.post_chat(&s.token, chat_body("hi", true)).await;
+    let r = app.post_chat(&s.token, chat_body("hi", false)).await;
     let e = expect_error(r, 503, ErrorCode::UpstreamUnavailable).await;
     assert!(e.error.message.contains("cannot be reached"));
     assert!(app.logs().contains("cannot connect to Open WebUI"));
+    let events = read_events(app.post_chat(&s.token, chat_body("hi", true)).await).await;
+    assert!(
+        matches!(&events[..], [ChatEvent::Error { code: ErrorCode::UpstreamUnavailable, message, .. }] if message.contains("cannot be reached")),
+        "{events:?}"
+    );
 }
 
 #[tokio::test]
@@ -519,7 +550,9 @@ async fn streams_that_break_end_with_an_error_event_after_the_deltas() {
             .count();
         assert_eq!(deltas, 2, "{behavior:?}: {events:?}");
         match events.last() {
-            Some(ChatEvent::Error { code: c, message }) => {
+            Some(ChatEvent::Error {
+                code: c, message, ..
+            }) => {
                 assert_eq!(*c, code, "{behavior:?}");
                 assert_no_secrets(message);
             }

@@ -58,8 +58,10 @@ fn assert_one_failure(code: i32, text: &str, name: &str, says: &str) {
     assert!(failed[0].contains(says), "{says:?} in {text}");
 }
 
+/// Every check passes; the `PUBLIC_URL` the tests can serve is a loopback address, which
+/// works but no student reaches: said plainly, and the summary is not "all good".
 #[tokio::test]
-async fn a_healthy_set_up_passes_every_check() {
+async fn a_healthy_set_up_passes_every_check_but_a_loopback_public_url_is_named() {
     let app = spawn_app_with_fake(FakeConfig::default()).await;
     let (code, text) = check(&env_for(&app)).await;
     assert_eq!(code, 0, "{text}");
@@ -70,11 +72,29 @@ async fn a_healthy_set_up_passes_every_check() {
         "API key",
         "class models",
         "test completion",
-        "PUBLIC_URL",
         "clock",
     ] {
         assert!(text.contains(&format!("ok    {name}: ")), "{name}: {text}");
     }
+    let public = text
+        .lines()
+        .find(|l| l.contains("PUBLIC_URL: "))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(public.starts_with("warn  PUBLIC_URL: "), "{text}");
+    assert!(
+        public.contains("serves /widget.js, but 127.0.0.1 is a loopback address"),
+        "{text}"
+    );
+    assert!(
+        public.contains("students' browsers cannot reach it"),
+        "{text}"
+    );
+    let last = text.lines().last().unwrap();
+    assert!(
+        !last.contains("all good") || last.contains("not all good"),
+        "{text}"
+    );
+    assert!(last.contains("1 to look at (warn)"), "{text}");
     assert!(text.contains("streamed"), "{text}");
     assert!(
         app.upstream
@@ -99,6 +119,9 @@ async fn the_checks_go_through_the_outbound_proxy_like_the_relay() {
         text.contains("skip  Open WebUI reachable: reached through the outbound proxy"),
         "{text}"
     );
+    // A skipped check is counted as skipped, never as "all good".
+    assert!(text.contains("1 skipped"), "{text}");
+    assert!(!text.contains("check: all good"), "{text}");
     let upstream = app.upstream.url();
     let lines: Vec<String> = seen
         .lock()
@@ -205,7 +228,7 @@ async fn an_upstream_that_is_down_or_not_tls_or_unknown_is_named() {
     let (code, text) = check(&env).await;
     assert_one_failure(code, &text, "Open WebUI reachable", "TCP: 127.0.0.1:");
     assert!(text.contains("refused the connection"), "{text}");
-    assert!(text.contains("ok    PUBLIC_URL"), "{text}");
+    assert!(text.contains("warn  PUBLIC_URL: "), "{text}");
 
     set(
         &mut env,
@@ -272,6 +295,12 @@ async fn a_public_url_that_does_not_answer_fails_and_bad_configuration_stops_at_
         text.contains("skip  PUBLIC_URL: classchat is not running here yet"),
         "{text}"
     );
+    // Even before the server runs, a loopback PUBLIC_URL is named as one.
+    assert!(
+        text.contains("students' browsers cannot reach it"),
+        "{text}"
+    );
+    assert!(!text.contains("check: all good"), "{text}");
 
     set(&mut env, "AUTH_SECRET", "short");
     let (code, text) = check(&env).await;
@@ -317,7 +346,10 @@ async fn the_binary_logs_one_line_per_check_at_start_up_and_keeps_running() {
             ));
         }
     }
-    let failed: Vec<_> = checks.iter().filter(|c| c.1 == "WARN").collect();
+    let failed: Vec<_> = checks
+        .iter()
+        .filter(|c| c.2.contains("check failed"))
+        .collect();
     assert_eq!(failed.len(), 1, "{checks:?}");
     assert_eq!(failed[0].0, "class models");
     assert!(failed[0].2.contains("no-such-model"));

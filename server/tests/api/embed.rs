@@ -84,6 +84,8 @@ async fn bad_embed_options_get_a_400_naming_the_parameter_without_echoing_it() {
         ("frame=yes", "frame"),
         ("theme=%3Cscript%3Ealert(1)%3C/script%3E", "theme"),
         ("title=a&title=b", "title"),
+        ("accent=notacolor", "accent"),
+        ("accent=teal", "accent"),
     ] {
         let r = app.get(&format!("/embed?{query}")).await;
         assert_eq!(r.status(), 400, "{query}");
@@ -96,10 +98,28 @@ async fn bad_embed_options_get_a_400_naming_the_parameter_without_echoing_it() {
             body.contains(&format!("The {param} parameter must be")),
             "{query}: {body}"
         );
-        for raw in ["evil", "<script", "alert", "<img", "yes"] {
+        for raw in [
+            "evil",
+            "<script",
+            "alert",
+            "<img",
+            "yes",
+            "notacolor",
+            "teal",
+        ] {
             assert!(!body.contains(raw), "{query}: the value is echoed: {body}");
         }
     }
+    let twice = app
+        .get("/embed?lang=en&lang=zh-TW")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        twice.contains("The lang parameter must be given only once."),
+        "{twice}"
+    );
     // A title full of markup is a valid title: shown, escaped, never as markup.
     let r = app
         .get("/embed?title=%3C%2Ftitle%3E%3Cscript%3Ealert(1)%3C%2Fscript%3E%22%27")
@@ -123,11 +143,45 @@ async fn front_page_offers_script_iframe_and_link_snippets_with_external_copy_sc
         assert!(body.contains(&format!("data-testid=\"{id}\"")), "{id}");
     }
     assert_eq!(body.matches("data-copy=\"snippet-").count(), 3);
-    assert!(body.contains("/embed?title=Class+assistant"));
+    // No snippet overrides the class's title or the students' language: the widget shows
+    // the class's own title once a student signs in, in the browser's language. The
+    // iframe's accessible name is the class's title.
+    for s in ["data-title", "data-lang", "?title=", "amp;title=", "lang="] {
+        assert!(!snippets(&body).contains(s), "{s} in {}", snippets(&body));
+    }
+    assert!(snippets(&body).contains("/embed?accent=%232563eb"));
+    assert!(
+        snippets(&body).contains("title=\"Class assistant\""),
+        "{}",
+        snippets(&body)
+    );
+    // The live widget on the page takes the class's title too.
+    assert!(body.contains("<script src=\"/widget.js\" async>"), "{body}");
     // The copy buttons need no inline script or handler attribute.
     assert!(body.contains("<script src=\"/copy.js\" defer>"));
     assert!(!body.contains("onclick"));
     let js = app.get("/copy.js").await;
     assert_eq!(js.status(), 200);
     assert!(js.text().await.unwrap().contains("data-copy"));
+}
+
+/// The three snippets' text on the front page (the `<pre>` blocks).
+fn snippets(body: &str) -> String {
+    body.split("<pre ")
+        .skip(1)
+        .filter_map(|p| p.split("</pre>").next())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[tokio::test]
+async fn the_iframe_snippet_is_named_after_a_renamed_class() {
+    let app = spawn_app_with(Opts::default().arg("--class-title", "Biology helper")).await;
+    let body = app.get("/").await.text().await.unwrap();
+    let s = snippets(&body);
+    assert!(s.contains("title=\"Biology helper\""), "{s}");
+    assert!(
+        !s.contains("Class assistant") && !s.contains("data-title"),
+        "{s}"
+    );
 }

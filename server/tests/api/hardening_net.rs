@@ -298,7 +298,7 @@ async fn a_stream_longer_than_its_cap_ends_with_an_error_event() {
         "deltas first: {events:?}"
     );
     match events.last() {
-        Some(ChatEvent::Error { code, message }) => {
+        Some(ChatEvent::Error { code, message, .. }) => {
             assert_eq!(*code, ErrorCode::UpstreamError);
             assert!(message.contains("went on too long"), "{message}");
         }

@@ -223,6 +223,11 @@ async fn init_through_a_terminal_writes_a_private_env_a_student_can_chat_with() 
         shown.contains("<script src=\"http://127.0.0.1:8080/widget.js\""),
         "{shown}"
     );
+    // The snippet overrides neither the class's title nor the students' language.
+    assert!(
+        !shown.contains("data-title") && !shown.contains("data-lang"),
+        "{shown}"
+    );
     assert!(shown.contains("classchat check"), "{shown}");
     let mode = std::fs::metadata(dir.path().join(".env"))
         .unwrap()
@@ -312,6 +317,11 @@ async fn init_through_flags_writes_the_same_file_and_never_overwrites_unasked() 
     assert!(get(&env, "ADMIN_PASSWORD_HASH").starts_with("$argon2"));
     let codes = codes_in(&shown);
     assert_eq!(get(&env, "ACCESS_CODE"), codes.join(","));
+    assert!(shown.contains("/widget.js\" async"), "{shown}");
+    assert!(
+        !shown.contains("data-title") && !shown.contains("data-lang"),
+        "the snippet leaves the class's title and the language alone: {shown}"
+    );
 
     // An existing file is kept unless --force.
     let before = std::fs::read(dir.path().join(".env")).unwrap();
@@ -330,4 +340,82 @@ async fn init_through_flags_writes_the_same_file_and_never_overwrites_unasked() 
     assert!(!empty.path().join(".env").exists());
 
     a_student_can_chat(dir.path(), &codes[0]).await;
+}
+
+/// `.env` is written through a new temporary file renamed into place: a symlink planted in
+/// its place (even one pointing nowhere yet) is replaced, never followed, and a `.env` that
+/// belongs to another user is refused and left as it was. (The tests run as root, so
+/// "another user" is `nobody`.)
+#[tokio::test]
+async fn init_never_writes_through_a_planted_symlink_or_into_another_users_file() {
+    use std::os::unix::fs::MetadataExt;
+    let fake = FakeUpstream::spawn(FakeConfig::default()).await;
+    let url = fake.url();
+    let flags = |force: bool| {
+        let mut f = vec![
+            "--yes".to_owned(),
+            "--url".into(),
+            url.clone(),
+            "--api-key".into(),
+            API_KEY.into(),
+            "--admin-password".into(),
+            PASSWORD.into(),
+        ];
+        if force {
+            f.push("--force".into());
+        }
+        f
+    };
+    let run = |dir: std::path::PathBuf, force: bool| {
+        let f = flags(force);
+        async move {
+            let args: Vec<&str> = f.iter().map(String::as_str).collect();
+            init_with_flags(&dir, &args).await
+        }
+    };
+
+    // A symlink to a file elsewhere: without --force it counts as an existing .env.
+    let dir = tempfile::tempdir().unwrap();
+    let victim = dir.path().join("victim.txt");
+    std::fs::write(&victim, "VICTIM='keep'\n").unwrap();
+    let env = dir.path().join(".env");
+    std::os::unix::fs::symlink(&victim, &env).unwrap();
+    let (code, shown) = run(dir.path().to_owned(), false).await;
+    assert_eq!(code, 1, "{shown}");
+    assert!(shown.contains(".env exists: pass --force"), "{shown}");
+    // With --force the link itself is replaced; the file it pointed at is untouched.
+    let (code, shown) = run(dir.path().to_owned(), true).await;
+    assert_eq!(code, 0, "{shown}");
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "VICTIM='keep'\n");
+    let m = std::fs::symlink_metadata(&env).unwrap();
+    assert!(m.file_type().is_file(), "a regular file now, not a link");
+    assert_eq!(m.mode() & 0o777, 0o600);
+    assert!(read_env(dir.path()).iter().any(|(k, _)| k == "AUTH_SECRET"));
+
+    // A dangling symlink: following it would create the file it names.
+    let dir = tempfile::tempdir().unwrap();
+    let elsewhere = dir.path().join("not-yet");
+    std::os::unix::fs::symlink(&elsewhere, dir.path().join(".env")).unwrap();
+    let (code, shown) = run(dir.path().to_owned(), false).await;
+    assert_eq!(code, 1, "{shown}");
+    let (code, shown) = run(dir.path().to_owned(), true).await;
+    assert_eq!(code, 0, "{shown}");
+    assert!(!elsewhere.exists(), "the link's target was never created");
+
+    // A .env that belongs to another user is refused, even with --force, and kept.
+    let dir = tempfile::tempdir().unwrap();
+    let env = dir.path().join(".env");
+    std::fs::write(&env, "PLANTED=1\n").unwrap();
+    std::os::unix::fs::chown(&env, Some(65534), Some(65534)).unwrap();
+    for force in [false, true] {
+        let (code, shown) = run(dir.path().to_owned(), force).await;
+        assert_eq!(code, 1, "{shown}");
+        assert!(shown.contains("belongs to another user (uid 65534)"), "{shown}");
+        assert_eq!(std::fs::read_to_string(&env).unwrap(), "PLANTED=1\n");
+    }
+    let names: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names, [".env"], "nothing else was written");
 }

@@ -26,6 +26,7 @@ mod rotation;
 mod route_guards;
 mod session;
 mod starters;
+mod systemd_units;
 mod teachers_api;
 mod upstream_client;
 mod usage_tokens;

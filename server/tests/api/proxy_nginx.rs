@@ -227,3 +227,40 @@ async fn a_stream_tells_proxies_not_to_buffer_or_transform_it() {
     assert_eq!(r.headers()["x-accel-buffering"], "no");
     read_events(r).await;
 }
+
+/// A model that takes over a minute to load (a cold Ollama model on school hardware): the
+/// stream opens before Open WebUI's first byte, and the heartbeats keep nginx's default
+/// 60 s `proxy_read_timeout` from answering 504 while it loads. Takes a little over 65 s.
+#[tokio::test]
+async fn a_first_byte_after_65_s_through_nginx_with_default_timeouts_completes() {
+    let app = spawn_app_with_fake(FakeConfig::default()).await;
+    let Some(nginx) = Nginx::start(&app.address, "").await else {
+        return;
+    };
+    app.upstream
+        .set_behavior(classchat_fake_upstream::Behavior::SlowStart { delay_ms: 65_000 });
+    let s = app.sign_in().await;
+    let r = app
+        .client
+        .post(format!("{}/api/v1/chat", nginx.url))
+        .bearer_auth(&s.token)
+        .json(&chat_body("wake up", true))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        app.upstream.stats().streams_started,
+        0,
+        "the stream opened before Open WebUI answered"
+    );
+    let events = read_events(r).await;
+    assert_eq!(reply_text(&events), "You said: wake up", "{events:?}");
+    assert!(
+        matches!(
+            events.last(),
+            Some(classchat_shared::ChatEvent::Done { .. })
+        ),
+        "{events:?}"
+    );
+}

@@ -223,11 +223,23 @@ async fn the_providers_quota_refusal_is_named_with_its_retry_after() {
     app.upstream
         .set_behavior(Behavior::QuotaRefusal { retry_after: 42 });
     let s = app.sign_in().await;
-    let r = app.post_chat(&s.token, chat_body("hi", true)).await;
+    let r = app.post_chat(&s.token, chat_body("hi", false)).await;
     assert_eq!(r.headers()["retry-after"], "42");
     let e = expect_error(r, 429, ErrorCode::RateLimited).await;
     assert_eq!(
         (e.error.limit, e.error.retry_after),
         (Some(LimitKind::Upstream), Some(42))
+    );
+    // A stream has answered before the refusal: it is the stream's error event, named the
+    // same way.
+    let events = read_events(app.post_chat(&s.token, chat_body("hi", true)).await).await;
+    assert_eq!(
+        events,
+        [classchat_shared::ChatEvent::Error {
+            code: ErrorCode::RateLimited,
+            message: e.error.message,
+            retry_after: Some(42),
+            limit: Some(LimitKind::Upstream),
+        }]
     );
 }

@@ -257,10 +257,13 @@ pub(crate) fn Chat(ctx: Ctx) -> impl IntoView {
                     if empty { typing(t) } else { streaming_bubble(chat, frame) }
                 })}
             </div>
-            // One status line: a reply held up on the way, else few messages left (quietly).
+            // One status line: a reply held up on the way, a model starting up, else few
+            // messages left (quietly).
             {move || {
                 let line = if ctx.held.get() {
                     Some(("cc-held", t.held_up.to_owned()))
+                } else if ctx.starting.get() {
+                    Some(("cc-starting", t.starting_up.to_owned()))
                 } else {
                     let at = now();
                     chat.with(|c| c.few_left(at).filter(|_| !c.waiting(at)))

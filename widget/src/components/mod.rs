@@ -61,15 +61,34 @@ pub(crate) struct Ctx {
     /// The reply in flight has been silent past [`HELD_AFTER_MS`] (nothing arrived, not
     /// even a heartbeat): a proxy is probably buffering it.
     pub(crate) held: RwSignal<bool>,
-    /// When the reply in flight last sent anything, and the check that watches it.
-    last_bytes: StoredValue<f64>,
+    /// The server has answered but the model has sent no text for [`STARTING_AFTER_MS`]:
+    /// it is probably loading (a cold model can take a minute).
+    pub(crate) starting: RwSignal<bool>,
+    /// How the reply in flight is going, and the check that watches it.
+    progress: StoredValue<Progress>,
     held_check: StoredValue<Option<(u32, IntervalHandle)>>,
 }
 
-/// Silence after which a streaming reply counts as held up. The server sends a heartbeat
-/// every 15 s while the model is silent, so a live stream never goes this long without a
-/// byte; a proxy or CDN that buffers the stream does.
+/// What the held-up check needs to know about the reply in flight (times in ms since the epoch).
+#[derive(Debug, Clone, Copy, Default)]
+struct Progress {
+    /// When the request went out.
+    sent: f64,
+    /// When the last bytes arrived (heartbeats included), or `sent`.
+    last_bytes: f64,
+    /// The server answered: the stream is open (it opens before the model's first byte).
+    opened: bool,
+    /// Reply text has arrived.
+    text: bool,
+}
+
+/// Silence after which a streaming reply counts as held up. The server opens the stream at
+/// once and sends a heartbeat every 15 s while the model is silent, so a live stream never
+/// goes this long without a byte; a proxy or CDN that buffers the stream does.
 const HELD_AFTER_MS: f64 = 25_000.0;
+
+/// Wait for the first text, on an open stream, after which the starting-up line shows.
+const STARTING_AFTER_MS: f64 = 4_000.0;
 
 /// The replies in the message list (the last is the newest).
 const REPLIES: &str = ".cc-messages>.cc-assistant";
@@ -109,7 +128,8 @@ impl Ctx {
             abort: StoredValue::new_local(None),
             refresh_timer: StoredValue::new(None),
             held: RwSignal::new(false),
-            last_bytes: StoredValue::new(0.0),
+            starting: RwSignal::new(false),
+            progress: StoredValue::new(Progress::default()),
             held_check: StoredValue::new(None),
         };
         // Before anything renders: conversations of ended sessions (another student's, on
@@ -482,19 +502,31 @@ impl Ctx {
         if let Some((_, h)) = current {
             h.clear();
             self.held.set(false);
+            self.starting.set(false);
         }
         if !on {
             return;
         }
         let ctx = *self;
-        ctx.last_bytes.set_value(js_sys::Date::now());
+        let now = js_sys::Date::now();
+        ctx.progress.set_value(Progress {
+            sent: now,
+            last_bytes: now,
+            ..Progress::default()
+        });
         let check = move || {
-            let silent = js_sys::Date::now() - ctx.last_bytes.get_value();
-            if silent > HELD_AFTER_MS && !ctx.held.get_untracked() {
-                ctx.held.set(true);
+            let p = ctx.progress.get_value();
+            let now = js_sys::Date::now();
+            let held = now - p.last_bytes > HELD_AFTER_MS;
+            if held != ctx.held.get_untracked() {
+                ctx.held.set(held);
+            }
+            let starting = !held && p.opened && !p.text && now - p.sent > STARTING_AFTER_MS;
+            if starting != ctx.starting.get_untracked() {
+                ctx.starting.set(starting);
             }
         };
-        if let Ok(h) = set_interval_with_handle(check, Duration::from_secs(5)) {
+        if let Ok(h) = set_interval_with_handle(check, Duration::from_secs(1)) {
             ctx.held_check.set_value(Some((turn, h)));
         }
     }
@@ -526,9 +558,18 @@ impl Ctx {
                 &token,
                 &req,
                 signal.as_ref(),
-                |text| chat.update(|c| c.delta(turn, text)),
+                |text| {
+                    chat.update(|c| c.delta(turn, text));
+                    ctx.progress.update_value(|p| p.text = true);
+                    if ctx.starting.get_untracked() {
+                        ctx.starting.set(false);
+                    }
+                },
                 || {
-                    ctx.last_bytes.set_value(js_sys::Date::now());
+                    ctx.progress.update_value(|p| {
+                        p.last_bytes = js_sys::Date::now();
+                        p.opened = true;
+                    });
                     if ctx.held.get_untracked() {
                         ctx.held.set(false);
                     }

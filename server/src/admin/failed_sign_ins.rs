@@ -1,0 +1,87 @@
+//! The line that tells a teacher someone tried wrong passwords on their account since their
+//! last visit, and when the last one was: a flood they did not notice (it no longer locks
+//! them out) should not go unseen.
+
+use leptos::prelude::*;
+
+use crate::store::admin::FailedSince;
+
+/// The overview page with the line at the top of its main section (nothing when there were
+/// no wrong passwords).
+pub fn with_failed_sign_ins(page: String, failed: &FailedSince, timezone: &str) -> String {
+    let Some(line) = line(failed, timezone) else {
+        return page;
+    };
+    let html = view! {
+        <p class="flash warning" role="status" data-testid="admin-failed-sign-ins">{line}</p>
+    }
+    .to_html();
+    match page
+        .find("<main")
+        .and_then(|at| page[at..].find('>').map(|end| at + end + 1))
+    {
+        Some(at) => format!("{}{html}{}", &page[..at], &page[at..]),
+        None => page,
+    }
+}
+
+/// "3 wrong passwords were tried on this account since your last visit, the last at …".
+pub fn line(failed: &FailedSince, timezone: &str) -> Option<String> {
+    let last = failed.last_ms.filter(|_| failed.count > 0)?;
+    let tz = jiff::tz::TimeZone::get(timezone).unwrap_or(jiff::tz::TimeZone::UTC);
+    let at = |ms: i64| {
+        jiff::Timestamp::from_millisecond(ms)
+            .map(|t| {
+                t.to_zoned(tz.clone())
+                    .strftime("%Y-%m-%d %H:%M")
+                    .to_string()
+            })
+            .unwrap_or_default()
+    };
+    let since = match failed.since_ms {
+        Some(ms) => format!("since your last visit ({})", at(ms)),
+        None => "in the last 30 days".to_owned(),
+    };
+    Some(format!(
+        "{n} failed sign-in attempt{s} (wrong password) on this account {since}, the last at {last}. \
+         Browsers that signed in before are not locked out by them; if it was not you, \
+         keep the password long and private.",
+        n = failed.count,
+        s = if failed.count == 1 { "" } else { "s" },
+        last = at(last),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_line_counts_and_dates_the_failures_or_is_absent() {
+        let none = FailedSince {
+            count: 0,
+            last_ms: None,
+            since_ms: Some(0),
+        };
+        let page = "<html><main class=\"admin-main\"><h1>Classes</h1></main></html>".to_owned();
+        assert_eq!(with_failed_sign_ins(page.clone(), &none, "UTC"), page);
+        let three = FailedSince {
+            count: 3,
+            // 2026-12-07 08:30 UTC is 16:30 in Taipei.
+            last_ms: Some(1_796_632_200_000),
+            since_ms: Some(1_796_600_000_000),
+        };
+        let out = with_failed_sign_ins(page, &three, "Asia/Taipei");
+        assert!(
+            out.contains(
+                "3 failed sign-in attempts (wrong password) on this account since your last visit"
+            ),
+            "{out}"
+        );
+        assert!(out.contains("the last at 2026-12-07 16:30"), "{out}");
+        assert!(
+            out.find("admin-failed-sign-ins").unwrap() < out.find("<h1>").unwrap(),
+            "at the top of main: {out}"
+        );
+    }
+}
