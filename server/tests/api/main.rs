@@ -12,6 +12,7 @@ mod config;
 mod dashboard_scale;
 mod embed;
 mod hardening_net;
+mod healthcheck;
 mod helpers;
 mod init;
 mod limits;
