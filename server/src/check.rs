@@ -126,6 +126,12 @@ pub async fn command(config: Config) -> std::process::ExitCode {
         "{}",
         CheckResult::pass(CONFIG, "every setting is valid").line()
     );
+    // A warning, not a failure: the set-up works, but its secrets are readable on the way.
+    if let UpstreamSettings::OpenWebUi(o) = &settings.upstream
+        && let Some(warning) = crate::relay::http1::clear_text_warning(&o.completions_url)
+    {
+        println!("warn  {CONFIG}: {warning}");
+    }
     let public_url = settings
         .public_url
         .clone()

@@ -15,6 +15,13 @@ async fn main() -> ExitCode {
         eprintln!("classchat: cannot read .env: {e}");
         return ExitCode::from(2);
     }
+    // Before the full configuration, which the probe does not need (nor must it fail on).
+    if std::env::args_os()
+        .nth(1)
+        .is_some_and(|a| a == "healthcheck")
+    {
+        return healthcheck().await;
+    }
     let config = Config::parse();
     if let Some(Command::MigrateDb { from, to }) = &config.command {
         return match classchat_server::migrate_db::run(from, to).await {
@@ -116,6 +123,49 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = ctrl_c => {},
         _ = term => {},
+    }
+}
+
+/// `classchat healthcheck`: exit status 0 when the server on LISTEN_ADDR (this machine; an
+/// unspecified address is asked on loopback) answers `/healthz`, else 1 with one line why.
+/// For a container's HEALTHCHECK: the image holds nothing but this binary, so no curl.
+async fn healthcheck() -> ExitCode {
+    let Ok(config) = Config::try_parse_from(["classchat"]) else {
+        eprintln!("classchat healthcheck: the settings cannot be read: run `classchat check`");
+        return ExitCode::from(2);
+    };
+    let Ok(mut addr) = config.listen_addr.trim().parse::<std::net::SocketAddr>() else {
+        eprintln!("classchat healthcheck: LISTEN_ADDR is not an address:port");
+        return ExitCode::from(2);
+    };
+    if addr.ip().is_unspecified() {
+        addr.set_ip(match addr {
+            std::net::SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            std::net::SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    // No proxy: HTTP_PROXY is for Open WebUI, and this asks the machine itself.
+    let client = match reqwest::Client::builder()
+        .no_proxy()
+        .timeout(std::time::Duration::from_secs(5))
+        .build()
+    {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("classchat healthcheck: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match client.get(format!("http://{addr}/healthz")).send().await {
+        Ok(r) if r.status().is_success() => ExitCode::SUCCESS,
+        Ok(r) => {
+            eprintln!("classchat healthcheck: {addr} answered {}", r.status());
+            ExitCode::from(1)
+        }
+        Err(e) => {
+            eprintln!("classchat healthcheck: no answer from {addr}: {e}");
+            ExitCode::from(1)
+        }
     }
 }
 

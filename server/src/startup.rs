@@ -90,6 +90,11 @@ impl Application {
             anyhow::anyhow!("the dashboard's class changes conflict with the configuration: {e}")
         })?;
         let upstream = Upstream::new(&settings.upstream, settings.timeouts, &settings.proxy)?;
+        if let crate::config::UpstreamSettings::OpenWebUi(o) = &settings.upstream
+            && let Some(warning) = crate::relay::http1::clear_text_warning(&o.completions_url)
+        {
+            tracing::warn!("{warning}");
+        }
         let (usage, usage_task) = UsageLog::spawn(store.clone());
         let bound = listener.local_addr()?;
         let public_url = settings

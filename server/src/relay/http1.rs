@@ -29,6 +29,14 @@
 //! so the server cannot hold the complete request and sending it elsewhere stays safe.
 //! Before reuse an idle connection is checked for a close (or unasked data) and dropped, so
 //! a server's keep-alive close is normally noticed before the write.
+//!
+//! Where framing could be read two ways, the answer is refused or its connection is not
+//! reused, so no byte the server sent can be taken for the next request's answer: both
+//! `Transfer-Encoding` and `Content-Length` (read as chunked, then closed), a sign in a
+//! length or chunk size (`+5` parses as 5 in Rust, not in every proxy), bytes past the
+//! answer in the buffer or still inside TLS, more than [`MAX_INTERIM`] `1xx` heads, or a
+//! `101`. The head parser and the body decoders are property-tested with random and
+//! malformed input (`fuzz` in the tests; `scripts/test` runs more cases with a fixed seed).
 
 use std::fmt;
 use std::future::{Future, poll_fn};
@@ -61,6 +69,9 @@ const MAX_IDLE: usize = 512;
 /// How long an idle connection is kept (the server usually closes it sooner; see `checkout`).
 const IDLE_FOR: Duration = Duration::from_secs(60);
 const MAX_HEADERS: usize = 100;
+/// Interim (`1xx`) heads skipped before an answer at most: a server that sends them without
+/// end would otherwise hold the request until its timeout.
+const MAX_INTERIM: usize = 8;
 
 /// What went wrong before an answer's head arrived.
 #[derive(Debug)]
@@ -287,6 +298,33 @@ impl Client {
     }
 }
 
+/// The warning for an `http://` upstream that is not on this machine: the API key and the
+/// service token cross the network in clear text. Names the host only (a URL may carry
+/// credentials). `None` for `https://`, loopback addresses and `localhost`.
+pub fn clear_text_warning(url: &str) -> Option<String> {
+    let url = url::Url::parse(url).ok()?;
+    if url.scheme() != "http" {
+        return None;
+    }
+    let local = match url.host()? {
+        url::Host::Ipv4(a) => a.is_loopback(),
+        url::Host::Ipv6(a) => {
+            a.is_loopback() || a.to_ipv4_mapped().is_some_and(|v| v.is_loopback())
+        }
+        // RFC 6761: localhost and its subdomains never leave the machine.
+        url::Host::Domain(d) => d == "localhost" || d.ends_with(".localhost"),
+    };
+    (!local).then(|| {
+        format!(
+            "OPEN_WEBUI_URL is http:// to {}, which is not this machine: the API key and the \
+             Cloudflare Access service token travel unencrypted on every request; use \
+             https://, unless the network between the two is yours alone (such as a compose \
+             network on one host)",
+            url.host_str().unwrap_or_default()
+        )
+    })
+}
+
 /// The proxy's host and port (credentials are already out of the URI).
 fn proxy_address(uri: &Uri) -> anyhow::Result<(String, u16)> {
     let host = uri
@@ -479,12 +517,23 @@ async fn exchange(conn: &mut Conn, msg: &[u8]) -> Result<Head, Failed> {
 }
 
 async fn read_head(conn: &mut Conn) -> Result<Head, Error> {
+    let mut interim = 0;
     loop {
         if !conn.buf.is_empty() {
             match parse_head(&conn.buf)? {
                 Some((n, head)) => {
                     conn.buf.advance(n);
+                    if head.status == 101 {
+                        // Never asked for: what follows is not HTTP/1.1.
+                        return Err(malformed("101 Switching Protocols"));
+                    }
                     if (100..200).contains(&head.status) {
+                        interim += 1;
+                        if interim > MAX_INTERIM {
+                            return Err(malformed(format_args!(
+                                "more than {MAX_INTERIM} interim (1xx) heads"
+                            )));
+                        }
                         continue;
                     }
                     return Ok(head);
@@ -519,6 +568,11 @@ fn gone(e: &io::Error) -> bool {
 }
 
 /// Parses a complete head at the start of `buf`: its length and what it says.
+///
+/// Framing follows RFC 9112 §6.3. An answer with both `Transfer-Encoding` and
+/// `Content-Length` is read by its transfer coding and its connection is closed after it:
+/// the two disagreeing is how responses are smuggled, and whatever follows it on the
+/// connection cannot be trusted to start the next answer.
 fn parse_head(buf: &[u8]) -> Result<Option<(usize, Head)>, Error> {
     let mut raw = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut resp = httparse::Response::new(&mut raw);
@@ -528,8 +582,12 @@ fn parse_head(buf: &[u8]) -> Result<Option<(usize, Head)>, Error> {
         Err(e) => return Err(malformed(e)),
     };
     let status = resp.code.unwrap_or(0);
+    if !(100..=999).contains(&status) {
+        return Err(malformed(format_args!("status {status}")));
+    }
     let mut headers = HeaderMap::with_capacity(resp.headers.len());
     let mut length = None;
+    let mut coded = false;
     let mut chunked = false;
     let mut close = resp.version != Some(1);
     for h in resp.headers.iter() {
@@ -538,16 +596,14 @@ fn parse_head(buf: &[u8]) -> Result<Option<(usize, Head)>, Error> {
         let value = HeaderValue::from_bytes(h.value)
             .map_err(|_| malformed(format_args!("bad value for header {name}")))?;
         if name == header::CONTENT_LENGTH {
-            let v = std::str::from_utf8(h.value)
-                .ok()
-                .and_then(|v| v.trim().parse::<u64>().ok())
-                .ok_or_else(|| malformed("bad content-length"))?;
+            let v = decimal(h.value.trim_ascii()).ok_or_else(|| malformed("bad content-length"))?;
             if length.is_some_and(|l| l != v) {
                 return Err(malformed("conflicting content-length headers"));
             }
             length = Some(v);
         } else if name == header::TRANSFER_ENCODING {
             // The last coding decides; only chunked is ever sent to us (we ask for no gzip).
+            coded = true;
             chunked = h
                 .value
                 .rsplit(|b| *b == b',')
@@ -561,10 +617,16 @@ fn parse_head(buf: &[u8]) -> Result<Option<(usize, Head)>, Error> {
         }
         headers.append(name, value);
     }
+    if coded && length.is_some() {
+        close = true;
+    }
     let framing = if status == 204 || status == 304 || (100..200).contains(&status) {
         Framing::Length(0)
     } else if chunked {
         Framing::Chunked
+    } else if coded {
+        // A coding other than chunked last: the body ends with the connection.
+        Framing::Eof
     } else if let Some(l) = length {
         Framing::Length(l)
     } else {
@@ -579,6 +641,23 @@ fn parse_head(buf: &[u8]) -> Result<Option<(usize, Head)>, Error> {
             keep_alive: !close && framing != Framing::Eof,
         },
     )))
+}
+
+/// `1*DIGIT` as a number. `str::parse` would also take a leading `+`, which no sender
+/// writes and which another parser on the way may read differently.
+fn decimal(digits: &[u8]) -> Option<u64> {
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(digits).ok()?.parse().ok()
+}
+
+/// `1*HEXDIG` as a number (at most 15 digits, so it fits); no sign, no spaces.
+fn hex(digits: &[u8]) -> Option<u64> {
+    if digits.is_empty() || digits.len() > 15 || !digits.iter().all(u8::is_ascii_hexdigit) {
+        return None;
+    }
+    u64::from_str_radix(std::str::from_utf8(digits).ok()?, 16).ok()
 }
 
 /// An answer whose head has arrived; its body is read on demand.
@@ -655,8 +734,14 @@ impl Body {
             match step {
                 Step::Data(b) => return Poll::Ready(Ok(Some(b))),
                 Step::End => {
-                    let open = self.open.take().expect("checked above");
-                    if open.keep_alive && open.conn.buf.is_empty() {
+                    let mut open = self.open.take().expect("checked above");
+                    // Anything already read past the answer, here or decrypted inside TLS,
+                    // is something the server sent unasked: it would pass for the next
+                    // request's answer, so the connection goes.
+                    if open.keep_alive
+                        && open.conn.buf.is_empty()
+                        && !open.conn.io.unread_plaintext()
+                    {
                         open.client.put_back(open.conn);
                     }
                     return Poll::Ready(Ok(None));
@@ -743,13 +828,13 @@ fn decode(state: &mut Decode, buf: &mut BytesMut) -> io::Result<Step> {
                     return Ok(Step::More);
                 };
                 let line = &buf[..end];
+                // chunk-size [ BWS ";" extension ]: spaces or tabs may end the digits only.
                 let digits = line.split(|b| *b == b';').next().unwrap_or_default();
-                let size = std::str::from_utf8(digits)
-                    .ok()
-                    .map(str::trim)
-                    .filter(|d| !d.is_empty() && d.len() <= 15)
-                    .and_then(|d| u64::from_str_radix(d, 16).ok())
-                    .ok_or_else(|| bad("bad chunk size"))?;
+                let last = digits
+                    .iter()
+                    .rposition(|b| *b != b' ' && *b != b'\t')
+                    .map_or(0, |i| i + 1);
+                let size = hex(&digits[..last]).ok_or_else(|| bad("bad chunk size"))?;
                 buf.advance(end + 2);
                 *state = if size == 0 {
                     Decode::Trailers
@@ -795,6 +880,18 @@ enum Io {
 }
 
 impl Io {
+    /// Whether TLS holds decrypted bytes not yet read (or the server's close_notify).
+    /// Nothing reads an idle connection, so what is found here at the end of an answer
+    /// is all there will be until the next request.
+    fn unread_plaintext(&mut self) -> bool {
+        match self {
+            Io::Plain(_) => false,
+            Io::Tls(s) => s.get_mut().1.process_new_packets().map_or(true, |st| {
+                st.plaintext_bytes_to_read() > 0 || st.peer_has_closed()
+            }),
+        }
+    }
+
     /// Whether the idle socket has been closed (or, unasked, spoken) by the server. A TLS
     /// record read raw here spoils the connection, but one that speaks now is dropped anyway.
     fn closed_by_peer(&self) -> bool {
@@ -940,30 +1037,10 @@ mod tests {
         assert!(matches!(err, Error::Connect(_)), "{err:?}");
     }
 
-    /// A TLS upstream for `localhost` signed by a throwaway authority: its acceptor, the
+    /// A TLS upstream for `localhost` signed by a throwaway authority: its port, the
     /// authority's roots, and how many requests it read.
     async fn tls_upstream() -> (u16, rustls::RootCertStore, Arc<AtomicUsize>) {
-        let ca_key = rcgen::KeyPair::generate().unwrap();
-        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-        let ca = ca_params.self_signed(&ca_key).unwrap();
-        let issuer = rcgen::Issuer::from_params(&ca_params, &ca_key);
-        let leaf_key = rcgen::KeyPair::generate().unwrap();
-        let leaf = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
-            .unwrap()
-            .signed_by(&leaf_key, &issuer)
-            .unwrap();
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let server_config = rustls::ServerConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_no_client_auth()
-            .with_single_cert(
-                vec![leaf.der().clone()],
-                rustls::pki_types::PrivateKeyDer::Pkcs8(leaf_key.serialize_der().into()),
-            )
-            .unwrap();
-        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server_config));
+        let (acceptor, roots) = tls_for_localhost();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let requests = Arc::new(AtomicUsize::new(0));
@@ -986,9 +1063,35 @@ mod tests {
                 });
             }
         });
+        (port, roots, requests)
+    }
+
+    /// A TLS acceptor for `localhost` signed by a throwaway authority, and that authority.
+    fn tls_for_localhost() -> (tokio_rustls::TlsAcceptor, rustls::RootCertStore) {
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let ca = ca_params.self_signed(&ca_key).unwrap();
+        let issuer = rcgen::Issuer::from_params(&ca_params, &ca_key);
+        let leaf_key = rcgen::KeyPair::generate().unwrap();
+        let leaf = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
+            .unwrap()
+            .signed_by(&leaf_key, &issuer)
+            .unwrap();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let server_config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![leaf.der().clone()],
+                rustls::pki_types::PrivateKeyDer::Pkcs8(leaf_key.serialize_der().into()),
+            )
+            .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server_config));
         let mut roots = rustls::RootCertStore::empty();
         roots.add(ca.der().clone()).unwrap();
-        (port, roots, requests)
+        (acceptor, roots)
     }
 
     /// A CONNECT-only proxy: counts tunnels and remembers their request heads.
@@ -1411,5 +1514,570 @@ mod tests {
             got.contains("proxy-authorization: Basic Ym9iOmZ3ZC1wdw==\r\n"),
             "{got}"
         );
+    }
+
+    /// `s`, leaked: a canned answer made at run time for [`script`].
+    fn leak(s: String) -> &'static [u8] {
+        Box::leak(s.into_bytes().into_boxed_slice())
+    }
+
+    #[test]
+    fn signs_in_lengths_and_chunk_sizes_are_refused() {
+        for cl in ["+5", "-5", "5 5", "0x5", "", "5,5", "99999999999999999999"] {
+            let head = format!("HTTP/1.1 200 OK\r\nContent-Length: {cl}\r\n\r\n");
+            assert!(
+                parse_head(head.as_bytes()).is_err(),
+                "content-length {cl:?}"
+            );
+        }
+        let (_, h) = parse_head(b"HTTP/1.1 200 OK\r\nContent-Length:  007 \r\n\r\n")
+            .unwrap()
+            .unwrap();
+        assert_eq!(h.framing, Framing::Length(7));
+
+        for size in ["+5", "-5", " 5", "0x5", "5 x", "", ";ext"] {
+            let wire = format!("{size}\r\nhello\r\n0\r\n\r\n");
+            assert!(
+                decode_all(Decode::ChunkSize, &[wire.as_bytes()]).is_err(),
+                "chunk size {size:?}"
+            );
+        }
+        for size in ["5", "05", "5 ", "5\t;a=b", "5 ; a = \"b\""] {
+            let wire = format!("{size}\r\nhello\r\n0\r\n\r\n");
+            let (out, clean) = decode_all(Decode::ChunkSize, &[wire.as_bytes()]).unwrap();
+            assert_eq!((out.as_slice(), clean), (&b"hello"[..], true), "{size:?}");
+        }
+    }
+
+    #[test]
+    fn a_transfer_coding_beside_a_length_wins_and_closes_the_connection() {
+        let (_, h) = parse_head(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n",
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!((h.framing, h.keep_alive), (Framing::Chunked, false));
+        // The same the other way round, and with a coding that is not chunked last: the
+        // body then ends with the connection.
+        let (_, h) = parse_head(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n",
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!((h.framing, h.keep_alive), (Framing::Chunked, false));
+        let (_, h) =
+            parse_head(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\nContent-Length: 3\r\n\r\n")
+                .unwrap()
+                .unwrap();
+        assert_eq!((h.framing, h.keep_alive), (Framing::Eof, false));
+        // Chunked alone keeps it.
+        let (_, h) = parse_head(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+            .unwrap()
+            .unwrap();
+        assert_eq!((h.framing, h.keep_alive), (Framing::Chunked, true));
+        assert!(parse_head(b"HTTP/1.1 099 Odd\r\n\r\n").is_err());
+    }
+
+    #[tokio::test]
+    async fn an_answer_with_both_framings_is_read_chunked_and_its_connection_closed() {
+        const BOTH: &[u8] = b"HTTP/1.1 200 OK\r\ncontent-length: 3\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n";
+        let (url, accepted, _) = script(vec![vec![Some(BOTH), Some(OK)], vec![Some(OK)]]).await;
+        let c = client(&url);
+        let r = c.post("application/json", b"{}".to_vec()).await.unwrap();
+        assert_eq!(text(r.body).await.unwrap(), "abcde");
+        assert_eq!(c.idle_connections(), 0, "not kept");
+        let r = c.post("application/json", b"{}".to_vec()).await.unwrap();
+        assert_eq!(text(r.body).await.unwrap(), "ok");
+        assert_eq!(accepted.load(Ordering::SeqCst), 2, "a new connection");
+    }
+
+    #[tokio::test]
+    async fn interim_heads_are_skipped_up_to_a_bound_and_a_101_is_refused() {
+        let interim = |n: usize| {
+            let mut a = "HTTP/1.1 103 Early Hints\r\nlink: </a.css>\r\n\r\n".repeat(n);
+            a.push_str(std::str::from_utf8(OK).unwrap());
+            leak(a)
+        };
+        let (url, _, _) = script(vec![vec![Some(interim(MAX_INTERIM))]]).await;
+        let r = client(&url)
+            .post("application/json", b"{}".to_vec())
+            .await
+            .unwrap();
+        assert_eq!(
+            (r.status, text(r.body).await.unwrap().as_str()),
+            (200, "ok")
+        );
+
+        let (url, _, _) = script(vec![vec![Some(interim(MAX_INTERIM + 1))]]).await;
+        let err = post_error(&client(&url)).await;
+        assert!(
+            matches!(&err, Error::Http(t) if t.contains("interim (1xx) heads")),
+            "{err:?}"
+        );
+
+        let (url, _, _) = script(vec![vec![Some(
+            b"HTTP/1.1 101 Switching Protocols\r\nupgrade: h2c\r\n\r\n".as_slice(),
+        )]])
+        .await;
+        // Taken for an interim head, a 101 would leave the request waiting for ever.
+        let err = tokio::time::timeout(Duration::from_secs(10), post_error(&client(&url)))
+            .await
+            .expect("a 101 is an answer, not a wait");
+        assert!(
+            matches!(&err, Error::Http(t) if t.contains("101")),
+            "{err:?}"
+        );
+    }
+
+    /// A TLS server on 127.0.0.1 (as `localhost`): `first` for the first request (written in
+    /// one TLS record), `then` for every later one on any connection. Counts connections.
+    async fn tls_script(
+        first: &'static [u8],
+        then: &'static [u8],
+    ) -> (url::Url, rustls::RootCertStore, Arc<AtomicUsize>) {
+        let (acceptor, roots) = tls_for_localhost();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let count = accepted.clone();
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let n = count.fetch_add(1, Ordering::SeqCst);
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    let Ok(mut s) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    let mut answer = if n == 0 { first } else { then };
+                    while read_request(&mut s).await.is_some() {
+                        s.write_all(answer).await.unwrap();
+                        s.flush().await.unwrap();
+                        answer = then;
+                    }
+                });
+            }
+        });
+        let url =
+            url::Url::parse(&format!("https://localhost:{port}/api/chat/completions")).unwrap();
+        (url, roots, accepted)
+    }
+
+    #[tokio::test]
+    async fn bytes_decrypted_but_unread_inside_tls_are_seen() {
+        let (url, roots, _) = tls_script(b"hello", b"").await;
+        let c = Client::with_roots(&url, &HeaderMap::new(), Duration::from_secs(5), None, roots)
+            .unwrap();
+        let Ok(mut conn) = c.inner.connect().await else {
+            panic!("no TLS connection")
+        };
+        assert!(
+            !conn.io.unread_plaintext(),
+            "a fresh connection holds nothing"
+        );
+        conn.send(b"POST / HTTP/1.1\r\n\r\n").await.unwrap();
+        // One record carries all five bytes; reading one leaves four inside rustls.
+        let mut one = [0u8; 1];
+        tokio::io::AsyncReadExt::read_exact(&mut conn.io, &mut one)
+            .await
+            .unwrap();
+        assert_eq!(&one, b"h");
+        assert!(conn.io.unread_plaintext(), "four bytes wait inside TLS");
+    }
+
+    #[tokio::test]
+    async fn an_answer_followed_by_unasked_bytes_inside_tls_does_not_keep_its_connection() {
+        // The first answer fills the client's first read exactly ([`READ_SIZE`]) and an
+        // unasked second answer follows it in the same TLS record: at the first answer's end
+        // the buffer is empty and the rest waits, decrypted, inside rustls. Kept, the
+        // connection would hand that rest to the next request as its answer.
+        let head_len = "HTTP/1.1 200 OK\r\ncontent-length: 0000\r\n\r\n".len();
+        let body = "a".repeat(READ_SIZE - head_len);
+        let mut first = format!(
+            "HTTP/1.1 200 OK\r\ncontent-length: {:04}\r\n\r\n{body}",
+            body.len()
+        );
+        assert_eq!(first.len(), READ_SIZE);
+        first.push_str("HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nstale");
+        let (url, roots, accepted) = tls_script(leak(first), OK).await;
+        let c = Client::with_roots(&url, &HeaderMap::new(), Duration::from_secs(5), None, roots)
+            .unwrap();
+        let r = c.post("application/json", b"{}".to_vec()).await.unwrap();
+        assert_eq!(text(r.body).await.unwrap(), body);
+        assert_eq!(c.idle_connections(), 0, "the connection is not kept");
+        let r = c.post("application/json", b"{}".to_vec()).await.unwrap();
+        assert_eq!(
+            text(r.body).await.unwrap(),
+            "ok",
+            "the next answer is its own"
+        );
+        assert_eq!(accepted.load(Ordering::SeqCst), 2);
+    }
+
+    #[test]
+    fn plain_http_to_another_machine_is_warned_about_by_host_only() {
+        for url in [
+            "https://chat.example.edu",
+            "http://127.0.0.1:8080",
+            "http://127.3.4.5/",
+            "http://[::1]:3000",
+            "http://[::ffff:127.0.0.1]/",
+            "http://localhost:8080",
+            "http://webui.localhost",
+            "not a url",
+        ] {
+            assert_eq!(clear_text_warning(url), None, "{url}");
+        }
+        for (url, host) in [
+            (
+                "http://chat.example.edu/api/chat/completions",
+                "chat.example.edu",
+            ),
+            ("http://open-webui:8080", "open-webui"),
+            ("http://10.0.0.5", "10.0.0.5"),
+            ("http://[2001:db8::1]:80", "[2001:db8::1]"),
+            ("http://bob:pw-in-url@lan.example/", "lan.example"),
+        ] {
+            let w = clear_text_warning(url).unwrap_or_else(|| panic!("no warning for {url}"));
+            assert!(w.contains(&format!("http:// to {host},")), "{w}");
+            assert!(!w.contains("pw-in-url") && !w.contains("bob"), "{w}");
+        }
+    }
+
+    /// Property tests (fuzz targets) for the head parser and the body decoders: random and
+    /// malformed input, cut at random points. Reproducible: a fixed seed and a fixed number
+    /// of cases, 256 unless `CLASSCHAT_FUZZ_CASES` says (`scripts/test` runs more). A
+    /// failure prints the shrunk input; the same seed finds it again.
+    mod fuzz {
+        use proptest::prelude::*;
+        use proptest::test_runner::{Config, RngSeed};
+
+        use super::*;
+
+        const SEED: u64 = 0x636c_6173_7363_6861;
+
+        fn config() -> Config {
+            Config {
+                cases: std::env::var("CLASSCHAT_FUZZ_CASES")
+                    .ok()
+                    .and_then(|c| c.parse().ok())
+                    .unwrap_or(256),
+                rng_seed: RngSeed::Fixed(SEED),
+                failure_persistence: None,
+                ..Config::default()
+            }
+        }
+
+        /// Feeds `wire` to the decoder in pieces cut at `cuts` (any numbers; taken modulo the
+        /// length). Returns what it produced, whether it reached the end, what was left in
+        /// the buffer, and how many steps it took.
+        fn run(state: Decode, wire: &[u8], cuts: &[usize]) -> io::Result<Decoded> {
+            let mut at: Vec<usize> = cuts.iter().map(|c| c % (wire.len() + 1)).collect();
+            at.push(wire.len());
+            at.sort_unstable();
+            let mut pieces = Vec::new();
+            let mut from = 0;
+            for to in at {
+                pieces.push(&wire[from..to]);
+                from = to;
+            }
+            let mut state = state;
+            let mut buf = BytesMut::new();
+            let mut d = Decoded::default();
+            let mut pieces = pieces.into_iter();
+            loop {
+                d.steps += 1;
+                match decode(&mut state, &mut buf)? {
+                    Step::Data(b) => {
+                        assert!(!b.is_empty(), "an empty piece of data");
+                        d.out.extend_from_slice(&b);
+                    }
+                    Step::End => {
+                        d.ended = true;
+                        break;
+                    }
+                    Step::More => match pieces.next() {
+                        Some(p) => {
+                            buf.extend_from_slice(p);
+                            d.fed += p.len();
+                        }
+                        None => break,
+                    },
+                }
+            }
+            d.left = buf.to_vec();
+            Ok(d)
+        }
+
+        #[derive(Debug, Default)]
+        struct Decoded {
+            out: Vec<u8>,
+            ended: bool,
+            left: Vec<u8>,
+            /// Bytes handed to the decoder.
+            fed: usize,
+            steps: usize,
+        }
+
+        /// `data` in chunked coding: chunks of the given sizes (the last takes the rest),
+        /// each size in upper or lower case with optional leading zeros and extension,
+        /// then the last chunk with optional trailers.
+        fn chunked(
+            data: &[u8],
+            sizes: &[usize],
+            style: &[(bool, u8, bool)],
+            trailers: &[String],
+        ) -> Vec<u8> {
+            let mut wire = Vec::new();
+            let mut rest = data;
+            let mut i = 0;
+            while !rest.is_empty() {
+                let n = sizes
+                    .get(i)
+                    .copied()
+                    .unwrap_or(rest.len())
+                    .clamp(1, rest.len());
+                let (upper, zeros, ext) = style.get(i).copied().unwrap_or_default();
+                let digits = if upper {
+                    format!("{n:X}")
+                } else {
+                    format!("{n:x}")
+                };
+                wire.extend(std::iter::repeat_n(b'0', usize::from(zeros % 4)));
+                wire.extend_from_slice(digits.as_bytes());
+                if ext {
+                    wire.extend_from_slice(b" ; name=\"va;lue\"");
+                }
+                wire.extend_from_slice(b"\r\n");
+                wire.extend_from_slice(&rest[..n]);
+                wire.extend_from_slice(b"\r\n");
+                rest = &rest[n..];
+                i += 1;
+            }
+            wire.extend_from_slice(b"0\r\n");
+            for t in trailers {
+                wire.extend_from_slice(t.as_bytes());
+                wire.extend_from_slice(b"\r\n");
+            }
+            wire.extend_from_slice(b"\r\n");
+            wire
+        }
+
+        /// A well-formed head: what it is on the wire, and what parsing it must find.
+        fn head_strategy() -> impl Strategy<Value = (Vec<u8>, u16, Framing, bool)> {
+            (
+                prop_oneof![
+                    Just(200u16),
+                    Just(201),
+                    Just(204),
+                    Just(304),
+                    Just(404),
+                    Just(502),
+                    100u16..=599
+                ],
+                proptest::collection::vec(("x-[a-z0-9-]{1,12}", "[!-~]([ -~]{0,20}[!-~])?"), 0..8),
+                0u8..4,
+                0u64..100_000,
+                any::<bool>(),
+                any::<bool>(),
+                any::<bool>(),
+            )
+                .prop_map(|(status, extra, framing, length, close, http10, shout)| {
+                    let mut head = format!("HTTP/1.{} {status} Whatever\r\n", u8::from(!http10));
+                    for (k, v) in &extra {
+                        head.push_str(&format!("{k}: {v}\r\n"));
+                    }
+                    let (cl, te) = if shout {
+                        ("CONTENT-LENGTH", "Transfer-Encoding")
+                    } else {
+                        ("content-length", "transfer-encoding")
+                    };
+                    match framing {
+                        0 => head.push_str(&format!("{cl}: {length}\r\n")),
+                        1 => head.push_str(&format!("{te}: chunked\r\n")),
+                        2 => head.push_str(&format!("{cl}: {length}\r\n{te}: chunked\r\n")),
+                        _ => {}
+                    }
+                    if close {
+                        head.push_str("Connection: keep-alive, close\r\n");
+                    }
+                    head.push_str("\r\n");
+                    let want = if status == 204 || status == 304 || status < 200 {
+                        Framing::Length(0)
+                    } else {
+                        match framing {
+                            0 => Framing::Length(length),
+                            1 | 2 => Framing::Chunked,
+                            _ => Framing::Eof,
+                        }
+                    };
+                    let keep = !close && !http10 && framing != 2 && want != Framing::Eof;
+                    (head.into_bytes(), status, want, keep)
+                })
+        }
+
+        proptest! {
+            #![proptest_config(config())]
+
+            #[test]
+            fn the_head_parser_takes_any_bytes_without_panicking(
+                prefix in prop_oneof![Just(&b""[..]), Just(&b"HTTP/1.1 "[..]), Just(&b"HTTP/1.1 200 OK\r\n"[..])],
+                bytes in proptest::collection::vec(any::<u8>(), 0..600),
+            ) {
+                let mut wire = prefix.to_vec();
+                wire.extend_from_slice(&bytes);
+                if let Ok(Some((n, h))) = parse_head(&wire) {
+                    prop_assert!(n <= wire.len());
+                    prop_assert!((100..=999).contains(&h.status));
+                    prop_assert!(h.framing != Framing::Eof || !h.keep_alive);
+                }
+            }
+
+            #[test]
+            fn well_formed_heads_parse_to_what_they_say_wherever_they_are_cut(
+                (head, status, framing, keep) in head_strategy(),
+                body in proptest::collection::vec(any::<u8>(), 0..64),
+            ) {
+                let mut wire = head.clone();
+                wire.extend_from_slice(&body);
+                let Ok(Some((n, h))) = parse_head(&wire) else {
+                    return Err(TestCaseError::fail(format!("not parsed: {:?}", String::from_utf8_lossy(&head))));
+                };
+                prop_assert_eq!(n, head.len());
+                prop_assert_eq!((h.status, h.framing, h.keep_alive), (status, framing, keep));
+                for cut in 0..head.len() {
+                    prop_assert!(
+                        matches!(parse_head(&wire[..cut]), Ok(None)),
+                        "a head cut at {} is not simply incomplete", cut
+                    );
+                }
+            }
+
+            #[test]
+            fn content_length_is_digits_and_nothing_else(
+                value in prop_oneof![
+                    "[+-]?[0-9]{1,21}",
+                    " {0,2}[0-9]{1,6} {0,2}",
+                    "[-+0-9a-f x.,]{0,24}",
+                ],
+            ) {
+                let wire = format!("HTTP/1.1 200 OK\r\nContent-Length: {value}\r\n\r\n");
+                let trimmed = value.trim_matches(' ');
+                let want = (!trimmed.is_empty() && trimmed.bytes().all(|b| b.is_ascii_digit()))
+                    .then(|| trimmed.parse::<u64>().ok())
+                    .flatten();
+                match (parse_head(wire.as_bytes()), want) {
+                    (Ok(Some((_, h))), Some(v)) => prop_assert_eq!(h.framing, Framing::Length(v)),
+                    (Err(_), None) => {}
+                    (got, want) => return Err(TestCaseError::fail(format!(
+                        "{value:?}: got {:?}, want {want:?}", got.map(|g| g.map(|(_, h)| h.framing))
+                    ))),
+                }
+            }
+
+            #[test]
+            fn a_chunk_size_is_hex_digits_and_nothing_else(
+                line in prop_oneof![
+                    "[+-]?[0-9a-fA-F]{1,17}[ \t]{0,2}(;[a-z=]{0,5})?",
+                    "[ \t]{0,2}[0-9a-f]{1,4}",
+                    "[-+0-9a-fA-FxX \t;=]{0,20}",
+                ],
+            ) {
+                let wire = format!("{line}\r\n");
+                let digits = line.split(';').next().unwrap_or_default().trim_end_matches([' ', '\t']);
+                let valid = !digits.is_empty()
+                    && digits.len() <= 15
+                    && digits.bytes().all(|b| b.is_ascii_hexdigit());
+                let got = run(Decode::ChunkSize, wire.as_bytes(), &[]);
+                prop_assert_eq!(got.is_ok(), valid, "{:?}", line);
+            }
+
+            #[test]
+            fn chunked_data_round_trips_wherever_it_is_cut(
+                data in proptest::collection::vec(any::<u8>(), 0..3000),
+                sizes in proptest::collection::vec(1usize..700, 0..12),
+                style in proptest::collection::vec(any::<(bool, u8, bool)>(), 0..12),
+                trailers in proptest::collection::vec("x-[a-z]{1,8}: [ -~]{0,16}", 0..3),
+                next in proptest::collection::vec(any::<u8>(), 0..40),
+                cuts in proptest::collection::vec(any::<usize>(), 0..16),
+            ) {
+                let mut wire = chunked(&data, &sizes, &style, &trailers);
+                let end = wire.len();
+                wire.extend_from_slice(&next);
+                let d = run(Decode::ChunkSize, &wire, &cuts).map_err(|e| TestCaseError::fail(e.to_string()))?;
+                prop_assert!(d.ended);
+                prop_assert_eq!(&d.out, &data);
+                // It took the body to its last byte and not one more: what follows stays
+                // for the next answer.
+                prop_assert_eq!(d.fed - d.left.len(), end);
+                prop_assert_eq!(&d.left[..], &wire[end..d.fed]);
+            }
+
+            #[test]
+            fn length_and_eof_bodies_are_the_same_wherever_they_are_cut(
+                data in proptest::collection::vec(any::<u8>(), 0..3000),
+                length in any::<usize>(),
+                cuts in proptest::collection::vec(any::<usize>(), 0..16),
+            ) {
+                let length = length % (data.len() + 1);
+                let d = run(Decode::Length(length as u64), &data, &cuts).unwrap();
+                prop_assert!(d.ended);
+                prop_assert_eq!(&d.out[..], &data[..length]);
+                let d = run(Decode::Eof, &data, &cuts).unwrap();
+                prop_assert!(!d.ended, "only the connection's end ends it");
+                prop_assert_eq!(d.out, data);
+            }
+
+            #[test]
+            fn malformed_chunked_input_is_an_error_never_a_panic_or_a_hang(
+                data in proptest::collection::vec(any::<u8>(), 1..600),
+                sizes in proptest::collection::vec(1usize..200, 0..6),
+                edits in proptest::collection::vec((any::<usize>(), any::<u8>(), 0u8..3), 1..6),
+                cuts in proptest::collection::vec(any::<usize>(), 0..8),
+            ) {
+                let mut wire = chunked(&data, &sizes, &[], &[]);
+                for (at, byte, how) in edits {
+                    let at = at % (wire.len() + 1);
+                    match how {
+                        0 if at < wire.len() => wire[at] = byte,
+                        1 => wire.insert(at, byte),
+                        _ if at < wire.len() => { wire.remove(at); }
+                        _ => {}
+                    }
+                }
+                // Each step hands out at least one byte, takes a piece or ends.
+                if let Ok(d) = run(Decode::ChunkSize, &wire, &cuts) {
+                    prop_assert!(d.steps <= wire.len() + cuts.len() + 3, "{} steps", d.steps);
+                    prop_assert!(d.out.len() <= wire.len());
+                }
+            }
+
+            #[test]
+            fn a_signed_spaced_or_prefixed_chunk_size_is_always_an_error(
+                data in proptest::collection::vec(any::<u8>(), 1..400),
+                which in any::<usize>(),
+                bad in prop_oneof![Just("+"), Just("-"), Just(" "), Just("0x"), Just("\t")],
+                cuts in proptest::collection::vec(any::<usize>(), 0..8),
+            ) {
+                let sizes = [64, 64, 64];
+                let wire = chunked(&data, &sizes, &[], &[]);
+                // The start of every size line: the first, and each after a chunk's CRLF.
+                let mut starts = vec![0];
+                let mut at = 0;
+                while let Some(end) = find_crlf(&wire[at..]) {
+                    let line = &wire[at..at + end];
+                    let size = hex(line).unwrap_or(0) as usize;
+                    if size == 0 {
+                        break;
+                    }
+                    at += end + 2 + size + 2;
+                    starts.push(at);
+                }
+                let start = starts[which % starts.len()];
+                let mut broken = wire[..start].to_vec();
+                broken.extend_from_slice(bad.as_bytes());
+                broken.extend_from_slice(&wire[start..]);
+                prop_assert!(run(Decode::ChunkSize, &broken, &cuts).is_err());
+            }
+        }
     }
 }

@@ -387,3 +387,29 @@ async fn the_dashboard_health_panel_shows_the_start_up_checks() {
     assert!(panel.contains("test completion"), "{panel}");
     assert!(!panel.contains(API_KEY));
 }
+
+/// Plain `http://` to another machine: one warning line naming the host (never a secret),
+/// and the checks still pass. The other machine is reached only through HTTP_PROXY, which is
+/// the fake upstream itself, so nothing leaves the loopback interface.
+#[tokio::test]
+async fn plain_http_to_another_machine_is_warned_about() {
+    let app = spawn_app_with_fake(FakeConfig::default()).await;
+    let mut env = env_for(&app);
+    set(&mut env, "OPEN_WEBUI_URL", "http://open-webui.test:8080");
+    set(&mut env, "HTTP_PROXY", &app.upstream.url());
+    let (code, text) = check(&env).await;
+    assert_eq!(code, 0, "a warning is not a failure: {text}");
+    let warnings: Vec<&str> = text.lines().filter(|l| l.starts_with("warn")).collect();
+    assert_eq!(warnings.len(), 1, "{text}");
+    assert!(
+        warnings[0]
+            .starts_with("warn  configuration: OPEN_WEBUI_URL is http:// to open-webui.test,"),
+        "{text}"
+    );
+    assert!(warnings[0].contains("unencrypted"), "{text}");
+
+    // The same set-up on this machine (the fake on 127.0.0.1): no warning.
+    let (code, text) = check(&env_for(&app)).await;
+    assert_eq!(code, 0, "{text}");
+    assert!(!text.contains("warn "), "{text}");
+}

@@ -13,6 +13,7 @@ mod dashboard_scale;
 mod embed;
 mod hardening_net;
 mod hardening_three;
+mod healthcheck;
 mod helpers;
 mod init;
 mod limits;

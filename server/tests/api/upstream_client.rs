@@ -361,3 +361,32 @@ async fn a_proxy_that_cannot_be_reached_is_a_clear_503() {
     expect_error(r, 503, ErrorCode::UpstreamUnavailable).await;
     assert!(captured_logs().contains("cannot reach Open WebUI through the outbound proxy"));
 }
+
+/// Plain `http://` to another machine: the start-up log warns once, naming the host and no
+/// secret. The other machine is reached only through HTTP_PROXY (a fake upstream on
+/// loopback), so nothing leaves this machine.
+#[tokio::test]
+async fn plain_http_to_another_machine_is_warned_about_at_start_up() {
+    let via = classchat_fake_upstream::FakeUpstream::spawn(Default::default()).await;
+    let app = spawn_app_with(
+        Opts::default()
+            .arg("--open-webui-url", "http://open-webui.test:8080")
+            .arg("--http-proxy", &via.url()),
+    )
+    .await;
+    let logs = app.logs();
+    let warnings: Vec<&str> = logs
+        .lines()
+        .filter(|l| l.contains("travel unencrypted"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{logs}");
+    assert!(
+        warnings[0].contains("OPEN_WEBUI_URL is http:// to open-webui.test,"),
+        "{logs}"
+    );
+    assert!(!logs.contains(crate::helpers::API_KEY), "{logs}");
+
+    // On this machine (the fake on 127.0.0.1): no warning.
+    let app = spawn_app_with(Opts::default()).await;
+    assert!(!app.logs().contains("travel unencrypted"), "{}", app.logs());
+}
