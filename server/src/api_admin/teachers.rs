@@ -5,11 +5,13 @@ use std::sync::LazyLock;
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::{ApiCaller, ApiFailure, ApiJson, ApiQuery, ErrorBody, client_address};
+use crate::admin::csv_cell;
 use crate::basics::now_ms;
 use crate::client_addr::ClientAddr;
 use crate::limits::Refusal;
@@ -118,6 +120,8 @@ pub(super) struct AuditQuery {
     pub class_id: Option<String>,
     /// At most this many of the latest lines (default 200, at most 1000).
     pub limit: Option<i64>,
+    /// `csv` for a spreadsheet (cells that would run as formulas are defused); default JSON.
+    pub format: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -425,17 +429,24 @@ pub(super) async fn delete_token(
 }
 
 /// The audit log, oldest first: every line for the administrator; a class's lines for
-/// its owners.
+/// its owners. `format=csv` exports it for a spreadsheet.
 #[utoipa::path(get, path = "/api/v1/admin/audit", tag = "teachers",
     params(AuditQuery),
-    responses((status = 200, body = [AuditView]), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
+    responses((status = 200, body = [AuditView]),
+        (status = 200, content_type = "text/csv", description = "with format=csv: id,at,actor,action,class_id,detail,address"),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
     security(("token" = [])))]
 pub(super) async fn read_audit(
     State(state): State<AppState>,
     who: ApiCaller,
     ApiQuery(q): ApiQuery<AuditQuery>,
-) -> Result<ApiJson<Vec<AuditView>>, ApiFailure> {
+) -> Result<Response, ApiFailure> {
     let limit = q.limit.unwrap_or(200).clamp(1, 1000);
+    let csv = match q.format.as_deref() {
+        None | Some("json") => false,
+        Some("csv") => true,
+        Some(_) => return Err(ApiFailure::BadRequest("format is json or csv.".into())),
+    };
     if !who.caller.is_administrator() {
         let Some(class_id) = q.class_id.as_deref() else {
             return Err(ApiFailure::Forbidden(
@@ -450,5 +461,37 @@ pub(super) async fn read_audit(
         .store
         .audit_lines(q.class_id.as_deref(), limit)
         .await?;
-    Ok(ApiJson(lines.into_iter().map(Into::into).collect()))
+    if !csv {
+        let views: Vec<AuditView> = lines.into_iter().map(Into::into).collect();
+        return Ok(ApiJson(views).into_response());
+    }
+    let mut out = String::from("id,at,actor,action,class_id,detail,address\r\n");
+    for l in lines {
+        let at = jiff::Timestamp::from_millisecond(l.at_ms)
+            .map(|t| t.to_string())
+            .unwrap_or_default();
+        let cells = [
+            l.id.to_string(),
+            at,
+            l.actor,
+            l.action,
+            l.class_id.unwrap_or_default(),
+            l.detail,
+            l.address.unwrap_or_default(),
+        ];
+        let row: Vec<String> = cells.iter().map(|c| csv_cell(c)).collect();
+        out.push_str(&row.join(","));
+        out.push_str("\r\n");
+    }
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+            (
+                header::CONTENT_DISPOSITION,
+                "attachment; filename=\"classchat-audit.csv\"",
+            ),
+        ],
+        out,
+    )
+        .into_response())
 }

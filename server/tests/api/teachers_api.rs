@@ -907,6 +907,29 @@ async fn the_audit_log_holds_each_change_in_order_and_no_secret() {
     assert_eq!(first["actor"], "mei@school.edu");
     assert_eq!(first["address"], "127.0.0.1");
     assert!(lines[3]["detail"].as_str().unwrap().contains("paused"));
+    // Exported for a spreadsheet, the same lines.
+    let r = app
+        .client
+        .get(format!(
+            "{}/api/v1/admin/audit?class_id={class}&format=csv",
+            app.address
+        ))
+        .bearer_auth(&t)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/csv")
+    );
+    let csv = r.text().await.unwrap();
+    let rows: Vec<&str> = csv.lines().collect();
+    assert_eq!(rows[0], "id,at,actor,action,class_id,detail,address");
+    assert_eq!(rows.len(), 7, "{csv}");
+    assert!(rows[6].contains(",put_member,"), "{}", rows[6]);
     // The administrator sees every line, the teacher-level ones too.
     let (_, all) = api(&app, Method::GET, "/api/v1/admin/audit", &admin, None).await;
     let all_actions: Vec<&str> = all
