@@ -259,10 +259,22 @@ pub(super) async fn accept_invitation(
     client: ClientAddr,
     ApiJson(req): ApiJson<AcceptInvitation>,
 ) -> Result<StatusCode, ApiFailure> {
-    check_password(&req.password).map_err(|e| ApiFailure::BadRequest(format!("{e}.")))?;
+    accept(&state, &client, &req.invitation, req.password).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Sets an invited teacher's password if the invitation is known, unused and not expired
+/// (the API route and the invitation page both come here). Unknown invitations count
+/// against the address's limit of wrong codes.
+pub(crate) async fn accept(
+    state: &AppState,
+    client: &ClientAddr,
+    invitation: &str,
+    password: String,
+) -> Result<(), ApiFailure> {
+    check_password(&password).map_err(|e| ApiFailure::BadRequest(format!("{e}.")))?;
     let key = client.limit_key();
     state.limits.before_sign_in(&key).await.map_err(refusal)?;
-    let password = req.password;
     let hash = tokio::task::spawn_blocking(move || hash_password(&password))
         .await
         .map_err(|e| ApiFailure::Internal(e.into()))??;
@@ -270,14 +282,14 @@ pub(super) async fn accept_invitation(
     match state
         .store
         .accept_invitation(
-            &secret_digest(req.invitation.trim()),
+            &secret_digest(invitation.trim()),
             &hash,
             now_ms(),
             address.as_deref(),
         )
         .await?
     {
-        Accepted::Done { .. } => Ok(StatusCode::NO_CONTENT),
+        Accepted::Done { .. } => Ok(()),
         Accepted::Unknown => {
             state.limits.wrong_code(&key).await.map_err(refusal)?;
             Err(ApiFailure::NotFound)

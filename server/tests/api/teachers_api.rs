@@ -1270,3 +1270,68 @@ async fn the_dashboard_switch_holds_for_a_class_made_through_the_api_and_all_its
     })
     .await;
 }
+
+#[tokio::test]
+async fn the_invitation_link_opens_a_form_that_sets_the_password_once() {
+    let app = spawn_app().await;
+    let admin = admin_token(&app).await;
+    let (_, invited) = api(
+        &app,
+        Method::POST,
+        "/api/v1/admin/teachers",
+        &admin,
+        Some(json!({"email": "mei@school.edu", "name": "Mei"})),
+    )
+    .await;
+    let url = invited["invite_url"].as_str().unwrap();
+    assert!(url.starts_with(&app.address), "{url}");
+    let page = app.client.get(url).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    let code = invitation_of(&invited);
+    let html = page.text().await.unwrap();
+    assert!(
+        html.contains(&format!("value=\"{code}\"")),
+        "the form carries the code"
+    );
+    assert!(html.contains("no-referrer"));
+    let post = |password: &'static str, again: &'static str| {
+        let app = &app;
+        let code = code.clone();
+        async move {
+            app.client
+                .post(format!("{}/admin/invitation", app.address))
+                .form(&[
+                    ("code", code.as_str()),
+                    ("password", password),
+                    ("again", again),
+                ])
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let r = post(TEACHER_PASSWORD, "something else entirely").await;
+    assert_eq!(r.status(), 400);
+    assert!(r.text().await.unwrap().contains("not the same"));
+    let r = post("short", "short").await;
+    assert_eq!(r.status(), 400);
+    assert!(r.text().await.unwrap().contains("shorter than 12"));
+    let r = post(TEACHER_PASSWORD, TEACHER_PASSWORD).await;
+    assert_eq!(r.status(), 200);
+    assert!(r.text().await.unwrap().contains("Your password is set"));
+    assert_eq!(
+        token_with_password(&app, "mei@school.edu", TEACHER_PASSWORD)
+            .await
+            .0,
+        201
+    );
+    let r = post("a different password", "a different password").await;
+    assert_eq!(r.status(), 410);
+    assert!(r.text().await.unwrap().contains("already been used"));
+    assert_eq!(
+        token_with_password(&app, "mei@school.edu", "a different password")
+            .await
+            .0,
+        401
+    );
+}
