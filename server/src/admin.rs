@@ -965,7 +965,7 @@ async fn logout(
 /// A CSV cell: defused when a spreadsheet would run it as a formula (display names are
 /// student input), and quoted whenever it holds a character some locale's spreadsheet takes
 /// as a delimiter (`,` `;` tab) or a quote or line break, so it stays one cell everywhere.
-fn csv_cell(s: &str) -> String {
+pub(crate) fn csv_cell(s: &str) -> String {
     // Spreadsheets skip leading spaces before looking for `=`; tab and CR start formulas
     // in some (OWASP's CSV injection list).
     let s = if s.starts_with(['\t', '\r']) || s.trim_start().starts_with(['=', '+', '-', '@']) {

@@ -14,6 +14,8 @@ mod classes;
 mod error;
 mod teachers;
 
+pub(crate) use teachers::accept as accept_invitation;
+
 use std::sync::Arc;
 
 use axum::Router;

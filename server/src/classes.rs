@@ -604,6 +604,10 @@ pub struct ClassRegistry {
     keys: CodeKeys,
     state: RwLock<Dashboard>,
     current: RwLock<Arc<ClassList>>,
+    /// Held while the classes are read from the database and installed, so reloads apply
+    /// in the order they started: one that read before a change cannot land after one
+    /// that read after it.
+    reloading: tokio::sync::Mutex<()>,
 }
 
 /// What the dashboard changed, as loaded from the database.
@@ -627,6 +631,7 @@ impl ClassRegistry {
             keys,
             state: RwLock::new(Dashboard::default()),
             current: RwLock::new(Arc::new(configured.clone())),
+            reloading: tokio::sync::Mutex::new(()),
         };
         reg.install(reg.dashboard(overrides, generations, stored), true)?;
         Ok(reg)
@@ -672,6 +677,11 @@ impl ClassRegistry {
         stored: Vec<StoredClass>,
     ) -> Result<bool, ClassesError> {
         self.install(self.dashboard(overrides, generations, stored), false)
+    }
+
+    /// A turn to read the classes from the database and install them (see `reloading`).
+    pub async fn reload_turn(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.reloading.lock().await
     }
 
     /// Whether `id` is a class of the configuration (the administrator's, read-only here).

@@ -25,6 +25,8 @@ pub mod embed;
 pub mod error;
 /// `classchat init`: the guided set-up that writes `.env`.
 pub mod init;
+/// `/admin/invitation`: where an invited teacher sets a password.
+pub mod invitation_page;
 /// Rate limiters: GCRA in memory.
 pub mod limiter;
 /// The sign-in and message limits, in memory or shared through PostgreSQL.

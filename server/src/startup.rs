@@ -383,6 +383,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::pages::router())
         .merge(crate::admin::router())
         .merge(crate::api_admin::router())
+        .merge(crate::invitation_page::router())
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))
         .fallback(|| async { AppError::NotFound })

@@ -126,6 +126,7 @@ pub async fn classes_changed(state: &AppState) {
 }
 
 async fn reload_classes(state: &AppState) {
+    let _turn = state.classes.reload_turn().await;
     let loaded = async {
         Ok::<_, sqlx::Error>((
             state.store.load_overrides().await?,

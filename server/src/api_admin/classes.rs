@@ -320,14 +320,7 @@ async fn view(
     class: ClassRecord,
     role: Option<Role>,
 ) -> Result<ClassView, ApiFailure> {
-    let activities = state
-        .store
-        .stored_classes()
-        .await?
-        .into_iter()
-        .find(|(c, _)| c.id == class.id)
-        .map(|(_, a)| a)
-        .unwrap_or_default();
+    let activities = state.store.activities_of(&class.id).await?;
     Ok(ClassView {
         id: class.id,
         title: class.title,

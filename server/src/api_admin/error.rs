@@ -50,7 +50,8 @@ pub struct ErrorDetail {
 }
 
 impl ApiFailure {
-    fn status_code(&self) -> (StatusCode, &'static str) {
+    /// The HTTP status and the error code.
+    pub fn status_code(&self) -> (StatusCode, &'static str) {
         match self {
             Self::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
             Self::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),

@@ -5,11 +5,13 @@ use std::sync::LazyLock;
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::{ApiCaller, ApiFailure, ApiJson, ApiQuery, ErrorBody, client_address};
+use crate::admin::csv_cell;
 use crate::basics::now_ms;
 use crate::client_addr::ClientAddr;
 use crate::limits::Refusal;
@@ -118,6 +120,8 @@ pub(super) struct AuditQuery {
     pub class_id: Option<String>,
     /// At most this many of the latest lines (default 200, at most 1000).
     pub limit: Option<i64>,
+    /// `csv` for a spreadsheet (cells that would run as formulas are defused); default JSON.
+    pub format: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -255,10 +259,21 @@ pub(super) async fn accept_invitation(
     client: ClientAddr,
     ApiJson(req): ApiJson<AcceptInvitation>,
 ) -> Result<StatusCode, ApiFailure> {
-    check_password(&req.password).map_err(|e| ApiFailure::BadRequest(format!("{e}.")))?;
-    // Counted as a wrong guess up front and given back when the invitation is real.
+    accept(&state, &client, &req.invitation, req.password).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Sets an invited teacher's password if the invitation is known, unused and not expired
+/// (the API route and the invitation page both come here). Every try is counted as a wrong
+/// code up front and given back when the invitation is real.
+pub(crate) async fn accept(
+    state: &AppState,
+    client: &ClientAddr,
+    invitation: &str,
+    password: String,
+) -> Result<(), ApiFailure> {
+    check_password(&password).map_err(|e| ApiFailure::BadRequest(format!("{e}.")))?;
     let attempt = state.limits.attempt(client.0).await.map_err(refusal)?;
-    let password = req.password;
     let hash = tokio::task::spawn_blocking(move || hash_password(&password))
         .await
         .map_err(|e| ApiFailure::Internal(e.into()))??;
@@ -266,7 +281,7 @@ pub(super) async fn accept_invitation(
     match state
         .store
         .accept_invitation(
-            &secret_digest(req.invitation.trim()),
+            &secret_digest(invitation.trim()),
             &hash,
             now_ms(),
             address.as_deref(),
@@ -279,7 +294,7 @@ pub(super) async fn accept_invitation(
             match known {
                 Accepted::Used => Err(ApiFailure::InvitationUsed),
                 Accepted::Expired => Err(ApiFailure::InvitationExpired),
-                _ => Ok(StatusCode::NO_CONTENT),
+                _ => Ok(()),
             }
         }
     }
@@ -426,17 +441,24 @@ pub(super) async fn delete_token(
 }
 
 /// The audit log, oldest first: every line for the administrator; a class's lines for
-/// its owners.
+/// its owners. `format=csv` exports it for a spreadsheet.
 #[utoipa::path(get, path = "/api/v1/admin/audit", tag = "teachers",
     params(AuditQuery),
-    responses((status = 200, body = [AuditView]), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
+    responses((status = 200, body = [AuditView]),
+        (status = 200, content_type = "text/csv", description = "with format=csv: id,at,actor,action,class_id,detail,address"),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
     security(("token" = [])))]
 pub(super) async fn read_audit(
     State(state): State<AppState>,
     who: ApiCaller,
     ApiQuery(q): ApiQuery<AuditQuery>,
-) -> Result<ApiJson<Vec<AuditView>>, ApiFailure> {
+) -> Result<Response, ApiFailure> {
     let limit = q.limit.unwrap_or(200).clamp(1, 1000);
+    let csv = match q.format.as_deref() {
+        None | Some("json") => false,
+        Some("csv") => true,
+        Some(_) => return Err(ApiFailure::BadRequest("format is json or csv.".into())),
+    };
     if !who.caller.is_administrator() {
         let Some(class_id) = q.class_id.as_deref() else {
             return Err(ApiFailure::Forbidden(
@@ -451,5 +473,37 @@ pub(super) async fn read_audit(
         .store
         .audit_lines(q.class_id.as_deref(), limit)
         .await?;
-    Ok(ApiJson(lines.into_iter().map(Into::into).collect()))
+    if !csv {
+        let views: Vec<AuditView> = lines.into_iter().map(Into::into).collect();
+        return Ok(ApiJson(views).into_response());
+    }
+    let mut out = String::from("id,at,actor,action,class_id,detail,address\r\n");
+    for l in lines {
+        let at = jiff::Timestamp::from_millisecond(l.at_ms)
+            .map(|t| t.to_string())
+            .unwrap_or_default();
+        let cells = [
+            l.id.to_string(),
+            at,
+            l.actor,
+            l.action,
+            l.class_id.unwrap_or_default(),
+            l.detail,
+            l.address.unwrap_or_default(),
+        ];
+        let row: Vec<String> = cells.iter().map(|c| csv_cell(c)).collect();
+        out.push_str(&row.join(","));
+        out.push_str("\r\n");
+    }
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+            (
+                header::CONTENT_DISPOSITION,
+                "attachment; filename=\"classchat-audit.csv\"",
+            ),
+        ],
+        out,
+    )
+        .into_response())
 }

@@ -832,6 +832,19 @@ impl Store {
         Ok(row.map(Into::into))
     }
 
+    /// A class's activities, oldest first.
+    pub async fn activities_of(&self, class_id: &str) -> sqlx::Result<Vec<ActivityRecord>> {
+        let rows: Vec<ActivityRow> = with_pool!(&self.db, pool => {
+            sqlx::query_as(&format!(
+                "SELECT {ACTIVITY_COLUMNS} FROM activities WHERE class_id = $1 ORDER BY created_ms, id"
+            ))
+            .bind(class_id)
+            .fetch_all(pool)
+            .await
+        })?;
+        Ok(rows.into_iter().map(Into::into).collect())
+    }
+
     /// Every class made in the store with its activities: what the class registry of
     /// every replica is built from.
     pub async fn stored_classes(&self) -> sqlx::Result<Vec<(ClassRecord, Vec<ActivityRecord>)>> {
