@@ -429,7 +429,7 @@ fn proxy_url(var: &'static str, value: &SecretString) -> Result<Option<SecretStr
     } else {
         format!("http://{v}")
     };
-    let shown = crate::store::redact_url(v);
+    let shown = crate::basics::redact_url(v);
     let url = url::Url::parse(v).map_err(|_| {
         bad(
             var,
@@ -559,7 +559,7 @@ fn rate(var: &'static str, value: &str) -> Result<Rate, ConfigError> {
 fn http_url(var: &'static str, value: &str) -> Result<String, ConfigError> {
     let v = value.trim().trim_end_matches('/');
     // A URL may carry `user:password@`: an error shows it without.
-    let shown = crate::store::redact_url(v);
+    let shown = crate::basics::redact_url(v);
     let rest = v
         .strip_prefix("http://")
         .or_else(|| v.strip_prefix("https://"))
