@@ -13,7 +13,10 @@ use ipnet::IpNet;
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::basics::parse_duration;
-use crate::classes::{ClassList, ClassesError};
+use classes_file::{ClassList, ClassesError};
+
+/// The classes from ACCESS_CODE or CLASSES_FILE, and their codes' digests.
+pub mod classes_file;
 
 /// Run the classchat server: an access-code gated chat widget in front of Open WebUI.
 ///
@@ -757,7 +760,7 @@ impl Config {
             None | Some("") => Vec::new(),
             Some(list) => {
                 let given: Vec<String> = list.split('|').map(str::to_owned).collect();
-                crate::classes::check_starters(&given).map_err(|p| bad("STARTERS", p))?
+                classes_file::check_starters(&given).map_err(|p| bad("STARTERS", p))?
             }
         };
         let classes = match (&self.classes_file, access_code, self.demo) {
