@@ -168,7 +168,7 @@ async fn probe(
         cf_access: cf.cloned(),
     };
     let reach = crate::check::reachable(url, std::time::Duration::from_secs(10), proxy).await;
-    if reach.outcome == crate::check::Outcome::Fail {
+    if reach.outcome == crate::health::Outcome::Fail {
         return Probe::Unreachable(reach.detail);
     }
     match crate::check::models_probe(&settings, std::time::Duration::from_secs(10), proxy).await {

@@ -23,6 +23,8 @@ pub mod config;
 pub mod embed;
 /// The error type and the contract's error body.
 pub mod error;
+/// What the checks found, for the dashboard's Health panel.
+pub mod health;
 /// `classchat init`: the guided set-up that writes `.env`.
 pub mod init;
 /// Rate limiters: GCRA in memory.
