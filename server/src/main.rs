@@ -3,7 +3,8 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use classchat_server::config::{Command, Config, UpstreamSettings};
+use classchat_server::cli::{Cli, Command};
+use classchat_server::config::UpstreamSettings;
 use classchat_server::startup::Application;
 use classchat_server::telemetry;
 
@@ -15,8 +16,8 @@ async fn main() -> ExitCode {
         eprintln!("classchat: cannot read .env: {e}");
         return ExitCode::from(2);
     }
-    let config = Config::parse();
-    if let Some(Command::MigrateDb { from, to }) = &config.command {
+    let Cli { config, command } = Cli::parse();
+    if let Some(Command::MigrateDb { from, to }) = &command {
         return match classchat_server::migrate_db::run(from, to).await {
             Ok(_) => ExitCode::SUCCESS,
             Err(e) => {
@@ -25,7 +26,7 @@ async fn main() -> ExitCode {
             }
         };
     }
-    if let Some(Command::Init(args)) = config.command.clone() {
+    if let Some(Command::Init(args)) = command.clone() {
         return match config.outbound_proxy() {
             Ok(proxy) => classchat_server::init::command(args, proxy).await,
             Err(e) => {
@@ -34,7 +35,7 @@ async fn main() -> ExitCode {
             }
         };
     }
-    if let Some(Command::Admin(task)) = &config.command {
+    if let Some(Command::Admin(task)) = &command {
         return match classchat_server::api_admin::command(&config.database_url, task).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -43,7 +44,7 @@ async fn main() -> ExitCode {
             }
         };
     }
-    if let Some(Command::Check) = &config.command {
+    if let Some(Command::Check) = &command {
         return classchat_server::check::command(config).await;
     }
     if config.hash_password {
