@@ -6,6 +6,9 @@ use clap::Parser;
 
 use crate::config::Config;
 
+/// `classchat init`: the guided set-up that writes `.env`.
+pub mod init;
+
 /// Run the classchat server: an access-code gated chat widget in front of Open WebUI.
 ///
 /// Every option can also be set as an environment variable (shown in brackets) or in a
@@ -45,7 +48,7 @@ pub enum Command {
     /// Set up: ask for Open WebUI's address and API key, find the models, and write a .env
     /// with generated secrets and one access code per class (mode 0600; an existing file is
     /// overwritten only when you agree or pass --force). `--yes` asks nothing, for scripts.
-    Init(crate::init::InitArgs),
+    Init(init::InitArgs),
     /// The administrator's tasks on the server itself (DATABASE_URL names the database).
     #[command(subcommand)]
     Admin(AdminCommand),

@@ -28,8 +28,6 @@ pub mod embed;
 pub mod error;
 /// What the checks found, for the dashboard's Health panel.
 pub mod health;
-/// `classchat init`: the guided set-up that writes `.env`.
-pub mod init;
 /// Rate limiters: GCRA in memory.
 pub mod limiter;
 /// The sign-in and message limits, in memory or shared through PostgreSQL.

@@ -28,7 +28,7 @@ async fn main() -> ExitCode {
     }
     if let Some(Command::Init(args)) = command.clone() {
         return match config.outbound_proxy() {
-            Ok(proxy) => classchat_server::init::command(args, proxy).await,
+            Ok(proxy) => classchat_server::cli::init::command(args, proxy).await,
             Err(e) => {
                 eprintln!("classchat init: {e}");
                 ExitCode::from(1)
