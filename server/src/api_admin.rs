@@ -290,8 +290,8 @@ impl FromRequestParts<AppState> for ActivityAccess {
 
 /// `classchat admin …`: tasks the operator runs on the server. `create-token` prints an
 /// administrator token once; the database keeps only its digest.
-pub async fn command(database_url: &str, task: &crate::config::AdminCommand) -> anyhow::Result<()> {
-    use crate::config::AdminCommand;
+pub async fn command(database_url: &str, task: &crate::cli::AdminCommand) -> anyhow::Result<()> {
+    use crate::cli::AdminCommand;
     match task {
         AdminCommand::CreateToken { name } => {
             let name = name.trim();

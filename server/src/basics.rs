@@ -1,5 +1,6 @@
 //! Small helpers many modules share, each with one home: the clock, durations as the
-//! configuration writes them, poison-tolerant locks and the HMAC type.
+//! configuration writes them, poison-tolerant locks, the HMAC type and URLs with their
+//! secrets cut out (for logs and errors).
 
 use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -74,6 +75,112 @@ pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     text
 }
 
+/// `url` with any `user:password@` replaced by `…@`, and the value of every query
+/// parameter that carries a secret (`password=`, `sslpassword=`, see [`is_secret_param`])
+/// replaced by `…`: a DATABASE_URL (or any URL) as it may appear in a log line or an error.
+pub fn redact_url(url: &str) -> String {
+    let without_user = match url::Url::parse(url) {
+        Ok(mut u) if !u.username().is_empty() || u.password().is_some() => {
+            let _ = u.set_username("");
+            let _ = u.set_password(None);
+            // `scheme://host…` again, with a mark where the credentials were.
+            let s = u.to_string();
+            match s.split_once("://") {
+                Some((scheme, rest)) => format!("{scheme}://…@{rest}"),
+                None => s,
+            }
+        }
+        Ok(_) => url.to_owned(),
+        // Not a URL we can parse: cut anything up to an '@' after the scheme (but not one
+        // in the query, where it may be part of a value).
+        Err(_) => {
+            let end = url.find(['?', '#']).unwrap_or(url.len());
+            match (url.split_once("://"), url[..end].rfind('@')) {
+                (Some((scheme, _)), Some(at)) => format!("{scheme}://…@{}", &url[at + 1..]),
+                _ => url.to_owned(),
+            }
+        }
+    };
+    redact_query(&without_user)
+}
+
+/// Query parameters whose values are secrets: libpq's `password` and `sslpassword`, and
+/// anything else named like a password, secret or token.
+fn is_secret_param(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    ["pass", "pwd", "secret", "token"]
+        .iter()
+        .any(|s| name.contains(s))
+}
+
+/// The query string's secret values replaced by `…` (the rest byte for byte as it was).
+fn redact_query(url: &str) -> String {
+    let Some(q) = url.find('?') else {
+        return url.to_owned();
+    };
+    let end = url[q..].find('#').map_or(url.len(), |f| q + f);
+    let pairs: Vec<String> = url[q + 1..end]
+        .split('&')
+        .map(|pair| {
+            let (raw_name, _) = pair.split_once('=').unwrap_or((pair, ""));
+            let name: String = url::form_urlencoded::parse(raw_name.as_bytes())
+                .map(|(k, _)| k.into_owned())
+                .collect();
+            if is_secret_param(&name) {
+                format!("{raw_name}=…")
+            } else {
+                pair.to_owned()
+            }
+        })
+        .collect();
+    format!("{}?{}{}", &url[..q], pairs.join("&"), &url[end..])
+}
+
+/// The secrets a URL carries (its password, and its secret query values), raw and decoded.
+fn url_secrets(url: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Ok(u) = url::Url::parse(url) {
+        if let Some(pw) = u.password() {
+            out.push(pw.to_owned());
+            out.push(percent_decode(pw));
+        }
+        for (k, v) in u.query_pairs() {
+            if is_secret_param(&k) {
+                out.push(v.into_owned());
+            }
+        }
+    }
+    if let Some(q) = url.split_once('?').map(|(_, q)| q) {
+        for pair in q.split(['&', '#']) {
+            if let Some((k, v)) = pair.split_once('=')
+                && is_secret_param(k)
+            {
+                out.push(v.to_owned());
+            }
+        }
+    }
+    out.retain(|s| !s.is_empty());
+    out
+}
+
+/// `%xx` escapes decoded (a `+` stays a `+`, as in a URL's user info).
+fn percent_decode(s: &str) -> String {
+    let escaped = format!("x={}", s.replace('+', "%2B"));
+    url::form_urlencoded::parse(escaped.as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default()
+}
+
+/// A driver error's text with every secret of the URL (if it appears) cut out.
+pub fn redact_error(e: &dyn std::fmt::Display, url: &str) -> String {
+    let mut text = e.to_string();
+    for secret in url_secrets(url) {
+        text = text.replace(&secret, "…");
+    }
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -101,5 +208,38 @@ mod tests {
         assert!(m.is_poisoned());
         *lock(&m) += 1;
         assert_eq!(*lock(&m), 2);
+    }
+
+    #[test]
+    fn urls_lose_their_credentials() {
+        assert_eq!(
+            redact_url("postgres://app:s3cret@db.example:5432/classchat?sslmode=require"),
+            "postgres://…@db.example:5432/classchat?sslmode=require"
+        );
+        assert_eq!(redact_url("sqlite://classchat.db"), "sqlite://classchat.db");
+        assert!(!redact_url("postgres://app:p%40ss@h/db").contains("p%40ss"));
+        assert!(!redact_url("weird://u:pw@").contains("pw"));
+    }
+
+    #[test]
+    fn secret_query_parameters_lose_their_values() {
+        assert_eq!(
+            redact_url("postgres://db.example/classchat?user=app&password=s3cret&sslmode=require"),
+            "postgres://db.example/classchat?user=app&password=…&sslmode=require"
+        );
+        assert_eq!(
+            redact_url("postgres://app:pw@db/x?sslpassword=k3y-pass&PassWord=x%26y#frag"),
+            "postgres://…@db/x?sslpassword=…&PassWord=…#frag"
+        );
+        // A name spelled with escapes is still recognised.
+        assert!(!redact_url("postgres://db/x?pass%77ord=hidden").contains("hidden"));
+        // Not a URL the parser takes: the query is still cut.
+        let odd = redact_url("postgres://db:99999/x?password=p@ss&user=a");
+        assert!(!odd.contains("p@ss") && odd.contains("user=a"), "{odd}");
+        let err = redact_error(
+            &"connection to db failed: password s3cret%21 rejected (s3cret!)",
+            "postgres://db/x?password=s3cret%21",
+        );
+        assert!(!err.contains("s3cret"), "{err}");
     }
 }

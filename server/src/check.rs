@@ -6,7 +6,7 @@
 //! for models when Open WebUI cannot be reached), so the first failure is the one to fix.
 //! No sentence ever carries a secret: the checks name variables, never their values.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
@@ -14,74 +14,13 @@ use reqwest::header::{self, HeaderMap};
 use serde_json::{Value, json};
 
 use crate::config::{Config, OpenWebUi, OutboundProxy, Settings, UpstreamSettings};
+use crate::health::{CheckResult, Outcome};
 use crate::relay::upstream::classify_status;
 
 /// How far this machine's clock may be from Open WebUI's before tokens and logs go wrong.
 const MAX_SKEW_SECS: i64 = 60;
 /// The longest the test completion may take (the configured first-byte limit, capped).
 const COMPLETION_LIMIT: Duration = Duration::from_secs(60);
-
-/// How one check went.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    Pass,
-    /// Works, but not as students need it (a `PUBLIC_URL` only this machine or only the
-    /// school's network reaches): not a failure, and never "all good" either.
-    Warn,
-    Fail,
-    /// Not applicable, or not run because an earlier check failed.
-    Skip,
-}
-
-/// One check's name and its one-sentence result.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CheckResult {
-    pub name: &'static str,
-    pub outcome: Outcome,
-    pub detail: String,
-}
-
-impl CheckResult {
-    fn pass(name: &'static str, detail: impl Into<String>) -> Self {
-        Self {
-            name,
-            outcome: Outcome::Pass,
-            detail: detail.into(),
-        }
-    }
-    fn fail(name: &'static str, detail: impl Into<String>) -> Self {
-        Self {
-            name,
-            outcome: Outcome::Fail,
-            detail: detail.into(),
-        }
-    }
-    fn warn(name: &'static str, detail: impl Into<String>) -> Self {
-        Self {
-            name,
-            outcome: Outcome::Warn,
-            detail: detail.into(),
-        }
-    }
-    fn skip(name: &'static str, detail: impl Into<String>) -> Self {
-        Self {
-            name,
-            outcome: Outcome::Skip,
-            detail: detail.into(),
-        }
-    }
-
-    /// `ok    name: detail`, as `classchat check` prints it.
-    pub fn line(&self) -> String {
-        let tag = match self.outcome {
-            Outcome::Pass => "ok  ",
-            Outcome::Warn => "warn",
-            Outcome::Fail => "FAIL",
-            Outcome::Skip => "skip",
-        };
-        format!("{tag}  {}: {}", self.name, self.detail)
-    }
-}
 
 pub const CONFIG: &str = "configuration";
 pub const REACHABLE: &str = "Open WebUI reachable";
@@ -91,21 +30,6 @@ pub const MODELS: &str = "class models";
 pub const COMPLETION: &str = "test completion";
 pub const PUBLIC_URL: &str = "PUBLIC_URL";
 pub const CLOCK: &str = "clock";
-
-/// The latest results, for the dashboard's Health panel.
-#[derive(Debug, Default)]
-pub struct Health(Mutex<Option<(jiff::Timestamp, Vec<CheckResult>)>>);
-
-impl Health {
-    pub fn set(&self, results: Vec<CheckResult>) {
-        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Some((jiff::Timestamp::now(), results));
-    }
-
-    /// When the checks last finished and what they found; `None` while the first run is going.
-    pub fn get(&self) -> Option<(jiff::Timestamp, Vec<CheckResult>)> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
-    }
-}
 
 /// `classchat check`: prints one line per check; exit status 0 only when none failed.
 pub async fn command(config: Config) -> std::process::ExitCode {

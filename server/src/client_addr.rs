@@ -11,68 +11,6 @@ use ipnet::IpNet;
 use crate::config::ClientIpSource;
 use crate::state::AppState;
 
-/// Cloudflare's published proxy ranges (https://www.cloudflare.com/ips/), as of 2026-11-30,
-/// written down from memory without fetching the list: check it against the page when
-/// deploying behind Cloudflare's proxy, and list the ranges yourself if they have changed.
-pub const CLOUDFLARE_RANGES: &[&str] = &[
-    "173.245.48.0/20",
-    "103.21.244.0/22",
-    "103.22.200.0/22",
-    "103.31.4.0/22",
-    "141.101.64.0/18",
-    "108.162.192.0/18",
-    "190.93.240.0/20",
-    "188.114.96.0/20",
-    "197.234.240.0/22",
-    "198.41.128.0/17",
-    "162.158.0.0/15",
-    "104.16.0.0/13",
-    "104.24.0.0/14",
-    "172.64.0.0/13",
-    "131.0.72.0/22",
-    "2400:cb00::/32",
-    "2606:4700::/32",
-    "2803:f800::/32",
-    "2405:b500::/32",
-    "2405:8100::/32",
-    "2a06:98c0::/29",
-    "2c0f:f248::/32",
-];
-
-/// What TRUSTED_PROXIES is when CLIENT_IP_HEADER is set alone: a proxy on the same host
-/// (nginx, cloudflared), the common case, and never a remote client.
-pub const LOOPBACK_RANGES: &[&str] = &["127.0.0.0/8", "::1/128"];
-
-/// Parses TRUSTED_PROXIES: CIDRs or single addresses, comma-separated; `cloudflare` stands for
-/// [`CLOUDFLARE_RANGES`] and `loopback` for [`LOOPBACK_RANGES`]. The error names the bad entry.
-pub fn parse_trusted_proxies(list: &str) -> Result<Vec<IpNet>, String> {
-    let mut out = Vec::new();
-    for item in list.split(',').map(str::trim).filter(|i| !i.is_empty()) {
-        match item.to_ascii_lowercase().as_str() {
-            "cloudflare" => out.extend(CLOUDFLARE_RANGES.iter().map(|r| net(r))),
-            "loopback" => out.extend(LOOPBACK_RANGES.iter().map(|r| net(r))),
-            _ => out.push(
-                item.parse::<IpNet>()
-                    .or_else(|_| item.parse::<IpAddr>().map(IpNet::from))
-                    .map_err(|_| {
-                        format!(
-                            "{item:?} is not a CIDR (e.g. 10.0.0.0/8), an address, `cloudflare` or `loopback`"
-                        )
-                    })?
-                    .trunc(),
-            ),
-        }
-    }
-    if out.is_empty() {
-        return Err("lists no proxy".into());
-    }
-    Ok(out)
-}
-
-fn net(s: &str) -> IpNet {
-    s.parse().expect("the built-in ranges are valid CIDRs")
-}
-
 /// The client's address: the socket's, or the configured proxy header's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ClientAddr(pub Option<IpAddr>);
@@ -195,6 +133,7 @@ impl FromRequestParts<AppState> for ClientAddr {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::{CLOUDFLARE_RANGES, parse_trusted_proxies};
     use axum::http::HeaderValue;
 
     fn ip(s: &str) -> IpAddr {

@@ -4,22 +4,24 @@
 //! documents both); [`Settings`] is the checked result the server runs on. Every check
 //! fails with one [`ConfigError`] line naming the variable, and never prints a secret.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
+use ipnet::IpNet;
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::basics::parse_duration;
-use crate::classes::{ClassList, ClassesError};
+use classes_file::{ClassList, ClassesError};
 
-/// Run the classchat server: an access-code gated chat widget in front of Open WebUI.
-///
-/// Every option can also be set as an environment variable (shown in brackets) or in a
-/// `.env` file in the working directory. Durations take a unit: 90s, 60m, 12h, 7d.
+/// The classes from ACCESS_CODE or CLASSES_FILE, and their codes' digests.
+pub mod classes_file;
+
+/// The server's settings as flags and environment variables (`classchat --help` lists
+/// them, see [`crate::cli::Cli`]).
 #[derive(Debug, Clone, Parser)]
-#[command(name = "classchat", version, about, long_about)]
+#[command(name = "classchat")]
 pub struct Config {
     /// Demo mode: a throw-away signing secret, the access code `demo-code`, and, when no
     /// OPEN_WEBUI_URL is set, a built-in responder. Never use for a real class.
@@ -283,52 +285,6 @@ pub struct Config {
     /// Log format: text or json.
     #[arg(long, env = "LOG_FORMAT", default_value = "text")]
     pub log_format: String,
-
-    /// Something to do instead of serving (none: run the server).
-    #[command(subcommand)]
-    pub command: Option<Command>,
-}
-
-/// `classchat <command>`: tasks run once instead of the server; the server's settings
-/// (AUTH_SECRET, codes…) are not needed for them.
-#[derive(Debug, Clone, clap::Subcommand)]
-pub enum Command {
-    /// Copy the history (usage, sessions, revocations, class changes, audit) from one
-    /// database to another, e.g. SQLite to PostgreSQL. Stop the server first. Safe to run
-    /// again: rows already there are skipped.
-    MigrateDb {
-        /// The database to copy from, e.g. sqlite://classchat.db.
-        #[arg(long)]
-        from: String,
-        /// The database to copy to (its tables are created if missing), e.g.
-        /// postgres://user:password@host/classchat?sslmode=verify-full.
-        #[arg(long)]
-        to: String,
-    },
-    /// Check everything a class needs and explain each failure with its fix: the
-    /// configuration, Open WebUI (DNS, TCP, TLS), Cloudflare Access, the API key, every
-    /// class's model, a streamed test reply, PUBLIC_URL serving /widget.js, and the clock.
-    /// Exit status 0 only when every check passes.
-    Check,
-    /// Set up: ask for Open WebUI's address and API key, find the models, and write a .env
-    /// with generated secrets and one access code per class (mode 0600; an existing file is
-    /// overwritten only when you agree or pass --force). `--yes` asks nothing, for scripts.
-    Init(crate::init::InitArgs),
-    /// The administrator's tasks on the server itself (DATABASE_URL names the database).
-    #[command(subcommand)]
-    Admin(AdminCommand),
-}
-
-/// `classchat admin <task>`.
-#[derive(Debug, Clone, clap::Subcommand)]
-pub enum AdminCommand {
-    /// Print a new administrator token for the admin API (`cc_pat_…`). It is shown this
-    /// once and stored only as a digest: keep it in a password manager.
-    CreateToken {
-        /// What the token is for, e.g. "SIS sync".
-        #[arg(long)]
-        name: String,
-    },
 }
 
 /// One bad setting: the variable's name and what is wrong with it.
@@ -353,6 +309,68 @@ pub enum ClientIpSource {
     CfConnectingIp,
     XForwardedFor,
     XRealIp,
+}
+
+/// Cloudflare's published proxy ranges (https://www.cloudflare.com/ips/), as of 2026-11-30,
+/// written down from memory without fetching the list: check it against the page when
+/// deploying behind Cloudflare's proxy, and list the ranges yourself if they have changed.
+pub const CLOUDFLARE_RANGES: &[&str] = &[
+    "173.245.48.0/20",
+    "103.21.244.0/22",
+    "103.22.200.0/22",
+    "103.31.4.0/22",
+    "141.101.64.0/18",
+    "108.162.192.0/18",
+    "190.93.240.0/20",
+    "188.114.96.0/20",
+    "197.234.240.0/22",
+    "198.41.128.0/17",
+    "162.158.0.0/15",
+    "104.16.0.0/13",
+    "104.24.0.0/14",
+    "172.64.0.0/13",
+    "131.0.72.0/22",
+    "2400:cb00::/32",
+    "2606:4700::/32",
+    "2803:f800::/32",
+    "2405:b500::/32",
+    "2405:8100::/32",
+    "2a06:98c0::/29",
+    "2c0f:f248::/32",
+];
+
+/// What TRUSTED_PROXIES is when CLIENT_IP_HEADER is set alone: a proxy on the same host
+/// (nginx, cloudflared), the common case, and never a remote client.
+pub const LOOPBACK_RANGES: &[&str] = &["127.0.0.0/8", "::1/128"];
+
+/// Parses TRUSTED_PROXIES: CIDRs or single addresses, comma-separated; `cloudflare` stands for
+/// [`CLOUDFLARE_RANGES`] and `loopback` for [`LOOPBACK_RANGES`]. The error names the bad entry.
+pub fn parse_trusted_proxies(list: &str) -> Result<Vec<IpNet>, String> {
+    let mut out = Vec::new();
+    for item in list.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+        match item.to_ascii_lowercase().as_str() {
+            "cloudflare" => out.extend(CLOUDFLARE_RANGES.iter().map(|r| net(r))),
+            "loopback" => out.extend(LOOPBACK_RANGES.iter().map(|r| net(r))),
+            _ => out.push(
+                item.parse::<IpNet>()
+                    .or_else(|_| item.parse::<IpAddr>().map(IpNet::from))
+                    .map_err(|_| {
+                        format!(
+                            "{item:?} is not a CIDR (e.g. 10.0.0.0/8), an address, `cloudflare` or `loopback`"
+                        )
+                    })?
+                    .trunc(),
+            ),
+        }
+    }
+    if out.is_empty() {
+        return Err("lists no proxy".into());
+    }
+    Ok(out)
+}
+
+fn net(s: &str) -> IpNet {
+    s.parse().expect("the built-in ranges are valid CIDRs")
 }
 
 /// "COUNT per PERIOD".
@@ -430,7 +448,7 @@ fn proxy_url(var: &'static str, value: &SecretString) -> Result<Option<SecretStr
     } else {
         format!("http://{v}")
     };
-    let shown = crate::store::redact_url(v);
+    let shown = crate::basics::redact_url(v);
     let url = url::Url::parse(v).map_err(|_| {
         bad(
             var,
@@ -560,7 +578,7 @@ fn rate(var: &'static str, value: &str) -> Result<Rate, ConfigError> {
 fn http_url(var: &'static str, value: &str) -> Result<String, ConfigError> {
     let v = value.trim().trim_end_matches('/');
     // A URL may carry `user:password@`: an error shows it without.
-    let shown = crate::store::redact_url(v);
+    let shown = crate::basics::redact_url(v);
     let rest = v
         .strip_prefix("http://")
         .or_else(|| v.strip_prefix("https://"))
@@ -695,7 +713,7 @@ impl Config {
             None | Some("") => Vec::new(),
             Some(list) => {
                 let given: Vec<String> = list.split('|').map(str::to_owned).collect();
-                crate::classes::check_starters(&given).map_err(|p| bad("STARTERS", p))?
+                classes_file::check_starters(&given).map_err(|p| bad("STARTERS", p))?
             }
         };
         let classes = match (&self.classes_file, access_code, self.demo) {
@@ -828,10 +846,12 @@ impl Config {
                     "is set but CLIENT_IP_HEADER is not: name the header the proxies set",
                 ));
             }
-            (_, None) => crate::client_addr::parse_trusted_proxies("loopback")
-                .map_err(|p| bad("TRUSTED_PROXIES", p))?,
-            (_, Some(list)) => crate::client_addr::parse_trusted_proxies(list)
-                .map_err(|p| bad("TRUSTED_PROXIES", p))?,
+            (_, None) => {
+                parse_trusted_proxies("loopback").map_err(|p| bad("TRUSTED_PROXIES", p))?
+            }
+            (_, Some(list)) => {
+                parse_trusted_proxies(list).map_err(|p| bad("TRUSTED_PROXIES", p))?
+            }
         };
 
         let timeouts = Timeouts {

@@ -13,8 +13,11 @@ pub mod auth;
 pub mod basics;
 /// `classchat check`: every check a teacher needs, each failure explained with its fix.
 pub mod check;
-/// Classes and their access codes.
+/// The classes in force: configured, changed on the dashboard, made in the store.
 pub mod classes;
+/// The command line and the commands run instead of serving (`init`, `check`, `migrate-db`,
+/// `admin`).
+pub mod cli;
 /// The client's address, behind trusted proxies too.
 pub mod client_addr;
 /// Configuration from flags, environment and `.env`, checked at start-up.
@@ -23,8 +26,8 @@ pub mod config;
 pub mod embed;
 /// The error type and the contract's error body.
 pub mod error;
-/// `classchat init`: the guided set-up that writes `.env`.
-pub mod init;
+/// What the checks found, for the dashboard's Health panel.
+pub mod health;
 /// `/admin/invitation`: where an invited teacher sets a password.
 pub mod invitation_page;
 /// Rate limiters: GCRA in memory.

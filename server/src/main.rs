@@ -3,7 +3,8 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use classchat_server::config::{Command, Config, UpstreamSettings};
+use classchat_server::cli::{Cli, Command};
+use classchat_server::config::UpstreamSettings;
 use classchat_server::startup::Application;
 use classchat_server::telemetry;
 
@@ -22,8 +23,8 @@ async fn main() -> ExitCode {
     {
         return healthcheck().await;
     }
-    let config = Config::parse();
-    if let Some(Command::MigrateDb { from, to }) = &config.command {
+    let Cli { config, command } = Cli::parse();
+    if let Some(Command::MigrateDb { from, to }) = &command {
         return match classchat_server::migrate_db::run(from, to).await {
             Ok(_) => ExitCode::SUCCESS,
             Err(e) => {
@@ -32,16 +33,16 @@ async fn main() -> ExitCode {
             }
         };
     }
-    if let Some(Command::Init(args)) = config.command.clone() {
+    if let Some(Command::Init(args)) = command.clone() {
         return match config.outbound_proxy() {
-            Ok(proxy) => classchat_server::init::command(args, proxy).await,
+            Ok(proxy) => classchat_server::cli::init::command(args, proxy).await,
             Err(e) => {
                 eprintln!("classchat init: {e}");
                 ExitCode::from(1)
             }
         };
     }
-    if let Some(Command::Admin(task)) = &config.command {
+    if let Some(Command::Admin(task)) = &command {
         return match classchat_server::api_admin::command(&config.database_url, task).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -50,7 +51,7 @@ async fn main() -> ExitCode {
             }
         };
     }
-    if let Some(Command::Check) = &config.command {
+    if let Some(Command::Check) = &command {
         return classchat_server::check::command(config).await;
     }
     if config.hash_password {
@@ -130,7 +131,7 @@ async fn shutdown_signal() {
 /// unspecified address is asked on loopback) answers `/healthz`, else 1 with one line why.
 /// For a container's HEALTHCHECK: the image holds nothing but this binary, so no curl.
 async fn healthcheck() -> ExitCode {
-    let Ok(config) = Config::try_parse_from(["classchat"]) else {
+    let Ok(config) = classchat_server::config::Config::try_parse_from(["classchat"]) else {
         eprintln!("classchat healthcheck: the settings cannot be read: run `classchat check`");
         return ExitCode::from(2);
     };

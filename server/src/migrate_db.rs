@@ -11,8 +11,9 @@ use std::time::Instant;
 
 use anyhow::{Context, anyhow, bail};
 
+use crate::basics::redact_url;
+use crate::store::Store;
 use crate::store::copy::{ColumnInfo, NOT_COPIED, Row, TABLES, Table};
-use crate::store::{Store, redact_url};
 
 /// Rows read per page (keyset by key, so a year's log never sits in memory at once).
 const PAGE_ROWS: i64 = 2_000;

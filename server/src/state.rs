@@ -34,7 +34,7 @@ pub struct AppState {
     /// Cancelled when the shutdown grace period is over: open replies end with an error.
     pub shutdown: CancellationToken,
     /// The latest start-up checks, for the dashboard's Health panel.
-    pub health: Arc<crate::check::Health>,
+    pub health: Arc<crate::health::Health>,
 }
 
 /// Revoked session ids with when each may be forgotten, mirrored from the database so

@@ -5,7 +5,7 @@
 
 use leptos::prelude::*;
 
-use crate::check::{Health, Outcome};
+use crate::health::{Health, Outcome};
 
 /// The overview page with the Health panel added at the end of its main section.
 pub fn with_panel(page: String, health: &Health, timezone: &str) -> String {
@@ -80,7 +80,7 @@ fn panel(health: &Health, timezone: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::check::CheckResult;
+    use crate::health::CheckResult;
 
     #[test]
     fn the_panel_lists_each_check_escaped_inside_main() {

@@ -544,7 +544,7 @@ fn network_settings_are_checked_and_documented() {
     .unwrap();
     assert_eq!(
         s.trusted_proxies.len(),
-        classchat_server::client_addr::CLOUDFLARE_RANGES.len() + 1
+        classchat_server::config::CLOUDFLARE_RANGES.len() + 1
     );
 
     let help = std::process::Command::new(env!("CARGO_BIN_EXE_classchat"))

@@ -70,8 +70,8 @@ pub struct InitArgs {
 }
 
 /// The shipped units, as in `deploy/`.
-pub const SERVICE_UNIT: &str = include_str!("../../deploy/classchat.service");
-pub const REPLICA_UNIT: &str = include_str!("../../deploy/classchat@.service");
+pub const SERVICE_UNIT: &str = include_str!("../../../deploy/classchat.service");
+pub const REPLICA_UNIT: &str = include_str!("../../../deploy/classchat@.service");
 
 /// Why set-up stopped (printed as one line).
 #[derive(Debug, thiserror::Error)]
@@ -185,7 +185,7 @@ async fn probe(
         cf_access: cf.cloned(),
     };
     let reach = crate::check::reachable(url, std::time::Duration::from_secs(10), proxy).await;
-    if reach.outcome == crate::check::Outcome::Fail {
+    if reach.outcome == crate::health::Outcome::Fail {
         return Probe::Unreachable(reach.detail);
     }
     match crate::check::models_probe(&settings, std::time::Duration::from_secs(10), proxy).await {
