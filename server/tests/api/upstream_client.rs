@@ -160,7 +160,8 @@ async fn a_request_the_upstream_read_and_hung_up_on_is_never_sent_again() {
     let up = raw_upstream(vec![vec![Step::Hangup]]).await;
     let app = app_for(&up.url, &[]).await;
     let token = app.sign_in().await.token;
-    let r = app.post_chat(&token, chat_body("hi", true)).await;
+    // (`stream: false`: a stream now answers 200 at once and reports this as an event.)
+    let r = app.post_chat(&token, chat_body("hi", false)).await;
     expect_error(r, 503, ErrorCode::UpstreamUnavailable).await;
     assert_eq!(up.requests.load(Ordering::SeqCst), 1);
     assert_eq!(up.connections.load(Ordering::SeqCst), 1);
