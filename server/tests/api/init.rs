@@ -410,7 +410,10 @@ async fn init_never_writes_through_a_planted_symlink_or_into_another_users_file(
     for force in [false, true] {
         let (code, shown) = run(dir.path().to_owned(), force).await;
         assert_eq!(code, 1, "{shown}");
-        assert!(shown.contains("belongs to another user (uid 65534)"), "{shown}");
+        assert!(
+            shown.contains("belongs to another user (uid 65534)"),
+            "{shown}"
+        );
         assert_eq!(std::fs::read_to_string(&env).unwrap(), "PLANTED=1\n");
     }
     let names: Vec<String> = std::fs::read_dir(dir.path())
