@@ -67,6 +67,13 @@ test("the front page's copy buttons copy each snippet as shown", async ({ page, 
     await expect(button).toHaveText('Copied');
     expect(await page.evaluate(() => navigator.clipboard.readText())).toBe(shown);
   }
-  // The iframe snippet is pasteable HTML pointing at /embed.
-  expect(await page.getByTestId('iframe-snippet').textContent()).toContain(`<iframe src="${e2e.serverUrl}/embed?title=`);
+  // The iframe snippet is pasteable HTML pointing at /embed, named after the class, and no
+  // snippet overrides the class's title or the students' language.
+  const iframe = await page.getByTestId('iframe-snippet').textContent();
+  expect(iframe).toContain(`<iframe src="${e2e.serverUrl}/embed?accent=`);
+  expect(iframe).toContain('title="Biology helper"');
+  for (const id of ['embed-snippet', 'iframe-snippet', 'link-snippet']) {
+    const text = (await page.getByTestId(id).textContent()) ?? '';
+    expect(text).not.toMatch(/data-title|data-lang|[?&;]title=|lang=/);
+  }
 });

@@ -10,7 +10,9 @@ use classchat_shared::{ChatResponse, ErrorCode};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::helpers::{Opts, TestApp, captured_logs, chat_body, expect_error, spawn_app_with};
+use crate::helpers::{
+    Opts, TestApp, captured_logs, chat_body, expect_error, read_events, spawn_app_with,
+};
 
 const COMPLETION: &str = r#"{"id":"c1","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"Hi there"},"finish_reason":"stop"}]}"#;
 
@@ -160,9 +162,18 @@ async fn a_request_the_upstream_read_and_hung_up_on_is_never_sent_again() {
     let up = raw_upstream(vec![vec![Step::Hangup]]).await;
     let app = app_for(&up.url, &[]).await;
     let token = app.sign_in().await.token;
-    // (`stream: false`: a stream now answers 200 at once and reports this as an event.)
-    let r = app.post_chat(&token, chat_body("hi", false)).await;
-    expect_error(r, 503, ErrorCode::UpstreamUnavailable).await;
+    // (A stream answers before the upstream does: the failure is its one error event.)
+    let events = read_events(app.post_chat(&token, chat_body("hi", true)).await).await;
+    assert!(
+        matches!(
+            &events[..],
+            [classchat_shared::ChatEvent::Error {
+                code: ErrorCode::UpstreamUnavailable,
+                ..
+            }]
+        ),
+        "{events:?}"
+    );
     assert_eq!(up.requests.load(Ordering::SeqCst), 1);
     assert_eq!(up.connections.load(Ordering::SeqCst), 1);
 }
