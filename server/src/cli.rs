@@ -6,6 +6,8 @@ use clap::Parser;
 
 use crate::config::Config;
 
+/// `classchat check`: every check a teacher needs, each failure explained with its fix.
+pub mod check;
 /// `classchat init`: the guided set-up that writes `.env`.
 pub mod init;
 

@@ -11,8 +11,6 @@ pub mod assets;
 pub mod auth;
 /// Small shared helpers: the clock, durations, poison-tolerant locks, the HMAC type.
 pub mod basics;
-/// `classchat check`: every check a teacher needs, each failure explained with its fix.
-pub mod check;
 /// The classes in force: configured, changed on the dashboard, made in the store.
 pub mod classes;
 /// The command line and the commands run instead of serving (`init`, `check`, `migrate-db`,

@@ -45,7 +45,7 @@ async fn main() -> ExitCode {
         };
     }
     if let Some(Command::Check) = &command {
-        return classchat_server::check::command(config).await;
+        return classchat_server::cli::check::command(config).await;
     }
     if config.hash_password {
         return hash_password_from_stdin();
@@ -89,7 +89,7 @@ async fn main() -> ExitCode {
         "classchat listening"
     );
     // In the background: start-up is not held up by a slow or refusing Open WebUI.
-    classchat_server::check::spawn_startup(app.state().clone());
+    classchat_server::cli::check::spawn_startup(app.state().clone());
     match app.run_until_stopped(shutdown_signal()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -167,15 +167,17 @@ async fn probe(
         api_key: Some(key.clone()),
         cf_access: cf.cloned(),
     };
-    let reach = crate::check::reachable(url, std::time::Duration::from_secs(10), proxy).await;
+    let reach = crate::cli::check::reachable(url, std::time::Duration::from_secs(10), proxy).await;
     if reach.outcome == crate::health::Outcome::Fail {
         return Probe::Unreachable(reach.detail);
     }
-    match crate::check::models_probe(&settings, std::time::Duration::from_secs(10), proxy).await {
-        crate::check::ModelsProbe::Models(m) => Probe::Models(m),
-        crate::check::ModelsProbe::Access(s) => Probe::AccessRefused(s),
-        crate::check::ModelsProbe::Key(s) => Probe::KeyRefused(s),
-        crate::check::ModelsProbe::Other(s) => Probe::Other(s),
+    match crate::cli::check::models_probe(&settings, std::time::Duration::from_secs(10), proxy)
+        .await
+    {
+        crate::cli::check::ModelsProbe::Models(m) => Probe::Models(m),
+        crate::cli::check::ModelsProbe::Access(s) => Probe::AccessRefused(s),
+        crate::cli::check::ModelsProbe::Key(s) => Probe::KeyRefused(s),
+        crate::cli::check::ModelsProbe::Other(s) => Probe::Other(s),
     }
 }
 
