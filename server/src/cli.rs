@@ -10,6 +10,8 @@ use crate::config::Config;
 pub mod check;
 /// `classchat init`: the guided set-up that writes `.env`.
 pub mod init;
+/// `classchat migrate-db`: copying history from one database to another.
+pub mod migrate_db;
 
 /// Run the classchat server: an access-code gated chat widget in front of Open WebUI.
 ///

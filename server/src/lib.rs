@@ -30,8 +30,6 @@ pub mod health;
 pub mod limiter;
 /// The sign-in and message limits, in memory or shared through PostgreSQL.
 pub mod limits;
-/// `classchat migrate-db`: copying history from one database to another.
-pub mod migrate_db;
 /// Server-rendered pages.
 pub mod pages;
 /// The chat relay to Open WebUI and its upstream client (the heart of classchat).

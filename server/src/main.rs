@@ -18,7 +18,7 @@ async fn main() -> ExitCode {
     }
     let Cli { config, command } = Cli::parse();
     if let Some(Command::MigrateDb { from, to }) = &command {
-        return match classchat_server::migrate_db::run(from, to).await {
+        return match classchat_server::cli::migrate_db::run(from, to).await {
             Ok(_) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("classchat migrate-db: {e:#}");
