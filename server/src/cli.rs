@@ -6,6 +6,8 @@ use clap::Parser;
 
 use crate::config::Config;
 
+/// `classchat admin`: the administrator's tasks on the server itself.
+pub mod admin;
 /// `classchat check`: every check a teacher needs, each failure explained with its fix.
 pub mod check;
 /// `classchat init`: the guided set-up that writes `.env`.

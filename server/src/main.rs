@@ -36,7 +36,7 @@ async fn main() -> ExitCode {
         };
     }
     if let Some(Command::Admin(task)) = &command {
-        return match classchat_server::api_admin::command(&config.database_url, task).await {
+        return match classchat_server::cli::admin::command(&config.database_url, task).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("classchat admin: {e:#}");
