@@ -379,6 +379,30 @@ pub struct Rate {
     pub period: Duration,
 }
 
+/// One event per `interval`, bursts up to `period / interval` events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Gcra {
+    pub interval: Duration,
+    pub period: Duration,
+}
+
+impl Gcra {
+    pub fn new(rate: Rate) -> Self {
+        Self {
+            interval: rate.period / rate.count,
+            period: rate.period,
+        }
+    }
+
+    /// `count` events per minute.
+    pub fn per_minute(count: u32) -> Self {
+        Self::new(Rate {
+            count,
+            period: Duration::from_secs(60),
+        })
+    }
+}
+
 /// Where replies come from.
 #[derive(Debug, Clone)]
 pub enum UpstreamSettings {

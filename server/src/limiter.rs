@@ -12,31 +12,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use crate::basics::lock;
-use crate::config::Rate;
-
-/// One event per `interval`, bursts up to `period / interval` events.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Gcra {
-    pub interval: Duration,
-    pub period: Duration,
-}
-
-impl Gcra {
-    pub fn new(rate: Rate) -> Self {
-        Self {
-            interval: rate.period / rate.count,
-            period: rate.period,
-        }
-    }
-
-    /// `count` events per minute.
-    pub fn per_minute(count: u32) -> Self {
-        Self::new(Rate {
-            count,
-            period: Duration::from_secs(60),
-        })
-    }
-}
+use crate::config::{Gcra, Rate};
 
 /// Events a budget still has room for when it runs `fill` ahead of the clock, and the
 /// whole seconds until it is whole again (rounded up, so a student never waits in vain).
