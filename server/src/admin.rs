@@ -25,7 +25,7 @@ use crate::basics::{HOUR_MS, now_ms, now_secs};
 use crate::classes::{Class, generate_code};
 use crate::client_addr::ClientAddr;
 use crate::config::{AdminSettings, PasswordCheck, Settings};
-use crate::limiter::{Limiter, MemoryLimiter, retry_secs};
+use crate::limiter::{MemoryLimiter, retry_secs};
 use crate::state::AppState;
 use crate::store::dashboard::{ClassStats, OverrideChange};
 use cf_access::CfAccess;

@@ -123,14 +123,6 @@ pub struct MemoryLimiter {
     map: MemoryGcra,
 }
 
-/// A limit keyed by whatever the caller counts.
-pub trait Limiter: Send + Sync + std::fmt::Debug {
-    /// `Err(wait)` if one more event would exceed the limit; nothing is counted.
-    fn check(&self, key: &str) -> Result<(), Duration>;
-    /// Counts one event; `Err(wait)` (and nothing counted) if that would exceed the limit.
-    fn hit(&self, key: &str) -> Result<(), Duration>;
-}
-
 impl MemoryLimiter {
     pub fn new(rate: Rate) -> Self {
         Self {
@@ -138,14 +130,14 @@ impl MemoryLimiter {
             map: MemoryGcra::default(),
         }
     }
-}
 
-impl Limiter for MemoryLimiter {
-    fn check(&self, key: &str) -> Result<(), Duration> {
+    /// `Err(wait)` if one more event would exceed the limit; nothing is counted.
+    pub fn check(&self, key: &str) -> Result<(), Duration> {
         self.map.admit(&[(key, self.gcra)], false).map_err(|e| e.1)
     }
 
-    fn hit(&self, key: &str) -> Result<(), Duration> {
+    /// Counts one event; `Err(wait)` (and nothing counted) if that would exceed the limit.
+    pub fn hit(&self, key: &str) -> Result<(), Duration> {
         self.map.admit(&[(key, self.gcra)], true).map_err(|e| e.1)
     }
 }
