@@ -353,7 +353,7 @@ async fn migrate_db_copies_a_sqlite_deployment_to_postgres_idempotently() {
         );
     }
     paged.close().await;
-    let max_id = src.usage_rows(10).await.unwrap().last().unwrap().id;
+    let max_id = crate::helpers::usage_log(&src).await.last().unwrap().id;
     src.close().await;
     dst.close().await;
 
