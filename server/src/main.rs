@@ -66,11 +66,6 @@ async fn main() -> ExitCode {
     if matches!(settings.upstream, UpstreamSettings::Demo) {
         tracing::warn!("no OPEN_WEBUI_URL: replies come from the built-in demo responder");
     }
-    if settings.obsolete_class_failure_limit {
-        tracing::warn!(
-            "LOGIN_FAILURES_PER_CLASS is no longer used (wrong codes are limited per address; see README): remove it"
-        );
-    }
     if settings.allowed_origins.is_none() {
         tracing::warn!("ALLOWED_ORIGINS is not set: pages on any origin may embed the widget");
     }
