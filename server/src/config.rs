@@ -688,7 +688,7 @@ impl Config {
 
         let auth_secret = match (present(&self.auth_secret), self.demo) {
             (Some(s), _) => s.clone(),
-            (None, true) => SecretString::from(random_secret()),
+            (None, true) => SecretString::from(crate::basics::random_secret()),
             (None, false) => {
                 return Err(bad(
                     "AUTH_SECRET",
@@ -1073,15 +1073,6 @@ impl Settings {
             .map_err(|e| bad("ARGS", e.to_string()))?
             .into_settings()
     }
-}
-
-fn random_secret() -> String {
-    use rand::Rng;
-    rand::thread_rng()
-        .sample_iter(&rand::distributions::Alphanumeric)
-        .take(48)
-        .map(char::from)
-        .collect()
 }
 
 #[cfg(test)]

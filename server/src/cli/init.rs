@@ -194,15 +194,6 @@ fn detect_timezone() -> String {
         .to_owned()
 }
 
-fn random_secret() -> String {
-    use rand::Rng;
-    rand::thread_rng()
-        .sample_iter(&rand::distributions::Alphanumeric)
-        .take(48)
-        .map(char::from)
-        .collect()
-}
-
 /// A dashboard password that is easy to type: three groups of the readable code alphabet.
 fn generate_password() -> String {
     format!(
@@ -462,7 +453,7 @@ async fn run(a: InitArgs, proxy: &OutboundProxy) -> Result<(), InitError> {
         text.push_str(&line("CF_ACCESS_CLIENT_SECRET", secret.expose_secret())?);
     }
     text.push_str(&line("TIMEZONE", &timezone)?);
-    text.push_str(&line("AUTH_SECRET", &random_secret())?);
+    text.push_str(&line("AUTH_SECRET", &crate::basics::random_secret())?);
     text.push_str("# One code per class (class-1, class-2, …); the dashboard can rotate them.\n");
     text.push_str(&line("ACCESS_CODE", &codes.join(","))?);
     text.push_str(&line("CLASS_TITLE", &title)?);
