@@ -27,6 +27,17 @@ pub fn now_ms() -> i64 {
     now_secs() * 1000
 }
 
+/// A new secret for AUTH_SECRET: 48 random letters and digits (about 285 bits), safe in a
+/// `.env` line and on a command line without quoting.
+pub fn random_secret() -> String {
+    use rand::Rng;
+    rand::thread_rng()
+        .sample_iter(&rand::distributions::Alphanumeric)
+        .take(48)
+        .map(char::from)
+        .collect()
+}
+
 /// Parses `90s`, `60m`, `12h`, `7d` or plain seconds.
 pub fn parse_duration(s: &str) -> Option<Duration> {
     let s = s.trim();

@@ -6,8 +6,14 @@ use clap::Parser;
 
 use crate::config::Config;
 
+/// `classchat admin`: the administrator's tasks on the server itself.
+pub mod admin;
+/// `classchat check`: every check a teacher needs, each failure explained with its fix.
+pub mod check;
 /// `classchat init`: the guided set-up that writes `.env`.
 pub mod init;
+/// `classchat migrate-db`: copying history from one database to another.
+pub mod migrate_db;
 
 /// Run the classchat server: an access-code gated chat widget in front of Open WebUI.
 ///

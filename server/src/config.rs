@@ -202,11 +202,6 @@ pub struct Config {
     #[arg(long, env = "LOGIN_FAILURES_PER_IPV6_48", default_value = "60/15m")]
     pub login_failures_per_ipv6_48: String,
 
-    /// No longer used: a limit over all addresses let a flood of wrong codes lock every
-    /// class out. Kept so an old .env still starts (with a warning).
-    #[arg(long, env = "LOGIN_FAILURES_PER_CLASS", hide = true)]
-    pub login_failures_per_class: Option<String>,
-
     /// Successful sign-ins allowed per client address, as COUNT/PERIOD (a school behind one
     /// NAT address signs in together, so the burst is large).
     #[arg(long, env = "SIGN_INS_PER_ADDRESS", default_value = "300/5m")]
@@ -380,6 +375,30 @@ pub struct Rate {
     pub period: Duration,
 }
 
+/// One event per `interval`, bursts up to `period / interval` events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Gcra {
+    pub interval: Duration,
+    pub period: Duration,
+}
+
+impl Gcra {
+    pub fn new(rate: Rate) -> Self {
+        Self {
+            interval: rate.period / rate.count,
+            period: rate.period,
+        }
+    }
+
+    /// `count` events per minute.
+    pub fn per_minute(count: u32) -> Self {
+        Self::new(Rate {
+            count,
+            period: Duration::from_secs(60),
+        })
+    }
+}
+
 /// Where replies come from.
 #[derive(Debug, Clone)]
 pub enum UpstreamSettings {
@@ -535,8 +554,6 @@ pub struct Settings {
     pub login_failures_per_ipv6_56: Rate,
     pub login_failures_per_ipv6_48: Rate,
     pub sign_ins_per_address: Rate,
-    /// LOGIN_FAILURES_PER_CLASS was set (it no longer does anything).
-    pub obsolete_class_failure_limit: bool,
     /// Wrong dashboard passwords per account from unknown browsers (ADMIN_LOGIN_FAILURES).
     pub admin_login_failures: Rate,
     pub messages_per_minute: u32,
@@ -672,7 +689,7 @@ impl Config {
 
         let auth_secret = match (present(&self.auth_secret), self.demo) {
             (Some(s), _) => s.clone(),
-            (None, true) => SecretString::from(random_secret()),
+            (None, true) => SecretString::from(crate::basics::random_secret()),
             (None, false) => {
                 return Err(bad(
                     "AUTH_SECRET",
@@ -920,7 +937,6 @@ impl Config {
                 &self.login_failures_per_ipv6_48,
             )?,
             sign_ins_per_address: rate("SIGN_INS_PER_ADDRESS", &self.sign_ins_per_address)?,
-            obsolete_class_failure_limit: self.login_failures_per_class.is_some(),
             admin_login_failures: rate("ADMIN_LOGIN_FAILURES", &self.admin_login_failures)?,
             messages_per_minute: self.messages_per_minute,
             class_messages_per_minute: self.class_messages_per_minute,
@@ -1058,15 +1074,6 @@ impl Settings {
             .map_err(|e| bad("ARGS", e.to_string()))?
             .into_settings()
     }
-}
-
-fn random_secret() -> String {
-    use rand::Rng;
-    rand::thread_rng()
-        .sample_iter(&rand::distributions::Alphanumeric)
-        .take(48)
-        .map(char::from)
-        .collect()
 }
 
 #[cfg(test)]

@@ -1,29 +1,22 @@
-//! classchat's server: its modules in the order a request meets them, as in the README's
-//! code tour.
+//! classchat's server. Its modules stand on floors, bottom to top: a module imports only
+//! from its own floor or below, and the one way up is [`state::AppState`], the hub services
+//! and handlers reach everything through. The README's code tour describes each floor, and
+//! `tests/floors.rs` fails on an import that runs up.
 
-/// The teacher dashboard.
-pub mod admin;
-/// The admin JSON API (`/api/v1/admin/…`) for scripts, with its OpenAPI document.
-pub mod api_admin;
-/// The embedded widget files: the loader, then the glue and wasm it fetches.
-pub mod assets;
-/// Access-code sign-in, widget tokens and the token-checking extractor.
-pub mod auth;
-/// Small shared helpers: the clock, durations, poison-tolerant locks, the HMAC type.
+// Floor 1, settings: parsed and checked once; no I/O beyond the environment and files.
+
+/// Small shared helpers: the clock, durations, poison-tolerant locks, the HMAC type,
+/// secrets, URLs with their passwords cut out.
 pub mod basics;
-/// `classchat check`: every check a teacher needs, each failure explained with its fix.
-pub mod check;
-/// The classes in force: configured, changed on the dashboard, made in the store.
-pub mod classes;
-/// The command line and the commands run instead of serving (`init`, `check`, `migrate-db`,
-/// `admin`).
-pub mod cli;
-/// The client's address, behind trusted proxies too.
-pub mod client_addr;
 /// Configuration from flags, environment and `.env`, checked at start-up.
 pub mod config;
-/// `/embed`: the widget as a page, for iframes and the loader's CSP fallback.
-pub mod embed;
+/// Logging set-up.
+pub mod telemetry;
+
+// Floor 2, the store and the pure domain.
+
+/// The classes in force: configured, changed on the dashboard, made in the store.
+pub mod classes;
 /// The error type and the contract's error body.
 pub mod error;
 /// What the checks found, for the dashboard's Health panel.
@@ -34,23 +27,45 @@ pub mod invitation_page;
 pub mod limiter;
 /// The sign-in and message limits, in memory or shared through PostgreSQL.
 pub mod limits;
-/// `classchat migrate-db`: copying history from one database to another.
-pub mod migrate_db;
+/// Every SQL statement.
+pub mod store;
+/// Teachers, roles, personal access tokens and invitations: the rules, not the storage.
+pub mod teachers;
+/// The usage log writer and daily quotas.
+pub mod usage;
+
+// Floor 3, services that talk to the world: the upstream client (`relay::upstream`,
+// `relay::http1`, `relay::sse`, `relay::demo`) and:
+
+/// Keeping replicas' in-memory copies fresh (LISTEN/NOTIFY, resync) and housekeeping.
+pub mod sync;
+
+// Floor 4, HTTP: one router per area, thin handlers, and the state they share.
+
+/// The teacher dashboard.
+pub mod admin;
+/// The admin JSON API (`/api/v1/admin/…`) for scripts, with its OpenAPI document.
+pub mod api_admin;
+/// The embedded widget files: the loader, then the glue and wasm it fetches.
+pub mod assets;
+/// Access-code sign-in, widget tokens (`auth::token`, floor 2) and the token-checking
+/// extractor.
+pub mod auth;
+/// The client's address, behind trusted proxies too.
+pub mod client_addr;
+/// `/embed`: the widget as a page, for iframes and the loader's CSP fallback.
+pub mod embed;
 /// Server-rendered pages.
 pub mod pages;
 /// The chat relay to Open WebUI and its upstream client (the heart of classchat).
 pub mod relay;
-/// Building the router and running the server with graceful shutdown.
-pub mod startup;
 /// What handlers share.
 pub mod state;
-/// Every SQL statement.
-pub mod store;
-/// Keeping replicas' in-memory copies fresh (LISTEN/NOTIFY, resync) and housekeeping.
-pub mod sync;
-/// Teachers, roles, personal access tokens and invitations: the rules, not the storage.
-pub mod teachers;
-/// Logging set-up.
-pub mod telemetry;
-/// The usage log writer and daily quotas.
-pub mod usage;
+
+// Floor 5, start-up and the commands.
+
+/// The command line and the commands run instead of serving (`init`, `check`, `migrate-db`,
+/// `admin`).
+pub mod cli;
+/// Building the router and running the server with graceful shutdown.
+pub mod startup;

@@ -12,31 +12,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use crate::basics::lock;
-use crate::config::Rate;
-
-/// One event per `interval`, bursts up to `period / interval` events.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Gcra {
-    pub interval: Duration,
-    pub period: Duration,
-}
-
-impl Gcra {
-    pub fn new(rate: Rate) -> Self {
-        Self {
-            interval: rate.period / rate.count,
-            period: rate.period,
-        }
-    }
-
-    /// `count` events per minute.
-    pub fn per_minute(count: u32) -> Self {
-        Self::new(Rate {
-            count,
-            period: Duration::from_secs(60),
-        })
-    }
-}
+use crate::config::{Gcra, Rate};
 
 /// Events a budget still has room for when it runs `fill` ahead of the clock, and the
 /// whole seconds until it is whole again (rounded up, so a student never waits in vain).
@@ -147,14 +123,6 @@ pub struct MemoryLimiter {
     map: MemoryGcra,
 }
 
-/// A limit keyed by whatever the caller counts.
-pub trait Limiter: Send + Sync + std::fmt::Debug {
-    /// `Err(wait)` if one more event would exceed the limit; nothing is counted.
-    fn check(&self, key: &str) -> Result<(), Duration>;
-    /// Counts one event; `Err(wait)` (and nothing counted) if that would exceed the limit.
-    fn hit(&self, key: &str) -> Result<(), Duration>;
-}
-
 impl MemoryLimiter {
     pub fn new(rate: Rate) -> Self {
         Self {
@@ -162,14 +130,14 @@ impl MemoryLimiter {
             map: MemoryGcra::default(),
         }
     }
-}
 
-impl Limiter for MemoryLimiter {
-    fn check(&self, key: &str) -> Result<(), Duration> {
+    /// `Err(wait)` if one more event would exceed the limit; nothing is counted.
+    pub fn check(&self, key: &str) -> Result<(), Duration> {
         self.map.admit(&[(key, self.gcra)], false).map_err(|e| e.1)
     }
 
-    fn hit(&self, key: &str) -> Result<(), Duration> {
+    /// Counts one event; `Err(wait)` (and nothing counted) if that would exceed the limit.
+    pub fn hit(&self, key: &str) -> Result<(), Duration> {
         self.map.admit(&[(key, self.gcra)], true).map_err(|e| e.1)
     }
 }

@@ -34,7 +34,8 @@ use crate::basics::lock;
 use crate::config::Settings;
 use classchat_shared::{Allowance, LimitsLeft};
 
-use crate::limiter::{Gcra, MemoryGcra, left};
+use crate::config::Gcra;
+use crate::limiter::{MemoryGcra, left};
 use crate::store::Store;
 use crate::usage::DailyCounter;
 

@@ -25,7 +25,7 @@ async fn main() -> ExitCode {
     }
     let Cli { config, command } = Cli::parse();
     if let Some(Command::MigrateDb { from, to }) = &command {
-        return match classchat_server::migrate_db::run(from, to).await {
+        return match classchat_server::cli::migrate_db::run(from, to).await {
             Ok(_) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("classchat migrate-db: {e:#}");
@@ -43,7 +43,7 @@ async fn main() -> ExitCode {
         };
     }
     if let Some(Command::Admin(task)) = &command {
-        return match classchat_server::api_admin::command(&config.database_url, task).await {
+        return match classchat_server::cli::admin::command(&config.database_url, task).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("classchat admin: {e:#}");
@@ -52,7 +52,7 @@ async fn main() -> ExitCode {
         };
     }
     if let Some(Command::Check) = &command {
-        return classchat_server::check::command(config).await;
+        return classchat_server::cli::check::command(config).await;
     }
     if config.hash_password {
         return hash_password_from_stdin();
@@ -73,11 +73,6 @@ async fn main() -> ExitCode {
     if matches!(settings.upstream, UpstreamSettings::Demo) {
         tracing::warn!("no OPEN_WEBUI_URL: replies come from the built-in demo responder");
     }
-    if settings.obsolete_class_failure_limit {
-        tracing::warn!(
-            "LOGIN_FAILURES_PER_CLASS is no longer used (wrong codes are limited per address; see README): remove it"
-        );
-    }
     if settings.allowed_origins.is_none() {
         tracing::warn!("ALLOWED_ORIGINS is not set: pages on any origin may embed the widget");
     }
@@ -96,7 +91,7 @@ async fn main() -> ExitCode {
         "classchat listening"
     );
     // In the background: start-up is not held up by a slow or refusing Open WebUI.
-    classchat_server::check::spawn_startup(app.state().clone());
+    classchat_server::cli::check::spawn_startup(app.state().clone());
     match app.run_until_stopped(shutdown_signal()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -358,22 +358,6 @@ impl Store {
         Ok(rows.into_iter().map(|r| (r.class_id, r.messages)).collect())
     }
 
-    /// The latest usage rows, oldest first (tests read the log through it).
-    pub async fn usage_rows(&self, limit: i64) -> sqlx::Result<Vec<UsageRecord>> {
-        let mut rows: Vec<UsageRecord> = with_pool!(&self.db, pool => {
-            sqlx::query_as(
-                "SELECT id, at_ms, class_id, session_id, display_name, conversation_id, model, prompt_tokens,
-                        completion_tokens, tokens_estimated, first_token_ms, total_ms, outcome, error_code
-                 FROM usage_log ORDER BY id DESC LIMIT $1",
-            )
-            .bind(limit)
-            .fetch_all(pool)
-            .await
-        })?;
-        rows.reverse();
-        Ok(rows)
-    }
-
     /// Waits for outstanding writes and closes the pool.
     pub async fn close(&self) {
         with_pool!(&self.db, pool => pool.close().await)

@@ -8,7 +8,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, erro
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
-use crate::basics::now_secs;
+use crate::basics::{lock, now_secs};
 use crate::error::TokenProblem;
 
 /// `aud` of every widget token: they are good for the widget API and nothing else.
@@ -93,12 +93,6 @@ impl std::fmt::Debug for Seen {
     }
 }
 
-impl Seen {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Box<str>, (Claims, bool)>> {
-        crate::basics::lock(&self.0)
-    }
-}
-
 impl TokenKeys {
     pub fn new(current: &SecretString, previous: Option<&SecretString>) -> Self {
         let mut validation = Validation::new(Algorithm::HS256);
@@ -130,7 +124,7 @@ impl TokenKeys {
     }
 
     fn verify_at(&self, token: &str, now: i64) -> Result<(Claims, &Key), TokenProblem> {
-        let hit = self.seen.lock().get(token).cloned();
+        let hit = lock(&self.seen.0).get(token).cloned();
         if let Some((claims, previous)) = hit {
             if claims.exp < now - LEEWAY_SECS as i64 {
                 return Err(TokenProblem::Expired);
@@ -143,7 +137,7 @@ impl TokenKeys {
         }
         let (claims, key) = self.verify_fresh(token)?;
         let previous = !std::ptr::eq(key, &self.current);
-        let mut seen = self.seen.lock();
+        let mut seen = lock(&self.seen.0);
         if seen.len() >= SEEN_MAX {
             seen.clear();
         }

@@ -184,15 +184,17 @@ async fn probe(
         api_key: Some(key.clone()),
         cf_access: cf.cloned(),
     };
-    let reach = crate::check::reachable(url, std::time::Duration::from_secs(10), proxy).await;
+    let reach = crate::cli::check::reachable(url, std::time::Duration::from_secs(10), proxy).await;
     if reach.outcome == crate::health::Outcome::Fail {
         return Probe::Unreachable(reach.detail);
     }
-    match crate::check::models_probe(&settings, std::time::Duration::from_secs(10), proxy).await {
-        crate::check::ModelsProbe::Models(m) => Probe::Models(m),
-        crate::check::ModelsProbe::Access(s) => Probe::AccessRefused(s),
-        crate::check::ModelsProbe::Key(s) => Probe::KeyRefused(s),
-        crate::check::ModelsProbe::Other(s) => Probe::Other(s),
+    match crate::cli::check::models_probe(&settings, std::time::Duration::from_secs(10), proxy)
+        .await
+    {
+        crate::cli::check::ModelsProbe::Models(m) => Probe::Models(m),
+        crate::cli::check::ModelsProbe::Access(s) => Probe::AccessRefused(s),
+        crate::cli::check::ModelsProbe::Key(s) => Probe::KeyRefused(s),
+        crate::cli::check::ModelsProbe::Other(s) => Probe::Other(s),
     }
 }
 
@@ -207,15 +209,6 @@ fn detect_timezone() -> String {
         .filter(|n| jiff::tz::TimeZone::get(n).is_ok())
         .unwrap_or("UTC")
         .to_owned()
-}
-
-fn random_secret() -> String {
-    use rand::Rng;
-    rand::thread_rng()
-        .sample_iter(&rand::distributions::Alphanumeric)
-        .take(48)
-        .map(char::from)
-        .collect()
 }
 
 /// A dashboard password that is easy to type: three groups of the readable code alphabet.
@@ -484,7 +477,7 @@ async fn run(a: InitArgs, proxy: &OutboundProxy) -> Result<(), InitError> {
         text.push_str(&line("CF_ACCESS_CLIENT_SECRET", secret.expose_secret())?);
     }
     text.push_str(&line("TIMEZONE", &timezone)?);
-    text.push_str(&line("AUTH_SECRET", &random_secret())?);
+    text.push_str(&line("AUTH_SECRET", &crate::basics::random_secret())?);
     text.push_str("# One code per class (class-1, class-2, …); the dashboard can rotate them.\n");
     text.push_str(&line("ACCESS_CODE", &codes.join(","))?);
     text.push_str(&line("CLASS_TITLE", &title)?);

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use super::{Db, Store};
-use crate::limiter::Gcra;
+use crate::config::Gcra;
 
 /// Why the database refused a message.
 #[derive(Debug, Clone, PartialEq, Eq)]

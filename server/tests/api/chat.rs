@@ -592,7 +592,7 @@ async fn graceful_shutdown_lets_open_replies_finish_and_flushes_the_log() {
         "{events:?}"
     );
     let store = classchat_server::store::Store::connect(&db).await.unwrap();
-    let rows = store.usage_rows(10).await.unwrap();
+    let rows = usage_log(&store).await;
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0].outcome, "completed");
     drop(dir);

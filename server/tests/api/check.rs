@@ -371,7 +371,7 @@ async fn the_dashboard_health_panel_shows_the_start_up_checks() {
     let page = app.page_as("/admin", &teacher.cookie).await;
     assert!(page.contains("start-up checks are still running"), "{page}");
 
-    classchat_server::check::spawn_startup(app.state.clone());
+    classchat_server::cli::check::spawn_startup(app.state.clone());
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     while app.state.health.get().is_none() {
         assert!(std::time::Instant::now() < deadline, "the checks finished");

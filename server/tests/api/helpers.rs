@@ -353,7 +353,7 @@ impl TestApp {
     /// Waits until the usage log holds `n` rows (it is written in batches, off the request path).
     pub(crate) async fn usage_rows(&self, n: usize) -> Vec<classchat_server::store::UsageRecord> {
         for _ in 0..100 {
-            let rows = self.state.store.usage_rows(1000).await.unwrap();
+            let rows = usage_log(&self.state.store).await;
             if rows.len() >= n {
                 return rows;
             }
@@ -361,6 +361,16 @@ impl TestApp {
         }
         panic!("usage log never reached {n} rows");
     }
+}
+
+/// The whole usage log, oldest first, read the way the dashboard's export reads it.
+pub(crate) async fn usage_log(
+    store: &classchat_server::store::Store,
+) -> Vec<classchat_server::store::UsageRecord> {
+    store
+        .export_page(0, i64::MAX, None, 0, i64::MAX)
+        .await
+        .unwrap()
 }
 
 /// How long a test waits for something that should happen at once: generous, since two

@@ -339,7 +339,7 @@ async fn migrate_db_copies_a_sqlite_deployment_to_postgres_idempotently() {
     }
     // One row per page: every table's keyset (single and two-column keys) crosses pages.
     let paged_url = cluster.create_database().await;
-    let summary = classchat_server::migrate_db::run_paged(&sqlite_url, &paged_url, 1)
+    let summary = classchat_server::cli::migrate_db::run_paged(&sqlite_url, &paged_url, 1)
         .await
         .unwrap();
     assert_eq!(summary.read, summary.inserted);
@@ -353,7 +353,7 @@ async fn migrate_db_copies_a_sqlite_deployment_to_postgres_idempotently() {
         );
     }
     paged.close().await;
-    let max_id = src.usage_rows(10).await.unwrap().last().unwrap().id;
+    let max_id = crate::helpers::usage_log(&src).await.last().unwrap().id;
     src.close().await;
     dst.close().await;
 
@@ -438,7 +438,7 @@ async fn migrate_db_refuses_a_missing_source_an_unknown_table_and_names_urls_wit
         .unwrap();
     pool.close().await;
     let to = format!("sqlite://{}", dir.path().join("copy.db").display());
-    let err = classchat_server::migrate_db::run(&format!("sqlite://{}", src.display()), &to)
+    let err = classchat_server::cli::migrate_db::run(&format!("sqlite://{}", src.display()), &to)
         .await
         .expect_err("an unknown table is refused");
     assert!(format!("{err:#}").contains("\"homework\""), "{err:#}");
