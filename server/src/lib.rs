@@ -21,8 +21,6 @@ pub mod classes;
 pub mod error;
 /// What the checks found, for the dashboard's Health panel.
 pub mod health;
-/// `/admin/invitation`: where an invited teacher sets a password.
-pub mod invitation_page;
 /// Rate limiters: GCRA in memory.
 pub mod limiter;
 /// The sign-in and message limits, in memory or shared through PostgreSQL.
@@ -55,6 +53,8 @@ pub mod auth;
 pub mod client_addr;
 /// `/embed`: the widget as a page, for iframes and the loader's CSP fallback.
 pub mod embed;
+/// `/admin/invitation`: where an invited teacher sets a password.
+pub mod invitation_page;
 /// Server-rendered pages.
 pub mod pages;
 /// The chat relay to Open WebUI and its upstream client (the heart of classchat).

@@ -40,6 +40,7 @@ const FLOORS: &[(&str, u8)] = &[
     ("auth", 4),
     ("client_addr", 4),
     ("embed", 4),
+    ("invitation_page", 4),
     ("pages", 4),
     ("relay", 4),
     ("state", 4),
