@@ -180,12 +180,7 @@ async fn create_session(
         cfp: code_fingerprint(&state.keys.current.secret, class),
         sat: now,
         iat: now,
-        exp: token_expiry(
-            now,
-            now,
-            class.token_ttl.unwrap_or(state.settings.token_ttl),
-            state.settings.session_max_age,
-        ),
+        exp: token_expiry(now, now, class.token_ttl, state.settings.session_max_age),
         aud: AUDIENCE.into(),
         iss: ISSUER.into(),
     };
@@ -223,7 +218,7 @@ async fn refresh_session(
     let exp = token_expiry(
         now,
         claims.sat,
-        class.token_ttl.unwrap_or(state.settings.token_ttl),
+        class.token_ttl,
         state.settings.session_max_age,
     );
     if exp <= now {

@@ -82,24 +82,13 @@ async fn create_chat(
     classchat_shared::validate_request(&req)?;
     let class = &session.class;
 
-    let now = jiff::Zoned::now().with_time_zone(
-        class
-            .time_zone
-            .clone()
-            .unwrap_or_else(|| state.settings.timezone.clone()),
-    );
-    let quota = class
-        .daily_message_quota
-        .unwrap_or(state.settings.daily_message_quota);
+    let now = jiff::Zoned::now().with_time_zone(class.time_zone.clone());
+    let quota = class.daily_message_quota;
     let message = Message {
         session_id: &session.claims.sub,
-        session_per_minute: class
-            .messages_per_minute
-            .unwrap_or(state.settings.messages_per_minute),
+        session_per_minute: class.messages_per_minute,
         class_id: &class.id,
-        class_per_minute: class
-            .class_messages_per_minute
-            .unwrap_or(state.settings.class_messages_per_minute),
+        class_per_minute: class.class_messages_per_minute,
         day: now.date(),
         quota,
         day_ends_in: seconds_to_midnight(&now),
@@ -139,11 +128,7 @@ async fn create_chat(
         Err(Refusal::Unavailable) => return Err(AppError::Unavailable),
     };
 
-    let model = class
-        .model
-        .clone()
-        .or_else(|| state.settings.default_model.clone())
-        .unwrap_or_else(|| "demo".to_owned());
+    let model = class.model.clone().unwrap_or_else(|| "demo".to_owned());
     let stream = req.stream;
     let up_req = UpstreamRequest::new(
         model.clone(),

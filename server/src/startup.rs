@@ -81,6 +81,7 @@ impl Application {
         let overrides = store_codes_as_digests(&store, &code_keys).await?;
         let classes = ClassRegistry::new(
             &settings.classes,
+            settings.class_defaults(),
             code_keys,
             overrides,
             store.class_generations().await?,
