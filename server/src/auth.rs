@@ -14,8 +14,7 @@ use crate::basics::now_secs;
 use crate::classes::{Class, code_fingerprint};
 use crate::client_addr::ClientAddr;
 use crate::error::{AppError, AppJson, Result, TokenProblem};
-use crate::limiter::retry_secs;
-use crate::limits::{Budget, Refusal};
+use crate::limits::Refusal;
 use crate::state::AppState;
 use crate::store::SessionRow;
 use token::{AUDIENCE, Claims, ISSUER, token_expiry};
@@ -109,26 +108,6 @@ fn clean_display_name(name: Option<String>) -> Result<Option<String>> {
     Ok((!name.is_empty()).then_some(name))
 }
 
-/// A sign-in the limits refused, as the student sees it.
-fn sign_in_refusal(refusal: Refusal) -> AppError {
-    match refusal {
-        Refusal::TooFast { budget, wait } => {
-            let secs = retry_secs(wait);
-            AppError::rate_limited(
-                secs,
-                if budget == Budget::AddressSignIns {
-                    format!(
-                        "Too many sign-ins from your network. Please wait {secs} seconds and try again."
-                    )
-                } else {
-                    format!("Too many wrong codes. Please wait {secs} seconds and try again.")
-                },
-            )
-        }
-        Refusal::Quota | Refusal::Unavailable => AppError::Unavailable,
-    }
-}
-
 async fn create_session(
     State(state): State<AppState>,
     client: ClientAddr,
@@ -140,7 +119,7 @@ async fn create_session(
         Ok(attempt) => attempt,
         Err(refusal) => {
             tracing::warn!(target: "classchat::login", client = %client, outcome = ?refusal, "sign-in refused");
-            return Err(sign_in_refusal(refusal));
+            return Err(refusal.sign_in_error());
         }
     };
     let classes = state.classes.current();
@@ -153,7 +132,7 @@ async fn create_session(
             .limits
             .not_a_guess(attempt)
             .await
-            .map_err(sign_in_refusal)?;
+            .map_err(Refusal::sign_in_error)?;
         tracing::info!(target: "classchat::login", class = %class.id, client = %client, outcome = "class_disabled", "sign-in refused");
         return Err(AppError::ClassDisabled);
     }
@@ -163,13 +142,13 @@ async fn create_session(
             .limits
             .not_a_guess(attempt)
             .await
-            .map_err(sign_in_refusal)?;
+            .map_err(Refusal::sign_in_error)?;
         tracing::info!(target: "classchat::login", class = %class.id, client = %client, outcome = "activity_paused", "sign-in refused");
         return Err(AppError::ActivityPaused);
     }
     if let Err(refusal) = state.limits.signed_in(attempt).await {
         tracing::warn!(target: "classchat::login", class = %class.id, client = %client, outcome = ?refusal, "sign-in refused");
-        return Err(sign_in_refusal(refusal));
+        return Err(refusal.sign_in_error());
     }
     let now = now_secs();
     let session_id = uuid::Uuid::new_v4().to_string();

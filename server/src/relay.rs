@@ -34,8 +34,7 @@ use futures::{Stream, StreamExt};
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::AuthSession;
-use crate::error::{AppError, AppJson, Result};
-use crate::limiter::retry_secs;
+use crate::error::{AppJson, Result};
 use crate::limits::{Budget, Message, Refusal};
 use crate::state::AppState;
 use crate::store::{Outcome, UsageRow};
@@ -95,37 +94,19 @@ async fn create_chat(
     };
     let left = match state.limits.admit_message(&message).await {
         Ok(left) => (!left.is_empty()).then_some(left),
-        Err(Refusal::TooFast { budget, wait }) => {
-            let secs = retry_secs(wait);
-            if budget == Budget::Class {
-                tracing::warn!(class = %class.id, "class message ceiling reached");
+        Err(refusal) => {
+            match refusal {
+                Refusal::TooFast {
+                    budget: Budget::Class,
+                    ..
+                } => tracing::warn!(class = %class.id, "class message ceiling reached"),
+                Refusal::Quota => {
+                    tracing::warn!(class = %class.id, quota, "daily message quota reached")
+                }
+                _ => {}
             }
-            return Err(AppError::limit_hit(
-                if budget == Budget::Class {
-                    LimitKind::ClassMinute
-                } else {
-                    LimitKind::Minute
-                },
-                secs,
-                if budget == Budget::Class {
-                    format!(
-                        "Your class is sending more messages than its limit allows. Please wait {secs} seconds."
-                    )
-                } else {
-                    format!("You are sending messages too quickly. Please wait {secs} seconds.")
-                },
-            ));
+            return Err(refusal.message_error(message.day_ends_in));
         }
-        Err(Refusal::Quota) => {
-            let secs = message.day_ends_in;
-            tracing::warn!(class = %class.id, quota, "daily message quota reached");
-            return Err(AppError::limit_hit(
-                LimitKind::Day,
-                secs,
-                "Your class has used today's messages. Please try again tomorrow.",
-            ));
-        }
-        Err(Refusal::Unavailable) => return Err(AppError::Unavailable),
     };
 
     let model = class.model.clone().unwrap_or_else(|| "demo".to_owned());
