@@ -17,6 +17,7 @@ use crate::error::{AppError, AppJson, Result, TokenProblem};
 use crate::limits::Refusal;
 use crate::state::AppState;
 use crate::store::SessionRow;
+use crate::usage::{UsageLog, UsageRecorder};
 use token::{AUDIENCE, Claims, ISSUER, token_expiry};
 
 pub(crate) fn router() -> Router<AppState> {
@@ -35,6 +36,26 @@ pub struct AuthSession {
     pub claims: Claims,
     /// The token's class as it was when the token was checked (dashboard changes included).
     pub class: Class,
+}
+
+impl AuthSession {
+    /// The usage row of one chat request in this session (its class, the session and the
+    /// student's name), recorded when the recorder is dropped.
+    pub fn usage_recorder(
+        &self,
+        log: &UsageLog,
+        conversation_id: String,
+        model: String,
+    ) -> UsageRecorder {
+        UsageRecorder::new(
+            log.clone(),
+            self.class.id.clone(),
+            self.claims.sub.clone(),
+            self.claims.name.clone(),
+            conversation_id,
+            model,
+        )
+    }
 }
 
 impl FromRequestParts<AppState> for AuthSession {

@@ -37,7 +37,6 @@ use crate::auth::AuthSession;
 use crate::error::{AppJson, Result};
 use crate::limits::{Budget, Message, Refusal};
 use crate::state::AppState;
-use crate::store::{Outcome, UsageRow};
 use crate::usage::UsageRecorder;
 use upstream::{UpstreamFailure, UpstreamRequest, cut_failure, timeout_failure};
 
@@ -116,24 +115,7 @@ async fn create_chat(
         upstream_messages(class.system_prompt.as_deref(), now, req.messages),
         stream,
     );
-    let mut recorder = UsageRecorder::new(
-        state.usage.clone(),
-        UsageRow {
-            at_ms: jiff::Timestamp::now().as_millisecond(),
-            class_id: class.id.clone(),
-            session_id: session.claims.sub.clone(),
-            display_name: session.claims.name.clone(),
-            conversation_id: req.conversation_id,
-            model: Some(model),
-            prompt_tokens: None,
-            completion_tokens: None,
-            tokens_estimated: false,
-            first_token_ms: None,
-            total_ms: 0,
-            outcome: Outcome::Interrupted,
-            error_code: None,
-        },
-    );
+    let mut recorder = session.usage_recorder(&state.usage, req.conversation_id, model);
 
     if !stream {
         let resp = match state.upstream.send(&up_req).await {

@@ -213,11 +213,34 @@ pub fn estimate_tokens(chars: usize) -> u32 {
 }
 
 impl UsageRecorder {
-    pub fn new(log: UsageLog, row: UsageRow) -> Self {
+    /// Starts the row of one chat request; it counts as interrupted until told otherwise.
+    /// Built from the student's session (see `AuthSession::usage_recorder`).
+    pub fn new(
+        log: UsageLog,
+        class_id: String,
+        session_id: String,
+        display_name: Option<String>,
+        conversation_id: String,
+        model: String,
+    ) -> Self {
         Self {
             log,
             started: Instant::now(),
-            row,
+            row: UsageRow {
+                at_ms: jiff::Timestamp::now().as_millisecond(),
+                class_id,
+                session_id,
+                display_name,
+                conversation_id,
+                model: Some(model),
+                prompt_tokens: None,
+                completion_tokens: None,
+                tokens_estimated: false,
+                first_token_ms: None,
+                total_ms: 0,
+                outcome: Outcome::Interrupted,
+                error_code: None,
+            },
             chars: None,
         }
     }
