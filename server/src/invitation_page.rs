@@ -10,10 +10,9 @@ use axum::routing::get;
 use leptos::prelude::*;
 use serde::Deserialize;
 
+use crate::admin::views::document_with_referrer;
 use crate::client_addr::ClientAddr;
 use crate::state::AppState;
-
-const SITE_CSS: &str = include_str!("../../style/site.css");
 
 pub(crate) fn router() -> Router<AppState> {
     Router::new().route("/admin/invitation", get(show_form).post(set_password))
@@ -118,22 +117,7 @@ fn message(title: &str, text: &str) -> String {
     document(title, body)
 }
 
+/// The link carries the invitation's secret: never send it on as a referrer.
 fn document(title: &str, body: impl IntoView) -> String {
-    let title = format!("{title} · classchat");
-    view! {
-        <!DOCTYPE html>
-        <html lang="en">
-            <head>
-                <meta charset="utf-8"/>
-                <meta name="viewport" content="width=device-width, initial-scale=1"/>
-                <meta name="robots" content="noindex"/>
-                // The link carries the invitation's secret: never send it on as a referrer.
-                <meta name="referrer" content="no-referrer"/>
-                <title>{title}</title>
-                <style>{SITE_CSS}</style>
-            </head>
-            <body class="admin">{body}</body>
-        </html>
-    }
-    .to_html()
+    document_with_referrer(title, body, "no-referrer")
 }

@@ -141,6 +141,16 @@ pub fn message_page(title: &str, text: &str) -> String {
 
 /// The whole document around a page's body.
 fn document(title: &str, body: impl IntoView) -> String {
+    document_with_referrer(title, body, "same-origin")
+}
+
+/// [`document`] with another referrer policy: a page whose URL carries a secret (an
+/// invitation link) sends `no-referrer`.
+pub(crate) fn document_with_referrer(
+    title: &str,
+    body: impl IntoView,
+    referrer: &'static str,
+) -> String {
     let title = format!("{title} · classchat");
     view! {
         <!DOCTYPE html>
@@ -149,7 +159,7 @@ fn document(title: &str, body: impl IntoView) -> String {
                 <meta charset="utf-8"/>
                 <meta name="viewport" content="width=device-width, initial-scale=1"/>
                 <meta name="robots" content="noindex"/>
-                <meta name="referrer" content="same-origin"/>
+                <meta name="referrer" content=referrer/>
                 <title>{title}</title>
                 <style>{SITE_CSS}</style>
             </head>

@@ -13,6 +13,7 @@ use futures::StreamExt;
 use reqwest::header::{self, HeaderMap};
 use serde_json::{Value, json};
 
+use crate::basics::error_chain;
 use crate::config::{Config, OpenWebUi, OutboundProxy, Settings, UpstreamSettings};
 use crate::health::{CheckResult, Outcome};
 use crate::relay::upstream::classify_status;
@@ -796,18 +797,6 @@ fn clock_check(headers: &HeaderMap) -> CheckResult {
             ),
         )
     }
-}
-
-/// reqwest's message and its causes, which name what failed (DNS, refused, TLS…).
-fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(c) = src {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        src = c.source();
-    }
-    s
 }
 
 #[cfg(test)]

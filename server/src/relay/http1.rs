@@ -58,6 +58,8 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
+use crate::basics::{error_chain, lock};
+
 /// A response head larger than this is refused (Cloudflare's own limit is 32 KB).
 const MAX_HEAD: usize = 64 * 1024;
 /// What a connection reads into at a time; SSE frames are far smaller.
@@ -110,18 +112,6 @@ impl std::error::Error for Error {}
 
 fn malformed(why: impl fmt::Display) -> Error {
     Error::Http(format!("malformed answer: {why}"))
-}
-
-/// An error and its causes on one line ("error reading a body: unexpected EOF").
-fn chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 /// A client for one URL; cheap to clone (the idle connections are shared).
@@ -341,10 +331,6 @@ fn proxy_address(uri: &Uri) -> anyhow::Result<(String, u16)> {
     Ok((host, port))
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
 impl Inner {
     fn message(&self, accept: &str, body: &[u8]) -> Vec<u8> {
         let mut msg = Vec::with_capacity(self.head.len() + 128 + body.len());
@@ -397,7 +383,7 @@ impl Inner {
                         .await
                         .map_err(|e| {
                             // hyper-util's error type is private; its text says which it is.
-                            let text = chain(&e);
+                            let text = error_chain(&e);
                             if text.contains("proxy authorization required") {
                                 Error::ProxyAuth
                             } else {
