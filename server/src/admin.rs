@@ -418,9 +418,7 @@ async fn summary(state: &AppState, class: &Class, w: &Window) -> AdminResult<Cla
         id: class.id.clone(),
         title: class.title.clone(),
         enabled: class.enabled,
-        daily_quota: class
-            .daily_message_quota
-            .unwrap_or(state.settings.daily_message_quota),
+        daily_quota: class.daily_message_quota,
         overridden,
         messages_today: st.messages_today,
         tokens_today: st.tokens_today,

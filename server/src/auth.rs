@@ -14,10 +14,10 @@ use crate::basics::now_secs;
 use crate::classes::{Class, code_fingerprint};
 use crate::client_addr::ClientAddr;
 use crate::error::{AppError, AppJson, Result, TokenProblem};
-use crate::limiter::retry_secs;
-use crate::limits::{Budget, Refusal};
+use crate::limits::Refusal;
 use crate::state::AppState;
 use crate::store::SessionRow;
+use crate::usage::{UsageLog, UsageRecorder};
 use token::{AUDIENCE, Claims, ISSUER, token_expiry};
 
 pub(crate) fn router() -> Router<AppState> {
@@ -36,6 +36,26 @@ pub struct AuthSession {
     pub claims: Claims,
     /// The token's class as it was when the token was checked (dashboard changes included).
     pub class: Class,
+}
+
+impl AuthSession {
+    /// The usage row of one chat request in this session (its class, the session and the
+    /// student's name), recorded when the recorder is dropped.
+    pub fn usage_recorder(
+        &self,
+        log: &UsageLog,
+        conversation_id: String,
+        model: String,
+    ) -> UsageRecorder {
+        UsageRecorder::new(
+            log.clone(),
+            self.class.id.clone(),
+            self.claims.sub.clone(),
+            self.claims.name.clone(),
+            conversation_id,
+            model,
+        )
+    }
 }
 
 impl FromRequestParts<AppState> for AuthSession {
@@ -109,26 +129,6 @@ fn clean_display_name(name: Option<String>) -> Result<Option<String>> {
     Ok((!name.is_empty()).then_some(name))
 }
 
-/// A sign-in the limits refused, as the student sees it.
-fn sign_in_refusal(refusal: Refusal) -> AppError {
-    match refusal {
-        Refusal::TooFast { budget, wait } => {
-            let secs = retry_secs(wait);
-            AppError::rate_limited(
-                secs,
-                if budget == Budget::AddressSignIns {
-                    format!(
-                        "Too many sign-ins from your network. Please wait {secs} seconds and try again."
-                    )
-                } else {
-                    format!("Too many wrong codes. Please wait {secs} seconds and try again.")
-                },
-            )
-        }
-        Refusal::Quota | Refusal::Unavailable => AppError::Unavailable,
-    }
-}
-
 async fn create_session(
     State(state): State<AppState>,
     client: ClientAddr,
@@ -140,7 +140,7 @@ async fn create_session(
         Ok(attempt) => attempt,
         Err(refusal) => {
             tracing::warn!(target: "classchat::login", client = %client, outcome = ?refusal, "sign-in refused");
-            return Err(sign_in_refusal(refusal));
+            return Err(refusal.sign_in_error());
         }
     };
     let classes = state.classes.current();
@@ -153,7 +153,7 @@ async fn create_session(
             .limits
             .not_a_guess(attempt)
             .await
-            .map_err(sign_in_refusal)?;
+            .map_err(Refusal::sign_in_error)?;
         tracing::info!(target: "classchat::login", class = %class.id, client = %client, outcome = "class_disabled", "sign-in refused");
         return Err(AppError::ClassDisabled);
     }
@@ -163,13 +163,13 @@ async fn create_session(
             .limits
             .not_a_guess(attempt)
             .await
-            .map_err(sign_in_refusal)?;
+            .map_err(Refusal::sign_in_error)?;
         tracing::info!(target: "classchat::login", class = %class.id, client = %client, outcome = "activity_paused", "sign-in refused");
         return Err(AppError::ActivityPaused);
     }
     if let Err(refusal) = state.limits.signed_in(attempt).await {
         tracing::warn!(target: "classchat::login", class = %class.id, client = %client, outcome = ?refusal, "sign-in refused");
-        return Err(sign_in_refusal(refusal));
+        return Err(refusal.sign_in_error());
     }
     let now = now_secs();
     let session_id = uuid::Uuid::new_v4().to_string();
@@ -180,12 +180,7 @@ async fn create_session(
         cfp: code_fingerprint(&state.keys.current.secret, class),
         sat: now,
         iat: now,
-        exp: token_expiry(
-            now,
-            now,
-            class.token_ttl.unwrap_or(state.settings.token_ttl),
-            state.settings.session_max_age,
-        ),
+        exp: token_expiry(now, now, class.token_ttl, state.settings.session_max_age),
         aud: AUDIENCE.into(),
         iss: ISSUER.into(),
     };
@@ -223,7 +218,7 @@ async fn refresh_session(
     let exp = token_expiry(
         now,
         claims.sat,
-        class.token_ttl.unwrap_or(state.settings.token_ttl),
+        class.token_ttl,
         state.settings.session_max_age,
     );
     if exp <= now {

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use crate::basics::{read, write};
 pub use crate::config::classes_file::{
-    ActivityInfo, Class, ClassList, ClassesError, CodeKeys, check_starters, code_fingerprint,
-    is_stored_form, normalize_code,
+    ActivityInfo, Class, ClassDefaults, ClassList, ClassesError, CodeKeys, check_starters,
+    code_fingerprint, is_stored_form, normalize_code,
 };
 use crate::store::dashboard::OverrideRecord;
 use crate::store::teachers::{ActivityRecord, ClassRecord};
@@ -23,6 +23,8 @@ pub type StoredClass = (ClassRecord, Vec<ActivityRecord>);
 #[derive(Debug)]
 pub struct ClassRegistry {
     configured: Vec<Class>,
+    /// What classes made in the store take where they have no value of their own.
+    defaults: ClassDefaults,
     keys: CodeKeys,
     state: RwLock<Dashboard>,
     current: RwLock<Arc<ClassList>>,
@@ -43,6 +45,7 @@ struct Dashboard {
 impl ClassRegistry {
     pub fn new(
         configured: &ClassList,
+        defaults: ClassDefaults,
         keys: CodeKeys,
         overrides: Vec<OverrideRecord>,
         generations: HashMap<String, i64>,
@@ -50,6 +53,7 @@ impl ClassRegistry {
     ) -> Result<Self, ClassesError> {
         let reg = Self {
             configured: configured.classes.clone(),
+            defaults,
             keys,
             state: RwLock::new(Dashboard::default()),
             current: RwLock::new(Arc::new(configured.clone())),
@@ -106,6 +110,13 @@ impl ClassRegistry {
         self.reloading.lock().await
     }
 
+    /// A class made in the store as the registry resolves it (its own settings, else the
+    /// global ones), for what is read straight from the store rather than from
+    /// [`ClassRegistry::current`].
+    pub fn resolve(&self, record: &ClassRecord) -> Class {
+        stored_class(record, &self.defaults)
+    }
+
     /// Whether `id` is a class of the configuration (the administrator's, read-only here).
     pub fn is_configured(&self, id: &str) -> bool {
         self.configured.iter().any(|c| c.id == id)
@@ -152,7 +163,7 @@ impl ClassRegistry {
                 class.enabled = enabled;
             }
             if let Some(q) = o.daily_quota {
-                class.daily_message_quota = Some(q);
+                class.daily_message_quota = q;
             }
         }
         for (record, activities) in &next.stored {
@@ -162,13 +173,13 @@ impl ClassRegistry {
             }
             // The dashboard's switch and quota hold for the class and all its activities; a
             // code it set reaches the class itself (its own settings, no activity's).
-            let mut class = stored_class(record);
+            let mut class = stored_class(record, &self.defaults);
             let o = next.overrides.get(&record.id);
             if let Some(enabled) = o.and_then(|o| o.enabled) {
                 class.enabled = enabled;
             }
             if let Some(q) = o.and_then(|o| o.daily_quota) {
-                class.daily_message_quota = Some(q);
+                class.daily_message_quota = q;
             }
             classes.extend(activities.iter().map(|a| activity_entry(&class, a)));
             class.generation = next.generations.get(&record.id).copied().unwrap_or(0);
@@ -185,8 +196,8 @@ impl ClassRegistry {
 }
 
 /// A class made in the store as the registry holds it: no codes of its own (students
-/// reach it through its activities).
-fn stored_class(r: &ClassRecord) -> Class {
+/// reach it through its activities), the global settings where it has no value of its own.
+fn stored_class(r: &ClassRecord, defaults: &ClassDefaults) -> Class {
     let small = |v: Option<i64>| v.map(|n| n.clamp(0, i64::from(u32::MAX)) as u32);
     Class {
         id: r.id.clone(),
@@ -194,21 +205,23 @@ fn stored_class(r: &ClassRecord) -> Class {
         codes: Vec::new(),
         stored_codes: Vec::new(),
         generation: 0,
-        model: r.model.clone(),
+        model: r.model.clone().or_else(|| defaults.model.clone()),
         system_prompt: r.system_prompt.clone(),
         greeting: r.greeting.clone(),
         starters: r.starters.clone(),
-        token_ttl: r
-            .token_ttl_secs
-            .map(|s| Duration::from_secs(s.max(60) as u64)),
-        messages_per_minute: small(r.messages_per_minute),
-        class_messages_per_minute: small(r.class_messages_per_minute),
-        daily_message_quota: small(r.daily_quota),
+        token_ttl: r.token_ttl_secs.map_or(defaults.token_ttl, |s| {
+            Duration::from_secs(s.max(60) as u64)
+        }),
+        messages_per_minute: small(r.messages_per_minute).unwrap_or(defaults.messages_per_minute),
+        class_messages_per_minute: small(r.class_messages_per_minute)
+            .unwrap_or(defaults.class_messages_per_minute),
+        daily_message_quota: small(r.daily_quota).unwrap_or(defaults.daily_message_quota),
         enabled: true,
         time_zone: r
             .time_zone
             .as_deref()
-            .and_then(|tz| jiff::tz::TimeZone::get(tz).ok()),
+            .and_then(|tz| jiff::tz::TimeZone::get(tz).ok())
+            .unwrap_or_else(|| defaults.time_zone.clone()),
         activity: None,
     }
 }
@@ -254,4 +267,109 @@ pub fn generate_code() -> String {
         code.push(ALPHABET[rng.gen_range(0..ALPHABET.len())] as char);
     }
     code
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secrecy::SecretString;
+
+    fn defaults() -> ClassDefaults {
+        ClassDefaults {
+            model: Some("global-model".into()),
+            token_ttl: Duration::from_secs(900),
+            messages_per_minute: 10,
+            class_messages_per_minute: 100,
+            daily_message_quota: 50,
+            time_zone: jiff::tz::TimeZone::get("Asia/Taipei").unwrap(),
+        }
+    }
+
+    fn record(id: &str) -> ClassRecord {
+        ClassRecord {
+            id: id.into(),
+            title: id.into(),
+            greeting: None,
+            system_prompt: None,
+            starters: Vec::new(),
+            model: None,
+            time_zone: None,
+            messages_per_minute: None,
+            class_messages_per_minute: None,
+            daily_quota: None,
+            token_ttl_secs: None,
+            created_ms: 0,
+            updated_ms: 0,
+        }
+    }
+
+    #[test]
+    fn stored_classes_hold_their_own_values_else_the_global_ones_and_overrides_win() {
+        let configured =
+            ClassList::from_codes("bio-2026", "Bio", None, None, Vec::new(), &defaults()).unwrap();
+        let own = ClassRecord {
+            model: Some("own-model".into()),
+            time_zone: Some("Europe/Berlin".into()),
+            messages_per_minute: Some(3),
+            class_messages_per_minute: Some(30),
+            daily_quota: Some(7),
+            token_ttl_secs: Some(120),
+            ..record("own")
+        };
+        let keys = CodeKeys::new(&SecretString::from("k".repeat(32)), None);
+        let reg = ClassRegistry::new(
+            &configured,
+            defaults(),
+            keys,
+            Vec::new(),
+            HashMap::new(),
+            vec![(record("bare"), Vec::new()), (own, Vec::new())],
+        )
+        .unwrap();
+        let list = reg.current();
+        let bare = list.get("bare").unwrap();
+        assert_eq!(bare.model.as_deref(), Some("global-model"));
+        assert_eq!(bare.token_ttl, Duration::from_secs(900));
+        assert_eq!(
+            (
+                bare.messages_per_minute,
+                bare.class_messages_per_minute,
+                bare.daily_message_quota
+            ),
+            (10, 100, 50)
+        );
+        assert_eq!(bare.time_zone.iana_name(), Some("Asia/Taipei"));
+        let own = list.get("own").unwrap();
+        assert_eq!(own.model.as_deref(), Some("own-model"));
+        assert_eq!(own.token_ttl, Duration::from_secs(120));
+        assert_eq!(
+            (
+                own.messages_per_minute,
+                own.class_messages_per_minute,
+                own.daily_message_quota
+            ),
+            (3, 30, 7)
+        );
+        assert_eq!(own.time_zone.iana_name(), Some("Europe/Berlin"));
+        assert_eq!(list.get("class-1").unwrap().daily_message_quota, 50);
+
+        let quota = |id: &str, q| OverrideRecord {
+            class_id: id.into(),
+            codes: None,
+            enabled: None,
+            daily_quota: Some(q),
+            updated_by: "t".into(),
+            updated_ms: 0,
+        };
+        reg.set_override("bare", Some(quota("bare", 2)), 0).unwrap();
+        reg.set_override("class-1", Some(quota("class-1", 3)), 0)
+            .unwrap();
+        assert_eq!(reg.current().get("bare").unwrap().daily_message_quota, 2);
+        assert_eq!(reg.current().get("class-1").unwrap().daily_message_quota, 3);
+        reg.set_override("class-1", None, 0).unwrap();
+        assert_eq!(
+            reg.current().get("class-1").unwrap().daily_message_quota,
+            50
+        );
+    }
 }

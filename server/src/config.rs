@@ -13,7 +13,7 @@ use ipnet::IpNet;
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::basics::parse_duration;
-use classes_file::{ClassList, ClassesError};
+use classes_file::{ClassDefaults, ClassList, ClassesError};
 
 /// The classes from ACCESS_CODE or CLASSES_FILE, and their codes' digests.
 pub mod classes_file;
@@ -733,6 +733,25 @@ impl Config {
                 classes_file::check_starters(&given).map_err(|p| bad("STARTERS", p))?
             }
         };
+        let timezone_name = self.timezone.trim().to_owned();
+        let timezone = jiff::tz::TimeZone::get(&timezone_name).map_err(|_| {
+            bad(
+                "TIMEZONE",
+                format!("{timezone_name:?} is not an IANA time zone (e.g. Asia/Taipei)"),
+            )
+        })?;
+        let default_model = self
+            .open_webui_model
+            .clone()
+            .filter(|m| !m.trim().is_empty());
+        let class_defaults = ClassDefaults {
+            model: default_model.clone(),
+            token_ttl,
+            messages_per_minute: self.messages_per_minute,
+            class_messages_per_minute: self.class_messages_per_minute,
+            daily_message_quota: self.daily_message_quota,
+            time_zone: timezone.clone(),
+        };
         let classes = match (&self.classes_file, access_code, self.demo) {
             (Some(_), Some(_), _) => {
                 return Err(bad(
@@ -740,16 +759,19 @@ impl Config {
                     "set either CLASSES_FILE or ACCESS_CODE, not both",
                 ));
             }
-            (Some(path), None, _) => ClassList::from_file(path).map_err(|e| match e {
-                ClassesError::File(p) => bad("CLASSES_FILE", p),
-                ClassesError::Code(p) => bad("CLASSES_FILE", p),
-            })?,
+            (Some(path), None, _) => {
+                ClassList::from_file(path, &class_defaults).map_err(|e| match e {
+                    ClassesError::File(p) => bad("CLASSES_FILE", p),
+                    ClassesError::Code(p) => bad("CLASSES_FILE", p),
+                })?
+            }
             (None, Some(codes), _) => ClassList::from_codes(
                 codes.expose_secret(),
                 &self.class_title,
                 self.system_prompt.clone(),
                 self.greeting.clone(),
                 starters.clone(),
+                &class_defaults,
             )
             .map_err(|e| match e {
                 ClassesError::File(p) | ClassesError::Code(p) => bad("ACCESS_CODE", p),
@@ -762,6 +784,7 @@ impl Config {
                     "Hi! This is a classchat demo. Ask me anything.".to_owned()
                 })),
                 starters,
+                &class_defaults,
             )
             .map_err(|e| bad("ACCESS_CODE", e.to_string()))?,
             (None, None, false) => {
@@ -791,10 +814,6 @@ impl Config {
                 ));
             }
         };
-        let default_model = self
-            .open_webui_model
-            .clone()
-            .filter(|m| !m.trim().is_empty());
         let upstream = match self.open_webui_url.as_deref().map(str::trim) {
             None | Some("") => UpstreamSettings::Demo,
             Some(url) => {
@@ -821,14 +840,6 @@ impl Config {
         };
 
         let proxy = self.outbound_proxy()?;
-
-        let timezone_name = self.timezone.trim().to_owned();
-        let timezone = jiff::tz::TimeZone::get(&timezone_name).map_err(|_| {
-            bad(
-                "TIMEZONE",
-                format!("{timezone_name:?} is not an IANA time zone (e.g. Asia/Taipei)"),
-            )
-        })?;
 
         let client_ip = match self
             .client_ip_header
@@ -1065,6 +1076,18 @@ impl Config {
 }
 
 impl Settings {
+    /// What a class without its own value takes (see [`ClassDefaults`]).
+    pub fn class_defaults(&self) -> ClassDefaults {
+        ClassDefaults {
+            model: self.default_model.clone(),
+            token_ttl: self.token_ttl,
+            messages_per_minute: self.messages_per_minute,
+            class_messages_per_minute: self.class_messages_per_minute,
+            daily_message_quota: self.daily_message_quota,
+            time_zone: self.timezone.clone(),
+        }
+    }
+
     /// Settings for tests and benchmarks: demo classes, an in-memory style SQLite file
     /// the caller picks, port 0.
     pub fn for_tests(args: &[&str]) -> Result<Self, ConfigError> {

@@ -25,19 +25,21 @@
 //! database is away (429 if the last count the database gave already reached the quota,
 //! else 503) rather than each replica granting what is left, or a new day, on its own.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use ipnet::Ipv6Net;
 
 use crate::basics::lock;
 use crate::config::Settings;
-use classchat_shared::{Allowance, LimitsLeft};
+use classchat_shared::{Allowance, LimitKind, LimitsLeft};
 
 use crate::config::Gcra;
-use crate::limiter::{MemoryGcra, left};
+use crate::error::AppError;
+use crate::limiter::{MemoryGcra, left, retry_secs};
 use crate::store::Store;
-use crate::usage::DailyCounter;
 
 /// Which budget refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,6 +59,61 @@ pub enum Refusal {
     Quota,
     /// The shared budget could not be consulted (the database is down).
     Unavailable,
+}
+
+impl Refusal {
+    /// A refused sign-in as the student reads it.
+    pub fn sign_in_error(self) -> AppError {
+        match self {
+            Refusal::TooFast { budget, wait } => {
+                let secs = retry_secs(wait);
+                AppError::rate_limited(
+                    secs,
+                    if budget == Budget::AddressSignIns {
+                        format!(
+                            "Too many sign-ins from your network. Please wait {secs} seconds and try again."
+                        )
+                    } else {
+                        format!("Too many wrong codes. Please wait {secs} seconds and try again.")
+                    },
+                )
+            }
+            Refusal::Quota | Refusal::Unavailable => AppError::Unavailable,
+        }
+    }
+
+    /// A refused message as the student reads it; `day_ends_in` (seconds) is when a spent
+    /// daily quota comes back.
+    pub fn message_error(self, day_ends_in: u64) -> AppError {
+        match self {
+            Refusal::TooFast { budget, wait } => {
+                let secs = retry_secs(wait);
+                if budget == Budget::Class {
+                    AppError::limit_hit(
+                        LimitKind::ClassMinute,
+                        secs,
+                        format!(
+                            "Your class is sending more messages than its limit allows. Please wait {secs} seconds."
+                        ),
+                    )
+                } else {
+                    AppError::limit_hit(
+                        LimitKind::Minute,
+                        secs,
+                        format!(
+                            "You are sending messages too quickly. Please wait {secs} seconds."
+                        ),
+                    )
+                }
+            }
+            Refusal::Quota => AppError::limit_hit(
+                LimitKind::Day,
+                day_ends_in,
+                "Your class has used today's messages. Please try again tomorrow.",
+            ),
+            Refusal::Unavailable => AppError::Unavailable,
+        }
+    }
 }
 
 /// One limited message: who sends it and the limits that apply.
@@ -404,5 +461,108 @@ impl AddressKeys {
                 _ => None,
             },
         }
+    }
+}
+
+/// Messages per class per local day, counted in memory and seeded from the log at start.
+/// On SQLite it is the count the quota is judged by; on PostgreSQL the database counts, and
+/// this copy keeps the last count the database gave (what is known while it is away).
+#[derive(Debug, Default)]
+pub struct DailyCounter {
+    counts: Mutex<HashMap<String, (jiff::civil::Date, u32)>>,
+}
+
+impl DailyCounter {
+    pub fn seed(&self, today: jiff::civil::Date, rows: Vec<(String, i64)>) {
+        let mut m = lock(&self.counts);
+        for (class, n) in rows {
+            m.insert(class, (today, n.clamp(0, u32::MAX as i64) as u32));
+        }
+    }
+
+    /// The database said the class has sent `used` messages on `day`: never less than known.
+    pub fn observe(&self, class: &str, day: jiff::civil::Date, used: u32) {
+        let mut m = lock(&self.counts);
+        let entry = m.entry(class.to_owned()).or_insert((day, 0));
+        if entry.0 != day {
+            *entry = (day, 0);
+        }
+        entry.1 = entry.1.max(used);
+    }
+
+    /// The class's messages on `day`, as far as this process knows.
+    pub fn known(&self, class: &str, day: jiff::civil::Date) -> u32 {
+        match lock(&self.counts).get(class) {
+            Some((d, n)) if *d == day => *n,
+            _ => 0,
+        }
+    }
+
+    /// Counts one message if the class is under `quota` today (0: no quota), and says how
+    /// many the class has sent today, this one included; `None`: the quota is spent.
+    pub fn hit_counted(&self, class: &str, today: jiff::civil::Date, quota: u32) -> Option<u32> {
+        let mut m = lock(&self.counts);
+        let entry = m.entry(class.to_owned()).or_insert((today, 0));
+        if entry.0 != today {
+            *entry = (today, 0);
+        }
+        if quota > 0 && entry.1 >= quota {
+            return None;
+        }
+        entry.1 += 1;
+        Some(entry.1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refused_student_reads_which_limit_and_when_to_come_back() {
+        let wait = Duration::from_millis(1500);
+        let said = |e: AppError| e.to_api_error().error.message;
+        let too_fast = |budget| Refusal::TooFast { budget, wait };
+        assert_eq!(
+            said(too_fast(Budget::AddressSignIns).sign_in_error()),
+            "Too many sign-ins from your network. Please wait 2 seconds and try again."
+        );
+        assert_eq!(
+            said(too_fast(Budget::AddressFailures).sign_in_error()),
+            "Too many wrong codes. Please wait 2 seconds and try again."
+        );
+        assert_eq!(
+            said(too_fast(Budget::Class).message_error(60)),
+            "Your class is sending more messages than its limit allows. Please wait 2 seconds."
+        );
+        assert_eq!(
+            said(too_fast(Budget::Session).message_error(60)),
+            "You are sending messages too quickly. Please wait 2 seconds."
+        );
+        assert!(matches!(
+            Refusal::Quota.message_error(60),
+            AppError::RateLimited {
+                retry_after: 60,
+                limit: Some(LimitKind::Day),
+                ..
+            }
+        ));
+        assert!(matches!(
+            Refusal::Unavailable.sign_in_error(),
+            AppError::Unavailable
+        ));
+    }
+
+    #[test]
+    fn the_known_count_only_grows_within_a_day() {
+        let d = DailyCounter::default();
+        let day = jiff::civil::date(2026, 12, 7);
+        d.observe("c", day, 8);
+        d.observe("c", day, 5);
+        assert_eq!(d.known("c", day), 8, "an older answer does not lower it");
+        assert_eq!(d.hit_counted("c", day, 10), Some(9));
+        assert_eq!(d.known("c", day.tomorrow().unwrap()), 0);
+        d.observe("c", day.tomorrow().unwrap(), 1);
+        assert_eq!(d.known("c", day), 0, "a new day replaced the old one");
     }
 }

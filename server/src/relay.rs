@@ -34,11 +34,9 @@ use futures::{Stream, StreamExt};
 use tokio_util::sync::CancellationToken;
 
 use crate::auth::AuthSession;
-use crate::error::{AppError, AppJson, Result};
-use crate::limiter::retry_secs;
+use crate::error::{AppJson, Result};
 use crate::limits::{Budget, Message, Refusal};
 use crate::state::AppState;
-use crate::store::{Outcome, UsageRow};
 use crate::usage::UsageRecorder;
 use upstream::{UpstreamFailure, UpstreamRequest, cut_failure, timeout_failure};
 
@@ -82,92 +80,42 @@ async fn create_chat(
     classchat_shared::validate_request(&req)?;
     let class = &session.class;
 
-    let now = jiff::Zoned::now().with_time_zone(
-        class
-            .time_zone
-            .clone()
-            .unwrap_or_else(|| state.settings.timezone.clone()),
-    );
-    let quota = class
-        .daily_message_quota
-        .unwrap_or(state.settings.daily_message_quota);
+    let now = jiff::Zoned::now().with_time_zone(class.time_zone.clone());
+    let quota = class.daily_message_quota;
     let message = Message {
         session_id: &session.claims.sub,
-        session_per_minute: class
-            .messages_per_minute
-            .unwrap_or(state.settings.messages_per_minute),
+        session_per_minute: class.messages_per_minute,
         class_id: &class.id,
-        class_per_minute: class
-            .class_messages_per_minute
-            .unwrap_or(state.settings.class_messages_per_minute),
+        class_per_minute: class.class_messages_per_minute,
         day: now.date(),
         quota,
         day_ends_in: seconds_to_midnight(&now),
     };
     let left = match state.limits.admit_message(&message).await {
         Ok(left) => (!left.is_empty()).then_some(left),
-        Err(Refusal::TooFast { budget, wait }) => {
-            let secs = retry_secs(wait);
-            if budget == Budget::Class {
-                tracing::warn!(class = %class.id, "class message ceiling reached");
+        Err(refusal) => {
+            match refusal {
+                Refusal::TooFast {
+                    budget: Budget::Class,
+                    ..
+                } => tracing::warn!(class = %class.id, "class message ceiling reached"),
+                Refusal::Quota => {
+                    tracing::warn!(class = %class.id, quota, "daily message quota reached")
+                }
+                _ => {}
             }
-            return Err(AppError::limit_hit(
-                if budget == Budget::Class {
-                    LimitKind::ClassMinute
-                } else {
-                    LimitKind::Minute
-                },
-                secs,
-                if budget == Budget::Class {
-                    format!(
-                        "Your class is sending more messages than its limit allows. Please wait {secs} seconds."
-                    )
-                } else {
-                    format!("You are sending messages too quickly. Please wait {secs} seconds.")
-                },
-            ));
+            return Err(refusal.message_error(message.day_ends_in));
         }
-        Err(Refusal::Quota) => {
-            let secs = message.day_ends_in;
-            tracing::warn!(class = %class.id, quota, "daily message quota reached");
-            return Err(AppError::limit_hit(
-                LimitKind::Day,
-                secs,
-                "Your class has used today's messages. Please try again tomorrow.",
-            ));
-        }
-        Err(Refusal::Unavailable) => return Err(AppError::Unavailable),
     };
 
-    let model = class
-        .model
-        .clone()
-        .or_else(|| state.settings.default_model.clone())
-        .unwrap_or_else(|| "demo".to_owned());
+    let model = class.model.clone().unwrap_or_else(|| "demo".to_owned());
     let stream = req.stream;
     let up_req = UpstreamRequest::new(
         model.clone(),
         upstream_messages(class.system_prompt.as_deref(), now, req.messages),
         stream,
     );
-    let mut recorder = UsageRecorder::new(
-        state.usage.clone(),
-        UsageRow {
-            at_ms: jiff::Timestamp::now().as_millisecond(),
-            class_id: class.id.clone(),
-            session_id: session.claims.sub.clone(),
-            display_name: session.claims.name.clone(),
-            conversation_id: req.conversation_id,
-            model: Some(model),
-            prompt_tokens: None,
-            completion_tokens: None,
-            tokens_estimated: false,
-            first_token_ms: None,
-            total_ms: 0,
-            outcome: Outcome::Interrupted,
-            error_code: None,
-        },
-    );
+    let mut recorder = session.usage_recorder(&state.usage, req.conversation_id, model);
 
     if !stream {
         let resp = match state.upstream.send(&up_req).await {

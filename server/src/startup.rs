@@ -39,11 +39,11 @@ use crate::basics::{now_ms, now_secs};
 use crate::classes::{ClassRegistry, CodeKeys, is_stored_form};
 use crate::config::Settings;
 use crate::error::{AppError, FailureReport};
-use crate::limits::Limits;
+use crate::limits::{DailyCounter, Limits};
 use crate::relay::upstream::Upstream;
 use crate::state::{AppState, RevokedSessions};
 use crate::store::Store;
-use crate::usage::{DailyCounter, UsageLog};
+use crate::usage::UsageLog;
 
 /// A bound, ready-to-run server.
 #[derive(Debug)]
@@ -81,6 +81,7 @@ impl Application {
         let overrides = store_codes_as_digests(&store, &code_keys).await?;
         let classes = ClassRegistry::new(
             &settings.classes,
+            settings.class_defaults(),
             code_keys,
             overrides,
             store.class_generations().await?,

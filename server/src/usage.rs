@@ -1,13 +1,10 @@
 //! The usage log: one row per chat request, written off the request path in batches.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use crate::basics::lock;
 use crate::store::{Outcome, SessionRow, Store, UsageRow};
 
 enum Msg {
@@ -216,11 +213,34 @@ pub fn estimate_tokens(chars: usize) -> u32 {
 }
 
 impl UsageRecorder {
-    pub fn new(log: UsageLog, row: UsageRow) -> Self {
+    /// Starts the row of one chat request; it counts as interrupted until told otherwise.
+    /// Built from the student's session (see `AuthSession::usage_recorder`).
+    pub fn new(
+        log: UsageLog,
+        class_id: String,
+        session_id: String,
+        display_name: Option<String>,
+        conversation_id: String,
+        model: String,
+    ) -> Self {
         Self {
             log,
             started: Instant::now(),
-            row,
+            row: UsageRow {
+                at_ms: jiff::Timestamp::now().as_millisecond(),
+                class_id,
+                session_id,
+                display_name,
+                conversation_id,
+                model: Some(model),
+                prompt_tokens: None,
+                completion_tokens: None,
+                tokens_estimated: false,
+                first_token_ms: None,
+                total_ms: 0,
+                outcome: Outcome::Interrupted,
+                error_code: None,
+            },
             chars: None,
         }
     }
@@ -281,72 +301,9 @@ impl Drop for UsageRecorder {
     }
 }
 
-/// Messages per class per local day, counted in memory and seeded from the log at start.
-/// On SQLite it is the count the quota is judged by; on PostgreSQL the database counts, and
-/// this copy keeps the last count the database gave (what is known while it is away).
-#[derive(Debug, Default)]
-pub struct DailyCounter {
-    counts: Mutex<HashMap<String, (jiff::civil::Date, u32)>>,
-}
-
-impl DailyCounter {
-    pub fn seed(&self, today: jiff::civil::Date, rows: Vec<(String, i64)>) {
-        let mut m = lock(&self.counts);
-        for (class, n) in rows {
-            m.insert(class, (today, n.clamp(0, u32::MAX as i64) as u32));
-        }
-    }
-
-    /// The database said the class has sent `used` messages on `day`: never less than known.
-    pub fn observe(&self, class: &str, day: jiff::civil::Date, used: u32) {
-        let mut m = lock(&self.counts);
-        let entry = m.entry(class.to_owned()).or_insert((day, 0));
-        if entry.0 != day {
-            *entry = (day, 0);
-        }
-        entry.1 = entry.1.max(used);
-    }
-
-    /// The class's messages on `day`, as far as this process knows.
-    pub fn known(&self, class: &str, day: jiff::civil::Date) -> u32 {
-        match lock(&self.counts).get(class) {
-            Some((d, n)) if *d == day => *n,
-            _ => 0,
-        }
-    }
-
-    /// Counts one message if the class is under `quota` today (0: no quota), and says how
-    /// many the class has sent today, this one included; `None`: the quota is spent.
-    pub fn hit_counted(&self, class: &str, today: jiff::civil::Date, quota: u32) -> Option<u32> {
-        let mut m = lock(&self.counts);
-        let entry = m.entry(class.to_owned()).or_insert((today, 0));
-        if entry.0 != today {
-            *entry = (today, 0);
-        }
-        if quota > 0 && entry.1 >= quota {
-            return None;
-        }
-        entry.1 += 1;
-        Some(entry.1)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_known_count_only_grows_within_a_day() {
-        let d = DailyCounter::default();
-        let day = jiff::civil::date(2026, 12, 7);
-        d.observe("c", day, 8);
-        d.observe("c", day, 5);
-        assert_eq!(d.known("c", day), 8, "an older answer does not lower it");
-        assert_eq!(d.hit_counted("c", day, 10), Some(9));
-        assert_eq!(d.known("c", day.tomorrow().unwrap()), 0);
-        d.observe("c", day.tomorrow().unwrap(), 1);
-        assert_eq!(d.known("c", day), 0, "a new day replaced the old one");
-    }
 
     #[test]
     fn the_estimate_rounds_up() {

@@ -759,12 +759,7 @@ pub(super) async fn class_usage(
     ApiQuery(range): ApiQuery<UsageRange>,
 ) -> Result<ApiJson<UsageView>, ApiFailure> {
     access.require(Need::Read)?;
-    let tz = access
-        .class
-        .time_zone
-        .as_deref()
-        .and_then(|t| jiff::tz::TimeZone::get(t).ok())
-        .unwrap_or_else(|| state.settings.timezone.clone());
+    let tz = state.classes.resolve(&access.class).time_zone;
     let day = |field: &str, v: &str| {
         v.parse::<jiff::civil::Date>()
             .map_err(|_| bad(format!("{field} is not a date (YYYY-MM-DD).")))

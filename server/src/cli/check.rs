@@ -515,11 +515,7 @@ fn models_check(settings: &Settings, available: &[String]) -> (CheckResult, Opti
     let mut unset: Vec<String> = Vec::new();
     let mut usable = None;
     for class in settings.classes.iter() {
-        let Some(model) = class
-            .model
-            .clone()
-            .or_else(|| settings.default_model.clone())
-        else {
+        let Some(model) = class.model.clone() else {
             unset.push(class.id.clone());
             continue;
         };

@@ -34,18 +34,31 @@ pub struct Class {
     pub greeting: Option<String>,
     /// Suggested first messages (see [`check_starters`]).
     pub starters: Vec<String>,
-    pub token_ttl: Option<Duration>,
-    pub messages_per_minute: Option<u32>,
-    /// The whole class's messages per minute (CLASS_MESSAGES_PER_MINUTE when unset).
-    pub class_messages_per_minute: Option<u32>,
-    pub daily_message_quota: Option<u32>,
+    pub token_ttl: Duration,
+    pub messages_per_minute: u32,
+    /// The whole class's messages per minute.
+    pub class_messages_per_minute: u32,
+    pub daily_message_quota: u32,
     pub enabled: bool,
-    /// The class's own time zone (classes made in the store); `None`: TIMEZONE.
-    pub time_zone: Option<jiff::tz::TimeZone>,
+    /// The class's own time zone (classes made in the store), else TIMEZONE.
+    pub time_zone: jiff::tz::TimeZone,
     /// Set on the entry an activity's code signs in to: the class with the activity's
     /// prompt, greeting, starters and model applied. Budgets and usage stay the class's
     /// (`id` is the class's id); tokens name the entry by [`Class::key`].
     pub activity: Option<ActivityInfo>,
+}
+
+/// The global settings a class takes where it has no value of its own. A class's fields
+/// hold its effective values, resolved against these once when the class is built, so
+/// handlers read them directly (a change of the global value needs a restart).
+#[derive(Debug, Clone)]
+pub struct ClassDefaults {
+    pub model: Option<String>,
+    pub token_ttl: Duration,
+    pub messages_per_minute: u32,
+    pub class_messages_per_minute: u32,
+    pub daily_message_quota: u32,
+    pub time_zone: jiff::tz::TimeZone,
 }
 
 /// Which activity of its class an entry is.
@@ -191,6 +204,7 @@ impl ClassList {
         system_prompt: Option<String>,
         greeting: Option<String>,
         starters: Vec<String>,
+        defaults: &ClassDefaults,
     ) -> Result<Self, ClassesError> {
         let parts: Vec<&str> = codes.split(',').collect();
         let several = parts.len() > 1;
@@ -209,16 +223,16 @@ impl ClassList {
                 codes: vec![SecretString::from(code)],
                 stored_codes: Vec::new(),
                 generation: 0,
-                model: None,
+                model: defaults.model.clone(),
                 system_prompt: system_prompt.clone(),
                 greeting: greeting.clone(),
                 starters: starters.clone(),
-                token_ttl: None,
-                messages_per_minute: None,
-                class_messages_per_minute: None,
-                daily_message_quota: None,
+                token_ttl: defaults.token_ttl,
+                messages_per_minute: defaults.messages_per_minute,
+                class_messages_per_minute: defaults.class_messages_per_minute,
+                daily_message_quota: defaults.daily_message_quota,
                 enabled: true,
-                time_zone: None,
+                time_zone: defaults.time_zone.clone(),
                 activity: None,
             });
         }
@@ -226,7 +240,7 @@ impl ClassList {
     }
 
     /// Reads a TOML classes file; errors name the file, the class and the field.
-    pub fn from_file(path: &Path) -> Result<Self, ClassesError> {
+    pub fn from_file(path: &Path, defaults: &ClassDefaults) -> Result<Self, ClassesError> {
         let shown = path.display();
         let text = std::fs::read_to_string(path)
             .map_err(|e| ClassesError::File(format!("cannot read {shown}: {e}")))?;
@@ -270,15 +284,15 @@ impl ClassList {
                 codes.push(SecretString::from(code));
             }
             let token_ttl = match c.token_ttl.as_deref() {
-                None => None,
-                Some(t) => Some(parse_duration(t).filter(|d| d.as_secs() >= 60).ok_or_else(
-                    || {
+                None => defaults.token_ttl,
+                Some(t) => parse_duration(t)
+                    .filter(|d| d.as_secs() >= 60)
+                    .ok_or_else(|| {
                         fail(
                             "token_ttl",
                             format!("{t:?} is not a duration of at least 60s"),
                         )
-                    },
-                )?),
+                    })?,
             };
             let starters = check_starters(&c.starters).map_err(|p| fail("starters", p))?;
             classes.push(Class {
@@ -287,16 +301,25 @@ impl ClassList {
                 codes,
                 stored_codes: Vec::new(),
                 generation: 0,
-                model: c.model.filter(|m| !m.trim().is_empty()),
+                model: c
+                    .model
+                    .filter(|m| !m.trim().is_empty())
+                    .or_else(|| defaults.model.clone()),
                 system_prompt: c.system_prompt.filter(|s| !s.trim().is_empty()),
                 greeting: c.greeting.filter(|s| !s.trim().is_empty()),
                 starters,
                 token_ttl,
-                messages_per_minute: c.messages_per_minute,
-                class_messages_per_minute: c.class_messages_per_minute,
-                daily_message_quota: c.daily_message_quota,
+                messages_per_minute: c
+                    .messages_per_minute
+                    .unwrap_or(defaults.messages_per_minute),
+                class_messages_per_minute: c
+                    .class_messages_per_minute
+                    .unwrap_or(defaults.class_messages_per_minute),
+                daily_message_quota: c
+                    .daily_message_quota
+                    .unwrap_or(defaults.daily_message_quota),
                 enabled: c.enabled,
-                time_zone: None,
+                time_zone: defaults.time_zone.clone(),
                 activity: None,
             });
         }
@@ -534,10 +557,28 @@ impl CodeKeys {
 mod tests {
     use super::*;
 
+    fn defaults() -> ClassDefaults {
+        ClassDefaults {
+            model: None,
+            token_ttl: Duration::from_secs(900),
+            messages_per_minute: 10,
+            class_messages_per_minute: 100,
+            daily_message_quota: 0,
+            time_zone: jiff::tz::TimeZone::UTC,
+        }
+    }
+
     #[test]
     fn codes_match_trimmed_and_case_insensitively() {
-        let list =
-            ClassList::from_codes("Bio-2026,chem-lab-7", "Class", None, None, Vec::new()).unwrap();
+        let list = ClassList::from_codes(
+            "Bio-2026,chem-lab-7",
+            "Class",
+            None,
+            None,
+            Vec::new(),
+            &defaults(),
+        )
+        .unwrap();
         assert_eq!(list.find_by_code("  BIO-2026 ").unwrap().id, "class-1");
         assert_eq!(list.find_by_code("chem-lab-7").unwrap().id, "class-2");
         assert!(list.find_by_code("bio-2027").is_none());
@@ -551,7 +592,7 @@ mod tests {
             ("abcdefg,,hijklmn", "code number 2: is empty"),
             ("secret-one,SECRET-ONE", "codes must be unique"),
         ] {
-            let e = ClassList::from_codes(codes, "C", None, None, Vec::new())
+            let e = ClassList::from_codes(codes, "C", None, None, Vec::new(), &defaults())
                 .unwrap_err()
                 .to_string();
             assert!(e.contains(want), "{e}");

@@ -167,7 +167,7 @@ async fn a_code_rotation_disable_enable_and_quota_on_one_replica_apply_on_the_ot
             .get("class-1")
             .unwrap()
             .daily_message_quota
-            == Some(1)
+            == 1
     })
     .await;
 
