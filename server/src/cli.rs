@@ -58,6 +58,10 @@ pub enum Command {
     /// The administrator's tasks on the server itself (DATABASE_URL names the database).
     #[command(subcommand)]
     Admin(AdminCommand),
+    /// Exit status 0 when the server on LISTEN_ADDR (asked on this machine) answers
+    /// /healthz, else 1 with one line why: a container's HEALTHCHECK, which has no curl.
+    /// Reads only LISTEN_ADDR, so it answers even when other settings are wrong.
+    Healthcheck,
 }
 
 /// `classchat admin <task>`.

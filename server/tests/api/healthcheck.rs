@@ -43,3 +43,19 @@ async fn healthcheck_passes_only_while_the_server_answers() {
     assert_eq!(code, 2, "{text}");
     assert!(text.contains("LISTEN_ADDR"), "{text}");
 }
+
+#[tokio::test]
+async fn help_lists_the_healthcheck_command() {
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_classchat"))
+        .arg("--help")
+        .env_clear()
+        .output()
+        .await
+        .unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        help.lines()
+            .any(|l| l.trim_start().starts_with("healthcheck ")),
+        "{help}"
+    );
+}
