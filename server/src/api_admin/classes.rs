@@ -439,51 +439,30 @@ pub(super) async fn update_class(
 ) -> Result<ApiJson<ClassView>, ApiFailure> {
     access.require(Need::Edit)?;
     let mut c = access.class.clone();
-    let detail = changed_fields(&[
-        ("title", req.title.is_some()),
-        ("greeting", req.greeting.is_some()),
-        ("system_prompt", req.system_prompt.is_some()),
-        ("starters", req.starters.is_some()),
-        ("model", req.model.is_some()),
-        ("time_zone", req.time_zone.is_some()),
-        ("messages_per_minute", req.messages_per_minute.is_some()),
-        (
-            "class_messages_per_minute",
-            req.class_messages_per_minute.is_some(),
-        ),
-        ("daily_quota", req.daily_quota.is_some()),
-        ("token_ttl_secs", req.token_ttl_secs.is_some()),
-    ]);
-    if let Some(v) = req.title {
-        c.title = v;
+    // Each field named once: given fields replace the class's, and the audit line lists them
+    // in this order.
+    let mut given: Vec<(&str, bool)> = Vec::new();
+    macro_rules! apply {
+        ($($field:ident),*) => {$(
+            given.push((stringify!($field), req.$field.is_some()));
+            if let Some(v) = req.$field {
+                c.$field = v;
+            }
+        )*};
     }
-    if let Some(v) = req.greeting {
-        c.greeting = v;
-    }
-    if let Some(v) = req.system_prompt {
-        c.system_prompt = v;
-    }
-    if let Some(v) = req.starters {
-        c.starters = v;
-    }
-    if let Some(v) = req.model {
-        c.model = v;
-    }
-    if let Some(v) = req.time_zone {
-        c.time_zone = v;
-    }
-    if let Some(v) = req.messages_per_minute {
-        c.messages_per_minute = v;
-    }
-    if let Some(v) = req.class_messages_per_minute {
-        c.class_messages_per_minute = v;
-    }
-    if let Some(v) = req.daily_quota {
-        c.daily_quota = v;
-    }
-    if let Some(v) = req.token_ttl_secs {
-        c.token_ttl_secs = v;
-    }
+    apply!(
+        title,
+        greeting,
+        system_prompt,
+        starters,
+        model,
+        time_zone,
+        messages_per_minute,
+        class_messages_per_minute,
+        daily_quota,
+        token_ttl_secs
+    );
+    let detail = changed_fields(&given);
     check_class(&mut c)?;
     let actor = access.who.caller.actor();
     if !state
