@@ -6,13 +6,17 @@
 //! tokens: the two sides share nothing but the database.
 
 pub mod cf_access;
+mod classes;
 pub mod failed_sign_ins;
 pub mod health;
+mod i18n;
 pub mod model;
+mod one_time;
 pub mod session;
+mod sign_in;
+mod teach_views;
+mod teachers;
 pub mod views;
-
-use std::collections::HashMap;
 
 use axum::Router;
 use axum::body::Body;
@@ -24,16 +28,12 @@ use futures::StreamExt;
 
 use crate::basics::{HOUR_MS, now_ms, now_secs};
 use crate::classes::{Class, generate_code};
-use crate::client_addr::ClientAddr;
 use crate::config::{AdminSettings, PasswordCheck, Settings};
 use crate::state::AppState;
 use crate::store::dashboard::{ClassStats, OverrideChange};
 use cf_access::CfAccess;
 use model::*;
-use session::{
-    ADMIN_ACCOUNT, COOKIE, CookieKeys, DEVICE_AGE, DEVICE_COOKIE, DEVICE_FAILURES, LOGIN_COOKIE,
-    LOGIN_FORM_AGE, LockedBy, LoginBudgets, LoginForm, SESSION_AGE, Verifier, cookie, random_token,
-};
+use session::{ADMIN_ACCOUNT, COOKIE, CookieKeys, DEVICE_FAILURES, LoginBudgets, Verifier, cookie};
 
 /// The dashboard's configuration and keys.
 #[derive(Debug)]
@@ -45,55 +45,8 @@ pub struct Admin {
     /// database (see `session`).
     login_budgets: LoginBudgets,
     verifier: Verifier,
-    new_codes: NewCodes,
-}
-
-/// Freshly rotated codes waiting to be shown once, each behind a random ticket that only
-/// the teacher who rotated can redeem, for a few minutes.
-#[derive(Debug, Default)]
-struct NewCodes(std::sync::Mutex<HashMap<String, PendingCode>>);
-
-/// A new code behind its ticket: for whom, for which class, and since when.
-#[derive(Debug)]
-struct PendingCode {
-    binding: String,
-    class_id: String,
-    code: String,
-    made: std::time::Instant,
-}
-
-impl NewCodes {
-    const TTL: std::time::Duration = std::time::Duration::from_secs(300);
-
-    fn put(&self, binding: &str, class_id: &str, code: String) -> String {
-        let ticket = random_token();
-        let mut m = crate::basics::lock(&self.0);
-        m.retain(|_, p| p.made.elapsed() < Self::TTL);
-        m.insert(
-            ticket.clone(),
-            PendingCode {
-                binding: binding.to_owned(),
-                class_id: class_id.to_owned(),
-                code,
-                made: std::time::Instant::now(),
-            },
-        );
-        ticket
-    }
-
-    fn take(&self, ticket: &str, binding: &str, class_id: &str) -> Option<String> {
-        let mut m = crate::basics::lock(&self.0);
-        match m.get(ticket) {
-            Some(p)
-                if p.binding == binding
-                    && p.class_id == class_id
-                    && p.made.elapsed() < Self::TTL =>
-            {
-                m.remove(ticket).map(|p| p.code)
-            }
-            _ => None,
-        }
-    }
+    /// The models the class pages offer (see [`classes::ModelCatalog`]).
+    models: Box<dyn classes::ModelCatalog>,
 }
 
 #[derive(Debug)]
@@ -144,7 +97,7 @@ impl Admin {
                 device: DEVICE_FAILURES,
             },
             verifier: Verifier::default(),
-            new_codes: NewCodes::default(),
+            models: Box::new(classes::NoCatalog),
         })
     }
 }
@@ -152,8 +105,9 @@ impl Admin {
 pub(crate) fn router() -> Router<AppState> {
     Router::new()
         .route("/admin", get(overview))
-        .route("/admin/login", get(login_form).post(login))
-        .route("/admin/logout", post(logout))
+        .merge(sign_in::router())
+        .merge(teachers::router())
+        .merge(classes::router())
         .route("/admin/classes/{id}", get(class_view))
         .route("/admin/classes/{id}/rotate", post(rotate))
         .route("/admin/classes/{id}/disable", post(disable))
@@ -165,10 +119,38 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/admin/export.csv", get(export))
 }
 
-/// A signed-in teacher. Being an extractor, a dashboard handler cannot forget to check.
-struct Teacher {
-    actor: String,
+/// Who is signed in to the dashboard.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Who {
+    /// The server's operator (ADMIN_PASSWORD, or an email in ADMIN_EMAILS): sees and
+    /// changes everything.
+    Administrator,
+    /// A teacher account: sees only the classes it is a member of.
+    Teacher { id: String, email: String },
+}
+
+/// Anyone signed in to the dashboard. Being an extractor, a handler cannot forget to check.
+#[derive(Debug, Clone)]
+pub(crate) struct Signed {
+    pub actor: String,
     /// What the CSRF token is bound to: the session nonce, or the Access email.
+    pub binding: String,
+    pub who: Who,
+}
+
+impl Signed {
+    pub(crate) fn teacher_id(&self) -> Option<&str> {
+        match &self.who {
+            Who::Administrator => None,
+            Who::Teacher { id, .. } => Some(id),
+        }
+    }
+}
+
+/// The administrator only: the operator's pages (usage of every class, sessions, export).
+/// A teacher account is sent to its own classes (GET) or told there is no such page.
+struct Operator {
+    actor: String,
     binding: String,
 }
 
@@ -213,6 +195,8 @@ enum AdminError {
     BadQuota,
     #[error("the change clashes with another class's codes")]
     Conflict,
+    #[error("a teacher account asked for an administrator's page")]
+    NotForTeachers,
 }
 
 impl IntoResponse for AdminError {
@@ -253,6 +237,11 @@ impl IntoResponse for AdminError {
                 "That change conflicts",
                 "The new settings clash with another class's codes.",
             ),
+            Self::NotForTeachers => (
+                StatusCode::NOT_FOUND,
+                "No such page",
+                "This page is for the server's administrator. Your classes are at /admin/classes.",
+            ),
         };
         let mut resp = page(status, title, text);
         // Logged once by the failure layer, with the request id; never shown on the page.
@@ -269,8 +258,9 @@ impl IntoResponse for AdminError {
 
 type AdminResult<T = Response> = Result<T, AdminError>;
 
-async fn identify(state: &AppState, headers: &HeaderMap) -> Result<Teacher, Response> {
+async fn identify(state: &AppState, headers: &HeaderMap) -> Result<Signed, Response> {
     let admin = &state.admin;
+    let to_login = || Redirect::to("/admin/login").into_response();
     match &admin.mode {
         Mode::Off => Err(page(
             StatusCode::NOT_FOUND,
@@ -279,41 +269,76 @@ async fn identify(state: &AppState, headers: &HeaderMap) -> Result<Teacher, Resp
              CF_ACCESS_TEAM_DOMAIN, CF_ACCESS_AUD and ADMIN_EMAILS, then restart classchat.",
         )),
         Mode::Password(_) => {
-            let Some(nonce) = cookie(headers, COOKIE).and_then(|c| admin.keys.check(c, now_secs()))
-            else {
-                return Err(Redirect::to("/admin/login").into_response());
+            let Some(value) = cookie(headers, COOKIE) else {
+                return Err(to_login());
+            };
+            let now = now_secs();
+            let (teacher_id, nonce) = match admin.keys.check(value, now) {
+                Some(nonce) => (None, nonce),
+                None => match admin.keys.check_teacher(value, now) {
+                    Some((id, nonce)) => (Some(id), nonce),
+                    None => return Err(to_login()),
+                },
             };
             // Signed out on some replica: the cookie alone cannot say so.
             match state.store.admin_session_revoked(&nonce).await {
-                Ok(false) => Ok(Teacher {
-                    actor: "admin".into(),
-                    binding: nonce,
-                }),
-                Ok(true) => Err(Redirect::to("/admin/login").into_response()),
-                Err(e) => Err(AdminError::from(e).into_response()),
+                Ok(false) => {}
+                Ok(true) => return Err(to_login()),
+                Err(e) => return Err(AdminError::from(e).into_response()),
             }
+            let who = match teacher_id {
+                None => Who::Administrator,
+                // Looked up on every request: a disabled teacher is out at once, everywhere.
+                Some(id) => match state.store.teacher(&id).await {
+                    Ok(Some(t)) if t.disabled == 0 => Who::Teacher { id, email: t.email },
+                    Ok(_) => return Err(to_login()),
+                    Err(e) => return Err(AdminError::from(e).into_response()),
+                },
+            };
+            Ok(Signed {
+                actor: match &who {
+                    Who::Administrator => "admin".into(),
+                    Who::Teacher { email, .. } => email.clone(),
+                },
+                binding: nonce,
+                who,
+            })
         }
         Mode::CfAccess(cf) => {
             let assertion = headers
                 .get("cf-access-jwt-assertion")
                 .and_then(|v| v.to_str().ok());
+            let refuse = |e: &cf_access::CfAccessError| {
+                tracing::warn!(target: "classchat::admin", "dashboard refused: {}", e.log_line());
+                let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::UNAUTHORIZED);
+                page(status, "Not allowed", &e.page_text())
+            };
             match cf.verify(assertion).await {
-                Ok(email) => Ok(Teacher {
+                Ok(email) => Ok(Signed {
                     binding: email.clone(),
                     actor: email,
+                    who: Who::Administrator,
                 }),
-                Err(e) => {
-                    tracing::warn!(target: "classchat::admin", "dashboard refused: {}", e.log_line());
-                    let status =
-                        StatusCode::from_u16(e.status()).unwrap_or(StatusCode::UNAUTHORIZED);
-                    Err(page(status, "Not allowed", &e.page_text()))
+                // Not an administrator: an invited teacher with that email, enabled, may
+                // come in as that teacher (Access has verified the address).
+                Err(cf_access::CfAccessError::EmailNotAllowed(email)) => {
+                    match state.store.teacher_login(&email).await {
+                        Ok(Some(t)) if t.disabled == 0 && !email.is_empty() => Ok(Signed {
+                            binding: format!("teacher:{email}"),
+                            actor: email.clone(),
+                            who: Who::Teacher { id: t.id, email },
+                        }),
+                        Ok(_) => Err(refuse(&cf_access::CfAccessError::EmailNotAllowed(email))),
+                        Err(e) => Err(AdminError::from(e).into_response()),
+                    }
                 }
+                Err(e) => Err(refuse(&e)),
             }
         }
     }
 }
 
-impl axum::extract::FromRequestParts<AppState> for Teacher {
+impl axum::extract::FromRequestParts<AppState> for Signed {
     type Rejection = Response;
 
     async fn from_request_parts(
@@ -324,7 +349,28 @@ impl axum::extract::FromRequestParts<AppState> for Teacher {
     }
 }
 
-fn ctx(state: &AppState, t: &Teacher, flash: Option<String>) -> PageCtx {
+impl axum::extract::FromRequestParts<AppState> for Operator {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &AppState,
+    ) -> Result<Self, Response> {
+        let s = identify(state, &parts.headers).await?;
+        match s.who {
+            Who::Administrator => Ok(Operator {
+                actor: s.actor,
+                binding: s.binding,
+            }),
+            Who::Teacher { .. } if parts.method == axum::http::Method::GET => {
+                Err(Redirect::to("/admin/classes").into_response())
+            }
+            Who::Teacher { .. } => Err(AdminError::NotForTeachers.into_response()),
+        }
+    }
+}
+
+fn ctx(state: &AppState, t: &Operator, flash: Option<String>) -> PageCtx {
     PageCtx {
         actor: t.actor.clone(),
         csrf: state.admin.keys.csrf(&t.binding),
@@ -333,22 +379,66 @@ fn ctx(state: &AppState, t: &Teacher, flash: Option<String>) -> PageCtx {
     }
 }
 
+/// A form that carries nothing but its CSRF token.
+#[derive(Debug, Default, serde::Deserialize)]
+pub(crate) struct CsrfForm {
+    #[serde(default)]
+    pub csrf: String,
+}
+
+/// The daily quota form.
+#[derive(Debug, serde::Deserialize)]
+struct QuotaForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    quota: String,
+}
+
+/// What a page's query may carry after an action: which one (`done`) or the ticket of a
+/// secret to show once (`code`).
+#[derive(Debug, Default, serde::Deserialize)]
+struct PageQuery {
+    done: Option<String>,
+    code: Option<String>,
+}
+
+/// The CSV export's range and class.
+#[derive(Debug, Default, serde::Deserialize)]
+struct ExportQuery {
+    #[serde(default)]
+    from: String,
+    #[serde(default)]
+    to: String,
+    #[serde(default)]
+    class: String,
+}
+
 /// Refuses a form whose CSRF token is missing or wrong.
-fn check_csrf(state: &AppState, t: &Teacher, form: &HashMap<String, String>) -> AdminResult<()> {
-    match form.get("csrf") {
-        Some(token) if state.admin.keys.csrf_ok(&t.binding, token) => Ok(()),
-        _ => Err(AdminError::FormExpired),
+pub(crate) fn csrf_ok(state: &AppState, binding: &str, token: &str) -> bool {
+    !token.is_empty() && state.admin.keys.csrf_ok(binding, token)
+}
+
+/// Refuses a form whose CSRF token is not the signed-in person's.
+fn check_signed_csrf(state: &AppState, t: &Signed, token: &str) -> AdminResult<()> {
+    if csrf_ok(state, &t.binding, token) {
+        Ok(())
+    } else {
+        Err(AdminError::FormExpired)
+    }
+}
+
+fn check_csrf(state: &AppState, t: &Operator, token: &str) -> AdminResult<()> {
+    if csrf_ok(state, &t.binding, token) {
+        Ok(())
+    } else {
+        Err(AdminError::FormExpired)
     }
 }
 
 /// Refuses a form with a bad CSRF token, then one for a class that does not exist.
-fn check_class_form(
-    state: &AppState,
-    t: &Teacher,
-    id: &str,
-    form: &HashMap<String, String>,
-) -> AdminResult<()> {
-    check_csrf(state, t, form)?;
+fn check_class_form(state: &AppState, t: &Operator, id: &str, token: &str) -> AdminResult<()> {
+    check_csrf(state, t, token)?;
     match state.classes.current().get(id) {
         Some(_) => Ok(()),
         None => Err(AdminError::NoClass),
@@ -438,8 +528,8 @@ async fn summary(state: &AppState, class: &Class, w: &Window) -> AdminResult<Cla
 
 async fn overview(
     State(state): State<AppState>,
-    t: Teacher,
-    Query(q): Query<HashMap<String, String>>,
+    t: Operator,
+    Query(q): Query<PageQuery>,
 ) -> AdminResult {
     let w = window(&state);
     let mut classes = Vec::new();
@@ -465,8 +555,8 @@ async fn overview(
     Ok(html(StatusCode::OK, page))
 }
 
-fn flash(q: &HashMap<String, String>) -> Option<String> {
-    let text = match q.get("done")?.as_str() {
+fn flash(q: &PageQuery) -> Option<String> {
+    let text = match q.done.as_deref()? {
         "disabled" => "Class disabled: its students are signed out and cannot sign in.",
         "enabled" => "Class enabled.",
         "quota" => "Daily quota saved.",
@@ -479,7 +569,7 @@ fn flash(q: &HashMap<String, String>) -> Option<String> {
 
 async fn class_page(
     state: &AppState,
-    t: &Teacher,
+    t: &Operator,
     id: &str,
     flash: Option<String>,
     new_code: Option<String>,
@@ -562,13 +652,16 @@ async fn class_page(
 
 async fn class_view(
     State(state): State<AppState>,
-    t: Teacher,
+    t: Operator,
     Path(id): Path<String>,
-    Query(q): Query<HashMap<String, String>>,
+    Query(q): Query<PageQuery>,
 ) -> AdminResult {
-    let new_code = q
-        .get("code")
-        .and_then(|ticket| state.admin.new_codes.take(ticket, &t.binding, &id));
+    let new_code = match q.code.as_deref() {
+        Some(ticket) => {
+            one_time::take(&state, ticket, &t.binding, one_time::CLASS_CODE, &id).await?
+        }
+        None => None,
+    };
     let flash = match new_code {
         Some(_) => Some("New access code made: every student must enter it.".to_owned()),
         None => flash(&q),
@@ -599,12 +692,12 @@ async fn refresh_class(state: &AppState, id: &str) -> AdminResult<()> {
 }
 
 /// The dashboard form posted to one class's action: its id and fields.
-type ClassForm = (Path<String>, axum::Form<HashMap<String, String>>);
+type ClassForm = (Path<String>, axum::Form<CsrfForm>);
 
 /// Records one change to a class, applies it, and sends the teacher back to the class.
 async fn change(
     state: &AppState,
-    t: &Teacher,
+    t: &Operator,
     id: &str,
     change: OverrideChange,
     detail: &str,
@@ -622,10 +715,10 @@ async fn change(
 /// A new code for the class: every token of the old one ends.
 async fn rotate(
     State(state): State<AppState>,
-    t: Teacher,
+    t: Operator,
     (Path(id), axum::Form(form)): ClassForm,
 ) -> AdminResult {
-    check_class_form(&state, &t, &id, &form)?;
+    check_class_form(&state, &t, &id, &form.csrf)?;
     let code = generate_code();
     // The generation moves first: if the change then fails, old tokens merely end.
     state.store.bump_generation(&id).await?;
@@ -644,16 +737,16 @@ async fn rotate(
     tracing::info!(target: "classchat::admin", actor = %t.actor, class = %id, action = "rotate_code", "access code rotated");
     // Shown once, on the page this redirects to: the URL carries a one-time id, never the
     // code, and a reload cannot rotate again (post/redirect/get).
-    let ticket = state.admin.new_codes.put(&t.binding, &id, code);
+    let ticket = one_time::put(&state, &t.binding, one_time::CLASS_CODE, &id, &code).await?;
     Ok(Redirect::to(&format!("/admin/classes/{id}?code={ticket}")).into_response())
 }
 
 async fn disable(
     State(state): State<AppState>,
-    t: Teacher,
+    t: Operator,
     (Path(id), axum::Form(form)): ClassForm,
 ) -> AdminResult {
-    check_class_form(&state, &t, &id, &form)?;
+    check_class_form(&state, &t, &id, &form.csrf)?;
     let c = OverrideChange::Enabled(false);
     change(
         &state,
@@ -668,24 +761,26 @@ async fn disable(
 
 async fn enable(
     State(state): State<AppState>,
-    t: Teacher,
+    t: Operator,
     (Path(id), axum::Form(form)): ClassForm,
 ) -> AdminResult {
-    check_class_form(&state, &t, &id, &form)?;
+    check_class_form(&state, &t, &id, &form.csrf)?;
     let c = OverrideChange::Enabled(true);
     change(&state, &t, &id, c, "class enabled", ("enable", "enabled")).await
 }
 
 async fn set_quota(
     State(state): State<AppState>,
-    t: Teacher,
-    (Path(id), axum::Form(form)): ClassForm,
+    t: Operator,
+    Path(id): Path<String>,
+    axum::Form(form): axum::Form<QuotaForm>,
 ) -> AdminResult {
-    check_class_form(&state, &t, &id, &form)?;
+    check_class_form(&state, &t, &id, &form.csrf)?;
     let q = form
-        .get("quota")
-        .and_then(|q| q.trim().parse::<u32>().ok())
-        .ok_or(AdminError::BadQuota)?;
+        .quota
+        .trim()
+        .parse::<u32>()
+        .map_err(|_| AdminError::BadQuota)?;
     let detail = format!("daily quota set to {q}");
     change(
         &state,
@@ -701,10 +796,10 @@ async fn set_quota(
 /// Drops the dashboard's changes to the class: the configuration applies again.
 async fn reset(
     State(state): State<AppState>,
-    t: Teacher,
+    t: Operator,
     (Path(id), axum::Form(form)): ClassForm,
 ) -> AdminResult {
-    check_class_form(&state, &t, &id, &form)?;
+    check_class_form(&state, &t, &id, &form.csrf)?;
     // Back to the configured codes is a code change too: tokens of the rotated code end,
     // and those from before the rotation must not come back.
     let had_codes = state
@@ -723,21 +818,21 @@ async fn reset(
 /// Any other action posted to a class: the same checks, then "no such action".
 async fn no_such_action(
     State(state): State<AppState>,
-    t: Teacher,
+    t: Operator,
     Path((id, _action)): Path<(String, String)>,
-    axum::Form(form): axum::Form<HashMap<String, String>>,
+    axum::Form(form): axum::Form<CsrfForm>,
 ) -> AdminResult {
-    check_class_form(&state, &t, &id, &form)?;
+    check_class_form(&state, &t, &id, &form.csrf)?;
     Err(AdminError::NoAction)
 }
 
 async fn revoke_session(
     State(state): State<AppState>,
-    t: Teacher,
+    t: Operator,
     Path(session_id): Path<String>,
-    axum::Form(form): axum::Form<HashMap<String, String>>,
+    axum::Form(form): axum::Form<CsrfForm>,
 ) -> AdminResult {
-    check_csrf(&state, &t, &form)?;
+    check_csrf(&state, &t, &form.csrf)?;
     let info = state
         .store
         .session_info(&session_id)
@@ -756,215 +851,6 @@ async fn revoke_session(
         .await;
     tracing::info!(target: "classchat::admin", actor = %t.actor, class = %class_id, session = %session_id, action = "revoke_session", "session revoked");
     Ok(Redirect::to(&format!("/admin/classes/{class_id}?done=revoked")).into_response())
-}
-
-fn set_cookie(name: &str, value: &str, max_age: u64, secure: bool) -> HeaderValue {
-    let secure = if secure { "; Secure" } else { "" };
-    HeaderValue::from_str(&format!(
-        "{name}={value}; Path=/admin; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}"
-    ))
-    .unwrap_or_else(|_| HeaderValue::from_static(""))
-}
-
-async fn login_form(State(state): State<AppState>) -> Response {
-    if !matches!(state.admin.mode, Mode::Password(_)) {
-        return Redirect::to("/admin").into_response();
-    }
-    login_page(&state, StatusCode::OK, None)
-}
-
-fn login_page(state: &AppState, status: StatusCode, error: Option<&str>) -> Response {
-    let pre = random_token();
-    let mut r = html(
-        status,
-        views::login_page(error, &state.admin.keys.login_csrf(&pre, now_secs())),
-    );
-    r.headers_mut().append(
-        header::SET_COOKIE,
-        set_cookie(
-            LOGIN_COOKIE,
-            &pre,
-            LOGIN_FORM_AGE.as_secs(),
-            state.admin.secure_cookies,
-        ),
-    );
-    r
-}
-
-/// The login form again with a 429, a Retry-After and the wait in words.
-fn too_many(state: &AppState, wait_secs: u64, text: &str) -> Response {
-    let mut r = login_page(state, StatusCode::TOO_MANY_REQUESTS, Some(text));
-    r.headers_mut()
-        .insert(header::RETRY_AFTER, HeaderValue::from(wait_secs.max(1)));
-    r
-}
-
-async fn login(
-    State(state): State<AppState>,
-    client: ClientAddr,
-    headers: HeaderMap,
-    axum::Form(form): axum::Form<HashMap<String, String>>,
-) -> Response {
-    let Mode::Password(check) = &state.admin.mode else {
-        return Redirect::to("/admin").into_response();
-    };
-    let pre = cookie(&headers, LOGIN_COOKIE).unwrap_or("");
-    let csrf = form.get("csrf").map(String::as_str).unwrap_or("");
-    match state.admin.keys.login_csrf_check(pre, csrf, now_secs()) {
-        Ok(()) => {}
-        Err(LoginForm::Expired) => {
-            return login_page(
-                &state,
-                StatusCode::FORBIDDEN,
-                Some(
-                    "That sign-in page had been open for more than an hour, so the password was \
-                     not checked. This page is fresh: enter the password again (or reload the page).",
-                ),
-            );
-        }
-        Err(LoginForm::Invalid) => {
-            return login_page(
-                &state,
-                StatusCode::FORBIDDEN,
-                Some(
-                    "This form was missing its security token, or it did not match. Please try again.",
-                ),
-            );
-        }
-    }
-    let given = form.get("password").cloned().unwrap_or_default();
-    let device = cookie(&headers, DEVICE_COOKIE)
-        .and_then(|v| state.admin.keys.check_device(v, ADMIN_ACCOUNT, now_secs()));
-    // Limits are checked inside the slot, right before the check they guard, so parallel
-    // attempts cannot all pass a count that none of them has added to yet.
-    state
-        .admin
-        .verifier
-        .with_slot(attempt(&state, check, client, device, given))
-        .await
-}
-
-/// One password check, once the limits allow it: a browser that signed in to the account
-/// before (`device`, its device cookie's nonce) by its own budget, any other by its
-/// address's and the account's.
-async fn attempt(
-    state: &AppState,
-    check: &PasswordCheck,
-    client: ClientAddr,
-    device: Option<String>,
-    given: String,
-) -> Response {
-    // Milliseconds, not `now_ms()`'s whole seconds: "since your last visit" must tell a
-    // failure from the sign-in in the same second.
-    let now_ms = jiff::Timestamp::now().as_millisecond();
-    let budgets = state.admin.login_budgets;
-    let address = client.limit_key();
-    let from = crate::store::admin::LoginSource {
-        account: ADMIN_ACCOUNT,
-        address: &address,
-        device: device.as_deref(),
-    };
-    let reserved = match state
-        .store
-        .admin_login_reserve(&from, now_ms, &budgets.windows(now_ms))
-        .await
-    {
-        Ok(a) => a,
-        Err(e) => return AdminError::from(e).into_response(),
-    };
-    if let Err((by, secs)) = session::judge(&reserved, device.is_some(), &budgets, now_ms) {
-        if let Err(e) = state.store.admin_login_release(reserved.id).await {
-            tracing::error!(target: "classchat::admin", error = %e, "could not take back a refused sign-in attempt");
-        }
-        let (outcome, msg) = match by {
-            LockedBy::Address => (
-                "rate_limited",
-                format!("Too many wrong passwords. Try again in {secs} seconds."),
-            ),
-            LockedBy::Account => (
-                "rate_limited_account",
-                format!(
-                    "Too many wrong passwords have been tried lately on this account, so sign-in \
-                     from browsers that have not signed in before is paused. Try again in {} \
-                     minutes, or use a browser you signed in with before.",
-                    secs.div_ceil(60)
-                ),
-            ),
-            LockedBy::Device => (
-                "rate_limited_device",
-                format!(
-                    "Too many wrong passwords from this browser. Try again in {} minutes.",
-                    secs.div_ceil(60)
-                ),
-            ),
-        };
-        tracing::warn!(target: "classchat::admin", client = %client, known_browser = device.is_some(), outcome, "dashboard sign-in refused");
-        return too_many(state, secs, &msg);
-    }
-    if !Verifier::check(check, given).await {
-        tracing::warn!(target: "classchat::admin", client = %client, known_browser = device.is_some(), outcome = "wrong_password", "dashboard sign-in refused");
-        return login_page(state, StatusCode::UNAUTHORIZED, Some("Wrong password."));
-    }
-    if let Err(e) = state.store.admin_login_release(reserved.id).await {
-        // The right password then counts as one failure for a while: no reason to refuse.
-        tracing::error!(target: "classchat::admin", error = %e, "could not take back a successful sign-in attempt");
-    }
-    if let Err(e) = state.store.admin_signed_in(ADMIN_ACCOUNT, now_ms).await {
-        tracing::error!(target: "classchat::admin", error = %e, "could not note the sign-in time");
-    }
-    let value = state.admin.keys.issue(now_secs());
-    let _ = state
-        .store
-        // The audit's clock (whole seconds), so its lines stay in order with the others'.
-        .record_audit(
-            crate::basics::now_ms(),
-            "admin",
-            "sign_in",
-            None,
-            &format!("from {client}"),
-        )
-        .await;
-    tracing::info!(target: "classchat::admin", client = %client, outcome = "ok", "dashboard sign-in");
-    let mut r = Redirect::to("/admin").into_response();
-    let secure = state.admin.secure_cookies;
-    r.headers_mut().append(
-        header::SET_COOKIE,
-        set_cookie(COOKIE, &value, SESSION_AGE.as_secs(), secure),
-    );
-    r.headers_mut()
-        .append(header::SET_COOKIE, set_cookie(LOGIN_COOKIE, "", 0, secure));
-    // This browser is now known to the account: strangers' failures no longer lock it out.
-    let known = state.admin.keys.issue_device(ADMIN_ACCOUNT, now_secs());
-    r.headers_mut().append(
-        header::SET_COOKIE,
-        set_cookie(DEVICE_COOKIE, &known, DEVICE_AGE.as_secs(), secure),
-    );
-    r
-}
-
-/// Signs out: the browser forgets the cookie, and the database remembers its nonce until it
-/// would have expired, so a copy of it stops working too, on every replica.
-async fn logout(
-    State(state): State<AppState>,
-    t: Teacher,
-    axum::Form(form): axum::Form<HashMap<String, String>>,
-) -> AdminResult {
-    check_csrf(&state, &t, &form)?;
-    if matches!(state.admin.mode, Mode::Password(_)) {
-        let now_ms = now_ms();
-        let until_ms = now_ms + SESSION_AGE.as_millis() as i64;
-        state
-            .store
-            .admin_session_revoke(&t.binding, until_ms, now_ms)
-            .await?;
-        tracing::info!(target: "classchat::admin", actor = %t.actor, "dashboard sign-out");
-    }
-    let mut r = Redirect::to("/admin/login").into_response();
-    r.headers_mut().append(
-        header::SET_COOKIE,
-        set_cookie(COOKIE, "", 0, state.admin.secure_cookies),
-    );
-    Ok(r)
 }
 
 /// A CSV cell: defused when a spreadsheet would run it as a formula (display names are
@@ -997,13 +883,13 @@ fn local_midnight_ms(state: &AppState, date: &str) -> Option<(jiff::civil::Date,
 
 async fn export(
     State(state): State<AppState>,
-    t: Teacher,
-    Query(q): Query<HashMap<String, String>>,
+    t: Operator,
+    Query(q): Query<ExportQuery>,
 ) -> Response {
     let bad = |text: &str| page(StatusCode::BAD_REQUEST, "Cannot export", text);
     let (Some((from_d, from_ms)), Some((to_d, _))) = (
-        q.get("from").and_then(|d| local_midnight_ms(&state, d)),
-        q.get("to").and_then(|d| local_midnight_ms(&state, d)),
+        local_midnight_ms(&state, &q.from),
+        local_midnight_ms(&state, &q.to),
     ) else {
         return bad("Give both dates as YYYY-MM-DD.");
     };
@@ -1018,7 +904,7 @@ async fn export(
     else {
         return bad("That end date is out of range.");
     };
-    let class = q.get("class").filter(|c| !c.is_empty()).cloned();
+    let class = Some(q.class).filter(|c| !c.is_empty());
     if let Some(c) = &class
         && state.classes.current().get(c).is_none()
     {

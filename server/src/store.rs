@@ -14,6 +14,7 @@ pub mod copy;
 pub mod dashboard;
 mod dialect;
 mod limits;
+pub mod one_time;
 mod sync;
 pub mod teachers;
 

@@ -6,6 +6,9 @@
 //! sufficient digest (nobody can guess a preimage), and lookups by digest need no per-row
 //! salt.
 
+pub mod class_fields;
+pub mod one_time;
+
 use std::time::Duration;
 
 use base64::Engine;

@@ -115,6 +115,28 @@ impl CookieKeys {
         (exp.parse::<i64>().ok()? > now).then(|| nonce.to_owned())
     }
 
+    /// A new session cookie value for a teacher account: `t.id.nonce.expires.mac`. Not
+    /// bound to the administrator's password; whether the teacher is still enabled is
+    /// looked up on every request.
+    pub fn issue_teacher(&self, teacher_id: &str, now: i64) -> String {
+        let nonce = random_token();
+        let exp = (now + SESSION_AGE.as_secs() as i64).to_string();
+        let mac = self.mac(&["teacher", teacher_id, &nonce, &exp]);
+        format!("t.{teacher_id}.{nonce}.{exp}.{mac}")
+    }
+
+    /// The teacher's id and the session's nonce if the cookie is a teacher's, ours, intact
+    /// and not expired.
+    pub fn check_teacher(&self, value: &str, now: i64) -> Option<(String, String)> {
+        let mut it = value.split('.');
+        let (tag, id, nonce, exp, mac) =
+            (it.next()?, it.next()?, it.next()?, it.next()?, it.next()?);
+        if tag != "t" || it.next().is_some() || !eq(&self.mac(&["teacher", id, nonce, exp]), mac) {
+            return None;
+        }
+        (exp.parse::<i64>().ok()? > now).then(|| (id.to_owned(), nonce.to_owned()))
+    }
+
     /// A new device cookie value for `account`: `account.nonce.expires.mac`, the account
     /// base64url-encoded (names may hold dots). Not bound to the password: it only says
     /// this browser signed in before; the password is still checked.

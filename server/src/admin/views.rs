@@ -9,6 +9,7 @@ use jiff::civil::Date;
 use jiff::tz::TimeZone;
 use leptos::prelude::*;
 
+use super::i18n::Lang;
 use super::model::*;
 use crate::basics::HOUR_MS;
 use crate::pages::SITE_CSS;
@@ -91,18 +92,37 @@ pub fn class_page(ctx: &PageCtx, p: &ClassPage) -> String {
     document(&s.title, body)
 }
 
-/// `GET /admin/login` (and the answer to a failed `POST /admin/login`).
-pub fn login_page(error: Option<&str>, csrf: &str) -> String {
+/// `GET /admin/login` (and the answer to a failed `POST /admin/login`): the
+/// administrator's password alone, or a teacher's email and password.
+pub(crate) fn login_page(error: Option<&str>, csrf: &str, lang: Lang) -> String {
     let error = error.map(|e| {
         view! { <p class="error" role="alert" data-testid="admin-login-error">{e.to_string()}</p> }
     });
+    let (other, other_name) = lang.other();
+    let switch = format!("/admin/login?lang={}", other.tag());
     let body = view! {
         <main class="admin-main narrow">
-            <h1>"classchat dashboard"</h1>
+            <p class="meta"><a href=switch lang=other.tag() data-testid="admin-lang-switch">{other_name}</a></p>
+            <h1>{lang.t("classchat dashboard", "classchat 管理後台")}</h1>
             {error}
             <form method="post" action="/admin/login" class="card login">
                 {csrf_field(csrf)}
-                <label for="admin-password">"Admin password"</label>
+                <label for="admin-email">{lang.t("Email address (teachers)", "電子郵件地址（教師）")}</label>
+                <p class="meta" id="admin-email-hint">
+                    {lang.t(
+                        "Leave it empty to sign in with the administrator's password.",
+                        "以管理員密碼登入時請留空。",
+                    )}
+                </p>
+                <input
+                    id="admin-email"
+                    type="email"
+                    name="email"
+                    autocomplete="username"
+                    aria-describedby="admin-email-hint"
+                    data-testid="admin-login-email"
+                />
+                <label for="admin-password">{lang.t("Password", "密碼")}</label>
                 <input
                     id="admin-password"
                     type="password"
@@ -112,11 +132,11 @@ pub fn login_page(error: Option<&str>, csrf: &str) -> String {
                     autofocus=true
                     data-testid="admin-login-password"
                 />
-                <button type="submit" class="primary" data-testid="admin-login-submit">"Sign in"</button>
+                <button type="submit" class="primary" data-testid="admin-login-submit">{lang.t("Sign in", "登入")}</button>
             </form>
         </main>
     };
-    document("Sign in", body)
+    document_in(lang.t("Sign in", "登入"), body, lang.tag())
 }
 
 /// Error and info pages: "admin is off" (with how to turn it on), 401/403 from Cloudflare
@@ -144,6 +164,11 @@ fn document(title: &str, body: impl IntoView) -> String {
     document_with_referrer(title, body, "same-origin")
 }
 
+/// [`document`] in a language other than English (`lang` is the page's language tag).
+pub(crate) fn document_in(title: &str, body: impl IntoView, lang: &'static str) -> String {
+    document_full(title, body, "same-origin", lang)
+}
+
 /// [`document`] with another referrer policy: a page whose URL carries a secret (an
 /// invitation link) sends `no-referrer`.
 pub(crate) fn document_with_referrer(
@@ -151,10 +176,20 @@ pub(crate) fn document_with_referrer(
     body: impl IntoView,
     referrer: &'static str,
 ) -> String {
+    document_full(title, body, referrer, "en")
+}
+
+/// The whole document: its title, body, referrer policy and language.
+pub(crate) fn document_full(
+    title: &str,
+    body: impl IntoView,
+    referrer: &'static str,
+    lang: &'static str,
+) -> String {
     let title = format!("{title} · classchat");
     view! {
         <!DOCTYPE html>
-        <html lang="en">
+        <html lang=lang>
             <head>
                 <meta charset="utf-8"/>
                 <meta name="viewport" content="width=device-width, initial-scale=1"/>
@@ -1090,7 +1125,7 @@ mod tests {
 
     #[test]
     fn login_page_has_the_form_and_escapes_the_error() {
-        let html = login_page(Some("Wrong <password>."), CSRF);
+        let html = login_page(Some("Wrong <password>."), CSRF, Lang::En);
         assert!(html.starts_with("<!DOCTYPE html>"));
         assert!(html.contains("action=\"/admin/login\""));
         assert!(html.contains("name=\"password\""));
@@ -1100,7 +1135,7 @@ mod tests {
             "data-testid=\"admin-login-error\" class=\"error\">Wrong &lt;password&gt;.</p>"
         ));
         assert_csrf_in_every_post_form(&html);
-        let html = login_page(None, CSRF);
+        let html = login_page(None, CSRF, Lang::En);
         assert!(!html.contains("admin-login-error"));
     }
 

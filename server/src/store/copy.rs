@@ -242,6 +242,8 @@ pub const NOT_COPIED: &[&str] = &[
     "admin_login_failures",
     // When each dashboard account last signed in ("since your last visit").
     "admin_sign_ins",
+    // Codes and links waiting a few minutes to be shown once on the dashboard.
+    "one_time_secrets",
 ];
 
 /// One value of a copied row.

@@ -10,6 +10,7 @@ mod chat;
 mod check;
 mod config;
 mod dashboard_scale;
+mod dashboard_teachers;
 mod embed;
 mod hardening_net;
 mod hardening_three;

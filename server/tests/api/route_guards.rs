@@ -64,6 +64,80 @@ const ROUTES: &[Route] = &[
         form: &[("class_id", "class-1")],
         ok: 303,
     },
+    // Teachers' pages (admin/classes.rs, admin/teachers.rs). `{class}` is a class of the
+    // configuration here, which these pages show read-only (409); their effect on classes
+    // made in the store is dashboard_teachers'. `{id}`/`{teacher_id}` stay as written: no
+    // such activity or teacher (404, after the CSRF check).
+    Route {
+        path: "/admin/classes",
+        form: &[("title", "Made by the guard test")],
+        ok: 303,
+    },
+    Route {
+        path: "/admin/classes/{class}/settings",
+        form: &[("title", "x")],
+        ok: 409,
+    },
+    Route {
+        path: "/admin/classes/{class}/delete",
+        form: &[],
+        ok: 409,
+    },
+    Route {
+        path: "/admin/classes/{class}/activities",
+        form: &[("title", "x")],
+        ok: 409,
+    },
+    Route {
+        path: "/admin/classes/{class}/members",
+        form: &[("email", "a@b.example"), ("role", "assistant")],
+        ok: 409,
+    },
+    Route {
+        path: "/admin/classes/{class}/members/{teacher_id}/role",
+        form: &[("role", "assistant")],
+        ok: 409,
+    },
+    Route {
+        path: "/admin/classes/{class}/members/{teacher_id}/remove",
+        form: &[],
+        ok: 409,
+    },
+    Route {
+        path: "/admin/activities/{id}",
+        form: &[("title", "x")],
+        ok: 404,
+    },
+    Route {
+        path: "/admin/activities/{id}/pause",
+        form: &[],
+        ok: 404,
+    },
+    Route {
+        path: "/admin/activities/{id}/resume",
+        form: &[],
+        ok: 404,
+    },
+    Route {
+        path: "/admin/activities/{id}/rotate",
+        form: &[],
+        ok: 404,
+    },
+    Route {
+        path: "/admin/teachers",
+        form: &[("email", "guard@school.example"), ("name", "Guard")],
+        ok: 303,
+    },
+    Route {
+        path: "/admin/teachers/{id}/disable",
+        form: &[],
+        ok: 404,
+    },
+    Route {
+        path: "/admin/teachers/{id}/enable",
+        form: &[],
+        ok: 404,
+    },
     // Last: the control case signs the teacher out.
     Route {
         path: "/admin/logout",
