@@ -340,6 +340,7 @@ fn model_field(
 }
 
 /// The class's settings form (new class, or the class page).
+#[allow(clippy::too_many_arguments)]
 fn class_form(
     ctx: &TeachCtx,
     action: String,
