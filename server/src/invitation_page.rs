@@ -50,14 +50,7 @@ async fn set_password(
         );
     }
     match crate::api_admin::accept_invitation(&state, &client, &form.code, form.password).await {
-        Ok(()) => html(
-            StatusCode::OK,
-            message(
-                "Your password is set",
-                "You can now make a personal access token for the admin API with your email \
-                 address and this password (see the README, \"For school administrators\").",
-            ),
-        ),
+        Ok(()) => html(StatusCode::OK, done_page()),
         Err(e) => {
             let (status, _) = e.status_code();
             let text = e.to_string();
@@ -115,6 +108,21 @@ fn message(title: &str, text: &str) -> String {
         </main>
     };
     document(title, body)
+}
+
+/// The password is set: where to sign in, in both languages.
+fn done_page() -> String {
+    let body = view! {
+        <main class="admin-main narrow">
+            <h1>"Your password is set"</h1>
+            <p class="message-text" data-testid="invitation-message">
+                "Sign in to the dashboard with your email address and this password."
+            </p>
+            <p class="message-text" lang="zh-TW">"您的密碼已設定：請以電子郵件地址與這個密碼登入管理後台。"</p>
+            <p><a href="/admin/login" class="button primary" data-testid="invitation-sign-in">"Sign in · 登入"</a></p>
+        </main>
+    };
+    document("Your password is set", body)
 }
 
 /// The link carries the invitation's secret: never send it on as a referrer.

@@ -210,6 +210,10 @@ fn admin_bar(ctx: &PageCtx) -> impl IntoView + use<> {
     view! {
         <header class="admin-bar">
             <a class="brand" href="/admin">"classchat dashboard"</a>
+            <nav aria-label="Dashboard">
+                <a href="/admin/classes" data-testid="nav-classes">"Classes"</a>
+                <a href="/admin/teachers" data-testid="nav-teachers">"Teachers"</a>
+            </nav>
             <span class="actor" title="Signed in as">{actor}</span>
             <form method="post" action="/admin/logout" class="inline">
                 {csrf}
