@@ -599,3 +599,96 @@ async fn the_rotated_code_page_works_behind_two_replicas() {
         assert_eq!(get(app, &t, "/admin/classes").await.status(), 303);
     }
 }
+
+/// Behind Cloudflare Access: an invited teacher whose Access email matches arrives as that
+/// teacher (not as an administrator), a stranger is refused, a disabled teacher too.
+#[tokio::test]
+async fn behind_cloudflare_access_an_invited_teacher_arrives_with_their_email() {
+    use crate::admin_cf::Access;
+    let access = Access::spawn("head@school.example").await;
+    let app = &access.app;
+    let as_ = |email: &str| Teacher {
+        cookie: String::new(),
+        csrf: access.assertion(email, crate::admin_cf::AUD),
+    };
+    let send = |who: &Teacher, path: &str, form: Option<Vec<(&str, String)>>| {
+        let url = format!("{}{path}", app.address);
+        let r = match form {
+            Some(f) => app.client.post(url).form(&f),
+            None => app.client.get(url),
+        };
+        r.header("cf-access-jwt-assertion", &who.csrf).send()
+    };
+    let head = as_("head@school.example");
+    let page = send(&head, "/admin/teachers", None).await.unwrap();
+    assert_eq!(page.status(), 200);
+    let csrf = csrf_of(&page.text().await.unwrap());
+    let r = send(
+        &head,
+        "/admin/teachers",
+        Some(vec![
+            ("csrf", csrf.clone()),
+            ("email", "mei@school.example".into()),
+        ]),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 303);
+    let id = location(&r).split("teacher=").nth(1).unwrap().to_owned();
+
+    let mei = as_("Mei@School.example");
+    let r = send(&mei, "/admin", None).await.unwrap();
+    assert_eq!(
+        (r.status().as_u16(), location(&r)),
+        (303, "/admin/classes".into())
+    );
+    let page = send(&mei, "/admin/classes", None).await.unwrap();
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    assert!(
+        html.contains("My classes") && !html.contains("nav-teachers"),
+        "{html}"
+    );
+    let mei_csrf = csrf_of(&html);
+    assert_ne!(mei_csrf, csrf);
+    let r = send(
+        &mei,
+        "/admin/classes",
+        Some(vec![
+            ("csrf", mei_csrf.clone()),
+            ("title", "Mei's class".into()),
+        ]),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 303);
+    let class = between(&location(&r), "/admin/classes/", "/settings").to_owned();
+    assert_eq!(
+        app.state.store.member_role(&class, &id).await.unwrap(),
+        Some(classchat_server::teachers::Role::Owner)
+    );
+    assert_eq!(
+        send(&mei, "/admin/teachers", None).await.unwrap().status(),
+        404
+    );
+    assert_eq!(
+        send(&as_("someone@else.example"), "/admin/classes", None)
+            .await
+            .unwrap()
+            .status(),
+        403
+    );
+
+    let r = send(
+        &head,
+        &format!("/admin/teachers/{id}/disable"),
+        Some(vec![("csrf", csrf)]),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 303);
+    assert_eq!(
+        send(&mei, "/admin/classes", None).await.unwrap().status(),
+        403
+    );
+}
