@@ -82,7 +82,7 @@ pub(crate) async fn act(
 }
 
 fn admin_opts() -> Opts {
-    Opts::default().arg("--admin-password", PASSWORD)
+    Opts::default().with(|s| s.admin = admin_password(PASSWORD))
 }
 
 #[tokio::test]
@@ -97,7 +97,9 @@ async fn without_admin_settings_the_dashboard_is_off_and_says_how_to_turn_it_on(
 #[tokio::test]
 async fn password_sign_in_refuses_wrong_passwords_missing_csrf_tampered_cookies_and_widget_tokens()
 {
-    let app = spawn_app_with(admin_opts().arg("--login-failures-per-address", "3/10m")).await;
+    let app =
+        spawn_app_with(admin_opts().with(|s| s.login_failures_per_address = rate(3, minutes(10))))
+            .await;
     let r = app.get("/admin").await;
     assert_eq!(
         (

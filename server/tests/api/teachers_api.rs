@@ -1106,8 +1106,8 @@ async fn on_two_replicas_a_class_edit_and_a_disabled_teacher_reach_the_other_at_
     let url = crate::pg_cluster::shared().create_database().await;
     let opts = || {
         Opts::default()
-            .arg("--database-url", &url)
-            .arg("--resync-interval", "1h")
+            .with(database(&url))
+            .with(|s| s.resync_interval = hours(1))
     };
     let a = spawn_app_with(opts()).await;
     let b = spawn_app_with(opts()).await;
@@ -1215,7 +1215,7 @@ where
 #[tokio::test]
 async fn the_dashboard_switch_holds_for_a_class_made_through_the_api_and_all_its_activities() {
     use crate::admin::{PASSWORD, act, sign_in_teacher};
-    let app = spawn_app_with(Opts::default().arg("--admin-password", PASSWORD)).await;
+    let app = spawn_app_with(Opts::default().with(|s| s.admin = admin_password(PASSWORD))).await;
     let admin = admin_token(&app).await;
     let (class, _, code) = class_with_activity(&app, &admin, "Be kind.").await;
     let s = sign_in_with(&app, &code).await;
