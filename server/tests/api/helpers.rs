@@ -122,9 +122,8 @@ pub(crate) type Configure = Arc<dyn Fn(&mut Settings) + Send + Sync>;
 /// change the typed [`Settings`] a test server starts from.
 #[derive(Clone)]
 pub(crate) struct Opts {
+    /// Applied in order by [`spawn_app_with`] (add with [`Opts::with`]).
     pub(crate) configure: Vec<Configure>,
-    /// Command-line flags, until every test configures its settings in code.
-    pub(crate) args: Vec<String>,
     pub(crate) fake: FakeConfig,
     /// Reuse this directory's database (for restart tests).
     pub(crate) dir: Option<Arc<tempfile::TempDir>>,
@@ -135,7 +134,6 @@ impl Default for Opts {
     fn default() -> Self {
         Self {
             configure: Vec::new(),
-            args: Vec::new(),
             fake: FakeConfig::default(),
             dir: None,
             with_upstream: true,
@@ -150,12 +148,6 @@ impl Opts {
     /// starts.
     pub(crate) fn with(mut self, f: impl Fn(&mut Settings) + Send + Sync + 'static) -> Self {
         self.configure.push(Arc::new(f));
-        self
-    }
-
-    pub(crate) fn arg(mut self, k: &str, v: &str) -> Self {
-        self.args.push(k.into());
-        self.args.push(v.into());
         self
     }
 }
@@ -188,29 +180,25 @@ pub(crate) async fn spawn_app_with(opts: Opts) -> TestApp {
     let db_path = dir.path().join("classchat.db");
     let sqlite = db_path.display().to_string();
     let url = upstream.url();
-    let has = |flag: &str| opts.args.iter().any(|a| a == flag);
-    let mut args = vec!["--listen-addr", "127.0.0.1:0"];
-    for (flag, value) in [
-        ("--database-url", sqlite.as_str()),
-        ("--auth-secret", SECRET),
-        ("--timezone", "Asia/Taipei"),
-        ("--shutdown-grace", "2s"),
-        ("--open-webui-model", "test-model"),
-    ] {
-        if !has(flag) {
-            args.extend([flag, value]);
-        }
+    let mut args = vec![
+        "--listen-addr",
+        "127.0.0.1:0",
+        "--database-url",
+        &sqlite,
+        "--auth-secret",
+        SECRET,
+        "--timezone",
+        "Asia/Taipei",
+        "--shutdown-grace",
+        "2s",
+        "--access-code",
+        CODE,
+        "--open-webui-model",
+        "test-model",
+    ];
+    if opts.with_upstream {
+        args.extend(["--open-webui-url", &url, "--open-webui-api-key", API_KEY]);
     }
-    if !has("--access-code") && !has("--classes-file") {
-        args.extend(["--access-code", CODE]);
-    }
-    if opts.with_upstream && !has("--open-webui-url") {
-        args.extend(["--open-webui-url", &url]);
-    }
-    if opts.with_upstream && !has("--open-webui-api-key") {
-        args.extend(["--open-webui-api-key", API_KEY]);
-    }
-    args.extend(opts.args.iter().map(String::as_str));
     let mut settings = Settings::for_tests(&args).expect("the test defaults are valid");
     for configure in &opts.configure {
         configure(&mut settings);
