@@ -453,6 +453,20 @@ impl TestApp {
             .unwrap()
     }
 
+    /// A message sent with `token` is refused: 401 with `code`.
+    pub(crate) async fn chat_refused(&self, token: &str, code: ErrorCode) -> ApiError {
+        let r = self.post_chat(token, chat_body("hi", false)).await;
+        expect_error(r, 401, code).await
+    }
+
+    /// Signing in with `access_code` is refused: 401 with `code`.
+    pub(crate) async fn sign_in_refused(&self, access_code: &str, code: ErrorCode) -> ApiError {
+        let r = self
+            .post_session(json!({ "access_code": access_code }))
+            .await;
+        expect_error(r, 401, code).await
+    }
+
     /// Waits until the usage log holds `n` rows (it is written in batches, off the request path).
     pub(crate) async fn usage_rows(&self, n: usize) -> Vec<classchat_server::store::UsageRecord> {
         for _ in 0..100 {

@@ -31,6 +31,20 @@ async fn admin_token(app: &TestApp) -> String {
     t.token
 }
 
+/// A server and an administrator token.
+async fn app_with_admin() -> (TestApp, String) {
+    let app = spawn_app().await;
+    let admin = admin_token(&app).await;
+    (app, admin)
+}
+
+/// A server, an administrator token and a teacher, mei@school.edu: (id, token).
+async fn app_with_teacher() -> (TestApp, String, (String, String)) {
+    let (app, admin) = app_with_admin().await;
+    let t = teacher(&app, &admin, "mei@school.edu").await;
+    (app, admin, t)
+}
+
 /// Sends a request to the API; answers the status and the JSON body (Null when empty).
 async fn api(
     app: &TestApp,
@@ -199,8 +213,7 @@ async fn set_invitations_expired(app: &TestApp) {
 
 #[tokio::test]
 async fn an_invitation_works_once_and_not_after_it_expires() {
-    let app = spawn_app().await;
-    let admin = admin_token(&app).await;
+    let (app, admin) = app_with_admin().await;
     let (s, invited) = invite(&app, &admin, "Mei@School.edu", "Mei").await;
     assert_eq!(s, 201);
     assert_eq!(invited["email"], "mei@school.edu");
@@ -320,8 +333,7 @@ fn every_route() -> Vec<Route> {
 
 #[tokio::test]
 async fn a_teacher_cannot_read_or_change_another_teachers_class_on_any_route() {
-    let app = spawn_app().await;
-    let admin = admin_token(&app).await;
+    let (app, admin) = app_with_admin().await;
     let (a_id, a) = teacher(&app, &admin, "a@school.edu").await;
     let (b_id, b) = teacher(&app, &admin, "b@school.edu").await;
     let (class, activity, code) = class_with_activity(&app, &a, "Be kind.").await;
@@ -413,8 +425,7 @@ async fn a_teacher_cannot_read_or_change_another_teachers_class_on_any_route() {
 
 #[tokio::test]
 async fn a_co_teacher_cannot_delete_or_change_members_and_an_assistant_changes_nothing() {
-    let app = spawn_app().await;
-    let admin = admin_token(&app).await;
+    let (app, admin) = app_with_admin().await;
     let (_, owner) = teacher(&app, &admin, "owner@school.edu").await;
     let (co_id, co) = teacher(&app, &admin, "co@school.edu").await;
     let (as_id, asst) = teacher(&app, &admin, "asst@school.edu").await;
@@ -484,9 +495,7 @@ async fn a_co_teacher_cannot_delete_or_change_members_and_an_assistant_changes_n
 
 #[tokio::test]
 async fn a_revoked_token_is_refused_with_401() {
-    let app = spawn_app().await;
-    let admin = admin_token(&app).await;
-    let (_, t) = teacher(&app, &admin, "mei@school.edu").await;
+    let (app, _, (_, t)) = app_with_teacher().await;
     let (s, list) = get(&app, "/api/v1/admin/tokens", &t).await;
     assert_eq!(s, 200);
     assert!(list[0]["prefix"].as_str().unwrap().starts_with("cc_pat_"));
@@ -522,9 +531,7 @@ async fn a_revoked_token_is_refused_with_401() {
 
 #[tokio::test]
 async fn a_disabled_teachers_token_stops() {
-    let app = spawn_app().await;
-    let admin = admin_token(&app).await;
-    let (id, t) = teacher(&app, &admin, "mei@school.edu").await;
+    let (app, admin, (id, t)) = app_with_teacher().await;
     assert_eq!(get(&app, "/api/v1/admin/classes", &t).await.0, 200);
     let (s, v) = patch(
         &app,
@@ -618,9 +625,7 @@ async fn a_class_made_and_edited_through_the_api_is_live_at_once() {
 #[tokio::test]
 async fn an_activitys_code_brings_its_own_prompt_and_a_paused_activity_refuses_while_another_works()
 {
-    let app = spawn_app().await;
-    let admin = admin_token(&app).await;
-    let (_, t) = teacher(&app, &admin, "mei@school.edu").await;
+    let (app, _, (_, t)) = app_with_teacher().await;
     let (class, lab, lab_code) = class_with_activity(&app, &t, "Class prompt.").await;
     let exam = json!({"title": "Exam revision", "system_prompt": "Quiz the student.", "greeting": "Ready?"});
     let (s, exam) = post(
@@ -657,28 +662,14 @@ async fn an_activitys_code_brings_its_own_prompt_and_a_paused_activity_refuses_w
     )
     .await;
     assert_eq!((s, v["paused"].clone()), (200, json!(true)));
-    let refused = expect_error(
+    // Neither a sign-in nor a signed-in student's message gets through, and each is told why.
+    for refusal in [
         app.post_session(json!({"access_code": lab_code})).await,
-        401,
-        ErrorCode::ClassDisabled,
-    )
-    .await;
-    assert!(
-        refused.error.message.contains("paused"),
-        "{}",
-        refused.error.message
-    );
-    let refused = expect_error(
         app.post_chat(&l.token, chat_body("hi", false)).await,
-        401,
-        ErrorCode::ClassDisabled,
-    )
-    .await;
-    assert!(
-        refused.error.message.contains("paused"),
-        "{}",
-        refused.error.message
-    );
+    ] {
+        let e = expect_error(refusal, 401, ErrorCode::ClassDisabled).await;
+        assert!(e.error.message.contains("paused"), "{}", e.error.message);
+    }
     // The other activity carries on.
     assert_eq!(
         app.post_chat(&e.token, chat_body("hi", false))
@@ -705,9 +696,7 @@ async fn an_activitys_code_brings_its_own_prompt_and_a_paused_activity_refuses_w
 
 #[tokio::test]
 async fn the_audit_log_holds_each_change_in_order_and_no_secret() {
-    let app = spawn_app().await;
-    let admin = admin_token(&app).await;
-    let (_, t) = teacher(&app, &admin, "mei@school.edu").await;
+    let (app, admin, (_, t)) = app_with_teacher().await;
     let (co_id, _) = teacher(&app, &admin, "lin@school.edu").await;
     let (class, activity, code) = class_with_activity(&app, &t, "Be kind.").await;
     let c = format!("/api/v1/admin/classes/{class}");
@@ -803,9 +792,7 @@ async fn the_audit_log_holds_each_change_in_order_and_no_secret() {
 
 #[tokio::test]
 async fn a_script_drives_the_routes_the_openapi_document_describes() {
-    let app = spawn_app().await;
-    let admin = admin_token(&app).await;
-    let (_, t) = teacher(&app, &admin, "mei@school.edu").await;
+    let (app, _, (_, t)) = app_with_teacher().await;
     let doc: Value = app.get("/api/v1/openapi.json").await.json().await.unwrap();
     assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
     let paths = doc["paths"].as_object().unwrap();
@@ -841,12 +828,7 @@ async fn a_script_drives_the_routes_the_openapi_document_describes() {
     assert_eq!(s, 200);
     let new_code = rotated["code"].as_str().unwrap();
     assert_ne!(new_code, old_code);
-    expect_error(
-        app.post_session(json!({"access_code": old_code})).await,
-        401,
-        ErrorCode::InvalidCode,
-    )
-    .await;
+    app.sign_in_refused(&old_code, ErrorCode::InvalidCode).await;
     let s = sign_in_with(&app, new_code).await;
     assert_eq!(
         app.post_chat(&s.token, chat_body("hi", false))
@@ -878,8 +860,7 @@ async fn a_script_drives_the_routes_the_openapi_document_describes() {
 
 #[tokio::test]
 async fn bad_input_gets_a_specific_error_and_changes_nothing() {
-    let app = spawn_app().await;
-    let admin = admin_token(&app).await;
+    let (app, admin) = app_with_admin().await;
     for (body, word) in [
         (json!({"title": " "}), "title"),
         (json!({"title": "A", "time_zone": "Mars/Base"}), "time_zone"),
@@ -1046,18 +1027,8 @@ async fn the_dashboard_switch_holds_for_a_class_made_through_the_api_and_all_its
             == 401
     })
     .await;
-    expect_error(
-        app.post_chat(&s.token, chat_body("hi", false)).await,
-        401,
-        ErrorCode::ClassDisabled,
-    )
-    .await;
-    expect_error(
-        app.post_session(json!({"access_code": code})).await,
-        401,
-        ErrorCode::ClassDisabled,
-    )
-    .await;
+    app.chat_refused(&s.token, ErrorCode::ClassDisabled).await;
+    app.sign_in_refused(&code, ErrorCode::ClassDisabled).await;
     act(
         &app,
         &dashboard,
@@ -1076,8 +1047,7 @@ async fn the_dashboard_switch_holds_for_a_class_made_through_the_api_and_all_its
 
 #[tokio::test]
 async fn the_invitation_link_opens_a_form_that_sets_the_password_once() {
-    let app = spawn_app().await;
-    let admin = admin_token(&app).await;
+    let (app, admin) = app_with_admin().await;
     let (_, invited) = invite(&app, &admin, "mei@school.edu", "Mei").await;
     let url = invited["invite_url"].as_str().unwrap();
     assert!(url.starts_with(&app.address), "{url}");
