@@ -70,7 +70,7 @@ pub enum Accepted {
 }
 
 /// A class made in the store.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ClassRecord {
     pub id: String,
     pub title: String,

@@ -808,7 +808,7 @@ async fn a_script_drives_the_routes_the_openapi_document_describes() {
         path.to_owned()
     };
     let create = described("post", "/api/v1/admin/classes");
-    assert!(doc["components"]["schemas"]["CreateClass"]["properties"]["system_prompt"].is_object());
+    assert!(doc["components"]["schemas"]["ClassFields"]["properties"]["system_prompt"].is_object());
     let (s, class) = post(
         &app,
         &create,
