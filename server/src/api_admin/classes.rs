@@ -36,36 +36,28 @@ fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
 pub(super) struct ClassFields {
     pub title: Option<String>,
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>)]
     pub greeting: Option<Option<String>>,
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>)]
     pub system_prompt: Option<Option<String>>,
     pub starters: Option<Vec<String>>,
     /// An Open WebUI model id (`classchat check` lists them); unset: OPEN_WEBUI_MODEL.
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>)]
     pub model: Option<Option<String>>,
     /// An IANA time zone, e.g. Asia/Taipei: the time line the assistant gets, and when the
     /// daily quota starts again. Unset: TIMEZONE.
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>)]
     pub time_zone: Option<Option<String>>,
     /// Each student's messages per minute.
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<i64>)]
     pub messages_per_minute: Option<Option<i64>>,
     /// The whole class's messages per minute.
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<i64>)]
     pub class_messages_per_minute: Option<Option<i64>>,
     /// Messages per day for the whole class.
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<i64>)]
     pub daily_quota: Option<Option<i64>>,
     /// Widget token lifetime in seconds (at least 60).
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<i64>)]
     pub token_ttl_secs: Option<Option<i64>>,
 }
 
@@ -166,16 +158,12 @@ pub(super) struct CreateActivity {
 pub(super) struct UpdateActivity {
     pub title: Option<String>,
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>)]
     pub greeting: Option<Option<String>>,
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>)]
     pub system_prompt: Option<Option<String>>,
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<Vec<String>>)]
     pub starters: Option<Option<Vec<String>>>,
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>)]
     pub model: Option<Option<String>>,
     /// A paused activity refuses sign-ins and messages; the class's others carry on.
     pub paused: Option<bool>,
