@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use crate::basics::{read, write};
 pub use crate::config::classes_file::{
-    ActivityInfo, Class, ClassDefaults, ClassList, ClassesError, CodeKeys, check_starters,
-    code_fingerprint, is_stored_form, normalize_code,
+    ActivityInfo, Class, ClassDefaults, ClassList, ClassesError, CodeKeys, OwnSettings,
+    check_starters, code_fingerprint, is_stored_form, normalize_code,
 };
 use crate::store::dashboard::OverrideRecord;
 use crate::store::teachers::{ActivityRecord, ClassRecord};
@@ -199,30 +199,24 @@ impl ClassRegistry {
 /// reach it through its activities), the global settings where it has no value of its own.
 fn stored_class(r: &ClassRecord, defaults: &ClassDefaults) -> Class {
     let small = |v: Option<i64>| v.map(|n| n.clamp(0, i64::from(u32::MAX)) as u32);
-    Class {
-        id: r.id.clone(),
-        title: r.title.clone(),
-        codes: Vec::new(),
-        stored_codes: Vec::new(),
-        generation: 0,
-        model: r.model.clone().or_else(|| defaults.model.clone()),
-        system_prompt: r.system_prompt.clone(),
-        greeting: r.greeting.clone(),
-        starters: r.starters.clone(),
-        token_ttl: r.token_ttl_secs.map_or(defaults.token_ttl, |s| {
-            Duration::from_secs(s.max(60) as u64)
-        }),
-        messages_per_minute: small(r.messages_per_minute).unwrap_or(defaults.messages_per_minute),
-        class_messages_per_minute: small(r.class_messages_per_minute)
-            .unwrap_or(defaults.class_messages_per_minute),
-        daily_message_quota: small(r.daily_quota).unwrap_or(defaults.daily_message_quota),
-        enabled: true,
+    let own = OwnSettings {
+        model: r.model.clone(),
+        token_ttl: r
+            .token_ttl_secs
+            .map(|s| Duration::from_secs(s.max(60) as u64)),
+        messages_per_minute: small(r.messages_per_minute),
+        class_messages_per_minute: small(r.class_messages_per_minute),
+        daily_message_quota: small(r.daily_quota),
         time_zone: r
             .time_zone
             .as_deref()
-            .and_then(|tz| jiff::tz::TimeZone::get(tz).ok())
-            .unwrap_or_else(|| defaults.time_zone.clone()),
-        activity: None,
+            .and_then(|tz| jiff::tz::TimeZone::get(tz).ok()),
+    };
+    Class {
+        system_prompt: r.system_prompt.clone(),
+        greeting: r.greeting.clone(),
+        starters: r.starters.clone(),
+        ..Class::with_own(r.id.clone(), r.title.clone(), own, defaults)
     }
 }
 

@@ -1088,6 +1088,15 @@ impl Settings {
         }
     }
 
+    /// Resolves the configured classes again from the global values as they stand now
+    /// (see [`ClassDefaults`]). [`Config::into_settings`] resolves them once; whoever
+    /// changes a global value afterwards, as tests that configure settings in code do,
+    /// still gets classes that follow it, because the server calls this when it starts.
+    pub fn resolve_classes(&mut self) {
+        let defaults = self.class_defaults();
+        self.classes.resolve(&defaults);
+    }
+
     /// Settings for tests and benchmarks: demo classes, an in-memory style SQLite file
     /// the caller picks, port 0.
     pub fn for_tests(args: &[&str]) -> Result<Self, ConfigError> {

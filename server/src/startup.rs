@@ -57,7 +57,8 @@ pub struct Application {
 
 impl Application {
     /// Binds the listener, opens and migrates the database, and builds the state.
-    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+    pub async fn build(mut settings: Settings) -> anyhow::Result<Self> {
+        settings.resolve_classes();
         // Leptos renders pages on an executor of its own choosing; ours is tokio.
         let _ = any_spawner::Executor::init_tokio();
         let listener = bind(settings.listen_addr)

@@ -28,61 +28,67 @@ fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
     Option::<T>::deserialize(d).map(Some)
 }
 
-/// A new class. Only `title` is required; unset fields use the server's settings.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub(super) struct CreateClass {
-    pub title: String,
-    pub greeting: Option<String>,
-    pub system_prompt: Option<String>,
-    #[serde(default)]
-    pub starters: Vec<String>,
-    /// An Open WebUI model id (`classchat check` lists them); unset: OPEN_WEBUI_MODEL.
-    pub model: Option<String>,
-    /// An IANA time zone, e.g. Asia/Taipei: the time line the assistant gets, and when the
-    /// daily quota starts again. Unset: TIMEZONE.
-    pub time_zone: Option<String>,
-    /// Each student's messages per minute.
-    pub messages_per_minute: Option<i64>,
-    /// The whole class's messages per minute.
-    pub class_messages_per_minute: Option<i64>,
-    /// Messages per day for the whole class.
-    pub daily_quota: Option<i64>,
-    /// Widget token lifetime in seconds (at least 60).
-    pub token_ttl_secs: Option<i64>,
-}
-
-/// A change to a class: absent fields stay, `null` clears a field back to the server's
-/// setting.
+/// A class's settings: a new class's (`POST`: `title` is required; what is unset takes the
+/// server's setting) or a change (`PATCH`: absent fields stay, `null` clears a field back to
+/// the server's setting).
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub(super) struct UpdateClass {
+pub(super) struct ClassFields {
     pub title: Option<String>,
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>)]
     pub greeting: Option<Option<String>>,
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>)]
     pub system_prompt: Option<Option<String>>,
     pub starters: Option<Vec<String>>,
+    /// An Open WebUI model id (`classchat check` lists them); unset: OPEN_WEBUI_MODEL.
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>)]
     pub model: Option<Option<String>>,
+    /// An IANA time zone, e.g. Asia/Taipei: the time line the assistant gets, and when the
+    /// daily quota starts again. Unset: TIMEZONE.
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>)]
     pub time_zone: Option<Option<String>>,
+    /// Each student's messages per minute.
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<i64>)]
     pub messages_per_minute: Option<Option<i64>>,
+    /// The whole class's messages per minute.
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<i64>)]
     pub class_messages_per_minute: Option<Option<i64>>,
+    /// Messages per day for the whole class.
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<i64>)]
     pub daily_quota: Option<Option<i64>>,
+    /// Widget token lifetime in seconds (at least 60).
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<i64>)]
     pub token_ttl_secs: Option<Option<i64>>,
+}
+
+impl ClassFields {
+    /// Gives `c` the fields given here (each field named once) and checks the result; the
+    /// answer names the given fields, in this order, for the audit line.
+    fn apply_to(self, c: &mut ClassRecord) -> Result<String, ApiFailure> {
+        let mut given: Vec<(&str, bool)> = Vec::new();
+        macro_rules! apply {
+            ($($field:ident),*) => {$(
+                given.push((stringify!($field), self.$field.is_some()));
+                if let Some(v) = self.$field {
+                    c.$field = v;
+                }
+            )*};
+        }
+        apply!(
+            title,
+            greeting,
+            system_prompt,
+            starters,
+            model,
+            time_zone,
+            messages_per_minute,
+            class_messages_per_minute,
+            daily_quota,
+            token_ttl_secs
+        );
+        check_class(c)?;
+        Ok(changed_fields(&given))
+    }
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -152,16 +158,12 @@ pub(super) struct CreateActivity {
 pub(super) struct UpdateActivity {
     pub title: Option<String>,
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>)]
     pub greeting: Option<Option<String>>,
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>)]
     pub system_prompt: Option<Option<String>>,
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<Vec<String>>)]
     pub starters: Option<Option<Vec<String>>>,
     #[serde(default, deserialize_with = "present")]
-    #[schema(value_type = Option<String>)]
     pub model: Option<Option<String>>,
     /// A paused activity refuses sign-ins and messages; the class's others carry on.
     pub paused: Option<bool>,
@@ -362,13 +364,13 @@ pub(super) async fn list_classes(
 
 /// Creates a class; a teacher who creates one becomes its owner.
 #[utoipa::path(post, path = "/api/v1/admin/classes", tag = "classes",
-    request_body = CreateClass,
+    request_body = ClassFields,
     responses((status = 201, body = ClassView), (status = 400, body = ErrorBody)),
     security(("token" = [])))]
 pub(super) async fn create_class(
     State(state): State<AppState>,
     who: ApiCaller,
-    ApiJson(req): ApiJson<CreateClass>,
+    ApiJson(req): ApiJson<ClassFields>,
 ) -> Result<(StatusCode, ApiJson<ClassView>), ApiFailure> {
     let now = now_ms();
     let mut id = new_id('c');
@@ -377,20 +379,11 @@ pub(super) async fn create_class(
     }
     let mut c = ClassRecord {
         id,
-        title: req.title,
-        greeting: req.greeting,
-        system_prompt: req.system_prompt,
-        starters: req.starters,
-        model: req.model,
-        time_zone: req.time_zone,
-        messages_per_minute: req.messages_per_minute,
-        class_messages_per_minute: req.class_messages_per_minute,
-        daily_quota: req.daily_quota,
-        token_ttl_secs: req.token_ttl_secs,
         created_ms: now,
         updated_ms: now,
+        ..ClassRecord::default()
     };
-    check_class(&mut c)?;
+    req.apply_to(&mut c)?;
     let actor = who.caller.actor();
     let owner = who.caller.teacher_id();
     state
@@ -429,41 +422,17 @@ fn changed_fields(pairs: &[(&str, bool)]) -> String {
 /// Changes a class's settings; live for the next sign-in and message on every replica.
 #[utoipa::path(patch, path = "/api/v1/admin/classes/{id}", tag = "classes",
     params(("id" = String, Path, description = "The class's id")),
-    request_body = UpdateClass,
+    request_body = ClassFields,
     responses((status = 200, body = ClassView), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
     security(("token" = [])))]
 pub(super) async fn update_class(
     State(state): State<AppState>,
     access: ClassAccess,
-    ApiJson(req): ApiJson<UpdateClass>,
+    ApiJson(req): ApiJson<ClassFields>,
 ) -> Result<ApiJson<ClassView>, ApiFailure> {
     access.require(Need::Edit)?;
     let mut c = access.class.clone();
-    // Each field named once: given fields replace the class's, and the audit line lists them
-    // in this order.
-    let mut given: Vec<(&str, bool)> = Vec::new();
-    macro_rules! apply {
-        ($($field:ident),*) => {$(
-            given.push((stringify!($field), req.$field.is_some()));
-            if let Some(v) = req.$field {
-                c.$field = v;
-            }
-        )*};
-    }
-    apply!(
-        title,
-        greeting,
-        system_prompt,
-        starters,
-        model,
-        time_zone,
-        messages_per_minute,
-        class_messages_per_minute,
-        daily_quota,
-        token_ttl_secs
-    );
-    let detail = changed_fields(&given);
-    check_class(&mut c)?;
+    let detail = req.apply_to(&mut c)?;
     let actor = access.who.caller.actor();
     if !state
         .store

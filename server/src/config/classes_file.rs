@@ -42,6 +42,9 @@ pub struct Class {
     pub enabled: bool,
     /// The class's own time zone (classes made in the store), else TIMEZONE.
     pub time_zone: jiff::tz::TimeZone,
+    /// The values the class names itself; the effective ones above are these, else the
+    /// global ones (see [`Class::resolve`]).
+    pub own: OwnSettings,
     /// Set on the entry an activity's code signs in to: the class with the activity's
     /// prompt, greeting, starters and model applied. Budgets and usage stay the class's
     /// (`id` is the class's id); tokens name the entry by [`Class::key`].
@@ -49,7 +52,8 @@ pub struct Class {
 }
 
 /// The global settings a class takes where it has no value of its own. A class's fields
-/// hold its effective values, resolved against these once when the class is built, so
+/// hold its effective values, resolved against these when the settings are read and again
+/// from the final settings when the server starts (`Settings::resolve_classes`), so
 /// handlers read them directly (a change of the global value needs a restart).
 #[derive(Debug, Clone)]
 pub struct ClassDefaults {
@@ -61,6 +65,18 @@ pub struct ClassDefaults {
     pub time_zone: jiff::tz::TimeZone,
 }
 
+/// The settings a class gives itself (in the classes file or the store); `None` takes the
+/// global value of [`ClassDefaults`].
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct OwnSettings {
+    pub model: Option<String>,
+    pub token_ttl: Option<Duration>,
+    pub messages_per_minute: Option<u32>,
+    pub class_messages_per_minute: Option<u32>,
+    pub daily_message_quota: Option<u32>,
+    pub time_zone: Option<jiff::tz::TimeZone>,
+}
+
 /// Which activity of its class an entry is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ActivityInfo {
@@ -70,6 +86,56 @@ pub struct ActivityInfo {
 }
 
 impl Class {
+    /// Sets the effective values from the class's own, else from `defaults`.
+    pub fn resolve(&mut self, defaults: &ClassDefaults) {
+        let own = &self.own;
+        self.model = own.model.clone().or_else(|| defaults.model.clone());
+        self.token_ttl = own.token_ttl.unwrap_or(defaults.token_ttl);
+        self.messages_per_minute = own
+            .messages_per_minute
+            .unwrap_or(defaults.messages_per_minute);
+        self.class_messages_per_minute = own
+            .class_messages_per_minute
+            .unwrap_or(defaults.class_messages_per_minute);
+        self.daily_message_quota = own
+            .daily_message_quota
+            .unwrap_or(defaults.daily_message_quota);
+        self.time_zone = own
+            .time_zone
+            .clone()
+            .unwrap_or_else(|| defaults.time_zone.clone());
+    }
+
+    /// A class with the given own values, resolved against `defaults`; the rest empty.
+    pub(crate) fn with_own(
+        id: String,
+        title: String,
+        own: OwnSettings,
+        defaults: &ClassDefaults,
+    ) -> Self {
+        let mut class = Self {
+            id,
+            title,
+            codes: Vec::new(),
+            stored_codes: Vec::new(),
+            generation: 0,
+            model: None,
+            system_prompt: None,
+            greeting: None,
+            starters: Vec::new(),
+            token_ttl: defaults.token_ttl,
+            messages_per_minute: 0,
+            class_messages_per_minute: 0,
+            daily_message_quota: 0,
+            enabled: true,
+            time_zone: defaults.time_zone.clone(),
+            own,
+            activity: None,
+        };
+        class.resolve(defaults);
+        class
+    }
+
     /// What a token names this entry by: the class id, or `<class id>/<activity id>`
     /// (class ids cannot hold a `/`).
     pub fn key(&self) -> String {
@@ -213,27 +279,22 @@ impl ClassList {
             let n = i + 1;
             let code = normalize_code(code);
             check_code(&code).map_err(|p| ClassesError::Code(format!("code number {n}: {p}")))?;
+            let title = if several {
+                format!("{title} {n}")
+            } else {
+                title.to_owned()
+            };
             classes.push(Class {
-                id: format!("class-{n}"),
-                title: if several {
-                    format!("{title} {n}")
-                } else {
-                    title.to_owned()
-                },
                 codes: vec![SecretString::from(code)],
-                stored_codes: Vec::new(),
-                generation: 0,
-                model: defaults.model.clone(),
                 system_prompt: system_prompt.clone(),
                 greeting: greeting.clone(),
                 starters: starters.clone(),
-                token_ttl: defaults.token_ttl,
-                messages_per_minute: defaults.messages_per_minute,
-                class_messages_per_minute: defaults.class_messages_per_minute,
-                daily_message_quota: defaults.daily_message_quota,
-                enabled: true,
-                time_zone: defaults.time_zone.clone(),
-                activity: None,
+                ..Class::with_own(
+                    format!("class-{n}"),
+                    title,
+                    OwnSettings::default(),
+                    defaults,
+                )
             });
         }
         Self::new(classes).map_err(|e| ClassesError::Code(e.to_string()))
@@ -284,43 +345,32 @@ impl ClassList {
                 codes.push(SecretString::from(code));
             }
             let token_ttl = match c.token_ttl.as_deref() {
-                None => defaults.token_ttl,
-                Some(t) => parse_duration(t)
-                    .filter(|d| d.as_secs() >= 60)
-                    .ok_or_else(|| {
+                None => None,
+                Some(t) => Some(parse_duration(t).filter(|d| d.as_secs() >= 60).ok_or_else(
+                    || {
                         fail(
                             "token_ttl",
                             format!("{t:?} is not a duration of at least 60s"),
                         )
-                    })?,
+                    },
+                )?),
             };
             let starters = check_starters(&c.starters).map_err(|p| fail("starters", p))?;
+            let own = OwnSettings {
+                model: c.model.filter(|m| !m.trim().is_empty()),
+                token_ttl,
+                messages_per_minute: c.messages_per_minute,
+                class_messages_per_minute: c.class_messages_per_minute,
+                daily_message_quota: c.daily_message_quota,
+                time_zone: None,
+            };
             classes.push(Class {
-                id: c.id,
-                title: c.title,
                 codes,
-                stored_codes: Vec::new(),
-                generation: 0,
-                model: c
-                    .model
-                    .filter(|m| !m.trim().is_empty())
-                    .or_else(|| defaults.model.clone()),
                 system_prompt: c.system_prompt.filter(|s| !s.trim().is_empty()),
                 greeting: c.greeting.filter(|s| !s.trim().is_empty()),
                 starters,
-                token_ttl,
-                messages_per_minute: c
-                    .messages_per_minute
-                    .unwrap_or(defaults.messages_per_minute),
-                class_messages_per_minute: c
-                    .class_messages_per_minute
-                    .unwrap_or(defaults.class_messages_per_minute),
-                daily_message_quota: c
-                    .daily_message_quota
-                    .unwrap_or(defaults.daily_message_quota),
                 enabled: c.enabled,
-                time_zone: defaults.time_zone.clone(),
-                activity: None,
+                ..Class::with_own(c.id, c.title, own, defaults)
             });
         }
         Self::new(classes).map_err(|e| ClassesError::File(format!("{shown}: {e}")))
@@ -420,6 +470,14 @@ impl ClassList {
             self.classes
                 .iter()
                 .find(|c| c.activity.is_none() && c.id == key)
+        }
+    }
+
+    /// Resolves every class again against `defaults` (see [`Class::resolve`]): the
+    /// configured classes, once the final settings are known.
+    pub fn resolve(&mut self, defaults: &ClassDefaults) {
+        for class in &mut self.classes {
+            class.resolve(defaults);
         }
     }
 

@@ -70,7 +70,7 @@ pub enum Accepted {
 }
 
 /// A class made in the store.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ClassRecord {
     pub id: String,
     pub title: String,
@@ -244,6 +244,48 @@ fn json(v: &[String]) -> String {
     serde_json::to_string(v).unwrap_or_else(|_| "[]".into())
 }
 
+/// A statement with its arguments bound, on either backend.
+type Statement<'q, DB> = sqlx::query::Query<'q, DB, <DB as sqlx::Database>::Arguments<'q>>;
+
+/// In one transaction on `$store`'s database: `$change`, then, if it touched a row,
+/// `$line` (its audit line, see [`audit_line`]). Whether it touched one: when not, nothing
+/// is written.
+macro_rules! audited {
+    ($store:expr, $change:expr, $line:expr $(,)?) => {
+        with_pool!(&$store.db, pool => {
+            let mut tx = pool.begin().await?;
+            let touched = $change.execute(&mut *tx).await?.rows_affected() > 0;
+            if touched {
+                $line.execute(&mut *tx).await?;
+                tx.commit().await?;
+            }
+            Ok::<bool, sqlx::Error>(touched)
+        })
+    };
+}
+
+/// Binds a class's settings, `title` to `token_ttl_secs` in [`CLASS_COLUMNS`]' order: the
+/// same list for an insert and an update.
+fn bind_class<'q, DB>(q: Statement<'q, DB>, c: &'q ClassRecord) -> Statement<'q, DB>
+where
+    DB: sqlx::Database,
+    &'q String: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    &'q Option<String>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    String: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+    Option<i64>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+{
+    q.bind(&c.title)
+        .bind(&c.greeting)
+        .bind(&c.system_prompt)
+        .bind(json(&c.starters))
+        .bind(&c.model)
+        .bind(&c.time_zone)
+        .bind(c.messages_per_minute)
+        .bind(c.class_messages_per_minute)
+        .bind(c.daily_quota)
+        .bind(c.token_ttl_secs)
+}
+
 impl Store {
     /// A new teacher with a pending invitation. `false` when the email is taken.
     pub async fn invite_teacher(
@@ -322,24 +364,18 @@ impl Store {
         disabled: bool,
         a: Audit<'_>,
     ) -> sqlx::Result<bool> {
-        with_pool!(&self.db, pool => {
-            let mut tx = pool.begin().await?;
-            let n = sqlx::query("UPDATE teachers SET disabled = $1 WHERE id = $2")
+        let action = if disabled {
+            "disable_teacher"
+        } else {
+            "enable_teacher"
+        };
+        audited!(
+            self,
+            sqlx::query("UPDATE teachers SET disabled = $1 WHERE id = $2")
                 .bind(i64::from(disabled))
-                .bind(id)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-            if n == 0 {
-                return Ok(false);
-            }
-            let action = if disabled { "disable_teacher" } else { "enable_teacher" };
-            audit_line(a, action, None, format!("teacher {id}"))
-                .execute(&mut *tx)
-                .await?;
-            tx.commit().await?;
-            Ok(true)
-        })
+                .bind(id),
+            audit_line(a, action, None, format!("teacher {id}")),
+        )
     }
 
     /// Uses an invitation up and sets the teacher's password hash, if the invitation
@@ -418,8 +454,8 @@ impl Store {
         teacher_id: Option<&str>,
         a: Audit<'_>,
     ) -> sqlx::Result<()> {
-        with_pool!(&self.db, pool => {
-            let mut tx = pool.begin().await?;
+        audited!(
+            self,
             sqlx::query(
                 "INSERT INTO access_tokens (id, digest, prefix, name, teacher_id, created_ms, last_used_ms, revoked_ms)
                  VALUES ($1, $2, $3, $4, $5, $6, NULL, NULL)",
@@ -429,14 +465,10 @@ impl Store {
             .bind(prefix)
             .bind(name)
             .bind(teacher_id)
-            .bind(a.now_ms)
-            .execute(&mut *tx)
-            .await?;
-            audit_line(a, "create_token", None, format!("token {id} ({name:?})"))
-                .execute(&mut *tx)
-                .await?;
-            tx.commit().await
-        })
+            .bind(a.now_ms),
+            audit_line(a, "create_token", None, format!("token {id} ({name:?})")),
+        )?;
+        Ok(())
     }
 
     /// The owner of the token in force with this digest, noting its use (at most once a
@@ -488,27 +520,17 @@ impl Store {
         teacher_id: Option<&str>,
         a: Audit<'_>,
     ) -> sqlx::Result<bool> {
-        with_pool!(&self.db, pool => {
-            let mut tx = pool.begin().await?;
-            let n = sqlx::query(
+        audited!(
+            self,
+            sqlx::query(
                 "UPDATE access_tokens SET revoked_ms = $1 WHERE id = $2 AND revoked_ms IS NULL
                    AND (teacher_id = $3 OR ($3 IS NULL AND teacher_id IS NULL))",
             )
             .bind(a.now_ms)
             .bind(id)
-            .bind(teacher_id)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if n == 0 {
-                return Ok(false);
-            }
-            audit_line(a, "revoke_token", None, format!("token {id}"))
-                .execute(&mut *tx)
-                .await?;
-            tx.commit().await?;
-            Ok(true)
-        })
+            .bind(teacher_id),
+            audit_line(a, "revoke_token", None, format!("token {id}")),
+        )
     }
 
     /// A new class; `owner`, when given, becomes its owner.
@@ -520,24 +542,14 @@ impl Store {
     ) -> sqlx::Result<()> {
         with_pool!(&self.db, pool => {
             let mut tx = pool.begin().await?;
-            sqlx::query(&format!(
+            let insert = format!(
                 "INSERT INTO classes ({CLASS_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
-            ))
-            .bind(&c.id)
-            .bind(&c.title)
-            .bind(&c.greeting)
-            .bind(&c.system_prompt)
-            .bind(json(&c.starters))
-            .bind(&c.model)
-            .bind(&c.time_zone)
-            .bind(c.messages_per_minute)
-            .bind(c.class_messages_per_minute)
-            .bind(c.daily_quota)
-            .bind(c.token_ttl_secs)
-            .bind(c.created_ms)
-            .bind(c.updated_ms)
-            .execute(&mut *tx)
-            .await?;
+            );
+            bind_class(sqlx::query(&insert).bind(&c.id), c)
+                .bind(c.created_ms)
+                .bind(c.updated_ms)
+                .execute(&mut *tx)
+                .await?;
             if let Some(owner) = owner {
                 sqlx::query(
                     "INSERT INTO class_members (class_id, teacher_id, role, added_ms) VALUES ($1, $2, 'owner', $3)",
@@ -562,37 +574,15 @@ impl Store {
         detail: String,
         a: Audit<'_>,
     ) -> sqlx::Result<bool> {
-        with_pool!(&self.db, pool => {
-            let mut tx = pool.begin().await?;
-            let n = sqlx::query(
-                "UPDATE classes SET title = $2, greeting = $3, system_prompt = $4, starters = $5, model = $6,
-                   time_zone = $7, messages_per_minute = $8, class_messages_per_minute = $9, daily_quota = $10,
-                   token_ttl_secs = $11, updated_ms = $12 WHERE id = $1",
-            )
-            .bind(&c.id)
-            .bind(&c.title)
-            .bind(&c.greeting)
-            .bind(&c.system_prompt)
-            .bind(json(&c.starters))
-            .bind(&c.model)
-            .bind(&c.time_zone)
-            .bind(c.messages_per_minute)
-            .bind(c.class_messages_per_minute)
-            .bind(c.daily_quota)
-            .bind(c.token_ttl_secs)
-            .bind(a.now_ms)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if n == 0 {
-                return Ok(false);
-            }
-            audit_line(a, "update_class", Some(&c.id), detail)
-                .execute(&mut *tx)
-                .await?;
-            tx.commit().await?;
-            Ok(true)
-        })
+        const UPDATE: &str =
+            "UPDATE classes SET title = $2, greeting = $3, system_prompt = $4, starters = $5,
+            model = $6, time_zone = $7, messages_per_minute = $8, class_messages_per_minute = $9,
+            daily_quota = $10, token_ttl_secs = $11, updated_ms = $12 WHERE id = $1";
+        audited!(
+            self,
+            bind_class(sqlx::query(UPDATE).bind(&c.id), c).bind(a.now_ms),
+            audit_line(a, "update_class", Some(&c.id), detail),
+        )
     }
 
     /// Deletes a class with its members and activities; `false` if there is none.
@@ -682,8 +672,8 @@ impl Store {
         role: Role,
         a: Audit<'_>,
     ) -> sqlx::Result<()> {
-        with_pool!(&self.db, pool => {
-            let mut tx = pool.begin().await?;
+        audited!(
+            self,
             sqlx::query(
                 "INSERT INTO class_members (class_id, teacher_id, role, added_ms) VALUES ($1, $2, $3, $4)
                  ON CONFLICT (class_id, teacher_id) DO UPDATE SET role = excluded.role",
@@ -691,14 +681,10 @@ impl Store {
             .bind(class_id)
             .bind(teacher_id)
             .bind(role.as_str())
-            .bind(a.now_ms)
-            .execute(&mut *tx)
-            .await?;
-            audit_line(a, "put_member", Some(class_id), format!("teacher {teacher_id} as {}", role.as_str()))
-                .execute(&mut *tx)
-                .await?;
-            tx.commit().await
-        })
+            .bind(a.now_ms),
+            audit_line(a, "put_member", Some(class_id), format!("teacher {teacher_id} as {}", role.as_str())),
+        )?;
+        Ok(())
     }
 
     /// Removes a member; `false` if they were not one.
@@ -708,50 +694,47 @@ impl Store {
         teacher_id: &str,
         a: Audit<'_>,
     ) -> sqlx::Result<bool> {
-        with_pool!(&self.db, pool => {
-            let mut tx = pool.begin().await?;
-            let n = sqlx::query("DELETE FROM class_members WHERE class_id = $1 AND teacher_id = $2")
+        audited!(
+            self,
+            sqlx::query("DELETE FROM class_members WHERE class_id = $1 AND teacher_id = $2")
                 .bind(class_id)
-                .bind(teacher_id)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-            if n == 0 {
-                return Ok(false);
-            }
-            audit_line(a, "delete_member", Some(class_id), format!("teacher {teacher_id}"))
-                .execute(&mut *tx)
-                .await?;
-            tx.commit().await?;
-            Ok(true)
-        })
+                .bind(teacher_id),
+            audit_line(
+                a,
+                "delete_member",
+                Some(class_id),
+                format!("teacher {teacher_id}")
+            ),
+        )
     }
 
     pub async fn create_activity(&self, r: &ActivityRecord, a: Audit<'_>) -> sqlx::Result<()> {
-        with_pool!(&self.db, pool => {
-            let mut tx = pool.begin().await?;
-            sqlx::query(&format!(
-                "INSERT INTO activities ({ACTIVITY_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
-            ))
-            .bind(&r.id)
-            .bind(&r.class_id)
-            .bind(&r.title)
-            .bind(&r.greeting)
-            .bind(&r.system_prompt)
-            .bind(r.starters.as_deref().map(json))
-            .bind(&r.model)
-            .bind(&r.code_digest)
-            .bind(r.code_generation)
-            .bind(i64::from(r.paused))
-            .bind(r.created_ms)
-            .bind(r.updated_ms)
-            .execute(&mut *tx)
-            .await?;
-            audit_line(a, "create_activity", Some(&r.class_id), format!("activity {} ({:?})", r.id, r.title))
-                .execute(&mut *tx)
-                .await?;
-            tx.commit().await
-        })
+        let insert = format!(
+            "INSERT INTO activities ({ACTIVITY_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+        );
+        audited!(
+            self,
+            sqlx::query(&insert)
+                .bind(&r.id)
+                .bind(&r.class_id)
+                .bind(&r.title)
+                .bind(&r.greeting)
+                .bind(&r.system_prompt)
+                .bind(r.starters.as_deref().map(json))
+                .bind(&r.model)
+                .bind(&r.code_digest)
+                .bind(r.code_generation)
+                .bind(i64::from(r.paused))
+                .bind(r.created_ms)
+                .bind(r.updated_ms),
+            audit_line(
+                a,
+                "create_activity",
+                Some(&r.class_id),
+                format!("activity {} ({:?})", r.id, r.title)
+            ),
+        )?;
+        Ok(())
     }
 
     /// Writes an activity's settings (not its code: see [`Store::rotate_activity_code`]).
@@ -761,10 +744,9 @@ impl Store {
         detail: String,
         a: Audit<'_>,
     ) -> sqlx::Result<bool> {
-        let action = "update_activity";
-        with_pool!(&self.db, pool => {
-            let mut tx = pool.begin().await?;
-            let n = sqlx::query(
+        audited!(
+            self,
+            sqlx::query(
                 "UPDATE activities SET title = $2, greeting = $3, system_prompt = $4, starters = $5, model = $6,
                    paused = $7, updated_ms = $8 WHERE id = $1",
             )
@@ -775,19 +757,9 @@ impl Store {
             .bind(r.starters.as_deref().map(json))
             .bind(&r.model)
             .bind(i64::from(r.paused))
-            .bind(a.now_ms)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if n == 0 {
-                return Ok(false);
-            }
-            audit_line(a, action, Some(&r.class_id), detail)
-                .execute(&mut *tx)
-                .await?;
-            tx.commit().await?;
-            Ok(true)
-        })
+            .bind(a.now_ms),
+            audit_line(a, "update_activity", Some(&r.class_id), detail),
+        )
     }
 
     /// Gives an activity a new code (as its keyed digest) and moves its generation on, so
@@ -799,27 +771,17 @@ impl Store {
         code_digest: &str,
         a: Audit<'_>,
     ) -> sqlx::Result<bool> {
-        with_pool!(&self.db, pool => {
-            let mut tx = pool.begin().await?;
-            let n = sqlx::query(
+        audited!(
+            self,
+            sqlx::query(
                 "UPDATE activities SET code_digest = $2, code_generation = code_generation + 1, updated_ms = $3
                  WHERE id = $1",
             )
             .bind(id)
             .bind(code_digest)
-            .bind(a.now_ms)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if n == 0 {
-                return Ok(false);
-            }
-            audit_line(a, "rotate_activity_code", Some(class_id), format!("activity {id}"))
-                .execute(&mut *tx)
-                .await?;
-            tx.commit().await?;
-            Ok(true)
-        })
+            .bind(a.now_ms),
+            audit_line(a, "rotate_activity_code", Some(class_id), format!("activity {id}")),
+        )
     }
 
     pub async fn activity(&self, id: &str) -> sqlx::Result<Option<ActivityRecord>> {

@@ -82,7 +82,7 @@ pub(crate) async fn act(
 }
 
 fn admin_opts() -> Opts {
-    Opts::default().arg("--admin-password", PASSWORD)
+    Opts::default().with(|s| s.admin = admin_password(PASSWORD))
 }
 
 #[tokio::test]
@@ -97,7 +97,9 @@ async fn without_admin_settings_the_dashboard_is_off_and_says_how_to_turn_it_on(
 #[tokio::test]
 async fn password_sign_in_refuses_wrong_passwords_missing_csrf_tampered_cookies_and_widget_tokens()
 {
-    let app = spawn_app_with(admin_opts().arg("--login-failures-per-address", "3/10m")).await;
+    let app =
+        spawn_app_with(admin_opts().with(|s| s.login_failures_per_address = rate(3, minutes(10))))
+            .await;
     let r = app.get("/admin").await;
     assert_eq!(
         (
@@ -280,18 +282,9 @@ async fn rotate_disable_revoke_and_quota_take_effect_at_once_and_survive_a_resta
         .expect("a xxxx-xxxx code")
         .to_owned();
     assert!(!shown_at.contains(&code), "the code is never in a URL");
-    expect_error(
-        app.post_chat(&before.token, chat_body("hi", false)).await,
-        401,
-        ErrorCode::SessionRevoked,
-    )
-    .await;
-    expect_error(
-        app.post_session(json!({"access_code": CODE})).await,
-        401,
-        ErrorCode::InvalidCode,
-    )
-    .await;
+    app.chat_refused(&before.token, ErrorCode::SessionRevoked)
+        .await;
+    app.sign_in_refused(CODE, ErrorCode::InvalidCode).await;
     let r = app
         .post_session(json!({"access_code": code.to_uppercase()}))
         .await;
@@ -383,18 +376,9 @@ async fn rotate_disable_revoke_and_quota_take_effect_at_once_and_survive_a_resta
             .status(),
         303
     );
-    expect_error(
-        app.post_chat(&fresh.token, chat_body("hi", false)).await,
-        401,
-        ErrorCode::ClassDisabled,
-    )
-    .await;
-    expect_error(
-        app.post_session(json!({"access_code": code})).await,
-        401,
-        ErrorCode::ClassDisabled,
-    )
-    .await;
+    app.chat_refused(&fresh.token, ErrorCode::ClassDisabled)
+        .await;
+    app.sign_in_refused(&code, ErrorCode::ClassDisabled).await;
 
     // Everything survives a restart.
     let dir = app.dir();
@@ -404,12 +388,7 @@ async fn rotate_disable_revoke_and_quota_take_effect_at_once_and_survive_a_resta
         ..admin_opts()
     })
     .await;
-    expect_error(
-        app.post_session(json!({"access_code": code})).await,
-        401,
-        ErrorCode::ClassDisabled,
-    )
-    .await;
+    app.sign_in_refused(&code, ErrorCode::ClassDisabled).await;
     let t = sign_in_teacher(&app).await;
     assert_eq!(
         act(&app, &t, "/admin/classes/class-1/enable", &[])
@@ -417,12 +396,7 @@ async fn rotate_disable_revoke_and_quota_take_effect_at_once_and_survive_a_resta
             .status(),
         303
     );
-    expect_error(
-        app.post_session(json!({"access_code": CODE})).await,
-        401,
-        ErrorCode::InvalidCode,
-    )
-    .await;
+    app.sign_in_refused(CODE, ErrorCode::InvalidCode).await;
     assert_eq!(
         app.post_chat(&fresh.token, chat_body("hi", false))
             .await

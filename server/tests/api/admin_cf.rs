@@ -4,6 +4,7 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use classchat_server::config::AdminSettings;
 use rsa::pkcs1::EncodeRsaPrivateKey;
 use rsa::traits::PublicKeyParts;
 use serde_json::json;
@@ -39,13 +40,16 @@ impl Access {
             }),
         );
         tokio::spawn(async move { axum::serve(listener, app_jwks).await.unwrap() });
-        let app = spawn_app_with(
-            Opts::default()
-                .arg("--cf-access-team-domain", TEAM)
-                .arg("--cf-access-aud", AUD)
-                .arg("--admin-emails", admin_emails)
-                .arg("--cf-access-certs-url", &certs),
-        )
+        // ADMIN_EMAILS as the configuration holds them: ASCII lower-cased (config's tests).
+        let emails = vec![admin_emails.to_ascii_lowercase()];
+        let app = spawn_app_with(Opts::default().with(move |s| {
+            s.admin = AdminSettings::CfAccess {
+                team_domain: TEAM.into(),
+                aud: AUD.into(),
+                certs_url: certs.clone(),
+                emails: emails.clone(),
+            };
+        }))
         .await;
         let key =
             jsonwebtoken::EncodingKey::from_rsa_der(private.to_pkcs1_der().unwrap().as_bytes());

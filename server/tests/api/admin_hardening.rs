@@ -111,10 +111,11 @@ async fn fifty_parallel_wrong_passwords_wait_in_line_while_chats_keep_answering(
             chunk_delay: Duration::from_millis(1),
             ..FakeConfig::default()
         },
-        ..Opts::default()
-            .arg("--admin-password-hash", &hash)
-            .arg("--login-failures-per-address", "100/10m")
-            .arg("--admin-login-failures", "100/60m")
+        ..Opts::default().with(move |s| {
+            s.admin = admin_password_hash(&hash);
+            s.login_failures_per_address = rate(100, minutes(10));
+            s.admin_login_failures = rate(100, minutes(60));
+        })
     })
     .await;
     let student = app.sign_in().await;
@@ -173,10 +174,11 @@ async fn fifty_parallel_wrong_passwords_wait_in_line_while_chats_keep_answering(
 /// the right password from a new address waits.
 #[tokio::test]
 async fn the_limit_over_all_addresses_holds_across_replicas() {
-    let opts = Opts::default()
-        .arg("--admin-password", PASSWORD)
-        .arg("--admin-login-failures", "6/60m")
-        .arg("--login-failures-per-address", "100/10m");
+    let opts = Opts::default().with(|s| {
+        s.admin = admin_password(PASSWORD);
+        s.admin_login_failures = rate(6, minutes(60));
+        s.login_failures_per_address = rate(100, minutes(10));
+    });
     let a = spawn_app_with(opts.clone()).await;
     let b = spawn_app_with(Opts {
         dir: Some(a.dir()),
@@ -237,7 +239,7 @@ async fn the_limit_over_all_addresses_holds_across_replicas() {
 /// teacher how many wrong passwords were tried and when.
 #[tokio::test]
 async fn a_strangers_flood_does_not_lock_out_a_browser_that_signed_in_before() {
-    let app = spawn_app_with(Opts::default().arg("--admin-password", PASSWORD)).await;
+    let app = spawn_app_with(Opts::default().with(|s| s.admin = admin_password(PASSWORD))).await;
     let teacher = client_from(2);
     let r = login_form(&app, &teacher)
         .await
@@ -332,9 +334,10 @@ async fn a_strangers_flood_does_not_lock_out_a_browser_that_signed_in_before() {
 /// a second replica sees the first one's failures.
 #[tokio::test]
 async fn the_per_address_limit_is_shared_by_replicas() {
-    let opts = Opts::default()
-        .arg("--admin-password", PASSWORD)
-        .arg("--login-failures-per-address", "3/10m");
+    let opts = Opts::default().with(|s| {
+        s.admin = admin_password(PASSWORD);
+        s.login_failures_per_address = rate(3, minutes(10));
+    });
     let a = spawn_app_with(opts.clone()).await;
     let b = spawn_app_with(Opts {
         dir: Some(a.dir()),
@@ -363,7 +366,7 @@ async fn the_per_address_limit_is_shared_by_replicas() {
 
 #[tokio::test]
 async fn an_old_login_form_is_refused_without_checking_the_password() {
-    let app = spawn_app_with(Opts::default().arg("--admin-password", PASSWORD)).await;
+    let app = spawn_app_with(Opts::default().with(|s| s.admin = admin_password(PASSWORD))).await;
     let form = login_form(&app, &client_from(2)).await;
     let pre = form.cookie.split_once('=').unwrap().1.to_owned();
     let now = classchat_server::basics::now_secs();
@@ -398,7 +401,7 @@ async fn an_old_login_form_is_refused_without_checking_the_password() {
 /// other sessions go on, until the password changes.
 #[tokio::test]
 async fn sign_out_ends_a_session_on_every_replica_and_a_new_password_ends_them_all() {
-    let opts = Opts::default().arg("--admin-password", PASSWORD);
+    let opts = Opts::default().with(|s| s.admin = admin_password(PASSWORD));
     let a = spawn_app_with(opts.clone()).await;
     let b = spawn_app_with(Opts {
         dir: Some(a.dir()),
@@ -447,10 +450,9 @@ async fn sign_out_ends_a_session_on_every_replica_and_a_new_password_ends_them_a
     let new_password = "another-teacher-password";
     let a = spawn_app_with(Opts {
         dir: Some(dir),
-        ..Opts::default().arg(
-            "--admin-password-hash",
-            &hash_password(new_password).unwrap(),
-        )
+        ..Opts::default().with(|s| {
+            s.admin = admin_password_hash(&hash_password(new_password).unwrap());
+        })
     })
     .await;
     assert_eq!(dashboard_status(&a, &staying.cookie).await, 303);
@@ -465,7 +467,7 @@ async fn sign_out_ends_a_session_on_every_replica_and_a_new_password_ends_them_a
 /// the spreadsheet opening it expects.
 #[tokio::test]
 async fn the_csv_export_defuses_formulas_in_display_names() {
-    let app = spawn_app_with(Opts::default().arg("--admin-password", PASSWORD)).await;
+    let app = spawn_app_with(Opts::default().with(|s| s.admin = admin_password(PASSWORD))).await;
     for name in [
         "=HYPERLINK(\"http://evil.example\",\"x\")",
         "Lin; Bo",

@@ -132,10 +132,12 @@ async fn health_and_readiness() {
 
 #[tokio::test]
 async fn cors_preflight_allows_configured_origins_only() {
-    let app = spawn_app_with(Opts::default().arg(
-        "--allowed-origins",
-        "https://school.example,http://127.0.0.1:5555",
-    ))
+    let app = spawn_app_with(Opts::default().with(|s| {
+        s.allowed_origins = Some(vec![
+            "https://school.example".into(),
+            "http://127.0.0.1:5555".into(),
+        ]);
+    }))
     .await;
     let preflight = |origin: &'static str| {
         app.client

@@ -26,9 +26,16 @@ async fn the_upstream_gets_exactly_the_documented_request() {
             fake,
             ..Opts::default()
         }
-        .arg("--cf-access-client-id", CF_ID)
-        .arg("--cf-access-client-secret", CF_SECRET)
-        .arg("--system-prompt", "You are a patient tutor."),
+        .with(|s| {
+            open_webui(s).cf_access = Some((CF_ID.into(), CF_SECRET.into()));
+            s.classes = code_classes(
+                s,
+                CODE,
+                "Class assistant",
+                Some("You are a patient tutor."),
+                &[],
+            );
+        }),
     )
     .await;
     let s = app.sign_in().await;
@@ -233,7 +240,7 @@ async fn a_student_system_message_is_refused_and_never_sent() {
 
 #[tokio::test]
 async fn messages_per_minute_and_the_daily_quota_are_enforced() {
-    let app = spawn_app_with(Opts::default().arg("--messages-per-minute", "2")).await;
+    let app = spawn_app_with(Opts::default().with(|s| s.messages_per_minute = 2)).await;
     let s = app.sign_in().await;
     for _ in 0..2 {
         assert_eq!(
@@ -260,7 +267,7 @@ async fn messages_per_minute_and_the_daily_quota_are_enforced() {
         "per session"
     );
 
-    let app = spawn_app_with(Opts::default().arg("--daily-message-quota", "2")).await;
+    let app = spawn_app_with(Opts::default().with(|s| s.daily_message_quota = 2)).await;
     let (a, b) = (app.sign_in().await, app.sign_in().await);
     assert_eq!(
         app.post_chat(&a.token, chat_body("hi", false))
@@ -312,11 +319,10 @@ async fn each_upstream_refusal_maps_to_its_code_and_log_line() {
             },
             ..Opts::default()
         }
-        .arg("--cf-access-client-id", CF_ID)
-        .arg(
-            "--cf-access-client-secret",
-            "0000000000000000000000000000000000000000000000000000000000000000",
-        )
+        .with(|s| {
+            let wrong = "0000000000000000000000000000000000000000000000000000000000000000";
+            open_webui(s).cf_access = Some((CF_ID.into(), wrong.into()));
+        })
     };
     let cases: Vec<(&str, Opts, Behavior, u16, ErrorCode, &str)> = vec![
         (
@@ -359,10 +365,9 @@ async fn each_upstream_refusal_maps_to_its_code_and_log_line() {
         ),
         (
             "wrong key",
-            Opts::default().arg(
-                "--open-webui-api-key",
-                "sk-ffffffffffffffffffffffffffffffff",
-            ),
+            Opts::default().with(|s| {
+                open_webui(s).api_key = Some("sk-ffffffffffffffffffffffffffffffff".into());
+            }),
             Behavior::Normal,
             502,
             ErrorCode::UpstreamError,
@@ -382,7 +387,7 @@ async fn each_upstream_refusal_maps_to_its_code_and_log_line() {
         ),
         (
             "unknown model",
-            Opts::default().arg("--open-webui-model", "no-such-model"),
+            Opts::default().with(|s| s.default_model = Some("no-such-model".into())),
             Behavior::Normal,
             502,
             ErrorCode::UpstreamError,
@@ -430,7 +435,7 @@ async fn each_upstream_refusal_maps_to_its_code_and_log_line() {
         ),
         (
             "slow start",
-            Opts::default().arg("--upstream-first-byte-timeout", "1s"),
+            Opts::default().with(|s| s.timeouts.first_byte = Duration::from_secs(1)),
             Behavior::SlowStart { delay_ms: 3000 },
             504,
             ErrorCode::UpstreamTimeout,
@@ -493,9 +498,7 @@ async fn an_unreachable_upstream_is_503() {
         .unwrap()
         .port();
     let app = spawn_app_with(
-        Opts::default()
-            .arg("--open-webui-url", &format!("http://127.0.0.1:{port}"))
-            .arg("--open-webui-api-key", API_KEY),
+        Opts::default().with(move |s| open_webui_at(s, &format!("http://127.0.0.1:{port}"))),
     )
     .await;
     let s = app.sign_in().await;
@@ -539,7 +542,7 @@ async fn streams_that_break_end_with_an_error_event_after_the_deltas() {
     ];
     for (behavior, code, log) in cases {
         let (r, app) = failure_case(
-            Opts::default().arg("--upstream-idle-timeout", "1s"),
+            Opts::default().with(|s| s.timeouts.idle = Duration::from_secs(1)),
             behavior.clone(),
         )
         .await;

@@ -361,11 +361,10 @@ async fn the_binary_logs_one_line_per_check_at_start_up_and_keeps_running() {
 #[tokio::test]
 async fn the_dashboard_health_panel_shows_the_start_up_checks() {
     use crate::admin::{PASSWORD, sign_in_teacher};
-    let app = crate::helpers::spawn_app_with(
-        crate::helpers::Opts::default()
-            .arg("--admin-password", PASSWORD)
-            .arg("--open-webui-model", "no-such-model"),
-    )
+    let app = crate::helpers::spawn_app_with(crate::helpers::Opts::default().with(|s| {
+        s.admin = crate::helpers::admin_password(PASSWORD);
+        s.default_model = Some("no-such-model".into());
+    }))
     .await;
     let teacher = sign_in_teacher(&app).await;
     let page = app.page_as("/admin", &teacher.cookie).await;

@@ -15,11 +15,10 @@ async fn dashboard_scale_five_million_rows() {
     let codes: Vec<String> = (1..=CLASSES)
         .map(|i| format!("class-code-{i:02}"))
         .collect();
-    let app = spawn_app_with(
-        Opts::default()
-            .arg("--access-code", &codes.join(","))
-            .arg("--admin-password", crate::admin::PASSWORD),
-    )
+    let app = spawn_app_with(Opts::default().with(move |s| {
+        s.classes = access_codes(s, &codes.join(","));
+        s.admin = admin_password(crate::admin::PASSWORD);
+    }))
     .await;
     let url = format!("sqlite://{}", app.db_path.display());
     let pool = sqlx::SqlitePool::connect(&url).await.unwrap();

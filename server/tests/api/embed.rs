@@ -56,10 +56,12 @@ async fn embed_page_runs_under_a_strict_policy_framable_by_anyone_when_origins_a
 
 #[tokio::test]
 async fn embed_page_may_be_framed_only_by_allowed_origins_when_set() {
-    let app = spawn_app_with(Opts::default().arg(
-        "--allowed-origins",
-        "https://school.example,http://127.0.0.1:5555",
-    ))
+    let app = spawn_app_with(Opts::default().with(|s| {
+        s.allowed_origins = Some(vec![
+            "https://school.example".into(),
+            "http://127.0.0.1:5555".into(),
+        ]);
+    }))
     .await;
     let r = app.get("/embed").await;
     assert_eq!(r.status(), 200);
@@ -176,7 +178,10 @@ fn snippets(body: &str) -> String {
 
 #[tokio::test]
 async fn the_iframe_snippet_is_named_after_a_renamed_class() {
-    let app = spawn_app_with(Opts::default().arg("--class-title", "Biology helper")).await;
+    let app = spawn_app_with(Opts::default().with(|s| {
+        s.classes = code_classes(s, CODE, "Biology helper", None, &[]);
+    }))
+    .await;
     let body = app.get("/").await.text().await.unwrap();
     let s = snippets(&body);
     assert!(s.contains("title=\"Biology helper\""), "{s}");

@@ -7,7 +7,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use classchat_fake_upstream::FakeConfig;
-use classchat_server::config::Settings;
+use classchat_server::config::{ClientIpSource, Settings};
 use classchat_shared::{ChatEvent, ErrorCode};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -69,7 +69,7 @@ async fn half_a_request_header_is_closed_after_the_header_timeout() {
             },
             ..Opts::default()
         }
-        .arg("--request-header-timeout", "1s"),
+        .with(|s| s.request_header_timeout = Duration::from_secs(1)),
     )
     .await;
 
@@ -108,7 +108,9 @@ async fn half_a_request_header_is_closed_after_the_header_timeout() {
 
 #[tokio::test]
 async fn a_trickling_body_is_cut_with_408_and_the_server_goes_on() {
-    let app = spawn_app_with(Opts::default().arg("--request-body-timeout", "1s")).await;
+    let app =
+        spawn_app_with(Opts::default().with(|s| s.request_body_timeout = Duration::from_secs(1)))
+            .await;
     let stream = connect_from(&app, "127.0.0.2").await;
     let (mut reader, mut writer) = stream.into_split();
     let body = json!({"access_code": CODE, "display_name": "Slow"}).to_string();
@@ -140,7 +142,7 @@ async fn a_trickling_body_is_cut_with_408_and_the_server_goes_on() {
 
 #[tokio::test]
 async fn beyond_max_connections_a_client_gets_503_until_a_slot_frees() {
-    let app = spawn_app_with(Opts::default().arg("--max-connections", "2")).await;
+    let app = spawn_app_with(Opts::default().with(|s| s.max_connections = 2)).await;
     let first = connect_from(&app, "127.0.0.2").await;
     let _second = connect_from(&app, "127.0.0.3").await;
 
@@ -218,11 +220,10 @@ const JSON_HEAD: &str =
 async fn a_non_streamed_reply_is_held_to_the_idle_timeout_the_duration_cap_and_the_size_cap() {
     // Silent after the first bytes: the idle timeout.
     let url = raw_upstream(JSON_HEAD, "{\"id\":", None).await;
-    let app = spawn_app_with(
-        Opts::default()
-            .arg("--open-webui-url", &url)
-            .arg("--upstream-idle-timeout", "1s"),
-    )
+    let app = spawn_app_with(Opts::default().with(move |s| {
+        open_webui_at(s, &url);
+        s.timeouts.idle = Duration::from_secs(1);
+    }))
     .await;
     let s = app.sign_in().await;
     let r = app.post_chat(&s.token, chat_body("hi", false)).await;
@@ -236,11 +237,10 @@ async fn a_non_streamed_reply_is_held_to_the_idle_timeout_the_duration_cap_and_t
         Some(Duration::from_millis(100)),
     )
     .await;
-    let app = spawn_app_with(
-        Opts::default()
-            .arg("--open-webui-url", &url)
-            .arg("--stream-max-duration", "1s"),
-    )
+    let app = spawn_app_with(Opts::default().with(move |s| {
+        open_webui_at(s, &url);
+        s.timeouts.reply_max = Duration::from_secs(1);
+    }))
     .await;
     let s = app.sign_in().await;
     let r = app.post_chat(&s.token, chat_body("hi", false)).await;
@@ -284,7 +284,7 @@ async fn a_stream_longer_than_its_cap_ends_with_an_error_event() {
             },
             ..Opts::default()
         }
-        .arg("--stream-max-duration", "1s"),
+        .with(|s| s.timeouts.reply_max = Duration::from_secs(1)),
     )
     .await;
     let s = app.sign_in().await;
@@ -330,12 +330,11 @@ async fn wrong_code(
 
 #[tokio::test]
 async fn forwarded_for_is_believed_from_a_trusted_proxy_only_and_read_from_the_right() {
-    let app = spawn_app_with(
-        Opts::default()
-            .arg("--client-ip-header", "x-forwarded-for")
-            .arg("--trusted-proxies", "127.0.0.1/32")
-            .arg("--login-failures-per-address", "2/15m"),
-    )
+    let app = spawn_app_with(Opts::default().with(|s| {
+        s.client_ip = ClientIpSource::XForwardedFor;
+        s.trusted_proxies = nets(&["127.0.0.1/32"]);
+        s.login_failures_per_address = rate(2, minutes(15));
+    }))
     .await;
     let proxy = client_from("127.0.0.1");
     let xff = "x-forwarded-for";
@@ -452,11 +451,10 @@ async fn forwarded_for_is_believed_from_a_trusted_proxy_only_and_read_from_the_r
 
 #[tokio::test]
 async fn a_header_without_trusted_proxies_is_believed_from_loopback_only() {
-    let app = spawn_app_with(
-        Opts::default()
-            .arg("--client-ip-header", "cf-connecting-ip")
-            .arg("--login-failures-per-address", "1/15m"),
-    )
+    let app = spawn_app_with(Opts::default().with(|s| {
+        behind_loopback_proxy(s, ClientIpSource::CfConnectingIp);
+        s.login_failures_per_address = rate(1, minutes(15));
+    }))
     .await;
     let cf = "cf-connecting-ip";
     // 127.0.0.2 is a loopback peer (cloudflared on the same host): believed.

@@ -3,6 +3,7 @@
 //! always run on PostgreSQL (a database of the shared throwaway cluster, or a cluster of their
 //! own when they stop it); the others run on the backend `CLASSCHAT_TEST_DB` names.
 
+use classchat_server::config::ClientIpSource;
 use classchat_shared::{ApiError, ErrorCode};
 use reqwest::StatusCode;
 use serde_json::json;
@@ -35,7 +36,7 @@ async fn wrong_codes_at_once(app: &TestApp, n: usize) -> (usize, usize) {
 
 /// The burst, with a refill (one an hour) that cannot add a try while the test runs.
 fn burst_of_15(opts: Opts) -> Opts {
-    opts.arg("--login-failures-per-address", "15/15h")
+    opts.with(|s| s.login_failures_per_address = rate(15, hours(15)))
 }
 
 async fn parallel_guesses_are_evaluated_at_most_the_burst(opts: Opts) {
@@ -68,8 +69,7 @@ async fn parallel_guesses_are_evaluated_at_most_the_burst(opts: Opts) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn parallel_wrong_codes_from_one_address_are_evaluated_at_most_the_burst_on_pg() {
     let url = shared().create_database().await;
-    parallel_guesses_are_evaluated_at_most_the_burst(Opts::default().arg("--database-url", &url))
-        .await;
+    parallel_guesses_are_evaluated_at_most_the_burst(Opts::default().with(database(&url))).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -79,11 +79,10 @@ async fn parallel_wrong_codes_from_one_address_are_evaluated_at_most_the_burst()
 
 #[tokio::test]
 async fn a_right_code_gives_its_attempt_back() {
-    let app = spawn_app_with(
-        Opts::default()
-            .arg("--login-failures-per-address", "2/15h")
-            .arg("--login-failures-per-address-per-day", "0"),
-    )
+    let app = spawn_app_with(Opts::default().with(|s| {
+        s.login_failures_per_address = rate(2, hours(15));
+        s.login_failures_per_address_per_day = 0;
+    }))
     .await;
     let c = client_from(11);
     let send = |code: &'static str| {
@@ -104,10 +103,12 @@ async fn a_right_code_gives_its_attempt_back() {
 /// Wrong codes "from" IPv6 clients behind a trusted proxy on loopback (budgets small enough
 /// to count): per /64 3, per /56 5, per /48 8.
 fn ipv6_budgets(opts: Opts) -> Opts {
-    opts.arg("--client-ip-header", "x-forwarded-for")
-        .arg("--login-failures-per-address", "3/15h")
-        .arg("--login-failures-per-ipv6-56", "5/15h")
-        .arg("--login-failures-per-ipv6-48", "8/15h")
+    opts.with(|s| {
+        behind_loopback_proxy(s, ClientIpSource::XForwardedFor);
+        s.login_failures_per_address = rate(3, hours(15));
+        s.login_failures_per_ipv6_56 = rate(5, hours(15));
+        s.login_failures_per_ipv6_48 = rate(8, hours(15));
+    })
 }
 
 async fn wrong_code_from(app: &TestApp, ip: &str, code: &str) -> u16 {
@@ -164,7 +165,7 @@ async fn a_48_with_many_64s_gets_a_bounded_number_of_tries() {
 #[tokio::test]
 async fn a_48_with_many_64s_gets_a_bounded_number_of_tries_on_pg() {
     let url = shared().create_database().await;
-    a_48_with_many_64s_is_bounded(Opts::default().arg("--database-url", &url)).await;
+    a_48_with_many_64s_is_bounded(Opts::default().with(database(&url))).await;
 }
 
 async fn chat(app: &TestApp, token: &str) -> reqwest::Response {
@@ -177,11 +178,11 @@ async fn a_database_outage_grants_no_new_daily_quota_on_pg() {
     cluster.start();
     let url = cluster.create_database().await;
     let opts = || {
-        Opts::default()
-            .arg("--database-url", &url)
-            .arg("--daily-message-quota", "10")
-            .arg("--messages-per-minute", "0")
-            .arg("--class-messages-per-minute", "0")
+        Opts::default().with(database(&url)).with(|s| {
+            s.daily_message_quota = 10;
+            s.messages_per_minute = 0;
+            s.class_messages_per_minute = 0;
+        })
     };
     let a = spawn_app_with(opts()).await;
     let b = spawn_app_with(opts()).await;
@@ -226,12 +227,11 @@ async fn a_database_outage_grants_no_new_daily_quota_on_pg() {
 
 #[tokio::test]
 async fn a_bad_byte_in_x_forwarded_for_does_not_make_the_client_the_proxy() {
-    let app = spawn_app_with(
-        Opts::default()
-            .arg("--client-ip-header", "x-forwarded-for")
-            .arg("--trusted-proxies", "127.0.0.1/32")
-            .arg("--login-failures-per-address", "2/15h"),
-    )
+    let app = spawn_app_with(Opts::default().with(|s| {
+        s.client_ip = ClientIpSource::XForwardedFor;
+        s.trusted_proxies = nets(&["127.0.0.1/32"]);
+        s.login_failures_per_address = rate(2, hours(15));
+    }))
     .await;
     let proxy = client_from(1);
     let send = |xff: Option<&'static [u8]>| {

@@ -3,13 +3,19 @@
 use std::cell::RefCell;
 use std::io::Write;
 use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::time::Duration;
 
 use classchat_fake_upstream::{FakeConfig, FakeUpstream};
-use classchat_server::config::Settings;
+use classchat_server::config::classes_file::ClassList;
+use classchat_server::config::{
+    AdminSettings, ClientIpSource, LOOPBACK_RANGES, OpenWebUi, PasswordCheck, Rate, Settings,
+    UpstreamSettings,
+};
 use classchat_server::startup::Application;
 use classchat_server::state::AppState;
 use classchat_shared::{ApiError, ChatEvent, ErrorCode, SessionResponse};
 use futures::StreamExt;
+use ipnet::IpNet;
 use serde_json::{Value, json};
 
 pub(crate) const SECRET: &str = "test-secret-0123456789-0123456789-abcdef";
@@ -109,10 +115,15 @@ pub(crate) struct TestApp {
     _dir: Arc<tempfile::TempDir>,
 }
 
-/// Builder-ish options for [`spawn_app_with`].
+/// A change to a test server's settings (see [`Opts::with`]).
+pub(crate) type Configure = Arc<dyn Fn(&mut Settings) + Send + Sync>;
+
+/// Options for [`spawn_app_with`]: the settings are configured in code, by closures that
+/// change the typed [`Settings`] a test server starts from.
 #[derive(Clone)]
 pub(crate) struct Opts {
-    pub(crate) args: Vec<String>,
+    /// Applied in order by [`spawn_app_with`] (add with [`Opts::with`]).
+    pub(crate) configure: Vec<Configure>,
     pub(crate) fake: FakeConfig,
     /// Reuse this directory's database (for restart tests).
     pub(crate) dir: Option<Arc<tempfile::TempDir>>,
@@ -122,7 +133,7 @@ pub(crate) struct Opts {
 impl Default for Opts {
     fn default() -> Self {
         Self {
-            args: Vec::new(),
+            configure: Vec::new(),
             fake: FakeConfig::default(),
             dir: None,
             with_upstream: true,
@@ -131,9 +142,12 @@ impl Default for Opts {
 }
 
 impl Opts {
-    pub(crate) fn arg(mut self, k: &str, v: &str) -> Self {
-        self.args.push(k.into());
-        self.args.push(v.into());
+    /// Changes the settings after the test defaults (and after earlier `with`s): e.g.
+    /// `Opts::default().with(|s| s.messages_per_minute = 3)`. Classes without a value of
+    /// their own follow a global one changed here, since the server resolves them when it
+    /// starts.
+    pub(crate) fn with(mut self, f: impl Fn(&mut Settings) + Send + Sync + 'static) -> Self {
+        self.configure.push(Arc::new(f));
         self
     }
 }
@@ -151,6 +165,9 @@ pub(crate) async fn spawn_app_with_fake(fake: FakeConfig) -> TestApp {
     .await
 }
 
+/// A server on a free loopback port, its own database (unless the test names one) and a
+/// fake Open WebUI, with the settings every test starts from (the code [`CODE`], the
+/// secret [`SECRET`], time zone Asia/Taipei) and then the test's own changes.
 pub(crate) async fn spawn_app_with(opts: Opts) -> TestApp {
     log_buffer();
     let log = test_capture();
@@ -161,49 +178,43 @@ pub(crate) async fn spawn_app_with(opts: Opts) -> TestApp {
         .clone()
         .unwrap_or_else(|| Arc::new(tempfile::tempdir().unwrap()));
     let db_path = dir.path().join("classchat.db");
+    let sqlite = db_path.display().to_string();
     let url = upstream.url();
-    let has = |flag: &str| opts.args.iter().any(|a| a == flag);
-    let given = |flag: &str| {
-        let at = opts.args.iter().position(|a| a == flag)?;
-        opts.args.get(at + 1).cloned()
-    };
-    let db = match given("--database-url") {
-        Some(db) => db,
-        None => database_for(dir.path(), &db_path).await,
-    };
-    let mut args: Vec<&str> = vec!["--listen-addr", "127.0.0.1:0"];
-    if !has("--database-url") {
-        args.extend(["--database-url", &db]);
+    let mut args = vec![
+        "--listen-addr",
+        "127.0.0.1:0",
+        "--database-url",
+        &sqlite,
+        "--auth-secret",
+        SECRET,
+        "--timezone",
+        "Asia/Taipei",
+        "--shutdown-grace",
+        "2s",
+        "--access-code",
+        CODE,
+        "--open-webui-model",
+        "test-model",
+    ];
+    if opts.with_upstream {
+        args.extend(["--open-webui-url", &url, "--open-webui-api-key", API_KEY]);
     }
-    for (flag, value) in [
-        ("--auth-secret", SECRET),
-        ("--timezone", "Asia/Taipei"),
-        ("--shutdown-grace", "2s"),
-    ] {
-        if !has(flag) {
-            args.extend([flag, value]);
-        }
+    let mut settings = Settings::for_tests(&args).expect("the test defaults are valid");
+    for configure in &opts.configure {
+        configure(&mut settings);
     }
-    if !has("--access-code") && !has("--classes-file") {
-        args.extend(["--access-code", CODE]);
+    // A test that names its own database gets it; the others get the suite's backend.
+    let own_database = settings.database_url != sqlite;
+    if !own_database {
+        settings.database_url = database_for(dir.path(), &db_path).await;
     }
-    if opts.with_upstream && !has("--open-webui-url") {
-        args.extend(["--open-webui-url", &url]);
-    }
-    if opts.with_upstream && !has("--open-webui-api-key") {
-        args.extend(["--open-webui-api-key", API_KEY]);
-    }
-    if !has("--open-webui-model") {
-        args.extend(["--open-webui-model", "test-model"]);
-    }
-    args.extend(opts.args.iter().map(String::as_str));
-    let settings = Settings::for_tests(&args).expect("test settings are valid");
+    let db = settings.database_url.clone();
     let app = Application::build(settings)
         .await
         .expect("application builds");
     let address = format!("http://{}", app.local_addr());
     let state = app.state().clone();
-    if !has("--database-url") {
+    if !own_database {
         assert_eq!(
             state.store.is_postgres(),
             on_postgres(),
@@ -230,6 +241,98 @@ pub(crate) async fn spawn_app_with(opts: Opts) -> TestApp {
         server: Some(server),
         _dir: dir,
     }
+}
+
+/// Runs the server on this database (DATABASE_URL) instead of the suite's.
+pub(crate) fn database(url: &str) -> impl Fn(&mut Settings) + Send + Sync + 'static {
+    let url = url.to_owned();
+    move |s| s.database_url = url.clone()
+}
+
+/// Believes `header` for the client's address from a proxy on loopback (CLIENT_IP_HEADER
+/// without TRUSTED_PROXIES).
+pub(crate) fn behind_loopback_proxy(s: &mut Settings, header: ClientIpSource) {
+    s.client_ip = header;
+    s.trusted_proxies = nets(LOOPBACK_RANGES);
+}
+
+/// `count` per `period`, for the rate settings.
+pub(crate) fn rate(count: u32, period: Duration) -> Rate {
+    Rate { count, period }
+}
+
+pub(crate) fn minutes(n: u64) -> Duration {
+    Duration::from_secs(60 * n)
+}
+
+pub(crate) fn hours(n: u64) -> Duration {
+    Duration::from_secs(3600 * n)
+}
+
+/// The dashboard behind a password (ADMIN_PASSWORD).
+pub(crate) fn admin_password(password: &str) -> AdminSettings {
+    AdminSettings::Password(PasswordCheck::Plain(password.into()))
+}
+
+/// The dashboard behind an argon2 hash (ADMIN_PASSWORD_HASH).
+pub(crate) fn admin_password_hash(hash: &str) -> AdminSettings {
+    AdminSettings::Password(PasswordCheck::Argon2(hash.to_owned()))
+}
+
+/// The Open WebUI settings of a test server (it has them unless `with_upstream` is off).
+pub(crate) fn open_webui(s: &mut Settings) -> &mut OpenWebUi {
+    match &mut s.upstream {
+        UpstreamSettings::OpenWebUi(o) => o,
+        UpstreamSettings::Demo => panic!("this test server has no Open WebUI"),
+    }
+}
+
+/// Points the server at another Open WebUI (OPEN_WEBUI_URL), keeping the key.
+pub(crate) fn open_webui_at(s: &mut Settings, base: &str) {
+    open_webui(s).completions_url = format!("{base}/api/chat/completions");
+}
+
+/// Networks, as TRUSTED_PROXIES lists them.
+pub(crate) fn nets(list: &[&str]) -> Vec<IpNet> {
+    list.iter().map(|n| n.parse().expect("a CIDR")).collect()
+}
+
+/// Classes as ACCESS_CODE gives them (one per comma-separated code), with this title,
+/// system prompt and starters.
+pub(crate) fn code_classes(
+    s: &Settings,
+    codes: &str,
+    title: &str,
+    system_prompt: Option<&str>,
+    starters: &[&str],
+) -> ClassList {
+    ClassList::from_codes(
+        codes,
+        title,
+        system_prompt.map(str::to_owned),
+        None,
+        starters.iter().map(|t| t.to_string()).collect(),
+        &s.class_defaults(),
+    )
+    .expect("valid codes")
+}
+
+/// Classes as ACCESS_CODE gives them, titled as by default.
+pub(crate) fn access_codes(s: &Settings, codes: &str) -> ClassList {
+    code_classes(s, codes, "Class assistant", None, &[])
+}
+
+/// A classes file (CLASSES_FILE) holding `toml`.
+pub(crate) fn classes_file(toml: &str) -> tempfile::NamedTempFile {
+    let mut f = tempfile::NamedTempFile::new().unwrap();
+    f.write_all(toml.as_bytes()).unwrap();
+    f
+}
+
+/// The classes a classes file holding `toml` gives, as CLASSES_FILE reads them.
+pub(crate) fn toml_classes(s: &Settings, toml: &str) -> ClassList {
+    let f = classes_file(toml);
+    ClassList::from_file(f.path(), &s.class_defaults()).expect("a valid classes file")
 }
 
 /// Which backend the suite runs on: `CLASSCHAT_TEST_DB=postgres` (a throwaway cluster per
@@ -348,6 +451,20 @@ impl TestApp {
             .send()
             .await
             .unwrap()
+    }
+
+    /// A message sent with `token` is refused: 401 with `code`.
+    pub(crate) async fn chat_refused(&self, token: &str, code: ErrorCode) -> ApiError {
+        let r = self.post_chat(token, chat_body("hi", false)).await;
+        expect_error(r, 401, code).await
+    }
+
+    /// Signing in with `access_code` is refused: 401 with `code`.
+    pub(crate) async fn sign_in_refused(&self, access_code: &str, code: ErrorCode) -> ApiError {
+        let r = self
+            .post_session(json!({ "access_code": access_code }))
+            .await;
+        expect_error(r, 401, code).await
     }
 
     /// Waits until the usage log holds `n` rows (it is written in batches, off the request path).

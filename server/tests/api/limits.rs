@@ -1,11 +1,15 @@
 //! Sign-in and message limits, with distinct loopback source addresses as distinct
 //! clients (no header is trusted for these).
 
+use classchat_server::config::ClientIpSource;
 use classchat_shared::ErrorCode;
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::helpers::{CODE, Opts, TestApp, chat_body, client_from, expect_error, spawn_app_with};
+use crate::helpers::{
+    CODE, Opts, TestApp, behind_loopback_proxy, chat_body, client_from, expect_error, minutes,
+    rate, spawn_app_with,
+};
 
 async fn sign_in_from(app: &TestApp, client: &reqwest::Client, code: &str) -> reqwest::Response {
     client
@@ -93,11 +97,10 @@ async fn a_classroom_behind_one_address_that_mistypes_is_not_locked_out() {
 
 #[tokio::test]
 async fn each_right_code_gives_one_daily_failure_back() {
-    let app = spawn_app_with(
-        Opts::default()
-            .arg("--login-failures-per-address", "100/1m")
-            .arg("--login-failures-per-address-per-day", "3"),
-    )
+    let app = spawn_app_with(Opts::default().with(|s| {
+        s.login_failures_per_address = rate(100, minutes(1));
+        s.login_failures_per_address_per_day = 3;
+    }))
     .await;
     let c = client_from(4);
     for _ in 0..2 {
@@ -122,7 +125,9 @@ async fn each_right_code_gives_one_daily_failure_back() {
 
 #[tokio::test]
 async fn successful_sign_ins_per_address_are_limited() {
-    let app = spawn_app_with(Opts::default().arg("--sign-ins-per-address", "3/10m")).await;
+    let app =
+        spawn_app_with(Opts::default().with(|s| s.sign_ins_per_address = rate(3, minutes(10))))
+            .await;
     let c = client_from(6);
     for _ in 0..3 {
         assert_eq!(sign_in_from(&app, &c, CODE).await.status(), 200);
@@ -142,11 +147,10 @@ async fn successful_sign_ins_per_address_are_limited() {
 
 #[tokio::test]
 async fn ipv6_clients_are_counted_per_64() {
-    let app = spawn_app_with(
-        Opts::default()
-            .arg("--client-ip-header", "x-forwarded-for")
-            .arg("--login-failures-per-address", "3/10m"),
-    )
+    let app = spawn_app_with(Opts::default().with(|s| {
+        behind_loopback_proxy(s, ClientIpSource::XForwardedFor);
+        s.login_failures_per_address = rate(3, minutes(10));
+    }))
     .await;
     let from = |ip: &'static str, code: &'static str| {
         app.client
@@ -166,11 +170,10 @@ async fn ipv6_clients_are_counted_per_64() {
 
 #[tokio::test]
 async fn a_code_holder_with_many_sessions_cannot_pass_the_class_ceiling() {
-    let app = spawn_app_with(
-        Opts::default()
-            .arg("--class-messages-per-minute", "5")
-            .arg("--messages-per-minute", "10"),
-    )
+    let app = spawn_app_with(Opts::default().with(|s| {
+        s.class_messages_per_minute = 5;
+        s.messages_per_minute = 10;
+    }))
     .await;
     let mut tokens = Vec::new();
     for _ in 0..6 {

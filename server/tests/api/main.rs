@@ -27,6 +27,7 @@ mod request_log;
 mod rotation;
 mod route_guards;
 mod session;
+mod settings_in_code;
 mod starters;
 mod systemd_units;
 mod teachers_api;

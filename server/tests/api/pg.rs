@@ -102,8 +102,8 @@ async fn the_app_runs_on_postgres_and_its_password_never_reaches_a_log_or_an_err
     let url = cluster.create_database().await;
     let app = spawn_app_with(
         Opts::default()
-            .arg("--database-url", &url)
-            .arg("--admin-password", PASSWORD),
+            .with(database(&url))
+            .with(|s| s.admin = admin_password(PASSWORD)),
     )
     .await;
     assert!(app.state.store.is_postgres());
@@ -242,8 +242,8 @@ async fn migrate_db_copies_a_sqlite_deployment_to_postgres_idempotently() {
     let sqlite_url = format!("sqlite://{}", sqlite_file.display());
     let app = spawn_app_with(
         Opts::default()
-            .arg("--database-url", &sqlite_url)
-            .arg("--admin-password", PASSWORD),
+            .with(database(&sqlite_url))
+            .with(|s| s.admin = admin_password(PASSWORD)),
     )
     .await;
     let mei = app.sign_in().await;
@@ -361,8 +361,8 @@ async fn migrate_db_copies_a_sqlite_deployment_to_postgres_idempotently() {
     // quota hold, and new rows get ids after the copied ones.
     let app = spawn_app_with(
         Opts::default()
-            .arg("--database-url", &pg_url)
-            .arg("--admin-password", PASSWORD),
+            .with(database(&pg_url))
+            .with(|s| s.admin = admin_password(PASSWORD)),
     )
     .await;
     let t = sign_in_teacher(&app).await;

@@ -5,6 +5,7 @@
 
 use std::time::{Duration, Instant};
 
+use classchat_server::config::Settings;
 use classchat_shared::{ErrorCode, SessionResponse};
 use serde_json::json;
 
@@ -14,19 +15,18 @@ use crate::pg_cluster::{PgCluster, shared};
 
 /// Two replicas on one fresh database. The periodic resync is an hour away unless the
 /// test says otherwise, so what arrives quickly arrived by notification.
-async fn replicas(extra: &[(&str, &str)]) -> (TestApp, TestApp) {
+async fn replicas(
+    configure: impl Fn(&mut Settings) + Clone + Send + Sync + 'static,
+) -> (TestApp, TestApp) {
     let url = shared().create_database().await;
     let opts = || {
-        let mut o = Opts::default()
-            .arg("--database-url", &url)
-            .arg("--admin-password", PASSWORD);
-        if !extra.iter().any(|(k, _)| *k == "--resync-interval") {
-            o = o.arg("--resync-interval", "1h");
-        }
-        for (k, v) in extra {
-            o = o.arg(k, v);
-        }
-        o
+        Opts::default()
+            .with(database(&url))
+            .with(|s| {
+                s.admin = admin_password(PASSWORD);
+                s.resync_interval = hours(1);
+            })
+            .with(configure.clone())
     };
     let a = spawn_app_with(opts()).await;
     let b = spawn_app_with(opts()).await;
@@ -72,7 +72,7 @@ fn session_id(s: &SessionResponse) -> String {
 
 #[tokio::test]
 async fn a_sign_out_on_one_replica_ends_the_session_on_the_other() {
-    let (a, b) = replicas(&[]).await;
+    let (a, b) = replicas(|_| {}).await;
     let s = a.sign_in().await;
     assert_eq!(chat_status(&b, &s.token).await, 200, "B knows nothing yet");
     assert_eq!(a.logout(&s.token).await.status(), 204);
@@ -90,7 +90,7 @@ async fn a_sign_out_on_one_replica_ends_the_session_on_the_other() {
 
 #[tokio::test]
 async fn a_session_revoked_on_the_dashboard_of_one_replica_ends_on_the_other() {
-    let (a, b) = replicas(&[]).await;
+    let (a, b) = replicas(|_| {}).await;
     let s = a.sign_in().await;
     let other = a.sign_in().await;
     let sid = session_id(&s);
@@ -123,7 +123,7 @@ async fn a_session_revoked_on_the_dashboard_of_one_replica_ends_on_the_other() {
 
 #[tokio::test]
 async fn a_code_rotation_disable_enable_and_quota_on_one_replica_apply_on_the_other() {
-    let (a, b) = replicas(&[]).await;
+    let (a, b) = replicas(|_| {}).await;
     let s = b.sign_in().await;
     let t = sign_in_teacher(&a).await;
 
@@ -194,7 +194,7 @@ async fn a_code_rotation_disable_enable_and_quota_on_one_replica_apply_on_the_ot
 
 #[tokio::test]
 async fn a_missed_notification_is_healed_by_the_periodic_resync() {
-    let (a, b) = replicas(&[("--resync-interval", "1s")]).await;
+    let (a, b) = replicas(|s| s.resync_interval = Duration::from_secs(1)).await;
     let s = a.sign_in().await;
     assert_eq!(chat_status(&b, &s.token).await, 200);
     // Revoked behind both replicas' backs: no notification is sent.
@@ -213,7 +213,7 @@ async fn a_missed_notification_is_healed_by_the_periodic_resync() {
 
 #[tokio::test]
 async fn wrong_codes_spent_on_either_replica_come_from_one_budget() {
-    let (a, b) = replicas(&[("--login-failures-per-address", "4/10m")]).await;
+    let (a, b) = replicas(|s| s.login_failures_per_address = rate(4, minutes(10))).await;
     let c = client_from(9);
     for app in [&a, &b, &a, &b] {
         let r = c
@@ -238,7 +238,7 @@ async fn wrong_codes_spent_on_either_replica_come_from_one_budget() {
 #[tokio::test]
 async fn a_session_s_rate_the_class_ceiling_and_the_daily_quota_are_one_budget() {
     // Per session: 2 a minute, whichever replica the messages reach.
-    let (a, b) = replicas(&[("--messages-per-minute", "2")]).await;
+    let (a, b) = replicas(|s| s.messages_per_minute = 2).await;
     let s = a.sign_in().await;
     assert_eq!(chat_status(&a, &s.token).await, 200);
     assert_eq!(chat_status(&b, &s.token).await, 200);
@@ -256,7 +256,7 @@ async fn a_session_s_rate_the_class_ceiling_and_the_daily_quota_are_one_budget()
     .await;
 
     // Per class: 3 a minute over all its sessions.
-    let (a, b) = replicas(&[("--class-messages-per-minute", "3")]).await;
+    let (a, b) = replicas(|s| s.class_messages_per_minute = 3).await;
     let mut tokens = Vec::new();
     for _ in 0..4 {
         tokens.push(a.sign_in().await.token);
@@ -273,7 +273,7 @@ async fn a_session_s_rate_the_class_ceiling_and_the_daily_quota_are_one_budget()
     assert!(e.error.message.contains("class"), "{}", e.error.message);
 
     // Per class-day: a quota of 3.
-    let (a, b) = replicas(&[("--daily-message-quota", "3")]).await;
+    let (a, b) = replicas(|s| s.daily_message_quota = 3).await;
     let s = a.sign_in().await;
     for app in [&a, &b, &a] {
         assert_eq!(chat_status(app, &s.token).await, 200);
@@ -289,7 +289,7 @@ async fn a_session_s_rate_the_class_ceiling_and_the_daily_quota_are_one_budget()
 
 #[tokio::test]
 async fn usage_from_both_replicas_is_in_either_replica_s_export() {
-    let (a, b) = replicas(&[]).await;
+    let (a, b) = replicas(|_| {}).await;
     for (app, conv) in [(&a, "conv-on-a"), (&b, "conv-on-b")] {
         let s = app.sign_in().await;
         let body = json!({"conversation_id": conv, "messages": [{"role": "user", "content": "hi"}], "stream": false});
@@ -315,7 +315,7 @@ async fn usage_from_both_replicas_is_in_either_replica_s_export() {
 
 #[tokio::test]
 async fn housekeeping_runs_on_one_replica_at_a_time() {
-    let (a, _b) = replicas(&[]).await;
+    let (a, _b) = replicas(|_| {}).await;
     let today = jiff::Zoned::now().date();
     let now = classchat_server::basics::now_secs();
     // Another replica holds the housekeeping lock (in an open transaction).
@@ -345,7 +345,7 @@ async fn a_database_restart_needs_no_classchat_restart() {
     let cluster = PgCluster::new(&[]);
     cluster.start();
     let url = cluster.create_database().await;
-    let app = spawn_app_with(Opts::default().arg("--database-url", &url)).await;
+    let app = spawn_app_with(Opts::default().with(database(&url))).await;
     let s = app.sign_in().await;
     assert_eq!(chat_status(&app, &s.token).await, 200);
     app.usage_rows(1).await;

@@ -10,9 +10,7 @@ fn unreachable_upstream() -> Opts {
         .local_addr()
         .unwrap()
         .port();
-    Opts::default()
-        .arg("--open-webui-url", &format!("http://127.0.0.1:{port}"))
-        .arg("--open-webui-api-key", API_KEY)
+    Opts::default().with(move |s| open_webui_at(s, &format!("http://127.0.0.1:{port}")))
 }
 
 #[tokio::test]

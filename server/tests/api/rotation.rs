@@ -32,7 +32,7 @@ async fn rotate(app: &TestApp, cookie: &str, csrf: &str) -> String {
 
 #[tokio::test]
 async fn rotating_and_going_back_never_revives_old_tokens() {
-    let app = spawn_app_with(Opts::default().arg("--admin-password", PASSWORD)).await;
+    let app = spawn_app_with(Opts::default().with(|s| s.admin = admin_password(PASSWORD))).await;
     let before = app.sign_in().await;
     let t = sign_in_teacher(&app).await;
     let (cookie, csrf) = (t.cookie.as_str(), t.csrf.as_str());
@@ -87,7 +87,7 @@ async fn rotating_and_going_back_never_revives_old_tokens() {
     app.stop().await;
     let app = spawn_app_with(Opts {
         dir: Some(dir),
-        ..Opts::default().arg("--admin-password", PASSWORD)
+        ..Opts::default().with(|s| s.admin = admin_password(PASSWORD))
     })
     .await;
     expect_error(

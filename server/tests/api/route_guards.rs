@@ -7,8 +7,6 @@
 //! `every_state_changing_route_is_in_the_table` reads the routers' sources and fails for
 //! one that is missing.
 
-use std::io::Write;
-
 use serde_json::json;
 
 use crate::admin::{PASSWORD, Teacher, act, sign_in_teacher};
@@ -231,12 +229,11 @@ async fn post(app: &TestApp, t: &Teacher, path: &str, form: &[(&str, String)]) -
 
 #[tokio::test]
 async fn every_state_changing_dashboard_route_refuses_a_missing_wrong_or_foreign_token() {
-    let app = spawn_app_with(
-        Opts::default()
-            .arg("--admin-password", PASSWORD)
-            .arg("--messages-per-minute", "0")
-            .arg("--class-messages-per-minute", "0"),
-    )
+    let app = spawn_app_with(Opts::default().with(|s| {
+        s.admin = admin_password(PASSWORD);
+        s.messages_per_minute = 0;
+        s.class_messages_per_minute = 0;
+    }))
     .await;
     let student = app.sign_in().await;
     let session = session_id(&student.token);
@@ -401,16 +398,9 @@ fn every_state_changing_route_is_in_the_table() {
     );
 }
 
-fn classes_file(text: &str) -> tempfile::NamedTempFile {
-    let mut f = tempfile::NamedTempFile::new().unwrap();
-    f.write_all(text.as_bytes()).unwrap();
-    f
-}
-
 #[tokio::test]
 async fn a_class_from_the_classes_file_sends_its_own_system_prompt_upstream() {
-    let f = classes_file(
-        r#"
+    let toml = r#"
 [[class]]
 id = "bio-101"
 title = "Biology 101"
@@ -422,17 +412,8 @@ id = "chem-7"
 title = "Chemistry"
 codes = ["beaker-set-7"]
 system_prompt = "You are a chemistry tutor; never give a synthesis route."
-"#,
-    );
-    let app = spawn_app_with(
-        Opts::default()
-            .arg("--classes-file", f.path().to_str().unwrap())
-            .arg(
-                "--system-prompt",
-                "The global prompt, for ACCESS_CODE classes.",
-            ),
-    )
-    .await;
+"#;
+    let app = spawn_app_with(Opts::default().with(|s| s.classes = toml_classes(s, toml))).await;
     for (code, prompt) in [
         (
             "beaker-set-7",

@@ -1,7 +1,5 @@
 //! Access codes, widget tokens, refresh, logout, revocation and brute-force limits.
 
-use std::io::Write;
-
 use base64::Engine;
 use classchat_shared::{ErrorCode, SessionResponse};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
@@ -189,11 +187,10 @@ async fn forged_expired_and_foreign_tokens_are_refused() {
 
 #[tokio::test]
 async fn refresh_renews_up_to_the_maximum_age_and_not_beyond() {
-    let app = spawn_app_with(
-        Opts::default()
-            .arg("--token-ttl", "10m")
-            .arg("--session-max-age", "1h"),
-    )
+    let app = spawn_app_with(Opts::default().with(|s| {
+        s.token_ttl = minutes(10);
+        s.session_max_age = hours(1);
+    }))
     .await;
     let s = app.sign_in().await;
     let r = app.refresh(&s.token).await;
@@ -266,8 +263,10 @@ async fn rotating_the_secret_keeps_tokens_working_through_auth_secret_previous()
             dir: Some(dir.clone()),
             ..Opts::default()
         }
-        .arg("--auth-secret", NEW)
-        .arg("--auth-secret-previous", SECRET),
+        .with(|s| {
+            s.auth_secret = NEW.into();
+            s.auth_secret_previous = Some(SECRET.into());
+        }),
     )
     .await;
     assert_eq!(
@@ -282,7 +281,7 @@ async fn rotating_the_secret_keeps_tokens_working_through_auth_secret_previous()
             dir: Some(dir),
             ..Opts::default()
         }
-        .arg("--auth-secret", NEW),
+        .with(|s| s.auth_secret = NEW.into()),
     )
     .await;
     expect_error(
@@ -309,7 +308,7 @@ async fn changing_a_class_code_revokes_its_tokens() {
             dir: Some(dir),
             ..Opts::default()
         }
-        .arg("--access-code", "new-code-2027"),
+        .with(|s| s.classes = access_codes(s, "new-code-2027")),
     )
     .await;
     let e = expect_error(
@@ -327,7 +326,10 @@ async fn changing_a_class_code_revokes_its_tokens() {
 
 #[tokio::test]
 async fn too_many_wrong_codes_from_one_address_are_rate_limited() {
-    let app = spawn_app_with(Opts::default().arg("--login-failures-per-address", "3/10m")).await;
+    let app = spawn_app_with(
+        Opts::default().with(|s| s.login_failures_per_address = rate(3, minutes(10))),
+    )
+    .await;
     for _ in 0..3 {
         expect_error(
             app.post_session(json!({"access_code": "wrong-code"})).await,
@@ -349,7 +351,10 @@ async fn too_many_wrong_codes_from_one_address_are_rate_limited() {
 
 #[tokio::test]
 async fn forwarded_headers_are_ignored_unless_configured() {
-    let app = spawn_app_with(Opts::default().arg("--login-failures-per-address", "2/10m")).await;
+    let app = spawn_app_with(
+        Opts::default().with(|s| s.login_failures_per_address = rate(2, minutes(10))),
+    )
+    .await;
     for i in 0..2 {
         let r = app
             .client
@@ -374,16 +379,9 @@ async fn forwarded_headers_are_ignored_unless_configured() {
     expect_error(r, 429, ErrorCode::RateLimited).await;
 }
 
-fn classes_file(text: &str) -> tempfile::NamedTempFile {
-    let mut f = tempfile::NamedTempFile::new().unwrap();
-    f.write_all(text.as_bytes()).unwrap();
-    f
-}
-
 #[tokio::test]
 async fn classes_file_gives_each_class_its_own_code_settings_and_switch() {
-    let f = classes_file(
-        r#"
+    let toml = r#"
 [[class]]
 id = "bio-101"
 title = "Biology 101"
@@ -397,10 +395,8 @@ id = "closed"
 title = "Closed class"
 codes = ["closed-door-1"]
 enabled = false
-"#,
-    );
-    let app =
-        spawn_app_with(Opts::default().arg("--classes-file", f.path().to_str().unwrap())).await;
+"#;
+    let app = spawn_app_with(Opts::default().with(|s| s.classes = toml_classes(s, toml))).await;
     let r: SessionResponse = app
         .post_session(json!({"access_code": "MITOSIS-77"}))
         .await

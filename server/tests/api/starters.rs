@@ -1,8 +1,6 @@
 //! Starters and the limits a student can see: what the sign-in response, the `done` event,
 //! the non-streamed reply and a refusal tell the widget.
 
-use std::io::Write;
-
 use classchat_fake_upstream::Behavior;
 use classchat_server::config::Settings;
 use classchat_shared::limits::MAX_STARTER_CHARS;
@@ -11,13 +9,10 @@ use classchat_shared::{
 };
 use serde_json::{Value, json};
 
-use crate::helpers::{CODE, Opts, TestApp, chat_body, expect_error, read_events, spawn_app_with};
-
-fn classes_file(text: &str) -> tempfile::NamedTempFile {
-    let mut f = tempfile::NamedTempFile::new().unwrap();
-    f.write_all(text.as_bytes()).unwrap();
-    f
-}
+use crate::helpers::{
+    CODE, Opts, SECRET, TestApp, chat_body, classes_file, expect_error, read_events,
+    spawn_app_with, toml_classes,
+};
 
 fn class_with_starters(starters: &str) -> String {
     format!(
@@ -27,12 +22,12 @@ fn class_with_starters(starters: &str) -> String {
 
 #[tokio::test]
 async fn starters_from_the_classes_file_reach_the_sign_in_response_trimmed() {
-    let f = classes_file(&format!(
+    let toml = format!(
         "{}\n[[class]]\nid = \"plain\"\ntitle = \"Plain\"\ncodes = [\"plain-code-1\"]\n",
         class_with_starters(r#"[" What is a cell? ", "Quiz me on mitosis"]"#)
-    ));
+    );
     let app =
-        spawn_app_with(Opts::default().arg("--classes-file", f.path().to_str().unwrap())).await;
+        spawn_app_with(Opts::default().with(move |s| s.classes = toml_classes(s, &toml))).await;
     let r: SessionResponse = app
         .post_session(json!({"access_code": "cell-wall-88"}))
         .await
@@ -53,11 +48,18 @@ async fn starters_from_the_classes_file_reach_the_sign_in_response_trimmed() {
 
 #[tokio::test]
 async fn starters_for_access_code_classes_come_from_starters_split_on_bars() {
-    let app = spawn_app_with(Opts::default().arg(
+    // STARTERS as the command line gives it, served by a server configured in code.
+    let parsed = Settings::for_tests(&[
+        "--auth-secret",
+        SECRET,
+        "--access-code",
+        CODE,
         "--starters",
         "What is photosynthesis?| Explain it like I'm 10 |Give me a quiz",
-    ))
-    .await;
+    ])
+    .unwrap();
+    let app =
+        spawn_app_with(Opts::default().with(move |s| s.classes = parsed.classes.clone())).await;
     let s = app.sign_in().await;
     assert_eq!(
         s.class.starters,
@@ -130,12 +132,11 @@ fn left(l: &Option<LimitsLeft>) -> (Option<u32>, Option<u32>) {
 #[tokio::test]
 async fn the_reply_and_the_done_event_count_down_the_minute_and_the_day() {
     // 4 a minute is one message per 15 s: the test sends its four well within that.
-    let app = spawn_app_with(
-        Opts::default()
-            .arg("--messages-per-minute", "4")
-            .arg("--class-messages-per-minute", "0")
-            .arg("--daily-message-quota", "6"),
-    )
+    let app = spawn_app_with(Opts::default().with(|s| {
+        s.messages_per_minute = 4;
+        s.class_messages_per_minute = 0;
+        s.daily_message_quota = 6;
+    }))
     .await;
     let s = app.sign_in().await;
     let first = reply(&app, &s.token).await;
@@ -187,11 +188,10 @@ async fn the_reply_and_the_done_event_count_down_the_minute_and_the_day() {
 
 #[tokio::test]
 async fn the_tighter_per_minute_budget_is_the_one_reported() {
-    let app = spawn_app_with(
-        Opts::default()
-            .arg("--messages-per-minute", "10")
-            .arg("--class-messages-per-minute", "3"),
-    )
+    let app = spawn_app_with(Opts::default().with(|s| {
+        s.messages_per_minute = 10;
+        s.class_messages_per_minute = 3;
+    }))
     .await;
     let (a, b) = (app.sign_in().await, app.sign_in().await);
     assert_eq!(left(&reply(&app, &a.token).await.limits), (Some(2), None));
@@ -204,11 +204,10 @@ async fn the_tighter_per_minute_budget_is_the_one_reported() {
 
 #[tokio::test]
 async fn without_limits_neither_the_reply_nor_the_done_event_carries_any() {
-    let app = spawn_app_with(
-        Opts::default()
-            .arg("--messages-per-minute", "0")
-            .arg("--class-messages-per-minute", "0"),
-    )
+    let app = spawn_app_with(Opts::default().with(|s| {
+        s.messages_per_minute = 0;
+        s.class_messages_per_minute = 0;
+    }))
     .await;
     let s = app.sign_in().await;
     let r = app.post_chat(&s.token, chat_body("hi", false)).await;

@@ -31,6 +31,20 @@ async fn admin_token(app: &TestApp) -> String {
     t.token
 }
 
+/// A server and an administrator token.
+async fn app_with_admin() -> (TestApp, String) {
+    let app = spawn_app().await;
+    let admin = admin_token(&app).await;
+    (app, admin)
+}
+
+/// A server, an administrator token and a teacher, mei@school.edu: (id, token).
+async fn app_with_teacher() -> (TestApp, String, (String, String)) {
+    let (app, admin) = app_with_admin().await;
+    let t = teacher(&app, &admin, "mei@school.edu").await;
+    (app, admin, t)
+}
+
 /// Sends a request to the API; answers the status and the JSON body (Null when empty).
 async fn api(
     app: &TestApp,
@@ -52,16 +66,41 @@ async fn api(
     (status, serde_json::from_str(&text).unwrap_or(Value::Null))
 }
 
+async fn get(app: &TestApp, path: &str, token: &str) -> (u16, Value) {
+    api(app, Method::GET, path, token, None).await
+}
+
+async fn delete(app: &TestApp, path: &str, token: &str) -> (u16, Value) {
+    api(app, Method::DELETE, path, token, None).await
+}
+
+async fn post(app: &TestApp, path: &str, token: &str, body: Value) -> (u16, Value) {
+    api(app, Method::POST, path, token, Some(body)).await
+}
+
+async fn patch(app: &TestApp, path: &str, token: &str, body: Value) -> (u16, Value) {
+    api(app, Method::PATCH, path, token, Some(body)).await
+}
+
+async fn put(app: &TestApp, path: &str, token: &str, body: Value) -> (u16, Value) {
+    api(app, Method::PUT, path, token, Some(body)).await
+}
+
+/// Invites a teacher (as the administrator `admin`).
+async fn invite(app: &TestApp, admin: &str, email: &str, name: &str) -> (u16, Value) {
+    let body = json!({"email": email, "name": name});
+    post(app, "/api/v1/admin/teachers", admin, body).await
+}
+
+/// Gives an activity a new code.
+async fn rotate(app: &TestApp, activity: &str, token: &str) -> (u16, Value) {
+    let path = format!("/api/v1/admin/activities/{activity}/rotate");
+    api(app, Method::POST, &path, token, None).await
+}
+
 /// Invites a teacher, accepts the invitation and makes a token with email:password.
 async fn teacher(app: &TestApp, admin: &str, email: &str) -> (String, String) {
-    let (s, invited) = api(
-        app,
-        Method::POST,
-        "/api/v1/admin/teachers",
-        admin,
-        Some(json!({"email": email, "name": email})),
-    )
-    .await;
+    let (s, invited) = invite(app, admin, email, email).await;
     assert_eq!(s, 201, "{invited}");
     let code = invitation_of(&invited);
     assert_eq!(accept(app, &code, TEACHER_PASSWORD).await.status(), 204);
@@ -87,6 +126,19 @@ async fn accept(app: &TestApp, invitation: &str, password: &str) -> reqwest::Res
         .unwrap()
 }
 
+/// A refusal's status and error code.
+async fn status_and_code(r: reqwest::Response) -> (u16, String) {
+    let status = r.status().as_u16();
+    let body: Value = r.json().await.unwrap();
+    (
+        status,
+        body["error"]["code"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
+    )
+}
+
 async fn token_with_password(app: &TestApp, email: &str, password: &str) -> (u16, Value) {
     let basic = base64::engine::general_purpose::STANDARD.encode(format!("{email}:{password}"));
     let r = app
@@ -102,22 +154,20 @@ async fn token_with_password(app: &TestApp, email: &str, password: &str) -> (u16
 
 /// A class with one activity; answers (class id, activity id, code).
 async fn class_with_activity(app: &TestApp, token: &str, prompt: &str) -> (String, String, String) {
-    let (s, class) = api(
+    let (s, class) = post(
         app,
-        Method::POST,
         "/api/v1/admin/classes",
         token,
-        Some(json!({"title": "Biology 7A", "system_prompt": prompt, "greeting": "Hello, 7A!"})),
+        json!({"title": "Biology 7A", "system_prompt": prompt, "greeting": "Hello, 7A!"}),
     )
     .await;
     assert_eq!(s, 201, "{class}");
     let id = class["id"].as_str().unwrap().to_owned();
-    let (s, act) = api(
+    let (s, act) = post(
         app,
-        Method::POST,
         &format!("/api/v1/admin/classes/{id}/activities"),
         token,
-        Some(json!({"title": "Lab report helper"})),
+        json!({"title": "Lab report helper"}),
     )
     .await;
     assert_eq!(s, 201, "{act}");
@@ -163,16 +213,8 @@ async fn set_invitations_expired(app: &TestApp) {
 
 #[tokio::test]
 async fn an_invitation_works_once_and_not_after_it_expires() {
-    let app = spawn_app().await;
-    let admin = admin_token(&app).await;
-    let (s, invited) = api(
-        &app,
-        Method::POST,
-        "/api/v1/admin/teachers",
-        &admin,
-        Some(json!({"email": "Mei@School.edu", "name": "Mei"})),
-    )
-    .await;
+    let (app, admin) = app_with_admin().await;
+    let (s, invited) = invite(&app, &admin, "Mei@School.edu", "Mei").await;
     assert_eq!(s, 201);
     assert_eq!(invited["email"], "mei@school.edu");
     let code = invitation_of(&invited);
@@ -180,57 +222,25 @@ async fn an_invitation_works_once_and_not_after_it_expires() {
     assert_eq!(accept(&app, &code, "short").await.status(), 400);
     assert_eq!(accept(&app, &code, TEACHER_PASSWORD).await.status(), 204);
     let again = accept(&app, &code, "another password!").await;
-    assert_eq!(again.status(), 410);
-    let body: Value = again.json().await.unwrap();
-    assert_eq!(body["error"]["code"], "invitation_used");
+    assert_eq!(
+        status_and_code(again).await,
+        (410, "invitation_used".into())
+    );
     // The first password stands; the second attempt did not replace it.
-    assert_eq!(
-        token_with_password(&app, "mei@school.edu", TEACHER_PASSWORD)
-            .await
-            .0,
-        201
-    );
-    assert_eq!(
-        token_with_password(&app, "mei@school.edu", "another password!")
-            .await
-            .0,
-        401
-    );
-    assert_eq!(
-        accept(&app, "no-such-invitation", TEACHER_PASSWORD)
-            .await
-            .status(),
-        404
-    );
+    let mei = |password| token_with_password(&app, "mei@school.edu", password);
+    assert_eq!(mei(TEACHER_PASSWORD).await.0, 201);
+    assert_eq!(mei("another password!").await.0, 401);
+    let unknown = accept(&app, "no-such-invitation", TEACHER_PASSWORD).await;
+    assert_eq!(unknown.status(), 404);
 
-    let (_, late) = api(
-        &app,
-        Method::POST,
-        "/api/v1/admin/teachers",
-        &admin,
-        Some(json!({"email": "lin@school.edu", "name": "Lin"})),
-    )
-    .await;
+    let (_, late) = invite(&app, &admin, "lin@school.edu", "Lin").await;
     set_invitations_expired(&app).await;
     let r = accept(&app, &invitation_of(&late), TEACHER_PASSWORD).await;
-    assert_eq!(r.status(), 410);
-    let body: Value = r.json().await.unwrap();
-    assert_eq!(body["error"]["code"], "invitation_expired");
-    assert_eq!(
-        token_with_password(&app, "lin@school.edu", TEACHER_PASSWORD)
-            .await
-            .0,
-        401
-    );
+    assert_eq!(status_and_code(r).await, (410, "invitation_expired".into()));
+    let lin = token_with_password(&app, "lin@school.edu", TEACHER_PASSWORD).await;
+    assert_eq!(lin.0, 401);
     // The same email twice is refused.
-    let (s, _) = api(
-        &app,
-        Method::POST,
-        "/api/v1/admin/teachers",
-        &admin,
-        Some(json!({"email": "lin@school.edu", "name": "Lin"})),
-    )
-    .await;
+    let (s, _) = invite(&app, &admin, "lin@school.edu", "Lin").await;
     assert_eq!(s, 409);
 }
 
@@ -238,112 +248,103 @@ async fn an_invitation_works_once_and_not_after_it_expires() {
 /// and `{token}` are filled in with the other teacher's ids.
 struct Route {
     method: Method,
-    path: &'static str,
+    path: String,
     body: Option<Value>,
 }
 
-fn route(method: Method, path: &'static str, body: Option<Value>) -> Route {
-    Route { method, path, body }
+/// A request of a table: `METHOD path`, each `{name}` of `vars` filled in, and a JSON body
+/// (empty: none).
+fn request(spec: &str, body: &str, vars: &[(&str, &str)]) -> Route {
+    let (method, path) = spec.split_once(' ').unwrap();
+    let path = vars.iter().fold(path.to_owned(), |p, (k, v)| {
+        p.replace(&format!("{{{k}}}"), v)
+    });
+    Route {
+        method: method.parse().unwrap(),
+        path,
+        body: (!body.is_empty()).then(|| serde_json::from_str(body).unwrap()),
+    }
 }
 
-/// Every admin API route. The test below checks it against the OpenAPI document, so a
-/// new route that is not listed here fails it.
+/// Each request of `table`, sent as `token`, is refused with 403 `forbidden`.
+async fn all_forbidden(app: &TestApp, token: &str, table: &[(&str, &str)], vars: &[(&str, &str)]) {
+    for (spec, body) in table {
+        let r = request(spec, body, vars);
+        let (s, b) = api(app, r.method.clone(), &r.path, token, r.body).await;
+        let code = b["error"]["code"].as_str();
+        assert_eq!(
+            (s, code),
+            (403, Some("forbidden")),
+            "{} {}: {b}",
+            r.method,
+            r.path
+        );
+    }
+}
+
+/// Every admin API route, as `METHOD path` and a JSON body (empty: none). The test below
+/// checks it against the OpenAPI document, so a new route that is not listed here fails it.
+const ROUTES: &[(&str, &str)] = &[
+    ("GET /api/v1/admin/classes/{id}", ""),
+    (
+        "PATCH /api/v1/admin/classes/{id}",
+        r#"{"system_prompt": "Hacked."}"#,
+    ),
+    ("DELETE /api/v1/admin/classes/{id}", ""),
+    ("GET /api/v1/admin/classes/{id}/members", ""),
+    (
+        "PUT /api/v1/admin/classes/{id}/members/{teacher_id}",
+        r#"{"role": "owner"}"#,
+    ),
+    ("DELETE /api/v1/admin/classes/{id}/members/{teacher_id}", ""),
+    (
+        "POST /api/v1/admin/classes/{id}/activities",
+        r#"{"title": "Mine now"}"#,
+    ),
+    ("PATCH /api/v1/admin/activities/{id}", r#"{"paused": true}"#),
+    ("POST /api/v1/admin/activities/{id}/rotate", ""),
+    ("GET /api/v1/admin/classes/{id}/usage", ""),
+    ("GET /api/v1/admin/audit?class_id={class}", ""),
+    (
+        "POST /api/v1/admin/teachers",
+        r#"{"email": "x@y.edu", "name": "X"}"#,
+    ),
+    ("GET /api/v1/admin/teachers", ""),
+    ("PATCH /api/v1/admin/teachers/{id}", r#"{"disabled": true}"#),
+    ("DELETE /api/v1/admin/tokens/{id}", ""),
+    // Scoped to the caller by construction (their own list, their own token, an
+    // invitation secret): tried too, and must not show or change the other's data.
+    ("GET /api/v1/admin/classes", ""),
+    ("POST /api/v1/admin/classes", r#"{"title": "Own class"}"#),
+    ("GET /api/v1/admin/tokens", ""),
+    ("POST /api/v1/admin/tokens", r#"{"name": "own"}"#),
+    (
+        "POST /api/v1/invitations/accept",
+        r#"{"invitation": "x", "password": "p"}"#,
+    ),
+];
+
 fn every_route() -> Vec<Route> {
-    vec![
-        route(Method::GET, "/api/v1/admin/classes/{id}", None),
-        route(
-            Method::PATCH,
-            "/api/v1/admin/classes/{id}",
-            Some(json!({"system_prompt": "Hacked."})),
-        ),
-        route(Method::DELETE, "/api/v1/admin/classes/{id}", None),
-        route(Method::GET, "/api/v1/admin/classes/{id}/members", None),
-        route(
-            Method::PUT,
-            "/api/v1/admin/classes/{id}/members/{teacher_id}",
-            Some(json!({"role": "owner"})),
-        ),
-        route(
-            Method::DELETE,
-            "/api/v1/admin/classes/{id}/members/{teacher_id}",
-            None,
-        ),
-        route(
-            Method::POST,
-            "/api/v1/admin/classes/{id}/activities",
-            Some(json!({"title": "Mine now"})),
-        ),
-        route(
-            Method::PATCH,
-            "/api/v1/admin/activities/{id}",
-            Some(json!({"paused": true})),
-        ),
-        route(Method::POST, "/api/v1/admin/activities/{id}/rotate", None),
-        route(Method::GET, "/api/v1/admin/classes/{id}/usage", None),
-        route(Method::GET, "/api/v1/admin/audit?class_id={class}", None),
-        route(
-            Method::POST,
-            "/api/v1/admin/teachers",
-            Some(json!({"email": "x@y.edu", "name": "X"})),
-        ),
-        route(Method::GET, "/api/v1/admin/teachers", None),
-        route(
-            Method::PATCH,
-            "/api/v1/admin/teachers/{id}",
-            Some(json!({"disabled": true})),
-        ),
-        route(Method::DELETE, "/api/v1/admin/tokens/{id}", None),
-        // Scoped to the caller by construction (their own list, their own token, an
-        // invitation secret): tried too, and must not show or change the other's data.
-        route(Method::GET, "/api/v1/admin/classes", None),
-        route(
-            Method::POST,
-            "/api/v1/admin/classes",
-            Some(json!({"title": "Own class"})),
-        ),
-        route(Method::GET, "/api/v1/admin/tokens", None),
-        route(
-            Method::POST,
-            "/api/v1/admin/tokens",
-            Some(json!({"name": "own"})),
-        ),
-        route(
-            Method::POST,
-            "/api/v1/invitations/accept",
-            Some(json!({"invitation": "x", "password": "p"})),
-        ),
-    ]
+    ROUTES
+        .iter()
+        .map(|(spec, body)| request(spec, body, &[]))
+        .collect()
 }
 
 #[tokio::test]
 async fn a_teacher_cannot_read_or_change_another_teachers_class_on_any_route() {
-    let app = spawn_app().await;
-    let admin = admin_token(&app).await;
+    let (app, admin) = app_with_admin().await;
     let (a_id, a) = teacher(&app, &admin, "a@school.edu").await;
     let (b_id, b) = teacher(&app, &admin, "b@school.edu").await;
     let (class, activity, code) = class_with_activity(&app, &a, "Be kind.").await;
-    let (_, a_tokens) = api(&app, Method::GET, "/api/v1/admin/tokens", &a, None).await;
+    let (_, a_tokens) = get(&app, "/api/v1/admin/tokens", &a).await;
     let a_token_id = a_tokens[0]["id"].as_str().unwrap().to_owned();
-    let before = api(
-        &app,
-        Method::GET,
-        &format!("/api/v1/admin/classes/{class}"),
-        &a,
-        None,
-    )
-    .await;
+    let before = get(&app, &format!("/api/v1/admin/classes/{class}"), &a).await;
     assert_eq!(before.0, 200);
-    let members_before = api(
-        &app,
-        Method::GET,
-        &format!("/api/v1/admin/classes/{class}/members"),
-        &a,
-        None,
-    )
-    .await;
+    let members_before = get(&app, &format!("/api/v1/admin/classes/{class}/members"), &a).await;
 
     // The table covers every route of the document.
-    let (_, doc) = api(&app, Method::GET, "/api/v1/openapi.json", &b, None).await;
+    let (_, doc) = get(&app, "/api/v1/openapi.json", &b).await;
     let routes = every_route();
     for (path, item) in doc["paths"].as_object().unwrap() {
         for method in item.as_object().unwrap().keys() {
@@ -375,7 +376,7 @@ async fn a_teacher_cannot_read_or_change_another_teachers_class_on_any_route() {
             .replace("{class}", &class);
         let (status, body) = api(&app, r.method.clone(), &path, &b, r.body.clone()).await;
         let scoped = matches!(
-            (r.method.as_str(), r.path),
+            (r.method.as_str(), r.path.as_str()),
             ("GET", "/api/v1/admin/classes")
                 | ("POST", "/api/v1/admin/classes")
                 | ("GET", "/api/v1/admin/tokens")
@@ -403,30 +404,16 @@ async fn a_teacher_cannot_read_or_change_another_teachers_class_on_any_route() {
         }
     }
     // Nothing changed: the class, its members, its activity's code, A's token.
-    let after = api(
-        &app,
-        Method::GET,
-        &format!("/api/v1/admin/classes/{class}"),
-        &a,
-        None,
-    )
-    .await;
+    let after = get(&app, &format!("/api/v1/admin/classes/{class}"), &a).await;
     assert_eq!(after.1["system_prompt"], "Be kind.");
     assert_eq!(after, before);
-    let members_after = api(
-        &app,
-        Method::GET,
-        &format!("/api/v1/admin/classes/{class}/members"),
-        &a,
-        None,
-    )
-    .await;
+    let members_after = get(&app, &format!("/api/v1/admin/classes/{class}/members"), &a).await;
     assert_eq!(members_after, members_before);
     sign_in_with(&app, &code).await;
-    let (s, me) = api(&app, Method::GET, "/api/v1/admin/tokens", &a, None).await;
+    let (s, me) = get(&app, "/api/v1/admin/tokens", &a).await;
     assert_eq!(s, 200, "A's token still works");
     assert_eq!(me[0]["id"], a_token_id.as_str());
-    let (_, teachers) = api(&app, Method::GET, "/api/v1/admin/teachers", &admin, None).await;
+    let (_, teachers) = get(&app, "/api/v1/admin/teachers", &admin).await;
     assert!(
         teachers
             .as_array()
@@ -438,150 +425,78 @@ async fn a_teacher_cannot_read_or_change_another_teachers_class_on_any_route() {
 
 #[tokio::test]
 async fn a_co_teacher_cannot_delete_or_change_members_and_an_assistant_changes_nothing() {
-    let app = spawn_app().await;
-    let admin = admin_token(&app).await;
+    let (app, admin) = app_with_admin().await;
     let (_, owner) = teacher(&app, &admin, "owner@school.edu").await;
     let (co_id, co) = teacher(&app, &admin, "co@school.edu").await;
     let (as_id, asst) = teacher(&app, &admin, "asst@school.edu").await;
     let (class, activity, _) = class_with_activity(&app, &owner, "Be kind.").await;
     let c = format!("/api/v1/admin/classes/{class}");
     for (id, role) in [(&co_id, "co_teacher"), (&as_id, "assistant")] {
-        let (s, b) = api(
+        let (s, b) = put(
             &app,
-            Method::PUT,
             &format!("{c}/members/{id}"),
             &owner,
-            Some(json!({"role": role})),
+            json!({"role": role}),
         )
         .await;
         assert_eq!(s, 204, "{b}");
     }
     // The co-teacher edits the class and its activities…
-    let (s, v) = api(
-        &app,
-        Method::PATCH,
-        &c,
-        &co,
-        Some(json!({"greeting": "Hi from co"})),
-    )
-    .await;
+    let (s, v) = patch(&app, &c, &co, json!({"greeting": "Hi from co"})).await;
     assert_eq!((s, v["role"].clone()), (200, json!("co_teacher")));
-    let (s, _) = api(
-        &app,
-        Method::POST,
-        &format!("/api/v1/admin/activities/{activity}/rotate"),
-        &co,
-        None,
-    )
-    .await;
+    let (s, _) = rotate(&app, &activity, &co).await;
     assert_eq!(s, 200);
     // …but cannot delete it or change its members.
-    assert_eq!(api(&app, Method::DELETE, &c, &co, None).await.0, 403);
-    assert_eq!(
-        api(
-            &app,
-            Method::PUT,
-            &format!("{c}/members/{as_id}"),
-            &co,
-            Some(json!({"role": "owner"}))
-        )
-        .await
-        .0,
-        403
-    );
-    assert_eq!(
-        api(
-            &app,
-            Method::DELETE,
-            &format!("{c}/members/{as_id}"),
-            &co,
-            None
-        )
-        .await
-        .0,
-        403
-    );
-    assert_eq!(
-        api(
-            &app,
-            Method::GET,
-            &format!("/api/v1/admin/audit?class_id={class}"),
-            &co,
-            None
-        )
-        .await
-        .0,
-        403
-    );
+    let vars = [
+        ("c", c.as_str()),
+        ("class", class.as_str()),
+        ("activity", activity.as_str()),
+        ("as", as_id.as_str()),
+        ("co", co_id.as_str()),
+    ];
+    let co_cannot = [
+        ("DELETE {c}", ""),
+        ("PUT {c}/members/{as}", r#"{"role": "owner"}"#),
+        ("DELETE {c}/members/{as}", ""),
+        ("GET /api/v1/admin/audit?class_id={class}", ""),
+    ];
+    all_forbidden(&app, &co, &co_cannot, &vars).await;
 
     // The assistant reads, and changes nothing.
-    assert_eq!(api(&app, Method::GET, &c, &asst, None).await.0, 200);
-    assert_eq!(
-        api(&app, Method::GET, &format!("{c}/usage"), &asst, None)
-            .await
-            .0,
-        200
-    );
-    let before = api(&app, Method::GET, &c, &owner, None).await;
-    for (m, path, body) in [
-        (Method::PATCH, c.clone(), Some(json!({"title": "Mine"}))),
-        (Method::DELETE, c.clone(), None),
+    assert_eq!(get(&app, &c, &asst).await.0, 200);
+    assert_eq!(get(&app, &format!("{c}/usage"), &asst).await.0, 200);
+    let before = get(&app, &c, &owner).await;
+    let assistant_cannot = [
+        ("PATCH {c}", r#"{"title": "Mine"}"#),
+        ("DELETE {c}", ""),
+        ("POST {c}/activities", r#"{"title": "X"}"#),
         (
-            Method::POST,
-            format!("{c}/activities"),
-            Some(json!({"title": "X"})),
+            "PATCH /api/v1/admin/activities/{activity}",
+            r#"{"paused": true}"#,
         ),
-        (
-            Method::PATCH,
-            format!("/api/v1/admin/activities/{activity}"),
-            Some(json!({"paused": true})),
-        ),
-        (
-            Method::POST,
-            format!("/api/v1/admin/activities/{activity}/rotate"),
-            None,
-        ),
-        (
-            Method::PUT,
-            format!("{c}/members/{as_id}"),
-            Some(json!({"role": "owner"})),
-        ),
-        (Method::DELETE, format!("{c}/members/{co_id}"), None),
-    ] {
-        let (s, b) = api(&app, m.clone(), &path, &asst, body).await;
-        assert_eq!(s, 403, "{m} {path}: {b}");
-        assert_eq!(b["error"]["code"], "forbidden");
-    }
-    assert_eq!(
-        api(&app, Method::GET, &c, &owner, None).await,
-        before,
-        "nothing changed"
-    );
-    let (_, members) = api(&app, Method::GET, &format!("{c}/members"), &owner, None).await;
+        ("POST /api/v1/admin/activities/{activity}/rotate", ""),
+        ("PUT {c}/members/{as}", r#"{"role": "owner"}"#),
+        ("DELETE {c}/members/{co}", ""),
+    ];
+    all_forbidden(&app, &asst, &assistant_cannot, &vars).await;
+    assert_eq!(get(&app, &c, &owner).await, before, "nothing changed");
+    let (_, members) = get(&app, &format!("{c}/members"), &owner).await;
     assert_eq!(members.as_array().unwrap().len(), 3);
     // The owner may.
     assert_eq!(
-        api(
-            &app,
-            Method::DELETE,
-            &format!("{c}/members/{co_id}"),
-            &owner,
-            None
-        )
-        .await
-        .0,
+        delete(&app, &format!("{c}/members/{co_id}"), &owner)
+            .await
+            .0,
         204
     );
-    assert_eq!(api(&app, Method::DELETE, &c, &owner, None).await.0, 204);
-    assert_eq!(api(&app, Method::GET, &c, &owner, None).await.0, 404);
+    assert_eq!(delete(&app, &c, &owner).await.0, 204);
+    assert_eq!(get(&app, &c, &owner).await.0, 404);
 }
 
 #[tokio::test]
 async fn a_revoked_token_is_refused_with_401() {
-    let app = spawn_app().await;
-    let admin = admin_token(&app).await;
-    let (_, t) = teacher(&app, &admin, "mei@school.edu").await;
-    let (s, list) = api(&app, Method::GET, "/api/v1/admin/tokens", &t, None).await;
+    let (app, _, (_, t)) = app_with_teacher().await;
+    let (s, list) = get(&app, "/api/v1/admin/tokens", &t).await;
     assert_eq!(s, 200);
     assert!(list[0]["prefix"].as_str().unwrap().starts_with("cc_pat_"));
     assert!(
@@ -590,31 +505,17 @@ async fn a_revoked_token_is_refused_with_401() {
     );
     let id = list[0]["id"].as_str().unwrap();
     assert_eq!(
-        api(
-            &app,
-            Method::DELETE,
-            &format!("/api/v1/admin/tokens/{id}"),
-            &t,
-            None
-        )
-        .await
-        .0,
+        delete(&app, &format!("/api/v1/admin/tokens/{id}"), &t)
+            .await
+            .0,
         204
     );
-    let (s, body) = api(&app, Method::GET, "/api/v1/admin/classes", &t, None).await;
+    let (s, body) = get(&app, "/api/v1/admin/classes", &t).await;
     assert_eq!(s, 401);
     assert_eq!(body["error"]["code"], "unauthorized");
     // Neither a malformed token nor none at all gets further.
     assert_eq!(
-        api(
-            &app,
-            Method::GET,
-            "/api/v1/admin/classes",
-            "cc_pat_nope",
-            None
-        )
-        .await
-        .0,
+        get(&app, "/api/v1/admin/classes", "cc_pat_nope").await.0,
         401
     );
     let r = app.get("/api/v1/admin/classes").await;
@@ -630,30 +531,17 @@ async fn a_revoked_token_is_refused_with_401() {
 
 #[tokio::test]
 async fn a_disabled_teachers_token_stops() {
-    let app = spawn_app().await;
-    let admin = admin_token(&app).await;
-    let (id, t) = teacher(&app, &admin, "mei@school.edu").await;
-    assert_eq!(
-        api(&app, Method::GET, "/api/v1/admin/classes", &t, None)
-            .await
-            .0,
-        200
-    );
-    let (s, v) = api(
+    let (app, admin, (id, t)) = app_with_teacher().await;
+    assert_eq!(get(&app, "/api/v1/admin/classes", &t).await.0, 200);
+    let (s, v) = patch(
         &app,
-        Method::PATCH,
         &format!("/api/v1/admin/teachers/{id}"),
         &admin,
-        Some(json!({"disabled": true})),
+        json!({"disabled": true}),
     )
     .await;
     assert_eq!((s, v["disabled"].clone()), (200, json!(true)));
-    assert_eq!(
-        api(&app, Method::GET, "/api/v1/admin/classes", &t, None)
-            .await
-            .0,
-        401
-    );
+    assert_eq!(get(&app, "/api/v1/admin/classes", &t).await.0, 401);
     assert_eq!(
         token_with_password(&app, "mei@school.edu", TEACHER_PASSWORD)
             .await
@@ -663,12 +551,11 @@ async fn a_disabled_teachers_token_stops() {
     // A teacher may not disable anyone.
     let (_, other) = teacher(&app, &admin, "lin@school.edu").await;
     assert_eq!(
-        api(
+        patch(
             &app,
-            Method::PATCH,
             &format!("/api/v1/admin/teachers/{id}"),
             &other,
-            Some(json!({"disabled": false}))
+            json!({"disabled": false})
         )
         .await
         .0,
@@ -696,14 +583,8 @@ async fn a_class_made_and_edited_through_the_api_is_live_at_once() {
     );
     assert_eq!(last_system_prompt(&app), "You are a patient biology tutor.");
 
-    let (st, _) = api(
-        &app,
-        Method::PATCH,
-        &format!("/api/v1/admin/classes/{class}"),
-        &t,
-        Some(json!({"system_prompt": "Answer only in haiku.", "greeting": "Welcome back!", "model": "other-model"})),
-    )
-    .await;
+    let change = json!({"system_prompt": "Answer only in haiku.", "greeting": "Welcome back!", "model": "other-model"});
+    let (st, _) = patch(&app, &format!("/api/v1/admin/classes/{class}"), &t, change).await;
     assert_eq!(st, 200);
     // The same token: the next reply has the new prompt and model, without a restart.
     assert_eq!(
@@ -726,15 +607,9 @@ async fn a_class_made_and_edited_through_the_api_is_live_at_once() {
     assert_eq!(r.class.greeting.as_deref(), Some("Welcome back!"));
     // A deleted class's tokens and code stop.
     assert_eq!(
-        api(
-            &app,
-            Method::DELETE,
-            &format!("/api/v1/admin/classes/{class}"),
-            &t,
-            None
-        )
-        .await
-        .0,
+        delete(&app, &format!("/api/v1/admin/classes/{class}"), &t)
+            .await
+            .0,
         204
     );
     assert_eq!(
@@ -750,16 +625,14 @@ async fn a_class_made_and_edited_through_the_api_is_live_at_once() {
 #[tokio::test]
 async fn an_activitys_code_brings_its_own_prompt_and_a_paused_activity_refuses_while_another_works()
 {
-    let app = spawn_app().await;
-    let admin = admin_token(&app).await;
-    let (_, t) = teacher(&app, &admin, "mei@school.edu").await;
+    let (app, _, (_, t)) = app_with_teacher().await;
     let (class, lab, lab_code) = class_with_activity(&app, &t, "Class prompt.").await;
-    let (s, exam) = api(
+    let exam = json!({"title": "Exam revision", "system_prompt": "Quiz the student.", "greeting": "Ready?"});
+    let (s, exam) = post(
         &app,
-        Method::POST,
         &format!("/api/v1/admin/classes/{class}/activities"),
         &t,
-        Some(json!({"title": "Exam revision", "system_prompt": "Quiz the student.", "greeting": "Ready?"})),
+        exam,
     )
     .await;
     assert_eq!(s, 201);
@@ -781,37 +654,22 @@ async fn an_activitys_code_brings_its_own_prompt_and_a_paused_activity_refuses_w
     );
     assert_eq!(last_system_prompt(&app), "Quiz the student.");
 
-    let (s, v) = api(
+    let (s, v) = patch(
         &app,
-        Method::PATCH,
         &format!("/api/v1/admin/activities/{lab}"),
         &t,
-        Some(json!({"paused": true})),
+        json!({"paused": true}),
     )
     .await;
     assert_eq!((s, v["paused"].clone()), (200, json!(true)));
-    let refused = expect_error(
+    // Neither a sign-in nor a signed-in student's message gets through, and each is told why.
+    for refusal in [
         app.post_session(json!({"access_code": lab_code})).await,
-        401,
-        ErrorCode::ClassDisabled,
-    )
-    .await;
-    assert!(
-        refused.error.message.contains("paused"),
-        "{}",
-        refused.error.message
-    );
-    let refused = expect_error(
         app.post_chat(&l.token, chat_body("hi", false)).await,
-        401,
-        ErrorCode::ClassDisabled,
-    )
-    .await;
-    assert!(
-        refused.error.message.contains("paused"),
-        "{}",
-        refused.error.message
-    );
+    ] {
+        let e = expect_error(refusal, 401, ErrorCode::ClassDisabled).await;
+        assert!(e.error.message.contains("paused"), "{}", e.error.message);
+    }
     // The other activity carries on.
     assert_eq!(
         app.post_chat(&e.token, chat_body("hi", false))
@@ -821,12 +679,11 @@ async fn an_activitys_code_brings_its_own_prompt_and_a_paused_activity_refuses_w
     );
     sign_in_with(&app, exam_code).await;
     // Going on again.
-    api(
+    patch(
         &app,
-        Method::PATCH,
         &format!("/api/v1/admin/activities/{lab}"),
         &t,
-        Some(json!({"paused": false})),
+        json!({"paused": false}),
     )
     .await;
     assert_eq!(
@@ -839,52 +696,27 @@ async fn an_activitys_code_brings_its_own_prompt_and_a_paused_activity_refuses_w
 
 #[tokio::test]
 async fn the_audit_log_holds_each_change_in_order_and_no_secret() {
-    let app = spawn_app().await;
-    let admin = admin_token(&app).await;
-    let (_, t) = teacher(&app, &admin, "mei@school.edu").await;
+    let (app, admin, (_, t)) = app_with_teacher().await;
     let (co_id, _) = teacher(&app, &admin, "lin@school.edu").await;
     let (class, activity, code) = class_with_activity(&app, &t, "Be kind.").await;
     let c = format!("/api/v1/admin/classes/{class}");
-    api(
+    patch(&app, &c, &t, json!({"system_prompt": "Be brief."})).await;
+    patch(
         &app,
-        Method::PATCH,
-        &c,
-        &t,
-        Some(json!({"system_prompt": "Be brief."})),
-    )
-    .await;
-    api(
-        &app,
-        Method::PATCH,
         &format!("/api/v1/admin/activities/{activity}"),
         &t,
-        Some(json!({"paused": true})),
+        json!({"paused": true}),
     )
     .await;
-    let (_, rotated) = api(
+    let (_, rotated) = rotate(&app, &activity, &t).await;
+    put(
         &app,
-        Method::POST,
-        &format!("/api/v1/admin/activities/{activity}/rotate"),
-        &t,
-        None,
-    )
-    .await;
-    api(
-        &app,
-        Method::PUT,
         &format!("{c}/members/{co_id}"),
         &t,
-        Some(json!({"role": "co_teacher"})),
+        json!({"role": "co_teacher"}),
     )
     .await;
-    let (s, lines) = api(
-        &app,
-        Method::GET,
-        &format!("/api/v1/admin/audit?class_id={class}"),
-        &t,
-        None,
-    )
-    .await;
+    let (s, lines) = get(&app, &format!("/api/v1/admin/audit?class_id={class}"), &t).await;
     assert_eq!(s, 200, "{lines}");
     let actions: Vec<&str> = lines
         .as_array()
@@ -931,7 +763,7 @@ async fn the_audit_log_holds_each_change_in_order_and_no_secret() {
     assert_eq!(rows.len(), 7, "{csv}");
     assert!(rows[6].contains(",put_member,"), "{}", rows[6]);
     // The administrator sees every line, the teacher-level ones too.
-    let (_, all) = api(&app, Method::GET, "/api/v1/admin/audit", &admin, None).await;
+    let (_, all) = get(&app, "/api/v1/admin/audit", &admin).await;
     let all_actions: Vec<&str> = all
         .as_array()
         .unwrap()
@@ -960,9 +792,7 @@ async fn the_audit_log_holds_each_change_in_order_and_no_secret() {
 
 #[tokio::test]
 async fn a_script_drives_the_routes_the_openapi_document_describes() {
-    let app = spawn_app().await;
-    let admin = admin_token(&app).await;
-    let (_, t) = teacher(&app, &admin, "mei@school.edu").await;
+    let (app, _, (_, t)) = app_with_teacher().await;
     let doc: Value = app.get("/api/v1/openapi.json").await.json().await.unwrap();
     assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
     let paths = doc["paths"].as_object().unwrap();
@@ -978,26 +808,18 @@ async fn a_script_drives_the_routes_the_openapi_document_describes() {
         path.to_owned()
     };
     let create = described("post", "/api/v1/admin/classes");
-    assert!(doc["components"]["schemas"]["CreateClass"]["properties"]["system_prompt"].is_object());
-    let (s, class) = api(
+    assert!(doc["components"]["schemas"]["ClassFields"]["properties"]["system_prompt"].is_object());
+    let (s, class) = post(
         &app,
-        Method::POST,
         &create,
         &t,
-        Some(json!({"title": "Chemistry", "daily_quota": 500})),
+        json!({"title": "Chemistry", "daily_quota": 500}),
     )
     .await;
     assert_eq!(s, 201);
     let id = class["id"].as_str().unwrap();
     let activities = described("post", "/api/v1/admin/classes/{id}/activities").replace("{id}", id);
-    let (s, act) = api(
-        &app,
-        Method::POST,
-        &activities,
-        &t,
-        Some(json!({"title": "Titration"})),
-    )
-    .await;
+    let (s, act) = post(&app, &activities, &t, json!({"title": "Titration"})).await;
     assert_eq!(s, 201);
     let old_code = act["code"].as_str().unwrap().to_owned();
     let rotate = described("post", "/api/v1/admin/activities/{id}/rotate")
@@ -1006,12 +828,7 @@ async fn a_script_drives_the_routes_the_openapi_document_describes() {
     assert_eq!(s, 200);
     let new_code = rotated["code"].as_str().unwrap();
     assert_ne!(new_code, old_code);
-    expect_error(
-        app.post_session(json!({"access_code": old_code})).await,
-        401,
-        ErrorCode::InvalidCode,
-    )
-    .await;
+    app.sign_in_refused(&old_code, ErrorCode::InvalidCode).await;
     let s = sign_in_with(&app, new_code).await;
     assert_eq!(
         app.post_chat(&s.token, chat_body("hi", false))
@@ -1022,7 +839,7 @@ async fn a_script_drives_the_routes_the_openapi_document_describes() {
     let usage = described("get", "/api/v1/admin/classes/{id}/usage").replace("{id}", id);
     let deadline = Instant::now() + PATIENCE;
     let last = loop {
-        let (s, u) = api(&app, Method::GET, &usage, &t, None).await;
+        let (s, u) = get(&app, &usage, &t).await;
         assert_eq!(s, 200, "{u}");
         if u["messages"] == 1 {
             break u;
@@ -1034,14 +851,7 @@ async fn a_script_drives_the_routes_the_openapi_document_describes() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
     assert_eq!(last["class_id"], id);
-    let (s, bad) = api(
-        &app,
-        Method::GET,
-        &format!("{usage}?from=yesterday"),
-        &t,
-        None,
-    )
-    .await;
+    let (s, bad) = get(&app, &format!("{usage}?from=yesterday"), &t).await;
     assert_eq!(
         (s, bad["error"]["code"].clone()),
         (400, json!("bad_request"))
@@ -1050,8 +860,7 @@ async fn a_script_drives_the_routes_the_openapi_document_describes() {
 
 #[tokio::test]
 async fn bad_input_gets_a_specific_error_and_changes_nothing() {
-    let app = spawn_app().await;
-    let admin = admin_token(&app).await;
+    let (app, admin) = app_with_admin().await;
     for (body, word) in [
         (json!({"title": " "}), "title"),
         (json!({"title": "A", "time_zone": "Mars/Base"}), "time_zone"),
@@ -1059,21 +868,14 @@ async fn bad_input_gets_a_specific_error_and_changes_nothing() {
         (json!({"title": "A", "token_ttl_secs": 5}), "token_ttl_secs"),
         (json!({"title": "A", "colour": "red"}), "colour"),
     ] {
-        let (s, b) = api(
-            &app,
-            Method::POST,
-            "/api/v1/admin/classes",
-            &admin,
-            Some(body),
-        )
-        .await;
+        let (s, b) = post(&app, "/api/v1/admin/classes", &admin, body).await;
         assert_eq!(s, 400, "{b}");
         assert!(
             b["error"]["message"].as_str().unwrap().contains(word),
             "{b}"
         );
     }
-    let (_, list) = api(&app, Method::GET, "/api/v1/admin/classes", &admin, None).await;
+    let (_, list) = get(&app, "/api/v1/admin/classes", &admin).await;
     assert_eq!(list, json!([]));
 }
 
@@ -1095,7 +897,7 @@ async fn classchat_admin_create_token_prints_a_working_administrator_token_once(
     let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
     assert!(token.starts_with("cc_pat_"), "{token}");
     assert!(!String::from_utf8_lossy(&out.stderr).contains(&token));
-    let (s, _) = api(&app, Method::GET, "/api/v1/admin/teachers", &token, None).await;
+    let (s, _) = get(&app, "/api/v1/admin/teachers", &token).await;
     assert_eq!(s, 200, "an administrator token");
 }
 
@@ -1106,20 +908,19 @@ async fn on_two_replicas_a_class_edit_and_a_disabled_teacher_reach_the_other_at_
     let url = crate::pg_cluster::shared().create_database().await;
     let opts = || {
         Opts::default()
-            .arg("--database-url", &url)
-            .arg("--resync-interval", "1h")
+            .with(database(&url))
+            .with(|s| s.resync_interval = hours(1))
     };
     let a = spawn_app_with(opts()).await;
     let b = spawn_app_with(opts()).await;
     let admin = admin_token(&a).await;
     let (id, t) = teacher(&a, &admin, "mei@school.edu").await;
     let (class, _, _) = class_with_activity(&a, &t, "First prompt.").await;
-    let (s, act) = api(
+    let (s, act) = post(
         &a,
-        Method::POST,
         &format!("/api/v1/admin/classes/{class}/activities"),
         &t,
-        Some(json!({"title": "Two"})),
+        json!({"title": "Two"}),
     )
     .await;
     assert_eq!(s, 201);
@@ -1138,12 +939,11 @@ async fn on_two_replicas_a_class_edit_and_a_disabled_teacher_reach_the_other_at_
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
-    api(
+    patch(
         &a,
-        Method::PATCH,
         &format!("/api/v1/admin/classes/{class}"),
         &t,
-        Some(json!({"system_prompt": "Second prompt.", "greeting": "Second greeting."})),
+        json!({"system_prompt": "Second prompt.", "greeting": "Second greeting."}),
     )
     .await;
     poll_within(Duration::from_secs(2), "the edited prompt on B", || async {
@@ -1162,37 +962,21 @@ async fn on_two_replicas_a_class_edit_and_a_disabled_teacher_reach_the_other_at_
         Some("Second greeting.")
     );
 
-    assert_eq!(
-        api(&b, Method::GET, "/api/v1/admin/classes", &t, None)
-            .await
-            .0,
-        200
-    );
-    api(
+    assert_eq!(get(&b, "/api/v1/admin/classes", &t).await.0, 200);
+    patch(
         &a,
-        Method::PATCH,
         &format!("/api/v1/admin/teachers/{id}"),
         &admin,
-        Some(json!({"disabled": true})),
+        json!({"disabled": true}),
     )
     .await;
     poll_within(
         Duration::from_secs(2),
         "the disabled teacher on B",
-        || async {
-            api(&b, Method::GET, "/api/v1/admin/classes", &t, None)
-                .await
-                .0
-                == 401
-        },
+        || async { get(&b, "/api/v1/admin/classes", &t).await.0 == 401 },
     )
     .await;
-    assert_eq!(
-        api(&a, Method::GET, "/api/v1/admin/classes", &t, None)
-            .await
-            .0,
-        401
-    );
+    assert_eq!(get(&a, "/api/v1/admin/classes", &t).await.0, 401);
 }
 
 /// Polls `cond` until it holds, failing if that takes longer than `limit`.
@@ -1215,7 +999,7 @@ where
 #[tokio::test]
 async fn the_dashboard_switch_holds_for_a_class_made_through_the_api_and_all_its_activities() {
     use crate::admin::{PASSWORD, act, sign_in_teacher};
-    let app = spawn_app_with(Opts::default().arg("--admin-password", PASSWORD)).await;
+    let app = spawn_app_with(Opts::default().with(|s| s.admin = admin_password(PASSWORD))).await;
     let admin = admin_token(&app).await;
     let (class, _, code) = class_with_activity(&app, &admin, "Be kind.").await;
     let s = sign_in_with(&app, &code).await;
@@ -1243,18 +1027,8 @@ async fn the_dashboard_switch_holds_for_a_class_made_through_the_api_and_all_its
             == 401
     })
     .await;
-    expect_error(
-        app.post_chat(&s.token, chat_body("hi", false)).await,
-        401,
-        ErrorCode::ClassDisabled,
-    )
-    .await;
-    expect_error(
-        app.post_session(json!({"access_code": code})).await,
-        401,
-        ErrorCode::ClassDisabled,
-    )
-    .await;
+    app.chat_refused(&s.token, ErrorCode::ClassDisabled).await;
+    app.sign_in_refused(&code, ErrorCode::ClassDisabled).await;
     act(
         &app,
         &dashboard,
@@ -1273,16 +1047,8 @@ async fn the_dashboard_switch_holds_for_a_class_made_through_the_api_and_all_its
 
 #[tokio::test]
 async fn the_invitation_link_opens_a_form_that_sets_the_password_once() {
-    let app = spawn_app().await;
-    let admin = admin_token(&app).await;
-    let (_, invited) = api(
-        &app,
-        Method::POST,
-        "/api/v1/admin/teachers",
-        &admin,
-        Some(json!({"email": "mei@school.edu", "name": "Mei"})),
-    )
-    .await;
+    let (app, admin) = app_with_admin().await;
+    let (_, invited) = invite(&app, &admin, "mei@school.edu", "Mei").await;
     let url = invited["invite_url"].as_str().unwrap();
     assert!(url.starts_with(&app.address), "{url}");
     let page = app.client.get(url).send().await.unwrap();

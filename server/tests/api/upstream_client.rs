@@ -6,13 +6,21 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use base64::Engine;
+use classchat_server::config::Settings;
 use classchat_shared::{ChatResponse, ErrorCode};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::helpers::{
-    Opts, TestApp, captured_logs, chat_body, expect_error, read_events, spawn_app_with,
+    Opts, TestApp, captured_logs, chat_body, expect_error, open_webui_at, read_events,
+    spawn_app_with,
 };
+
+/// Calls go through this proxy (HTTP_PROXY).
+fn http_proxy(url: &str) -> impl Fn(&mut Settings) + Send + Sync + 'static {
+    let url = url.to_owned();
+    move |s| s.proxy.http = Some(url.clone().into())
+}
 
 const COMPLETION: &str = r#"{"id":"c1","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"Hi there"},"finish_reason":"stop"}]}"#;
 
@@ -123,12 +131,9 @@ async fn read_request(s: &mut (impl AsyncRead + Unpin)) -> Option<String> {
     }
 }
 
-async fn app_for(url: &str, extra: &[(&str, &str)]) -> TestApp {
-    let mut opts = Opts::default().arg("--open-webui-url", url);
-    for (k, v) in extra {
-        opts = opts.arg(k, v);
-    }
-    spawn_app_with(opts).await
+async fn app_for(url: &str) -> TestApp {
+    let url = url.to_owned();
+    spawn_app_with(Opts::default().with(move |s| open_webui_at(s, &url))).await
 }
 
 async fn chat_reply(app: &TestApp, token: &str) -> String {
@@ -141,7 +146,7 @@ async fn chat_reply(app: &TestApp, token: &str) -> String {
 async fn a_request_the_upstream_read_and_hung_up_on_is_never_sent_again() {
     // A kept-alive connection: the first request is answered, the second read and dropped.
     let up = raw_upstream(vec![vec![Step::Answer(length_answer()), Step::Hangup]]).await;
-    let app = app_for(&up.url, &[]).await;
+    let app = app_for(&up.url).await;
     let token = app.sign_in().await.token;
     assert_eq!(chat_reply(&app, &token).await, "Hi there");
     let r = app.post_chat(&token, chat_body("again", false)).await;
@@ -160,7 +165,7 @@ async fn a_request_the_upstream_read_and_hung_up_on_is_never_sent_again() {
 
     // A fresh connection that is hung up on: one request seen, not two.
     let up = raw_upstream(vec![vec![Step::Hangup]]).await;
-    let app = app_for(&up.url, &[]).await;
+    let app = app_for(&up.url).await;
     let token = app.sign_in().await.token;
     // (A stream answers before the upstream does: the failure is its one error event.)
     let events = read_events(app.post_chat(&token, chat_body("hi", true)).await).await;
@@ -186,7 +191,7 @@ async fn kept_alive_connections_are_reused_and_every_framing_parses() {
         Step::Answer(length_answer()),
     ]])
     .await;
-    let app = app_for(&up.url, &[]).await;
+    let app = app_for(&up.url).await;
     let token = app.sign_in().await.token;
     for _ in 0..3 {
         assert_eq!(chat_reply(&app, &token).await, "Hi there");
@@ -195,7 +200,7 @@ async fn kept_alive_connections_are_reused_and_every_framing_parses() {
 
     // An answer delimited by the connection's end; the next chat needs a new connection.
     let up = raw_upstream(vec![vec![Step::Answer(close_delimited_answer())]]).await;
-    let app = app_for(&up.url, &[]).await;
+    let app = app_for(&up.url).await;
     let token = app.sign_in().await.token;
     for _ in 0..2 {
         assert_eq!(chat_reply(&app, &token).await, "Hi there");
@@ -289,7 +294,7 @@ pub(crate) async fn forward_proxy(creds: Option<&str>) -> (String, Arc<Mutex<Vec
 #[tokio::test]
 async fn http_proxy_carries_the_call_unless_no_proxy_names_the_host() {
     let (proxy, seen) = forward_proxy(None).await;
-    let app = spawn_app_with(Opts::default().arg("--http-proxy", &proxy)).await;
+    let app = spawn_app_with(Opts::default().with(http_proxy(&proxy))).await;
     let token = app.sign_in().await.token;
     assert!(chat_reply(&app, &token).await.starts_with("You said"));
     let lines: Vec<String> = seen
@@ -312,8 +317,8 @@ async fn http_proxy_carries_the_call_unless_no_proxy_names_the_host() {
     for no_proxy in ["127.0.0.1", "localhost, 127.0.0.0/8"] {
         let app = spawn_app_with(
             Opts::default()
-                .arg("--http-proxy", &proxy)
-                .arg("--no-proxy", no_proxy),
+                .with(http_proxy(&proxy))
+                .with(move |s| s.proxy.no_proxy = no_proxy.into()),
         )
         .await;
         let token = app.sign_in().await.token;
@@ -321,7 +326,10 @@ async fn http_proxy_carries_the_call_unless_no_proxy_names_the_host() {
         assert_eq!(app.upstream.requests().len(), 1);
     }
     // HTTPS_PROXY is for https:// upstreams only.
-    let app = spawn_app_with(Opts::default().arg("--https-proxy", &proxy)).await;
+    let https = proxy.clone();
+    let app =
+        spawn_app_with(Opts::default().with(move |s| s.proxy.https = Some(https.clone().into())))
+            .await;
     let token = app.sign_in().await.token;
     assert!(chat_reply(&app, &token).await.starts_with("You said"));
     assert!(
@@ -335,7 +343,7 @@ async fn http_proxy_carries_the_call_unless_no_proxy_names_the_host() {
 async fn proxy_credentials_are_sent_to_the_proxy_and_never_logged() {
     let (proxy, seen) = forward_proxy(Some("alice:pr0xy-pa55")).await;
     let with_creds = proxy.replace("http://", "http://alice:pr0xy-pa55@");
-    let app = spawn_app_with(Opts::default().arg("--http-proxy", &with_creds)).await;
+    let app = spawn_app_with(Opts::default().with(http_proxy(&with_creds))).await;
     let token = app.sign_in().await.token;
     assert!(chat_reply(&app, &token).await.starts_with("You said"));
     let s = seen.lock().unwrap().clone();
@@ -351,7 +359,7 @@ async fn proxy_credentials_are_sent_to_the_proxy_and_never_logged() {
     // Wrong credentials: the proxy refuses, the student gets a specific error.
     let (proxy, _) = forward_proxy(Some("alice:pr0xy-pa55")).await;
     let wrong = proxy.replace("http://", "http://alice:wr0ng-pa55@");
-    let app = spawn_app_with(Opts::default().arg("--http-proxy", &wrong)).await;
+    let app = spawn_app_with(Opts::default().with(http_proxy(&wrong))).await;
     let token = app.sign_in().await.token;
     let r = app.post_chat(&token, chat_body("hi", false)).await;
     let err = expect_error(r, 502, ErrorCode::UpstreamError).await;
@@ -367,7 +375,7 @@ async fn a_proxy_that_cannot_be_reached_is_a_clear_503() {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let dead = format!("http://{}", l.local_addr().unwrap());
     drop(l);
-    let app = spawn_app_with(Opts::default().arg("--http-proxy", &dead)).await;
+    let app = spawn_app_with(Opts::default().with(http_proxy(&dead))).await;
     let token = app.sign_in().await.token;
     let r = app.post_chat(&token, chat_body("hi", false)).await;
     expect_error(r, 503, ErrorCode::UpstreamUnavailable).await;
@@ -382,8 +390,8 @@ async fn plain_http_to_another_machine_is_warned_about_at_start_up() {
     let via = classchat_fake_upstream::FakeUpstream::spawn(Default::default()).await;
     let app = spawn_app_with(
         Opts::default()
-            .arg("--open-webui-url", "http://open-webui.test:8080")
-            .arg("--http-proxy", &via.url()),
+            .with(|s| open_webui_at(s, "http://open-webui.test:8080"))
+            .with(http_proxy(&via.url())),
     )
     .await;
     let logs = app.logs();

@@ -70,7 +70,7 @@ async fn a_stream_without_usage_records_an_estimate_marked_everywhere() {
             },
             ..Opts::default()
         }
-        .arg("--admin-password", PASSWORD),
+        .with(|s| s.admin = admin_password(PASSWORD)),
     )
     .await;
     let s = app.sign_in().await;
