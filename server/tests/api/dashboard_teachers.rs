@@ -12,7 +12,7 @@ use crate::helpers::*;
 const TEACHER_PASSWORD: &str = "a teacher's own passphrase";
 
 fn admin_opts() -> Opts {
-    Opts::default().arg("--admin-password", PASSWORD)
+    Opts::default().with(|s| s.admin = admin_password(PASSWORD))
 }
 
 fn location(r: &reqwest::Response) -> String {
@@ -550,10 +550,10 @@ async fn a_disabled_teachers_cookie_stops_working_at_once() {
 async fn the_rotated_code_page_works_behind_two_replicas() {
     let url = crate::pg_cluster::shared().create_database().await;
     let opts = || {
-        Opts::default()
-            .arg("--database-url", &url)
-            .arg("--admin-password", PASSWORD)
-            .arg("--resync-interval", "1h")
+        Opts::default().with(database(&url)).with(|s| {
+            s.admin = admin_password(PASSWORD);
+            s.resync_interval = hours(1);
+        })
     };
     let a = spawn_app_with(opts()).await;
     let b = spawn_app_with(opts()).await;
