@@ -11,6 +11,7 @@
 //! line, then reaches every replica's class registry (see [`crate::sync::classes_changed`]).
 
 mod classes;
+mod conversations;
 mod error;
 mod teachers;
 
