@@ -48,6 +48,7 @@ pub use error::{ApiFailure, ApiJson, ApiQuery, ErrorBody};
     tags(
         (name = "teachers", description = "Teachers, invitations and tokens"),
         (name = "classes", description = "Classes, members, activities and usage"),
+        (name = "conversations", description = "Stored conversations and who read them"),
     )
 )]
 struct ApiDoc;
@@ -89,6 +90,9 @@ pub(crate) fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(classes::update_activity))
         .routes(routes!(classes::rotate_activity_code))
         .routes(routes!(classes::class_usage))
+        .routes(routes!(conversations::list_conversations))
+        .routes(routes!(conversations::open_one))
+        .routes(routes!(conversations::list_reads))
         .split_for_parts()
 }
 

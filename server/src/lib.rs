@@ -19,6 +19,9 @@ pub mod telemetry;
 
 /// The classes in force: configured, changed on the dashboard, made in the store.
 pub mod classes;
+/// Stored conversations: what a class's visibility keeps, sealed, written off the reply's
+/// path; the flagged-exchange hook for the safety check.
+pub mod conversations;
 /// The error type and the contract's error body.
 pub mod error;
 /// What the checks found, for the dashboard's Health panel.

@@ -10,6 +10,7 @@
 
 pub mod admin;
 mod classes;
+pub mod conversations;
 pub mod copy;
 pub mod dashboard;
 mod dialect;

@@ -21,6 +21,7 @@ const FLOORS: &[(&str, u8)] = &[
     // 2: every SQL statement, and the pure domain.
     ("store", 2),
     ("classes", 2),
+    ("conversations", 2),
     ("limiter", 2),
     ("limits", 2),
     ("teachers", 2),

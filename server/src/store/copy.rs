@@ -231,6 +231,37 @@ pub const TABLES: &[Table] = &[
         key: &["id"],
         serial_id: false,
     },
+    Table {
+        name: "conversation_exchanges",
+        columns: &[
+            ("id", Text),
+            ("class_id", Text),
+            ("activity_id", Text),
+            ("session_id", Text),
+            ("display_name", Text),
+            ("conversation_id", Text),
+            ("at_ms", Int),
+            ("kept", Text),
+            ("sealed", Text),
+        ],
+        key: &["id"],
+        serial_id: false,
+    },
+    Table {
+        name: "conversation_reads",
+        columns: &[
+            ("id", Int),
+            ("at_ms", Int),
+            ("reader", Text),
+            ("class_id", Text),
+            ("session_id", Text),
+            ("display_name", Text),
+            ("conversation_id", Text),
+            ("address", Text),
+        ],
+        key: &["id"],
+        serial_id: true,
+    },
 ];
 
 /// Tables of passing state, not history, that are deliberately not copied: the new

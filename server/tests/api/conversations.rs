@@ -271,3 +271,381 @@ async fn only_the_owner_sets_a_class_visibility_and_the_next_sign_in_carries_it(
     .await;
     assert_eq!((s, &plain["visibility"]), (201, &json!("off")));
 }
+
+/// Whether any of the SQLite database's files (the WAL too) holds `needle`'s bytes.
+fn database_files_hold(app: &TestApp, needle: &str) -> bool {
+    let dir = app.db_path.parent().unwrap();
+    std::fs::read_dir(dir).unwrap().any(|e| {
+        let p = e.unwrap().path();
+        let name = p.file_name().unwrap().to_string_lossy().into_owned();
+        name.starts_with("classchat.db")
+            && std::fs::read(&p)
+                .unwrap()
+                .windows(needle.len())
+                .any(|w| w == needle.as_bytes())
+    })
+}
+
+/// Sends one streamed message and returns the reply's text.
+async fn say(app: &TestApp, token: &str, conversation: &str, text: &str) -> String {
+    let r = app
+        .post_chat(
+            token,
+            json!({"conversation_id": conversation, "messages": [{"role": "user", "content": text}], "stream": true}),
+        )
+        .await;
+    reply_text(&read_events(r).await)
+}
+
+/// How many exchanges of `class_id` are stored.
+async fn stored(app: &TestApp, class_id: &str) -> i64 {
+    app.state
+        .store
+        .conversations_of(class_id, 1000)
+        .await
+        .unwrap()
+        .iter()
+        .map(|c| c.exchanges)
+        .sum()
+}
+
+#[tokio::test]
+async fn off_stores_no_text_and_full_stores_it_sealed_for_the_teacher_to_read() {
+    let f = classes_file(TWO_CLASSES);
+    let app =
+        spawn_app_with(Opts::default().arg("--classes-file", f.path().to_str().unwrap())).await;
+    let quiet_sentence = "The purple giraffe hums quietly at midnight";
+    let open_sentence = "Osmosis moves water across the membrane of a carrot";
+
+    let quiet = sign_in_as(&app, "quiet-room-22", "Ana").await;
+    assert_eq!(quiet.visibility, Visibility::Off);
+    let reply = say(&app, &quiet.token, "q-1", quiet_sentence).await;
+    assert!(reply.contains(quiet_sentence), "the fake echoes: {reply}");
+    let open = sign_in_as(&app, "open-book-11", "Mei").await;
+    let reply = say(&app, &open.token, "o-1", open_sentence).await;
+    assert!(reply.contains(open_sentence));
+    // Both usage rows, and the full class's exchange, reach the database.
+    app.usage_rows(2).await;
+    wait_for("the exchange is stored", || async {
+        stored(&app, "open-book").await == 1
+    })
+    .await;
+    assert_eq!(stored(&app, "quiet").await, 0);
+    if !on_postgres() {
+        // Neither sentence is anywhere in the database's files: `off` kept nothing, `full`
+        // keeps it sealed.
+        assert!(!database_files_hold(&app, quiet_sentence));
+        assert!(!database_files_hold(&app, "purple giraffe"));
+        assert!(!database_files_hold(&app, open_sentence));
+        assert!(!database_files_hold(&app, "Osmosis moves"));
+        assert!(
+            database_files_hold(&app, "open-book"),
+            "the search itself works"
+        );
+    }
+    assert!(!app.logs().contains("giraffe") && !app.logs().contains("Osmosis"));
+
+    // The administrator reads the full class's conversation; the reading is logged.
+    let admin = admin_token(&app).await;
+    let (s, list) = api(
+        &app,
+        Method::GET,
+        "/api/v1/admin/classes/open-book/conversations",
+        &admin,
+        None,
+    )
+    .await;
+    assert_eq!(s, 200, "{list}");
+    assert_eq!(list[0]["display_name"], "Mei");
+    assert!(
+        !list.to_string().contains("Osmosis"),
+        "a list shows no text"
+    );
+    let session = list[0]["session_id"].as_str().unwrap().to_owned();
+    assert_eq!(list[0]["conversations"][0]["conversation_id"], "o-1");
+    let (s, none) = api(
+        &app,
+        Method::GET,
+        "/api/v1/admin/classes/quiet/conversations",
+        &admin,
+        None,
+    )
+    .await;
+    assert_eq!((s, none), (200, json!([])));
+    let path = format!("/api/v1/admin/classes/open-book/conversations/{session}/o-1");
+    let (s, conv) = api(&app, Method::GET, &path, &admin, None).await;
+    assert_eq!(s, 200, "{conv}");
+    let ex = &conv["exchanges"][0];
+    assert_eq!(ex["student"], open_sentence);
+    assert_eq!(ex["reply"], format!("You said: {open_sentence}"));
+    assert_eq!(
+        (&ex["kept"], &ex["completed"]),
+        (&json!("full"), &json!(true))
+    );
+    let (s, reads) = api(
+        &app,
+        Method::GET,
+        "/api/v1/admin/conversation-reads",
+        &admin,
+        None,
+    )
+    .await;
+    assert_eq!(s, 200);
+    assert_eq!(reads.as_array().unwrap().len(), 1, "{reads}");
+    assert_eq!(reads[0]["display_name"], "Mei");
+    assert_eq!(reads[0]["session_id"], session.as_str());
+    assert_eq!(reads[0]["conversation_id"], "o-1");
+    assert_eq!(reads[0]["address"], "127.0.0.1");
+    assert!(
+        reads[0]["reader"]
+            .as_str()
+            .unwrap()
+            .starts_with("administrator")
+    );
+
+    // Search opens the sealed text on the server; it answers which conversations match.
+    for (q, hits) in [
+        ("carrot", 1),
+        ("CARROT", 1),
+        ("giraffe", 0),
+        ("You said", 1),
+    ] {
+        let (s, found) = api(
+            &app,
+            Method::GET,
+            &format!(
+                "/api/v1/admin/classes/open-book/conversations?q={}",
+                q.replace(' ', "%20")
+            ),
+            &admin,
+            None,
+        )
+        .await;
+        assert_eq!(s, 200);
+        assert_eq!(found.as_array().unwrap().len(), hits, "{q}: {found}");
+    }
+    let long = "x".repeat(201);
+    let (s, _) = api(
+        &app,
+        Method::GET,
+        &format!("/api/v1/admin/classes/open-book/conversations?q={long}"),
+        &admin,
+        None,
+    )
+    .await;
+    assert_eq!(s, 400);
+    // An unknown conversation or class is 404, and logs nothing.
+    for p in [
+        format!("/api/v1/admin/classes/open-book/conversations/{session}/nope"),
+        "/api/v1/admin/classes/nope/conversations".to_owned(),
+    ] {
+        assert_eq!(api(&app, Method::GET, &p, &admin, None).await.0, 404, "{p}");
+    }
+    let (_, reads) = api(
+        &app,
+        Method::GET,
+        "/api/v1/admin/conversation-reads",
+        &admin,
+        None,
+    )
+    .await;
+    assert_eq!(reads.as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_changed_visibility_applies_only_to_messages_sent_after_it() {
+    let app = spawn_app().await;
+    let admin = admin_token(&app).await;
+    let (_, owner) = teacher(&app, &admin, "owner@school.test").await;
+    let (s, class) = api(
+        &app,
+        Method::POST,
+        "/api/v1/admin/classes",
+        &owner,
+        Some(json!({"title": "7A"})),
+    )
+    .await;
+    assert_eq!(s, 201);
+    let id = class["id"].as_str().unwrap().to_owned();
+    let c = format!("/api/v1/admin/classes/{id}");
+    let (_, act) = api(
+        &app,
+        Method::POST,
+        &format!("{c}/activities"),
+        &owner,
+        Some(json!({"title": "Lab"})),
+    )
+    .await;
+    let code = act["code"].as_str().unwrap().to_owned();
+    let student = sign_in_as(&app, &code, "Mei").await;
+    assert_eq!(student.visibility, Visibility::Off);
+    say(&app, &student.token, "c-1", "sent while off").await;
+    app.usage_rows(1).await;
+    let set = |v: &'static str| {
+        let (app, owner, c) = (&app, &owner, &c);
+        async move {
+            let (s, _) = api(app, Method::PATCH, c, owner, Some(json!({"visibility": v}))).await;
+            assert_eq!(s, 200);
+        }
+    };
+    set("full").await;
+    // The same sign-in (its token says nothing of visibility): the class's setting now.
+    say(&app, &student.token, "c-1", "sent while full").await;
+    wait_for("the exchange is stored", || async {
+        stored(&app, &id).await == 1
+    })
+    .await;
+    set("off").await;
+    say(&app, &student.token, "c-1", "sent after it was off again").await;
+    app.usage_rows(3).await;
+    // A barrier: once a later exchange is stored, the one before it would have been too.
+    set("full").await;
+    say(&app, &student.token, "c-1", "full once more").await;
+    wait_for("the later exchange is stored", || async {
+        stored(&app, &id).await == 2
+    })
+    .await;
+    let (s, list) = api(
+        &app,
+        Method::GET,
+        &format!("{c}/conversations"),
+        &owner,
+        None,
+    )
+    .await;
+    assert_eq!(s, 200, "{list}");
+    let session = list[0]["session_id"].as_str().unwrap().to_owned();
+    let (_, conv) = api(
+        &app,
+        Method::GET,
+        &format!("{c}/conversations/{session}/c-1"),
+        &owner,
+        None,
+    )
+    .await;
+    let texts: Vec<&str> = conv["exchanges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["student"].as_str().unwrap())
+        .collect();
+    assert_eq!(texts, ["sent while full", "full once more"]);
+    assert_eq!(conv["exchanges"][0]["activity_id"], act["id"]);
+}
+
+#[tokio::test]
+async fn only_owners_and_co_teachers_of_the_class_read_and_only_the_administrator_reads_the_log() {
+    let app = spawn_app().await;
+    let admin = admin_token(&app).await;
+    let (_, owner) = teacher(&app, &admin, "owner@school.test").await;
+    let (co_id, co) = teacher(&app, &admin, "co@school.test").await;
+    let (as_id, assistant) = teacher(&app, &admin, "assistant@school.test").await;
+    let (_, stranger) = teacher(&app, &admin, "stranger@school.test").await;
+    let (_, own) = api(
+        &app,
+        Method::POST,
+        "/api/v1/admin/classes",
+        &owner,
+        Some(json!({"title": "7A", "visibility": "full"})),
+    )
+    .await;
+    let id = own["id"].as_str().unwrap().to_owned();
+    let c = format!("/api/v1/admin/classes/{id}");
+    for (t, role) in [(&co_id, "co_teacher"), (&as_id, "assistant")] {
+        let (s, _) = api(
+            &app,
+            Method::PUT,
+            &format!("{c}/members/{t}"),
+            &owner,
+            Some(json!({"role": role})),
+        )
+        .await;
+        assert_eq!(s, 204);
+    }
+    // The stranger owns a class of their own.
+    let (s, _) = api(
+        &app,
+        Method::POST,
+        "/api/v1/admin/classes",
+        &stranger,
+        Some(json!({"title": "8B", "visibility": "full"})),
+    )
+    .await;
+    assert_eq!(s, 201);
+    let (_, act) = api(
+        &app,
+        Method::POST,
+        &format!("{c}/activities"),
+        &owner,
+        Some(json!({"title": "Lab"})),
+    )
+    .await;
+    let student = sign_in_as(&app, act["code"].as_str().unwrap(), "Mei").await;
+    say(&app, &student.token, "c-9", "a question for my teacher").await;
+    wait_for("the exchange is stored", || async {
+        stored(&app, &id).await == 1
+    })
+    .await;
+    let session = student_session(&app, &id).await;
+    let one = format!("{c}/conversations/{session}/c-9");
+    for (who, token) in [("owner", &owner), ("co-teacher", &co)] {
+        let (s, conv) = api(&app, Method::GET, &one, token, None).await;
+        assert_eq!(s, 200, "{who}: {conv}");
+        assert_eq!(conv["exchanges"][0]["student"], "a question for my teacher");
+    }
+    for (who, token) in [("assistant", &assistant), ("stranger", &stranger)] {
+        for p in [&one, &format!("{c}/conversations")] {
+            let (s, body) = api(&app, Method::GET, p, token, None).await;
+            assert_eq!(s, 404, "{who} {p}: {body}");
+            assert!(!body.to_string().contains("question"));
+        }
+    }
+    let (s, _) = api(
+        &app,
+        Method::GET,
+        "/api/v1/admin/conversation-reads",
+        &owner,
+        None,
+    )
+    .await;
+    assert_eq!(s, 403);
+    let (_, reads) = api(
+        &app,
+        Method::GET,
+        "/api/v1/admin/conversation-reads",
+        &admin,
+        None,
+    )
+    .await;
+    let readers: Vec<&str> = reads
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["reader"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        readers,
+        ["co@school.test", "owner@school.test"],
+        "newest first"
+    );
+    let (_, by_class) = api(
+        &app,
+        Method::GET,
+        &format!("/api/v1/admin/conversation-reads?class_id={id}&limit=1"),
+        &admin,
+        None,
+    )
+    .await;
+    assert_eq!(by_class.as_array().unwrap().len(), 1);
+}
+
+/// The one student session with stored conversations in `class_id`.
+async fn student_session(app: &TestApp, class_id: &str) -> String {
+    app.state
+        .store
+        .conversations_of(class_id, 10)
+        .await
+        .unwrap()
+        .remove(0)
+        .session_id
+}
