@@ -6,6 +6,7 @@
 //! tokens: the two sides share nothing but the database.
 
 pub mod cf_access;
+pub mod conversations;
 pub mod failed_sign_ins;
 pub mod health;
 pub mod model;
@@ -163,6 +164,7 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/admin/classes/{id}/{action}", post(no_such_action))
         .route("/admin/sessions/{session_id}/revoke", post(revoke_session))
         .route("/admin/export.csv", get(export))
+        .merge(conversations::router())
 }
 
 /// A signed-in teacher. Being an extractor, a dashboard handler cannot forget to check.

@@ -32,8 +32,10 @@ pub struct SessionResponse {
 
 /// A class's conversation visibility, set per class by its owner. A message is stored (or
 /// not) by the setting in force when it is sent; a change never reaches older messages.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+///
+/// On the wire a lower-case string. Serialised by hand, through `String`, which the widget
+/// has anyway: a derived enum visitor costs the widget's size budget more.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub enum Visibility {
     /// No message text is stored anywhere (the default).
     #[default]
@@ -62,6 +64,20 @@ impl Visibility {
             "full" => Some(Self::Full),
             _ => None,
         }
+    }
+}
+
+impl Serialize for Visibility {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for Visibility {
+    /// A value this build does not know (a newer server's) reads as `full`: the widget
+    /// then tells the student the most, never less than the server means.
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(Self::parse(&String::deserialize(d)?).unwrap_or(Self::Full))
     }
 }
 

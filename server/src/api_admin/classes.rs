@@ -52,7 +52,7 @@ pub(super) struct CreateClass {
     /// Widget token lifetime in seconds (at least 60).
     pub token_ttl_secs: Option<i64>,
     /// Who can read the class's conversations; default `off`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::conversations::strict")]
     #[schema(value_type = Option<VisibilityName>)]
     pub visibility: classchat_shared::Visibility,
 }
@@ -90,6 +90,7 @@ pub(super) struct UpdateClass {
     pub token_ttl_secs: Option<Option<i64>>,
     /// Who can read the class's conversations (the owner's and the administrator's to set);
     /// applies to messages sent from now on.
+    #[serde(default, deserialize_with = "super::conversations::strict_some")]
     #[schema(value_type = Option<VisibilityName>)]
     pub visibility: Option<classchat_shared::Visibility>,
 }

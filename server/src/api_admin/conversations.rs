@@ -17,6 +17,7 @@ use crate::conversations::{MAX_SEARCH_CHARS, by_student, open_conversation};
 use crate::state::AppState;
 use crate::store::conversations::ReadRecord;
 use crate::teachers::{Need, allows};
+use classchat_shared::Visibility;
 
 /// Who can read a class's conversations: `off` (nothing stored, the default), `flagged`
 /// (only exchanges flagged for safety, with their context) or `full` (every exchange).
@@ -28,6 +29,24 @@ pub(super) enum VisibilityName {
     Off,
     Flagged,
     Full,
+}
+
+/// A visibility in a request: one of the three, or the request is refused (the wire type
+/// reads an unknown value as `full`, which suits the widget, not a setting).
+pub(super) fn strict<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Visibility, D::Error> {
+    let s = String::deserialize(d)?;
+    Visibility::parse(&s).ok_or_else(|| {
+        serde::de::Error::custom(format!(
+            "visibility must be \"off\", \"flagged\" or \"full\", not {s:?}"
+        ))
+    })
+}
+
+/// [`strict`] for a field that may be absent.
+pub(super) fn strict_some<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Visibility>, D::Error> {
+    strict(d).map(Some)
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

@@ -260,6 +260,21 @@ async fn only_the_owner_sets_a_class_visibility_and_the_next_sign_in_carries_it(
         audit.to_string().contains("changed visibility"),
         "the change is audited: {audit}"
     );
+    let (s, e) = api(
+        &app,
+        Method::POST,
+        "/api/v1/admin/classes",
+        &owner,
+        Some(json!({"title": "7C", "visibility": "everyone"})),
+    )
+    .await;
+    assert_eq!(s, 400, "{e}");
+    // The wire type itself reads a value it does not know as `full`: a widget older than
+    // its server tells the student more, never less.
+    assert_eq!(
+        serde_json::from_str::<Visibility>("\"a-later-mode\"").unwrap(),
+        Visibility::Full
+    );
     // A class made without saying is `off`.
     let (s, plain) = api(
         &app,
