@@ -93,6 +93,9 @@ pub(crate) fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(conversations::list_conversations))
         .routes(routes!(conversations::open_one))
         .routes(routes!(conversations::list_reads))
+        .routes(routes!(conversations::export_session))
+        .routes(routes!(conversations::erase_session))
+        .routes(routes!(conversations::end_of_term))
         .split_for_parts()
 }
 

@@ -223,6 +223,7 @@ fn stored_class(r: &ClassRecord, defaults: &ClassDefaults) -> Class {
             .and_then(|tz| jiff::tz::TimeZone::get(tz).ok())
             .unwrap_or_else(|| defaults.time_zone.clone()),
         visibility: r.visibility,
+        keep: Default::default(),
         activity: None,
     }
 }

@@ -30,6 +30,8 @@ pub mod health;
 pub mod limiter;
 /// The sign-in and message limits, in memory or shared through PostgreSQL.
 pub mod limits;
+/// Deleting stored conversations, usage rows and sessions once past their time.
+pub mod retention;
 /// Every SQL statement.
 pub mod store;
 /// Teachers, roles, personal access tokens and invitations: the rules, not the storage.

@@ -22,6 +22,7 @@ const FLOORS: &[(&str, u8)] = &[
     ("store", 2),
     ("classes", 2),
     ("conversations", 2),
+    ("retention", 2),
     ("limiter", 2),
     ("limits", 2),
     ("teachers", 2),

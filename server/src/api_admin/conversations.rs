@@ -279,3 +279,238 @@ pub(super) async fn list_reads(
             .collect(),
     ))
 }
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct SessionInfo {
+    pub session_id: String,
+    pub display_name: Option<String>,
+    pub started_at_ms: i64,
+    pub last_seen_ms: i64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct UsageItem {
+    pub at_ms: i64,
+    pub conversation_id: String,
+    pub model: Option<String>,
+    pub prompt_tokens: Option<i64>,
+    pub completion_tokens: Option<i64>,
+    pub outcome: String,
+}
+
+/// Everything classchat holds about one session of a class.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct SessionExportView {
+    pub class_id: String,
+    pub session_id: String,
+    /// Absent once the sign-in row is gone (retention, erasure).
+    pub session: Option<SessionInfo>,
+    pub usage: Vec<UsageItem>,
+    pub conversations: Vec<ConversationView>,
+}
+
+/// What an erasure changed.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct ErasedView {
+    /// Stored exchanges deleted.
+    pub exchanges: u64,
+    /// Usage rows kept without a name (and, for one session, under an anonymous id).
+    pub usage_rows: u64,
+    /// Sign-ins deleted (one session) or left without a name (end of term).
+    pub sessions: u64,
+}
+
+impl From<crate::store::conversations::Erased> for ErasedView {
+    fn from(e: crate::store::conversations::Erased) -> Self {
+        Self {
+            exchanges: e.exchanges,
+            usage_rows: e.usage_rows,
+            sessions: e.sessions,
+        }
+    }
+}
+
+fn exchange_view(o: crate::conversations::Opened) -> ExchangeView {
+    ExchangeView {
+        id: o.row.id,
+        at_ms: o.row.at_ms,
+        activity_id: o.row.activity_id,
+        kept: o.row.kept,
+        completed: o.text.as_ref().is_some_and(|t| t.completed),
+        student: o.text.as_ref().map(|t| t.student.clone()),
+        reply: o.text.map(|t| t.reply),
+    }
+}
+
+/// Everything held about one session (its name, usage rows, stored conversations) as JSON;
+/// written to the access log as a reading of all its conversations (`*`).
+#[utoipa::path(get, path = "/api/v1/admin/classes/{id}/sessions/{session_id}/export", tag = "conversations",
+    params(("id" = String, Path, description = "The class's id"),
+        ("session_id" = String, Path, description = "The student's session")),
+    responses((status = 200, body = SessionExportView), (status = 404, body = ErrorBody)),
+    security(("token" = [])))]
+pub(super) async fn export_session(
+    State(state): State<AppState>,
+    who: ApiCaller,
+    Path((id, session_id)): Path<(String, String)>,
+) -> Result<ApiJson<SessionExportView>, ApiFailure> {
+    may_read(&state, &who, &id).await?;
+    let session = state
+        .store
+        .session_export(&session_id)
+        .await?
+        .filter(|s| s.class_id == id);
+    let usage = state.store.usage_export(&id, &session_id).await?;
+    let sealer = state.conversations.sealer();
+    let mut conversations = Vec::new();
+    let mut ids: Vec<String> = state
+        .store
+        .conversations_of(&id, i64::MAX)
+        .await?
+        .into_iter()
+        .filter(|c| c.session_id == session_id)
+        .map(|c| c.conversation_id)
+        .collect();
+    ids.sort();
+    for conversation_id in ids {
+        let opened =
+            open_conversation(&state.store, &sealer, &id, &session_id, &conversation_id).await?;
+        conversations.push(ConversationView {
+            class_id: id.clone(),
+            session_id: session_id.clone(),
+            display_name: opened.iter().find_map(|o| o.row.display_name.clone()),
+            conversation_id,
+            exchanges: opened.into_iter().map(exchange_view).collect(),
+        });
+    }
+    if session.is_none() && usage.is_empty() && conversations.is_empty() {
+        return Err(ApiFailure::NotFound);
+    }
+    let display_name = session
+        .as_ref()
+        .and_then(|s| s.display_name.clone())
+        .or_else(|| conversations.iter().find_map(|c| c.display_name.clone()));
+    state
+        .store
+        .log_conversation_read(&ReadRecord {
+            id: 0,
+            at_ms: now_ms(),
+            reader: who.caller.actor(),
+            class_id: id.clone(),
+            session_id: session_id.clone(),
+            display_name,
+            conversation_id: "*".into(),
+            address: who.address.clone(),
+        })
+        .await?;
+    Ok(ApiJson(SessionExportView {
+        class_id: id,
+        session_id,
+        session: session.map(|s| SessionInfo {
+            session_id: s.session_id,
+            display_name: s.display_name,
+            started_at_ms: s.started_at_ms,
+            last_seen_ms: s.last_seen_ms,
+        }),
+        usage: usage
+            .into_iter()
+            .map(|u| UsageItem {
+                at_ms: u.at_ms,
+                conversation_id: u.conversation_id,
+                model: u.model,
+                prompt_tokens: u.prompt_tokens,
+                completion_tokens: u.completion_tokens,
+                outcome: u.outcome,
+            })
+            .collect(),
+        conversations,
+    }))
+}
+
+/// Erases one session: its stored conversations are deleted, its usage rows kept without
+/// its name under an anonymous id (the class's totals stay the same), its sign-in deleted
+/// and revoked on every replica.
+#[utoipa::path(delete, path = "/api/v1/admin/classes/{id}/sessions/{session_id}", tag = "conversations",
+    params(("id" = String, Path, description = "The class's id"),
+        ("session_id" = String, Path, description = "The student's session")),
+    responses((status = 200, body = ErasedView), (status = 404, body = ErrorBody)),
+    security(("token" = [])))]
+pub(super) async fn erase_session(
+    State(state): State<AppState>,
+    who: ApiCaller,
+    Path((id, session_id)): Path<(String, String)>,
+) -> Result<ApiJson<ErasedView>, ApiFailure> {
+    may_read(&state, &who, &id).await?;
+    let session = state.store.session_export(&session_id).await?;
+    if session.as_ref().is_some_and(|s| s.class_id != id) {
+        return Err(ApiFailure::NotFound);
+    }
+    let anonymous = format!("erased-{}", uuid::Uuid::new_v4());
+    let erased = state
+        .store
+        .erase_session(&id, &session_id, &anonymous)
+        .await?;
+    if session.is_none() && erased == Default::default() {
+        return Err(ApiFailure::NotFound);
+    }
+    state.store.flush_erased().await;
+    // Revoked until its longest possible end, on every replica.
+    let now = crate::basics::now_secs();
+    let ends = session.map_or(now, |s| s.started_at_ms / 1000)
+        + state.settings.session_max_age.as_secs() as i64;
+    state
+        .store
+        .revoke_session(&session_id, &id, ends, "erased", now)
+        .await?;
+    state.revoked.insert_until(session_id.clone(), ends);
+    state
+        .store
+        .notify(&crate::sync::revoked_event(&session_id, ends))
+        .await;
+    tracing::info!(target: "classchat::admin", class = %id, session = %session_id, by = %who.caller.actor(), "session erased");
+    Ok(ApiJson(erased.into()))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct EndOfTerm {
+    /// The class's id, typed again: without it the answer only says what would go.
+    pub confirm: Option<String>,
+}
+
+/// "End of term": deletes the class's stored conversations and every student name it holds
+/// (sessions, usage rows, access log); totals stay. Without `confirm` set to the class's id,
+/// changes nothing and answers 400 naming what would go. The owner's and the administrator's.
+#[utoipa::path(post, path = "/api/v1/admin/classes/{id}/end-of-term", tag = "conversations",
+    params(("id" = String, Path, description = "The class's id")),
+    request_body = EndOfTerm,
+    responses((status = 200, body = ErasedView), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("token" = [])))]
+pub(super) async fn end_of_term(
+    State(state): State<AppState>,
+    who: ApiCaller,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<EndOfTerm>,
+) -> Result<ApiJson<ErasedView>, ApiFailure> {
+    may_read(&state, &who, &id).await?;
+    if let Some(t) = who.caller.teacher_id() {
+        let role = state.store.member_role(&id, t).await?;
+        if !role.is_some_and(|r| allows(r, Need::Delete)) {
+            return Err(ApiFailure::Forbidden(
+                "Only the class's owner or the administrator may end the term.".into(),
+            ));
+        }
+    }
+    if req.confirm.as_deref() != Some(id.as_str()) {
+        let p = state.store.end_of_term_preview(&id).await?;
+        return Err(ApiFailure::BadRequest(format!(
+            "This deletes {} stored exchanges of class {id} and the names on {} sessions and {} usage rows \
+             (totals stay). To do it, send {{\"confirm\": \"{id}\"}}.",
+            p.exchanges, p.sessions, p.usage_rows
+        )));
+    }
+    let erased = state.store.end_of_term(&id).await?;
+    state.store.flush_erased().await;
+    tracing::info!(target: "classchat::admin", class = %id, by = %who.caller.actor(), exchanges = erased.exchanges, "end of term: conversations and names erased");
+    Ok(ApiJson(erased.into()))
+}

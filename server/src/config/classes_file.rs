@@ -46,10 +46,40 @@ pub struct Class {
     /// Who can read the class's conversations (`visibility` in the classes file, or the
     /// API's class setting); `off` unless set.
     pub visibility: Visibility,
+    /// The class's own days to keep each kind of row (the classes file's `keep_*_days`);
+    /// `None` for each the server's setting decides.
+    pub keep: KeepDays,
     /// Set on the entry an activity's code signs in to: the class with the activity's
     /// prompt, greeting, starters and model applied. Budgets and usage stay the class's
     /// (`id` is the class's id); tokens name the entry by [`Class::key`].
     pub activity: Option<ActivityInfo>,
+}
+
+/// Days to keep stored conversations, usage rows and sessions; 0 keeps them until erased.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    pub conversations_days: u32,
+    pub usage_days: u32,
+    pub sessions_days: u32,
+}
+
+/// A class's own retention, field by field (`None`: the server's).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct KeepDays {
+    pub conversations_days: Option<u32>,
+    pub usage_days: Option<u32>,
+    pub sessions_days: Option<u32>,
+}
+
+impl KeepDays {
+    /// What applies to the class: its own days, else the server's.
+    pub fn over(self, server: Retention) -> Retention {
+        Retention {
+            conversations_days: self.conversations_days.unwrap_or(server.conversations_days),
+            usage_days: self.usage_days.unwrap_or(server.usage_days),
+            sessions_days: self.sessions_days.unwrap_or(server.sessions_days),
+        }
+    }
 }
 
 /// The global settings a class takes where it has no value of its own. A class's fields
@@ -139,6 +169,9 @@ struct ClassEntry {
     enabled: bool,
     /// `off` (default), `flagged` or `full`.
     visibility: Option<String>,
+    keep_conversations_days: Option<u32>,
+    keep_usage_days: Option<u32>,
+    keep_sessions_days: Option<u32>,
 }
 
 fn yes() -> bool {
@@ -240,6 +273,7 @@ impl ClassList {
                 enabled: true,
                 time_zone: defaults.time_zone.clone(),
                 visibility: Visibility::Off,
+                keep: KeepDays::default(),
                 activity: None,
             });
         }
@@ -337,6 +371,11 @@ impl ClassList {
                 enabled: c.enabled,
                 time_zone: defaults.time_zone.clone(),
                 visibility,
+                keep: KeepDays {
+                    conversations_days: c.keep_conversations_days,
+                    usage_days: c.keep_usage_days,
+                    sessions_days: c.keep_sessions_days,
+                },
                 activity: None,
             });
         }

@@ -24,6 +24,7 @@ mod pg_replicas;
 mod proxy_nginx;
 mod release;
 mod request_log;
+mod retention;
 mod rotation;
 mod route_guards;
 mod session;
