@@ -54,7 +54,14 @@ pub(crate) async fn admin_token(app: &TestApp) -> String {
     };
     app.state
         .store
-        .create_token("k_admin", &t.digest, &t.prefix, "test", None, audit)
+        .create_token(
+            &format!("k_{}", uuid::Uuid::new_v4().simple()),
+            &t.digest,
+            &t.prefix,
+            "test",
+            None,
+            audit,
+        )
         .await
         .unwrap();
     t.token
@@ -663,4 +670,64 @@ async fn student_session(app: &TestApp, class_id: &str) -> String {
         .unwrap()
         .remove(0)
         .session_id
+}
+
+#[tokio::test]
+async fn stored_text_stays_readable_through_a_secret_rotation_and_not_after_the_old_secret_is_dropped()
+ {
+    let f = classes_file(TWO_CLASSES);
+    let classes = f.path().to_str().unwrap().to_owned();
+    let app = spawn_app_with(Opts::default().arg("--classes-file", &classes)).await;
+    let s = sign_in_as(&app, "open-book-11", "Mei").await;
+    say(&app, &s.token, "r-1", "sealed under the first secret").await;
+    wait_for("stored", || async { stored(&app, "open-book").await == 1 }).await;
+    let dir = app.dir();
+    app.stop().await;
+
+    let new_secret = "a-new-secret-after-rotation-0123456789abcdef";
+    let open = |previous: Option<&'static str>| {
+        let (dir, classes) = (dir.clone(), classes.clone());
+        async move {
+            let mut opts = Opts {
+                dir: Some(dir),
+                ..Opts::default()
+            }
+            .arg("--classes-file", &classes)
+            .arg("--auth-secret", new_secret);
+            if let Some(p) = previous {
+                opts = opts.arg("--auth-secret-previous", p);
+            }
+            let app = spawn_app_with(opts).await;
+            let admin = admin_token(&app).await;
+            let session = app
+                .state
+                .store
+                .conversations_of("open-book", 10)
+                .await
+                .unwrap()
+                .remove(0)
+                .session_id;
+            let (s, conv) = api(
+                &app,
+                Method::GET,
+                &format!("/api/v1/admin/classes/open-book/conversations/{session}/r-1"),
+                &admin,
+                None,
+            )
+            .await;
+            assert_eq!(s, 200, "{conv}");
+            app.stop().await;
+            conv["exchanges"][0]["student"].clone()
+        }
+    };
+    assert_eq!(
+        open(Some(SECRET)).await,
+        json!("sealed under the first secret"),
+        "AUTH_SECRET_PREVIOUS opens what the old secret sealed"
+    );
+    assert_eq!(
+        open(None).await,
+        Value::Null,
+        "without the old secret the text cannot be opened (and is not shown)"
+    );
 }
