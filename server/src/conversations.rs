@@ -13,6 +13,13 @@
 //!
 //! The visibility is the class's when the message is sent (the [`Tap`] is made then), so
 //! a change never reaches messages sent before it.
+//!
+//! **For the safety check** (issue 23, items 3–4): `relay::create_chat` makes the exchange's
+//! [`Tap`] (`None` in an `off` class) and hands it to the usage recorder with
+//! `with_tap(tap)`. Take its key first, `let key = tap.as_ref().map(Tap::key);`, run the check
+//! off the reply's path, and on a flag call `state.conversations.keep_flagged(&key)`; the
+//! stored row's id is `key.exchange_id`, for the flag to name. It never waits, and works
+//! whether the reply has finished or not.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
