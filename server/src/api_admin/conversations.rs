@@ -445,14 +445,23 @@ pub(super) async fn erase_session(
     if session.as_ref().is_some_and(|s| s.class_id != id) {
         return Err(ApiFailure::NotFound);
     }
-    let anonymous = format!("erased-{}", uuid::Uuid::new_v4());
-    let erased = state
-        .store
-        .erase_session(&id, &session_id, &anonymous)
-        .await?;
-    if session.is_none() && erased == Default::default() {
+    let held = session.is_some()
+        || !state.store.usage_export(&id, &session_id).await?.is_empty()
+        || state
+            .store
+            .conversations_of(&id, i64::MAX)
+            .await?
+            .iter()
+            .any(|c| c.session_id == session_id);
+    if !held {
         return Err(ApiFailure::NotFound);
     }
+    let anonymous = format!("erased-{}", uuid::Uuid::new_v4());
+    let actor = who.caller.actor();
+    let erased = state
+        .store
+        .erase_session(&id, &session_id, &anonymous, who.audit(&actor))
+        .await?;
     state.store.flush_erased().await;
     // Revoked until its longest possible end, on every replica.
     let now = crate::basics::now_secs();
@@ -509,7 +518,8 @@ pub(super) async fn end_of_term(
             p.exchanges, p.sessions, p.usage_rows
         )));
     }
-    let erased = state.store.end_of_term(&id).await?;
+    let actor = who.caller.actor();
+    let erased = state.store.end_of_term(&id, who.audit(&actor)).await?;
     state.store.flush_erased().await;
     tracing::info!(target: "classchat::admin", class = %id, by = %who.caller.actor(), exchanges = erased.exchanges, "end of term: conversations and names erased");
     Ok(ApiJson(erased.into()))

@@ -1,6 +1,7 @@
 //! Stored conversations: sealed exchanges of classes whose visibility keeps them, and the
 //! log of who opened which (see `crate::conversations` for what is kept and when).
 
+use super::teachers::{Audit, audit_line};
 use super::{Store, with_pool};
 
 /// One stored exchange; `sealed` is the base64 of [`crate::sealed::Sealer::seal`]'s output.
@@ -380,6 +381,7 @@ impl Store {
         class_id: &str,
         session_id: &str,
         anonymous: &str,
+        a: Audit<'_>,
     ) -> sqlx::Result<Erased> {
         with_pool!(&self.db, pool => {
             let mut tx = pool.begin().await?;
@@ -419,6 +421,12 @@ impl Store {
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
+            // Audited without the session's id or name: those are what was erased.
+            audit_line(a, "erase_session", Some(class_id), format!(
+                "erased one session: {exchanges} stored exchanges deleted, {usage_rows} usage rows kept without a name"
+            ))
+            .execute(&mut *tx)
+            .await?;
             tx.commit().await?;
             Ok(Erased { exchanges, usage_rows, sessions })
         })
@@ -441,7 +449,7 @@ impl Store {
 
     /// "End of term": deletes a class's stored exchanges and every name its sessions, usage
     /// rows and access-log lines carry, in one transaction. Counts and totals stay.
-    pub async fn end_of_term(&self, class_id: &str) -> sqlx::Result<Erased> {
+    pub async fn end_of_term(&self, class_id: &str, a: Audit<'_>) -> sqlx::Result<Erased> {
         with_pool!(&self.db, pool => {
             let mut tx = pool.begin().await?;
             let exchanges = sqlx::query("DELETE FROM conversation_exchanges WHERE class_id = $1")
@@ -469,6 +477,11 @@ impl Store {
             ] {
                 sqlx::query(sql).bind(class_id).execute(&mut *tx).await?;
             }
+            audit_line(a, "end_of_term", Some(class_id), format!(
+                "end of term: {exchanges} stored exchanges deleted, names removed from {sessions} sessions and {usage_rows} usage rows"
+            ))
+            .execute(&mut *tx)
+            .await?;
             tx.commit().await?;
             Ok(Erased { exchanges, usage_rows, sessions })
         })

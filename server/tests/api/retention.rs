@@ -379,6 +379,24 @@ async fn export_then_erase_leaves_no_trace_of_the_name_or_text_and_the_class_tot
     // Nothing is left to export or erase.
     let (s, _) = api(&app, Method::GET, &format!("{base}/export"), &admin, None).await;
     assert_eq!(s, 404);
+    let (s, _) = api(&app, Method::DELETE, &base, &admin, None).await;
+    assert_eq!(s, 404);
+    // The erasure is audited, naming neither the student nor the session.
+    let (_, audit) = api(&app, Method::GET, "/api/v1/admin/audit", &admin, None).await;
+    let lines: Vec<&Value> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|l| l["action"] == "erase_session")
+        .collect();
+    assert_eq!(lines.len(), 1, "{audit}");
+    assert!(
+        lines[0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("2 stored exchanges deleted")
+    );
+    assert!(!audit.to_string().contains(name) && !audit.to_string().contains(&session));
 }
 
 #[tokio::test]
@@ -492,5 +510,12 @@ async fn end_of_term_names_what_will_go_and_erases_only_when_confirmed_by_the_ow
         usage_log(&app.state.store).await.len(),
         1,
         "the usage row stays, nameless"
+    );
+    let (_, audit) = api(&app, Method::GET, "/api/v1/admin/audit", &admin, None).await;
+    assert!(
+        audit
+            .to_string()
+            .contains("end of term: 1 stored exchanges deleted"),
+        "{audit}"
     );
 }
