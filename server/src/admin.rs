@@ -15,6 +15,7 @@
 
 pub mod cf_access;
 mod classes;
+pub mod conversations;
 pub mod failed_sign_ins;
 pub mod health;
 mod i18n;
@@ -119,6 +120,7 @@ pub(crate) fn router() -> Router<AppState> {
         .merge(teachers::router())
         .merge(classes::router())
         .merge(usage::router())
+        .merge(conversations::router())
 }
 
 /// Who is signed in to the dashboard.

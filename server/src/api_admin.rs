@@ -11,6 +11,7 @@
 //! line, then reaches every replica's class registry (see [`crate::sync::classes_changed`]).
 
 mod classes;
+mod conversations;
 mod error;
 mod teachers;
 
@@ -47,6 +48,7 @@ pub use error::{ApiFailure, ApiJson, ApiQuery, ErrorBody};
     tags(
         (name = "teachers", description = "Teachers, invitations and tokens"),
         (name = "classes", description = "Classes, members, activities and usage"),
+        (name = "conversations", description = "Stored conversations and who read them"),
     )
 )]
 struct ApiDoc;
@@ -88,6 +90,12 @@ pub(crate) fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(classes::update_activity))
         .routes(routes!(classes::rotate_activity_code))
         .routes(routes!(classes::class_usage))
+        .routes(routes!(conversations::list_conversations))
+        .routes(routes!(conversations::open_one))
+        .routes(routes!(conversations::list_reads))
+        .routes(routes!(conversations::export_session))
+        .routes(routes!(conversations::erase_session))
+        .routes(routes!(conversations::end_of_term))
         .split_for_parts()
 }
 

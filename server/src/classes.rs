@@ -216,6 +216,7 @@ fn stored_class(r: &ClassRecord, defaults: &ClassDefaults) -> Class {
         system_prompt: r.system_prompt.clone(),
         greeting: r.greeting.clone(),
         starters: r.starters.clone(),
+        visibility: r.visibility,
         ..Class::with_own(r.id.clone(), r.title.clone(), own, defaults)
     }
 }
@@ -292,6 +293,7 @@ mod tests {
             class_messages_per_minute: None,
             daily_quota: None,
             token_ttl_secs: None,
+            visibility: Default::default(),
             created_ms: 0,
             updated_ms: 0,
         }

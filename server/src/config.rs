@@ -220,6 +220,21 @@ pub struct Config {
     #[arg(long, env = "DAILY_MESSAGE_QUOTA", default_value_t = 0)]
     pub daily_message_quota: u32,
 
+    /// Days a stored conversation (visibility `flagged` or `full`) is kept (classes may
+    /// override). 0: kept until erased.
+    #[arg(long, env = "KEEP_CONVERSATIONS_DAYS", default_value_t = 30)]
+    pub keep_conversations_days: u32,
+
+    /// Days a usage row (who sent a message, when, tokens) is kept (classes may override); the
+    /// hourly class totals stay. 0: kept until erased.
+    #[arg(long, env = "KEEP_USAGE_DAYS", default_value_t = 365)]
+    pub keep_usage_days: u32,
+
+    /// Days a sign-in (its session and the name typed) is kept after it was last used
+    /// (classes may override). 0: kept until erased.
+    #[arg(long, env = "KEEP_SESSIONS_DAYS", default_value_t = 365)]
+    pub keep_sessions_days: u32,
+
     /// Time allowed to connect to Open WebUI.
     #[arg(long, env = "UPSTREAM_CONNECT_TIMEOUT", default_value = "10s")]
     pub upstream_connect_timeout: String,
@@ -559,6 +574,8 @@ pub struct Settings {
     pub messages_per_minute: u32,
     pub class_messages_per_minute: u32,
     pub daily_message_quota: u32,
+    /// How long stored conversations, usage rows and sessions are kept, unless a class says.
+    pub retention: classes_file::Retention,
     pub timeouts: Timeouts,
     pub shutdown_grace: Duration,
     pub log_json: bool,
@@ -952,6 +969,11 @@ impl Config {
             messages_per_minute: self.messages_per_minute,
             class_messages_per_minute: self.class_messages_per_minute,
             daily_message_quota: self.daily_message_quota,
+            retention: classes_file::Retention {
+                conversations_days: self.keep_conversations_days,
+                usage_days: self.keep_usage_days,
+                sessions_days: self.keep_sessions_days,
+            },
             timeouts,
             shutdown_grace,
             resync_interval: duration(

@@ -10,6 +10,8 @@
 pub mod basics;
 /// Configuration from flags, environment and `.env`, checked at start-up.
 pub mod config;
+/// Text sealed at rest (stored conversations) under keys derived from AUTH_SECRET.
+pub mod sealed;
 /// Logging set-up.
 pub mod telemetry;
 
@@ -17,6 +19,9 @@ pub mod telemetry;
 
 /// The classes in force: configured, changed on the dashboard, made in the store.
 pub mod classes;
+/// Stored conversations: what a class's visibility keeps, sealed, written off the reply's
+/// path; the flagged-exchange hook for the safety check.
+pub mod conversations;
 /// The error type and the contract's error body.
 pub mod error;
 /// What the checks found, for the dashboard's Health panel.
@@ -25,6 +30,8 @@ pub mod health;
 pub mod limiter;
 /// The sign-in and message limits, in memory or shared through PostgreSQL.
 pub mod limits;
+/// Deleting stored conversations, usage rows and sessions once past their time.
+pub mod retention;
 /// Every SQL statement.
 pub mod store;
 /// Teachers, roles, personal access tokens and invitations: the rules, not the storage.

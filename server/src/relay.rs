@@ -110,12 +110,30 @@ async fn create_chat(
 
     let model = class.model.clone().unwrap_or_else(|| "demo".to_owned());
     let stream = req.stream;
+    // The class's visibility now decides whether this exchange's text is kept.
+    let tap = req
+        .messages
+        .last()
+        .filter(|m| m.role == Role::User)
+        .and_then(|m| {
+            state.conversations.tap(
+                class.visibility,
+                &class.id,
+                class.activity.as_ref().map(|a| a.id.as_str()),
+                &session.claims.sub,
+                session.claims.name.as_deref(),
+                &req.conversation_id,
+                &m.content,
+            )
+        });
     let up_req = UpstreamRequest::new(
         model.clone(),
         upstream_messages(class.system_prompt.as_deref(), now, req.messages),
         stream,
     );
-    let mut recorder = session.usage_recorder(&state.usage, req.conversation_id, model);
+    let mut recorder = session
+        .usage_recorder(&state.usage, req.conversation_id, model)
+        .with_tap(tap);
 
     if !stream {
         let resp = match state.upstream.send(&up_req).await {

@@ -51,6 +51,7 @@ pub struct Application {
     listener: TcpListener,
     state: AppState,
     usage_task: JoinHandle<()>,
+    conversations_task: JoinHandle<()>,
     /// Housekeeping and, on PostgreSQL, the replicas' change listener.
     sync_task: JoinHandle<()>,
 }
@@ -98,6 +99,14 @@ impl Application {
             tracing::warn!("{warning}");
         }
         let (usage, usage_task) = UsageLog::spawn(store.clone());
+        let (conversations, conversations_task) = crate::conversations::Recorder::spawn(
+            store.clone(),
+            Arc::new(crate::sealed::Sealer::new(
+                crate::conversations::PURPOSE,
+                &settings.auth_secret,
+                settings.auth_secret_previous.as_ref(),
+            )),
+        );
         let bound = listener.local_addr()?;
         let public_url = settings
             .public_url
@@ -117,6 +126,7 @@ impl Application {
             revoked: Arc::new(revoked),
             upstream: Arc::new(upstream),
             usage,
+            conversations,
             admin: Arc::new(admin),
             shutdown: CancellationToken::new(),
             health: Default::default(),
@@ -126,6 +136,7 @@ impl Application {
             listener,
             state,
             usage_task,
+            conversations_task,
             sync_task,
         })
     }
@@ -152,6 +163,7 @@ impl Application {
             listener,
             state,
             usage_task,
+            conversations_task,
             sync_task,
         } = self;
         let grace = state.settings.shutdown_grace;
@@ -189,6 +201,8 @@ impl Application {
         sync_task.abort();
         state.usage.close().await;
         let _ = usage_task.await;
+        state.conversations.close().await;
+        let _ = conversations_task.await;
         state.store.close().await;
         tracing::info!("stopped");
         result

@@ -29,6 +29,8 @@ pub struct AppState {
     pub limits: Arc<Limits>,
     pub upstream: Arc<Upstream>,
     pub usage: UsageLog,
+    /// Stored conversations (classes whose visibility is not `off`).
+    pub conversations: crate::conversations::Recorder,
     /// The teacher dashboard's configuration and keys.
     pub admin: Arc<crate::admin::Admin>,
     /// Cancelled when the shutdown grace period is over: open replies end with an error.

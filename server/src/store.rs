@@ -10,6 +10,7 @@
 
 pub mod admin;
 mod classes;
+pub mod conversations;
 pub mod copy;
 pub mod dashboard;
 mod dialect;
@@ -179,6 +180,9 @@ impl Store {
             .create_if_missing(create)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
+            // Deleted rows (erased students, retention) are overwritten, not left in free
+            // pages a copied file would still show.
+            .pragma("secure_delete", "ON")
             .busy_timeout(Duration::from_secs(5));
         let pool = SqlitePoolOptions::new()
             .max_connections(4)

@@ -53,6 +53,15 @@ async fn housekeeping_loop(state: AppState) {
             Ok(ran) => tracing::debug!(revocations, budgets, database = ran, "housekeeping"),
             Err(e) => tracing::warn!(error = %e, "housekeeping: database unavailable"),
         }
+        let classes = state.classes.current();
+        let retention = state.settings.retention;
+        match crate::retention::run(&state.store, &classes, retention, now * 1000).await {
+            Ok(Some(n)) if n > 0 => {
+                tracing::info!(rows = n, "retention: deleted rows past their time")
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "retention: database unavailable"),
+        }
     }
 }
 

@@ -197,6 +197,9 @@ pub struct UsageRecorder {
     /// Characters sent and received, for [`estimate_tokens`]; `None` until Open WebUI
     /// accepted the request (a refused one used no tokens, so gets no estimate).
     chars: Option<(usize, usize)>,
+    /// The exchange's text, in a class whose visibility keeps it (see
+    /// [`crate::conversations`]); finished with the row.
+    tap: Option<crate::conversations::Tap>,
 }
 
 /// Characters per token in the estimate: the usual figure for English text with OpenAI's
@@ -242,7 +245,14 @@ impl UsageRecorder {
                 error_code: None,
             },
             chars: None,
+            tap: None,
         }
+    }
+
+    /// Hands the reply's text to `tap` too (a class whose visibility is not `off`).
+    pub fn with_tap(mut self, tap: Option<crate::conversations::Tap>) -> Self {
+        self.tap = tap;
+        self
     }
 
     /// Open WebUI took the request, whose messages had `prompt_chars` characters.
@@ -254,6 +264,9 @@ impl UsageRecorder {
     pub fn reply_text(&mut self, text: &str) {
         if let Some((_, reply)) = &mut self.chars {
             *reply += text.chars().count();
+        }
+        if let Some(tap) = &mut self.tap {
+            tap.reply_text(text);
         }
     }
 
@@ -297,6 +310,9 @@ impl Drop for UsageRecorder {
             row.tokens_estimated = true;
         }
         row.total_ms = self.started.elapsed().as_millis().min(u32::MAX as u128) as u32;
+        if let Some(tap) = self.tap.take() {
+            tap.finish(row.outcome == Outcome::Completed);
+        }
         self.log.record(row);
     }
 }

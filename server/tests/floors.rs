@@ -16,10 +16,13 @@ const FLOORS: &[(&str, u8)] = &[
     // 1: settings and small helpers: no I/O beyond reading the environment and files.
     ("basics", 1),
     ("config", 1),
+    ("sealed", 1),
     ("telemetry", 1),
     // 2: every SQL statement, and the pure domain.
     ("store", 2),
     ("classes", 2),
+    ("conversations", 2),
+    ("retention", 2),
     ("limiter", 2),
     ("limits", 2),
     ("teachers", 2),

@@ -79,6 +79,10 @@ pub struct Text {
     pub held_up: &'static str,
     /// The stream is open but the model has sent nothing yet: it is probably loading.
     pub starting_up: &'static str,
+    /// The class's conversation visibility, told permanently while it is not `off`:
+    /// `full`, then `flagged`.
+    pub notice_full: &'static str,
+    pub notice_flagged: &'static str,
     pub err_code_empty: &'static str,
     pub err_invalid_code: &'static str,
     pub err_name_too_long: &'static str,
@@ -224,6 +228,8 @@ static EN: Text = Text {
     typing: "The assistant is writing…",
     held_up: "The reply is being held up on the way — a proxy between you and the server may be buffering it. It will appear when it is complete.",
     starting_up: "The assistant is starting up; the first answer can take a minute.",
+    notice_full: "Your teacher can read conversations in this class.",
+    notice_flagged: "Your teacher is shown messages flagged for safety.",
     err_code_empty: "Enter the access code.",
     err_invalid_code: "That access code is not valid. Check it and try again.",
     err_name_too_long: "Your name is too long.",
@@ -287,6 +293,8 @@ static ZH_TW: Text = Text {
     typing: "助理正在回覆…",
     held_up: "回覆在傳送途中被延遲了——你和伺服器之間的代理伺服器可能正在暫存它。回覆完成後就會顯示。",
     starting_up: "助理正在啟動中，第一個回答可能需要一分鐘。",
+    notice_full: "老師可以閱讀這個班級的對話。",
+    notice_flagged: "老師會看到被標示為安全疑慮的訊息。",
     err_code_empty: "請輸入存取碼。",
     err_invalid_code: "存取碼不正確，請檢查後再試一次。",
     err_name_too_long: "名字太長了。",

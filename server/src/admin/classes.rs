@@ -553,18 +553,9 @@ async fn create(
         }
         let base = ClassRecord {
             id,
-            title: String::new(),
-            greeting: None,
-            system_prompt: None,
-            starters: Vec::new(),
-            model: None,
-            time_zone: None,
-            messages_per_minute: None,
-            class_messages_per_minute: None,
-            daily_quota: None,
-            token_ttl_secs: None,
             created_ms: now,
             updated_ms: now,
+            ..ClassRecord::default()
         };
         let c = match form.apply(base) {
             Ok(c) => c,

@@ -7,6 +7,7 @@ use axum::http::StatusCode;
 use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use super::conversations::VisibilityName;
 use super::{ActivityAccess, ApiCaller, ApiFailure, ApiJson, ApiQuery, ClassAccess, ErrorBody};
 use crate::basics::now_ms;
 use crate::classes::{check_starters, generate_code};
@@ -59,6 +60,11 @@ pub(super) struct ClassFields {
     /// Widget token lifetime in seconds (at least 60).
     #[serde(default, deserialize_with = "present")]
     pub token_ttl_secs: Option<Option<i64>>,
+    /// Who can read the class's conversations (the owner's and the administrator's to set);
+    /// applies to messages sent from now on.
+    #[serde(default, deserialize_with = "super::conversations::strict_some")]
+    #[schema(value_type = Option<VisibilityName>)]
+    pub visibility: Option<classchat_shared::Visibility>,
 }
 
 impl ClassFields {
@@ -84,7 +90,8 @@ impl ClassFields {
             messages_per_minute,
             class_messages_per_minute,
             daily_quota,
-            token_ttl_secs
+            token_ttl_secs,
+            visibility
         );
         check_class(c)?;
         Ok(changed_fields(&given))
@@ -104,6 +111,8 @@ pub(super) struct ClassView {
     pub class_messages_per_minute: Option<i64>,
     pub daily_quota: Option<i64>,
     pub token_ttl_secs: Option<i64>,
+    #[schema(value_type = VisibilityName)]
+    pub visibility: classchat_shared::Visibility,
     /// The caller's role; absent for the administrator.
     pub role: Option<RoleName>,
     pub activities: Vec<ActivityView>,
@@ -335,6 +344,7 @@ async fn view(
         class_messages_per_minute: class.class_messages_per_minute,
         daily_quota: class.daily_quota,
         token_ttl_secs: class.token_ttl_secs,
+        visibility: class.visibility,
         role: role.map(Into::into),
         activities: activities.iter().map(Into::into).collect(),
         created_ms: class.created_ms,
@@ -431,6 +441,9 @@ pub(super) async fn update_class(
     ApiJson(req): ApiJson<ClassFields>,
 ) -> Result<ApiJson<ClassView>, ApiFailure> {
     access.require(Need::Edit)?;
+    if req.visibility.is_some_and(|v| v != access.class.visibility) {
+        access.require(Need::Visibility)?;
+    }
     let mut c = access.class.clone();
     let detail = req.apply_to(&mut c)?;
     let actor = access.who.caller.actor();

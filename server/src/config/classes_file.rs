@@ -16,6 +16,7 @@ use classchat_shared::limits::{
 };
 
 use crate::basics::{HmacSha256, parse_duration};
+pub use classchat_shared::Visibility;
 
 /// One class: who it is for, how to reach it, and its limits.
 #[derive(Debug, Clone)]
@@ -45,10 +46,43 @@ pub struct Class {
     /// The values the class names itself; the effective ones above are these, else the
     /// global ones (see [`Class::resolve`]).
     pub own: OwnSettings,
+    /// Who can read the class's conversations (`visibility` in the classes file, or the
+    /// API's class setting); `off` unless set.
+    pub visibility: Visibility,
+    /// The class's own days to keep each kind of row (the classes file's `keep_*_days`);
+    /// `None` for each the server's setting decides.
+    pub keep: KeepDays,
     /// Set on the entry an activity's code signs in to: the class with the activity's
     /// prompt, greeting, starters and model applied. Budgets and usage stay the class's
     /// (`id` is the class's id); tokens name the entry by [`Class::key`].
     pub activity: Option<ActivityInfo>,
+}
+
+/// Days to keep stored conversations, usage rows and sessions; 0 keeps them until erased.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    pub conversations_days: u32,
+    pub usage_days: u32,
+    pub sessions_days: u32,
+}
+
+/// A class's own retention, field by field (`None`: the server's).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct KeepDays {
+    pub conversations_days: Option<u32>,
+    pub usage_days: Option<u32>,
+    pub sessions_days: Option<u32>,
+}
+
+impl KeepDays {
+    /// What applies to the class: its own days, else the server's.
+    pub fn over(self, server: Retention) -> Retention {
+        Retention {
+            conversations_days: self.conversations_days.unwrap_or(server.conversations_days),
+            usage_days: self.usage_days.unwrap_or(server.usage_days),
+            sessions_days: self.sessions_days.unwrap_or(server.sessions_days),
+        }
+    }
 }
 
 /// The global settings a class takes where it has no value of its own. A class's fields
@@ -130,6 +164,8 @@ impl Class {
             enabled: true,
             time_zone: defaults.time_zone.clone(),
             own,
+            visibility: Visibility::Off,
+            keep: KeepDays::default(),
             activity: None,
         };
         class.resolve(defaults);
@@ -199,6 +235,11 @@ struct ClassEntry {
     daily_message_quota: Option<u32>,
     #[serde(default = "yes")]
     enabled: bool,
+    /// `off` (default), `flagged` or `full`.
+    visibility: Option<String>,
+    keep_conversations_days: Option<u32>,
+    keep_usage_days: Option<u32>,
+    keep_sessions_days: Option<u32>,
 }
 
 fn yes() -> bool {
@@ -364,12 +405,27 @@ impl ClassList {
                 daily_message_quota: c.daily_message_quota,
                 time_zone: None,
             };
+            let visibility = match c.visibility.as_deref().map(str::trim) {
+                None => Visibility::Off,
+                Some(v) => Visibility::parse(v).ok_or_else(|| {
+                    fail(
+                        "visibility",
+                        format!("{v:?} is not one of \"off\", \"flagged\", \"full\""),
+                    )
+                })?,
+            };
             classes.push(Class {
                 codes,
                 system_prompt: c.system_prompt.filter(|s| !s.trim().is_empty()),
                 greeting: c.greeting.filter(|s| !s.trim().is_empty()),
                 starters,
                 enabled: c.enabled,
+                visibility,
+                keep: KeepDays {
+                    conversations_days: c.keep_conversations_days,
+                    usage_days: c.keep_usage_days,
+                    sessions_days: c.keep_sessions_days,
+                },
                 ..Class::with_own(c.id, c.title, own, defaults)
             });
         }

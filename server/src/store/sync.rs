@@ -7,7 +7,7 @@ use super::{Db, Store, with_pool};
 const CHANNEL: &str = "classchat";
 
 /// Housekeeping's advisory lock key (any fixed number; "cc" in ASCII, twice).
-const HOUSEKEEPING_LOCK: i64 = 0x6363_6363;
+pub(super) const HOUSEKEEPING_LOCK: i64 = 0x6363_6363;
 
 /// How long (seconds) a revocation is kept after its session's end. A session's last token
 /// expires at that end but still verifies for the token leeway after it

@@ -304,6 +304,24 @@ const ROUTES: &[(&str, &str)] = &[
     ("PATCH /api/v1/admin/activities/{id}", r#"{"paused": true}"#),
     ("POST /api/v1/admin/activities/{id}/rotate", ""),
     ("GET /api/v1/admin/classes/{id}/usage", ""),
+    ("GET /api/v1/admin/classes/{id}/conversations", ""),
+    (
+        "GET /api/v1/admin/classes/{id}/conversations/{session_id}/{conversation_id}",
+        "",
+    ),
+    ("GET /api/v1/admin/conversation-reads", ""),
+    (
+        "GET /api/v1/admin/classes/{id}/sessions/{session_id}/export",
+        "",
+    ),
+    (
+        "DELETE /api/v1/admin/classes/{id}/sessions/{session_id}",
+        "",
+    ),
+    (
+        "POST /api/v1/admin/classes/{id}/end-of-term",
+        r#"{"confirm":"x"}"#,
+    ),
     ("GET /api/v1/admin/audit?class_id={class}", ""),
     (
         "POST /api/v1/admin/teachers",

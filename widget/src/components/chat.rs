@@ -251,6 +251,8 @@ pub(crate) fn Chat(ctx: Ctx) -> impl IntoView {
             // reads each reply once, complete.
             <div class="cc-messages" data-testid="cc-messages" node_ref=list_ref role="region"
                 aria-label=t.conversation tabindex="0" on:scroll=on_scroll>
+                // Before the first message, permanently, while the class keeps conversations.
+                {super::visibility_notice(ctx, "cc-notice", "cc-notice")}
                 {move || greeting.get().map(|g| assistant_bubble(&g))}
                 {rows}
                 {move || reply.get().map(|(_, empty)| {

@@ -9,7 +9,7 @@ mod markdown_view;
 
 use std::time::Duration;
 
-use classchat_shared::{ChatRequest, ErrorCode, Role, SessionResponse};
+use classchat_shared::{ChatRequest, ErrorCode, Role, SessionResponse, Visibility};
 use leptos::leptos_dom::helpers::{
     IntervalHandle, TimeoutHandle, request_animation_frame, set_interval_with_handle,
     set_timeout_with_handle,
@@ -144,6 +144,16 @@ impl Ctx {
 
     pub(crate) fn server(&self) -> String {
         self.cfg.with_value(|c| c.server.clone())
+    }
+
+    /// What the class's conversation visibility tells the student; `None` for `off`.
+    pub(crate) fn visibility_text(&self) -> Option<&'static str> {
+        let t = self.t;
+        self.session.with(|s| match s.as_ref()?.visibility {
+            Visibility::Off => None,
+            Visibility::Flagged => Some(t.notice_flagged),
+            Visibility::Full => Some(t.notice_full),
+        })
     }
 
     /// The header title: `data-title`, else the class's, else a default.
@@ -666,6 +676,15 @@ fn icon(d: &'static str) -> impl IntoView {
     }
 }
 
+/// The class's visibility notice (nothing while `off`); one view for the header's and the
+/// one above the messages, so the wasm holds it once.
+pub(crate) fn visibility_notice(ctx: Ctx, class: &'static str, id: &'static str) -> impl IntoView {
+    move || {
+        ctx.visibility_text()
+            .map(|n| view! { <p class=class data-testid=id>{n}</p> })
+    }
+}
+
 /// The whole widget inside the panel.
 #[component]
 #[allow(unreachable_pub)] // the macro makes a `pub` props struct
@@ -711,6 +730,7 @@ pub(crate) fn App(config: Config, root: HtmlElement) -> impl IntoView {
                     aria-label=t.close title=t.close on:click=move |_| ctx.close()>
                     {icon("M6 6l12 12M18 6L6 18")}
                 </button>
+                {visibility_notice(ctx, "cc-hn", "cc-notice-header")}
             </header>
             {move || if signed_in.get() {
                 view! { <Chat ctx=ctx/> }.into_any()
