@@ -216,7 +216,7 @@ pub struct UsageTotals {
 }
 
 /// The audit-line statement; the caller runs it inside the change's transaction.
-fn audit_line<'q, DB: sqlx::Database>(
+pub(super) fn audit_line<'q, DB: sqlx::Database>(
     a: Audit<'q>,
     action: &'q str,
     class_id: Option<&'q str>,
