@@ -5,6 +5,7 @@
 //! The widget API never accepts these credentials and these pages never accept widget
 //! tokens: the two sides share nothing but the database.
 
+pub mod alerts;
 pub mod cf_access;
 pub mod failed_sign_ins;
 pub mod health;
@@ -163,6 +164,7 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/admin/classes/{id}/{action}", post(no_such_action))
         .route("/admin/sessions/{session_id}/revoke", post(revoke_session))
         .route("/admin/export.csv", get(export))
+        .merge(alerts::routes())
 }
 
 /// A signed-in teacher. Being an extractor, a dashboard handler cannot forget to check.

@@ -10,6 +10,7 @@
 //! it did not exist). Every change goes through one store call that also writes its audit
 //! line, then reaches every replica's class registry (see [`crate::sync::classes_changed`]).
 
+mod alerts;
 mod classes;
 mod error;
 mod teachers;
@@ -47,6 +48,7 @@ pub use error::{ApiFailure, ApiJson, ApiQuery, ErrorBody};
     tags(
         (name = "teachers", description = "Teachers, invitations and tokens"),
         (name = "classes", description = "Classes, members, activities and usage"),
+        (name = "alerts", description = "Safety alerts, safety contacts and help resources"),
     )
 )]
 struct ApiDoc;
@@ -88,6 +90,10 @@ pub(crate) fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(classes::update_activity))
         .routes(routes!(classes::rotate_activity_code))
         .routes(routes!(classes::class_usage))
+        .routes(routes!(alerts::list_alerts))
+        .routes(routes!(alerts::get_alert))
+        .routes(routes!(alerts::dismiss_alert))
+        .routes(routes!(alerts::get_safety, alerts::put_safety))
         .split_for_parts()
 }
 
