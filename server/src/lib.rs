@@ -10,6 +10,8 @@
 pub mod basics;
 /// Configuration from flags, environment and `.env`, checked at start-up.
 pub mod config;
+/// Text sealed at rest (stored conversations) under keys derived from AUTH_SECRET.
+pub mod sealed;
 /// Logging set-up.
 pub mod telemetry;
 

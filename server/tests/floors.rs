@@ -16,6 +16,7 @@ const FLOORS: &[(&str, u8)] = &[
     // 1: settings and small helpers: no I/O beyond reading the environment and files.
     ("basics", 1),
     ("config", 1),
+    ("sealed", 1),
     ("telemetry", 1),
     // 2: every SQL statement, and the pure domain.
     ("store", 2),
