@@ -25,9 +25,11 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::basics::{HmacSha256, now_ms};
+use crate::config::Settings;
 use crate::config::safety::{SafetySettings, SmtpTls};
 use crate::relay::upstream::UpstreamRequest;
 use crate::safety::{Category, GuardVerdict, PhraseLists, Source};
+use crate::sealed::Sealer;
 use crate::state::AppState;
 use crate::store::safety::{NewFlag, NewNotification, OutboxJob};
 
@@ -49,6 +51,8 @@ const BACKOFF: [Duration; 6] = [
 ];
 /// Most bytes of a safety model's answer read.
 const MAX_MODEL_ANSWER: usize = 64 * 1024;
+/// The sealer's purpose label: a flag's exchange has keys of its own.
+pub const SEALED_PURPOSE: &str = "safety flag exchange";
 /// Messages of the conversation kept with a flag: the flagged one and up to two before it.
 const EXCHANGE_MESSAGES: usize = 3;
 
@@ -58,6 +62,8 @@ pub struct Alerts {
     settings: SafetySettings,
     mailer: Option<lettre::AsyncSmtpTransport<lettre::Tokio1Executor>>,
     http: reqwest::Client,
+    /// Seals a flag's exchange (the key comes from AUTH_SECRET).
+    sealer: Sealer,
     /// Wakes the sender when a flag was stored.
     wake: tokio::sync::Notify,
 }
@@ -114,10 +120,15 @@ impl Turn {
 pub type HelpReceiver = oneshot::Receiver<Option<String>>;
 
 impl Alerts {
-    pub fn new(
-        settings: &SafetySettings,
-        proxy: &crate::config::OutboundProxy,
-    ) -> anyhow::Result<Self> {
+    pub fn new(settings: &Settings) -> anyhow::Result<Self> {
+        let (proxy, settings, secrets) = (
+            &settings.proxy,
+            &settings.safety,
+            (
+                &settings.auth_secret,
+                settings.auth_secret_previous.as_ref(),
+            ),
+        );
         let mailer = match &settings.smtp {
             None => None,
             Some(s) => {
@@ -147,6 +158,7 @@ impl Alerts {
             settings: settings.clone(),
             mailer,
             http,
+            sealer: Sealer::new(SEALED_PURPOSE, secrets.0, secrets.1),
             wake: tokio::sync::Notify::new(),
         })
     }
@@ -242,24 +254,39 @@ async fn ask_model(state: &AppState, model: &str, turn: &Turn) -> Result<GuardVe
     })
 }
 
-/// The exchange sealed for storage, or `None` when it cannot be (then it is not kept: a
-/// flag never holds a student's words in clear).
-fn seal_exchange(_state: &AppState, _turn: &Turn) -> Option<String> {
-    None
+/// The exchange (the flagged message and up to two before it, as JSON) sealed for the flag
+/// `flag_id` and stored as base64: a copied database shows none of the student's words.
+fn seal_exchange(alerts: &Alerts, flag_id: &str, turn: &Turn) -> Option<String> {
+    use base64::Engine;
+    let plain = serde_json::to_vec(&turn.messages).ok()?;
+    let sealed = alerts.sealer.seal(&plain, flag_id.as_bytes());
+    Some(base64::engine::general_purpose::STANDARD.encode(sealed))
+}
+
+/// A flag's exchange, opened: `None` when it is absent or cannot be opened (sealed under
+/// an AUTH_SECRET no longer configured).
+pub fn open_exchange(alerts: &Alerts, flag_id: &str, sealed: &str) -> Option<Vec<ChatMessage>> {
+    use base64::Engine;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(sealed)
+        .ok()?;
+    let plain = alerts.sealer.open(&bytes, flag_id.as_bytes()).ok()?;
+    serde_json::from_slice(&plain).ok()
 }
 
 /// Stores a flag and its notifications together, then wakes the sender.
 async fn flag(state: &AppState, turn: &Turn, category: Category, source: Source, detail: String) {
     let now = now_ms();
+    let id = crate::teachers::new_id('f');
     let f = NewFlag {
-        id: crate::teachers::new_id('f'),
+        exchange: seal_exchange(&state.alerts, &id, turn),
+        id,
         class_id: turn.class_id.clone(),
         session_id: turn.session_id.clone(),
         conversation_id: turn.conversation_id.clone(),
         category: category.as_str().to_owned(),
         source: source.as_str().to_owned(),
         detail,
-        exchange: seal_exchange(state, turn),
         created_ms: now,
     };
     let notifications = match recipients(state, &turn.class_id).await {

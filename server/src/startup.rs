@@ -105,7 +105,7 @@ impl Application {
             .clone()
             .unwrap_or_else(|| format!("http://{bound}"));
         let admin = crate::admin::Admin::new(&settings, &public_url)?;
-        let alerts = crate::alerts::Alerts::new(&settings.safety, &settings.proxy)?;
+        let alerts = crate::alerts::Alerts::new(&settings)?;
         let state = AppState {
             public_url: public_url.into(),
             keys: Arc::new(TokenKeys::new(

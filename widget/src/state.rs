@@ -66,6 +66,9 @@ pub struct ChatState {
     /// What the last completed reply said is left of the limits, and when it arrived (ms
     /// since the epoch).
     pub limits: Option<(u64, LimitsLeft)>,
+    /// Help resources the server sent for a flagged message: shown below the replies
+    /// until the conversation starts over.
+    pub help: Option<String>,
 }
 
 impl ChatState {
@@ -83,6 +86,7 @@ impl ChatState {
             }),
             turn: 0,
             limits: None,
+            help: None,
         }
     }
 
@@ -244,6 +248,7 @@ impl ChatState {
         self.conversation = Conversation::new(id);
         self.partial = None;
         self.failure = None;
+        self.help = None;
     }
 }
 

@@ -256,6 +256,36 @@ async fn open(
     let tz = state.settings.timezone.clone();
     let csrf = state.admin.keys.csrf(&t.binding);
     let notes = state.store.notifications_of(&f.id).await?;
+    // Reading the student's words is logged, before they are shown.
+    let audit = Audit {
+        actor: &t.actor,
+        address: None,
+        now_ms: crate::basics::now_ms(),
+    };
+    state
+        .store
+        .log_flag_opened(&f.id, &f.class_id, audit)
+        .await?;
+    let exchange = f
+        .exchange
+        .as_deref()
+        .and_then(|sealed| crate::alerts::open_exchange(&state.alerts, &f.id, sealed))
+        .map(|msgs| {
+            msgs.into_iter()
+                .map(|m| {
+                    let who = if m.role == classchat_shared::Role::User {
+                        lang.t("Student", "學生")
+                    } else {
+                        lang.t("Assistant", "助理")
+                    };
+                    view! { <div class="exchange-msg"><strong>{who}": "</strong><span>{m.content}</span></div> }
+                })
+                .collect_view()
+                .into_any()
+        })
+        .unwrap_or_else(|| {
+            view! { <p class="empty">{lang.t("Not available.", "無法顯示。")}</p> }.into_any()
+        });
     let note_rows = notes
         .into_iter()
         .map(|(channel, recipient, attempts, sent, error)| {
@@ -310,6 +340,11 @@ async fn open(
         <p class="crumbs"><a href=back>{lang.t("Safety alerts", "安全警示")}</a></p>
         <h1>{lang.t("Alert", "警示")}</h1>
         <dl class="facts">{facts}</dl>
+        <h2>{lang.t("Flagged exchange", "被標記的對話")}</h2>
+        <p class="meta">{lang.t("Opening this page is recorded in the audit log.", "開啟本頁會記錄在稽核紀錄中。")}</p>
+        <div class="exchange" data-testid="alert-exchange">
+            {exchange}
+        </div>
         <h2>{lang.t("Notifications", "通知")}</h2>
         <div class="table-wrap">
             <table class="data stack">

@@ -60,12 +60,24 @@ pub(super) struct NotificationView {
     pub last_error: Option<String>,
 }
 
-/// An alert opened: the flag and its notifications.
+/// An alert opened: the flag, the flagged exchange and its notifications. Each opening is
+/// written to the audit log (`open_alert`).
 #[derive(Debug, Serialize, ToSchema)]
 pub(super) struct AlertDetail {
     #[serde(flatten)]
     pub alert: AlertView,
+    /// The flagged message and up to two before it (`null` when it cannot be opened, e.g.
+    /// sealed under an AUTH_SECRET no longer configured).
+    pub exchange: Option<Vec<ExchangeMessage>>,
     pub notifications: Vec<NotificationView>,
+}
+
+/// One message of a flagged exchange.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct ExchangeMessage {
+    /// `user` or `assistant`.
+    pub role: String,
+    pub content: String,
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -245,8 +257,29 @@ pub(super) async fn get_alert(
             },
         )
         .collect();
+    let actor = who.caller.actor();
+    state
+        .store
+        .log_flag_opened(&flag.id, &flag.class_id, who.audit(&actor))
+        .await?;
+    let exchange = flag.exchange.as_deref().and_then(|sealed| {
+        crate::alerts::open_exchange(&state.alerts, &flag.id, sealed).map(|msgs| {
+            msgs.into_iter()
+                .map(|m| ExchangeMessage {
+                    role: if m.role == classchat_shared::Role::User {
+                        "user"
+                    } else {
+                        "assistant"
+                    }
+                    .into(),
+                    content: m.content,
+                })
+                .collect()
+        })
+    });
     Ok(ApiJson(AlertDetail {
         alert: view(&state, flag),
+        exchange,
         notifications,
     }))
 }

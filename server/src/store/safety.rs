@@ -199,6 +199,21 @@ impl Store {
         })
     }
 
+    /// Writes who opened a flag's exchange (the access log the administrator reads).
+    pub async fn log_flag_opened(
+        &self,
+        id: &str,
+        class_id: &str,
+        a: Audit<'_>,
+    ) -> sqlx::Result<()> {
+        with_pool!(&self.db, pool => {
+            audit_line(a, "open_alert", Some(class_id), format!("flag {id}"))
+                .execute(pool)
+                .await
+                .map(|_| ())
+        })
+    }
+
     /// The teachers told about a class's flags.
     pub async fn safety_contacts(&self, class_id: &str) -> sqlx::Result<Vec<ContactRecord>> {
         with_pool!(&self.db, pool => {

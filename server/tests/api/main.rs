@@ -5,6 +5,7 @@
 mod admin;
 mod admin_cf;
 mod admin_hardening;
+mod alerts;
 mod assets;
 mod chat;
 mod check;
@@ -25,6 +26,7 @@ mod release;
 mod request_log;
 mod rotation;
 mod route_guards;
+mod safety;
 mod session;
 mod starters;
 mod systemd_units;

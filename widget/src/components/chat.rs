@@ -256,6 +256,10 @@ pub(crate) fn Chat(ctx: Ctx) -> impl IntoView {
                 {move || reply.get().map(|(_, empty)| {
                     if empty { typing(t) } else { streaming_bubble(chat, frame) }
                 })}
+                // Help resources after a flagged message (the school's lines, as sent).
+                {move || chat.with(|c| c.help.clone()).map(|h| view! {
+                    <div class="cc-help" data-testid="cc-help" role="status"><b>{t.help}</b>{h}</div>
+                })}
             </div>
             // One status line: a reply held up on the way, a model starting up, else few
             // messages left (quietly).
