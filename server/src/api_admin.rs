@@ -12,6 +12,7 @@
 
 mod alerts;
 mod classes;
+mod conversations;
 mod error;
 mod teachers;
 

@@ -206,6 +206,7 @@ fn issue(state: &AppState, class: &Class, claims: &Claims) -> Result<SessionResp
             greeting: class.greeting.clone(),
             starters: class.starters.clone(),
         },
+        visibility: class.visibility,
     })
 }
 

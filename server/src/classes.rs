@@ -222,6 +222,7 @@ fn stored_class(r: &ClassRecord, defaults: &ClassDefaults) -> Class {
             .as_deref()
             .and_then(|tz| jiff::tz::TimeZone::get(tz).ok())
             .unwrap_or_else(|| defaults.time_zone.clone()),
+        visibility: r.visibility,
         activity: None,
     }
 }
@@ -298,6 +299,7 @@ mod tests {
             class_messages_per_minute: None,
             daily_quota: None,
             token_ttl_secs: None,
+            visibility: Default::default(),
             created_ms: 0,
             updated_ms: 0,
         }

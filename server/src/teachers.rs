@@ -65,6 +65,11 @@ pub enum Need {
     Delete,
     /// Read the class's audit log.
     Audit,
+    /// Set who can read the class's conversations (its visibility): the owner's choice.
+    Visibility,
+    /// Read the class's stored conversations: owners and co-teachers (an assistant
+    /// helps with the class but is not who the students are told reads them).
+    Conversations,
 }
 
 /// Whether a member with `role` may do what `need` names. Owners may do all of it,
@@ -72,8 +77,8 @@ pub enum Need {
 pub fn allows(role: Role, need: Need) -> bool {
     match need {
         Need::Read => true,
-        Need::Edit => matches!(role, Role::Owner | Role::CoTeacher),
-        Need::Members | Need::Delete | Need::Audit => role == Role::Owner,
+        Need::Edit | Need::Conversations => matches!(role, Role::Owner | Role::CoTeacher),
+        Need::Members | Need::Delete | Need::Audit | Need::Visibility => role == Role::Owner,
     }
 }
 

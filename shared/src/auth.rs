@@ -24,6 +24,45 @@ pub struct SessionResponse {
     pub session_expires_at: i64,
     /// The class the code belongs to.
     pub class: ClassInfo,
+    /// Who can read this class's conversations: the widget shows a permanent notice unless
+    /// `off`. Always sent (also on refresh), so the notice cannot be missing.
+    #[serde(default)]
+    pub visibility: Visibility,
+}
+
+/// A class's conversation visibility, set per class by its owner. A message is stored (or
+/// not) by the setting in force when it is sent; a change never reaches older messages.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Visibility {
+    /// No message text is stored anywhere (the default).
+    #[default]
+    Off,
+    /// Only an exchange flagged for safety is kept, with the exchanges around it.
+    Flagged,
+    /// Every exchange is kept, sealed, for the class's teachers to read.
+    Full,
+}
+
+impl Visibility {
+    /// As the classes file, the API and the database write it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Off => "off",
+            Self::Flagged => "flagged",
+            Self::Full => "full",
+        }
+    }
+
+    /// Parses `off`, `flagged` or `full`.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "off" => Some(Self::Off),
+            "flagged" => Some(Self::Flagged),
+            "full" => Some(Self::Full),
+            _ => None,
+        }
+    }
 }
 
 /// What the widget may show about a class.

@@ -8,7 +8,7 @@ pub mod chat;
 pub mod error;
 pub mod limits;
 
-pub use auth::{ClassInfo, SessionRequest, SessionResponse};
+pub use auth::{ClassInfo, SessionRequest, SessionResponse, Visibility};
 pub use chat::{
     Allowance, ChatEvent, ChatMessage, ChatRequest, ChatResponse, LimitsLeft, MessagesProblem,
     Role, Usage, validate_messages, validate_request,

@@ -135,6 +135,7 @@ mod tests {
                 greeting: Some("Hi!".into()),
                 starters: Vec::new(),
             },
+            visibility: Default::default(),
         }
     }
 

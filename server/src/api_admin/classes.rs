@@ -7,6 +7,7 @@ use axum::http::StatusCode;
 use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use super::conversations::VisibilityName;
 use super::{ActivityAccess, ApiCaller, ApiFailure, ApiJson, ApiQuery, ClassAccess, ErrorBody};
 use crate::basics::now_ms;
 use crate::classes::{check_starters, generate_code};
@@ -50,6 +51,10 @@ pub(super) struct CreateClass {
     pub daily_quota: Option<i64>,
     /// Widget token lifetime in seconds (at least 60).
     pub token_ttl_secs: Option<i64>,
+    /// Who can read the class's conversations; default `off`.
+    #[serde(default)]
+    #[schema(value_type = Option<VisibilityName>)]
+    pub visibility: classchat_shared::Visibility,
 }
 
 /// A change to a class: absent fields stay, `null` clears a field back to the server's
@@ -83,6 +88,10 @@ pub(super) struct UpdateClass {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<i64>)]
     pub token_ttl_secs: Option<Option<i64>>,
+    /// Who can read the class's conversations (the owner's and the administrator's to set);
+    /// applies to messages sent from now on.
+    #[schema(value_type = Option<VisibilityName>)]
+    pub visibility: Option<classchat_shared::Visibility>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -98,6 +107,8 @@ pub(super) struct ClassView {
     pub class_messages_per_minute: Option<i64>,
     pub daily_quota: Option<i64>,
     pub token_ttl_secs: Option<i64>,
+    #[schema(value_type = VisibilityName)]
+    pub visibility: classchat_shared::Visibility,
     /// The caller's role; absent for the administrator.
     pub role: Option<RoleName>,
     pub activities: Vec<ActivityView>,
@@ -333,6 +344,7 @@ async fn view(
         class_messages_per_minute: class.class_messages_per_minute,
         daily_quota: class.daily_quota,
         token_ttl_secs: class.token_ttl_secs,
+        visibility: class.visibility,
         role: role.map(Into::into),
         activities: activities.iter().map(Into::into).collect(),
         created_ms: class.created_ms,
@@ -387,6 +399,7 @@ pub(super) async fn create_class(
         class_messages_per_minute: req.class_messages_per_minute,
         daily_quota: req.daily_quota,
         token_ttl_secs: req.token_ttl_secs,
+        visibility: req.visibility,
         created_ms: now,
         updated_ms: now,
     };
@@ -438,6 +451,9 @@ pub(super) async fn update_class(
     ApiJson(req): ApiJson<UpdateClass>,
 ) -> Result<ApiJson<ClassView>, ApiFailure> {
     access.require(Need::Edit)?;
+    if req.visibility.is_some_and(|v| v != access.class.visibility) {
+        access.require(Need::Visibility)?;
+    }
     let mut c = access.class.clone();
     // Each field named once: given fields replace the class's, and the audit line lists them
     // in this order.
@@ -460,7 +476,8 @@ pub(super) async fn update_class(
         messages_per_minute,
         class_messages_per_minute,
         daily_quota,
-        token_ttl_secs
+        token_ttl_secs,
+        visibility
     );
     let detail = changed_fields(&given);
     check_class(&mut c)?;

@@ -16,6 +16,7 @@ use classchat_shared::limits::{
 };
 
 use crate::basics::{HmacSha256, parse_duration};
+pub use classchat_shared::Visibility;
 
 /// One class: who it is for, how to reach it, and its limits.
 #[derive(Debug, Clone)]
@@ -42,6 +43,9 @@ pub struct Class {
     pub enabled: bool,
     /// The class's own time zone (classes made in the store), else TIMEZONE.
     pub time_zone: jiff::tz::TimeZone,
+    /// Who can read the class's conversations (`visibility` in the classes file, or the
+    /// API's class setting); `off` unless set.
+    pub visibility: Visibility,
     /// Set on the entry an activity's code signs in to: the class with the activity's
     /// prompt, greeting, starters and model applied. Budgets and usage stay the class's
     /// (`id` is the class's id); tokens name the entry by [`Class::key`].
@@ -133,6 +137,8 @@ struct ClassEntry {
     daily_message_quota: Option<u32>,
     #[serde(default = "yes")]
     enabled: bool,
+    /// `off` (default), `flagged` or `full`.
+    visibility: Option<String>,
 }
 
 fn yes() -> bool {
@@ -233,6 +239,7 @@ impl ClassList {
                 daily_message_quota: defaults.daily_message_quota,
                 enabled: true,
                 time_zone: defaults.time_zone.clone(),
+                visibility: Visibility::Off,
                 activity: None,
             });
         }
@@ -295,6 +302,15 @@ impl ClassList {
                     })?,
             };
             let starters = check_starters(&c.starters).map_err(|p| fail("starters", p))?;
+            let visibility = match c.visibility.as_deref().map(str::trim) {
+                None => Visibility::Off,
+                Some(v) => Visibility::parse(v).ok_or_else(|| {
+                    fail(
+                        "visibility",
+                        format!("{v:?} is not one of \"off\", \"flagged\", \"full\""),
+                    )
+                })?,
+            };
             classes.push(Class {
                 id: c.id,
                 title: c.title,
@@ -320,6 +336,7 @@ impl ClassList {
                     .unwrap_or(defaults.daily_message_quota),
                 enabled: c.enabled,
                 time_zone: defaults.time_zone.clone(),
+                visibility,
                 activity: None,
             });
         }

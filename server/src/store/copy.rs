@@ -196,6 +196,7 @@ pub const TABLES: &[Table] = &[
             ("token_ttl_secs", Int),
             ("created_ms", Int),
             ("updated_ms", Int),
+            ("visibility", Text),
         ],
         key: &["id"],
         serial_id: false,

@@ -84,6 +84,8 @@ pub struct ClassRecord {
     pub class_messages_per_minute: Option<i64>,
     pub daily_quota: Option<i64>,
     pub token_ttl_secs: Option<i64>,
+    /// Who can read the class's conversations.
+    pub visibility: classchat_shared::Visibility,
     pub created_ms: i64,
     pub updated_ms: i64,
 }
@@ -101,6 +103,7 @@ struct ClassRow {
     class_messages_per_minute: Option<i64>,
     daily_quota: Option<i64>,
     token_ttl_secs: Option<i64>,
+    visibility: String,
     created_ms: i64,
     updated_ms: i64,
 }
@@ -119,6 +122,8 @@ impl From<ClassRow> for ClassRecord {
             class_messages_per_minute: r.class_messages_per_minute,
             daily_quota: r.daily_quota,
             token_ttl_secs: r.token_ttl_secs,
+            // Only the three values are ever written; anything else reads as the default.
+            visibility: classchat_shared::Visibility::parse(&r.visibility).unwrap_or_default(),
             created_ms: r.created_ms,
             updated_ms: r.updated_ms,
         }
@@ -127,7 +132,7 @@ impl From<ClassRow> for ClassRecord {
 
 const CLASS_COLUMNS: &str =
     "id, title, greeting, system_prompt, starters, model, time_zone, messages_per_minute,
-     class_messages_per_minute, daily_quota, token_ttl_secs, created_ms, updated_ms";
+     class_messages_per_minute, daily_quota, token_ttl_secs, created_ms, updated_ms, visibility";
 
 /// One of a class's activities. Its code is kept only as a keyed digest.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -521,7 +526,7 @@ impl Store {
         with_pool!(&self.db, pool => {
             let mut tx = pool.begin().await?;
             sqlx::query(&format!(
-                "INSERT INTO classes ({CLASS_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+                "INSERT INTO classes ({CLASS_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
             ))
             .bind(&c.id)
             .bind(&c.title)
@@ -536,6 +541,7 @@ impl Store {
             .bind(c.token_ttl_secs)
             .bind(c.created_ms)
             .bind(c.updated_ms)
+            .bind(c.visibility.as_str())
             .execute(&mut *tx)
             .await?;
             if let Some(owner) = owner {
@@ -567,7 +573,7 @@ impl Store {
             let n = sqlx::query(
                 "UPDATE classes SET title = $2, greeting = $3, system_prompt = $4, starters = $5, model = $6,
                    time_zone = $7, messages_per_minute = $8, class_messages_per_minute = $9, daily_quota = $10,
-                   token_ttl_secs = $11, updated_ms = $12 WHERE id = $1",
+                   token_ttl_secs = $11, updated_ms = $12, visibility = $13 WHERE id = $1",
             )
             .bind(&c.id)
             .bind(&c.title)
@@ -581,6 +587,7 @@ impl Store {
             .bind(c.daily_quota)
             .bind(c.token_ttl_secs)
             .bind(a.now_ms)
+            .bind(c.visibility.as_str())
             .execute(&mut *tx)
             .await?
             .rows_affected();

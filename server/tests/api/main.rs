@@ -10,6 +10,7 @@ mod assets;
 mod chat;
 mod check;
 mod config;
+mod conversations;
 mod dashboard_scale;
 mod embed;
 mod hardening_net;
