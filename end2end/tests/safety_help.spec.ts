@@ -4,11 +4,13 @@
 //
 // A classchat of its own: its classes are checked for safety (visibility `flagged`) and its
 // dashboard is on; only the fake Open WebUI is shared.
-import { readFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
 
 import type { Page } from '@playwright/test';
 
 import { startClassroom, type Classroom } from './fixtures/classroom';
+import { tempDir } from './fixtures/processes';
 import { test as base, expect, WidgetPage } from './fixtures/widget_page';
 
 const AXE_SOURCE = readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8');
@@ -19,14 +21,24 @@ const ADMIN_PASSWORD = 'safety-admin-password';
 const test = base.extend<{}, { classroom: Classroom }>({
   classroom: [
     async ({}, use) => {
+      // One class from a classes file, its visibility `flagged` (an empty --access-code
+      // leaves the fixture's own code out).
+      const dir = tempDir('classchat-e2e-safety-classes-');
+      const file = path.join(dir, 'classes.toml');
+      writeFileSync(
+        file,
+        `[[class]]\nid = "bio"\ntitle = "Biology helper"\ncodes = ["${ACCESS_CODE}"]\nvisibility = "flagged"\n`,
+      );
       const room = await startClassroom('safety', ACCESS_CODE, {
+        accessCode: '',
         adminPassword: ADMIN_PASSWORD,
-        extraArgs: ['--visibility', 'flagged'],
+        extraArgs: ['--classes-file', file],
       });
       try {
         await use(room);
       } finally {
         await room.stop();
+        rmSync(dir, { recursive: true, force: true });
       }
     },
     { scope: 'worker' },

@@ -591,11 +591,6 @@ async fn send_webhook(alerts: &Alerts, n: &Notice, delivery: &str) -> Result<(),
     }
 }
 
-/// Whether messages of a class with this visibility are checked.
-pub fn watched(visibility: &str) -> bool {
-    matches!(visibility, "flagged" | "full")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

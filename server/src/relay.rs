@@ -174,9 +174,10 @@ fn prompt_chars(req: &UpstreamRequest) -> usize {
     req.messages.iter().map(|m| m.content.chars().count()).sum()
 }
 
-/// Whether a class's student messages go through the safety check ([`crate::alerts`]).
-fn safety_checked(_class: &crate::classes::Class) -> bool {
-    true
+/// Whether a class's student messages go through the safety check ([`crate::alerts`]):
+/// in classes whose visibility is `flagged` or `full`, the ones whose students are told.
+fn safety_checked(class: &crate::classes::Class) -> bool {
+    class.visibility != classchat_shared::Visibility::Off
 }
 
 /// Longest the end of a reply waits for the safety check's answer on help. The check is a

@@ -15,9 +15,28 @@ use crate::helpers::*;
 /// The safety model's id in these tests.
 pub(crate) const GUARD_MODEL: &str = "llama-guard3:1b";
 
-/// Options for a class whose messages are checked.
+/// Options for one class (the default code, `CODE`) whose visibility is `visibility`, from
+/// a classes file kept in the test's directory (a restart with `Opts::dir` reads it again).
+pub(crate) fn class_with(visibility: &str) -> Opts {
+    let dir = std::sync::Arc::new(tempfile::tempdir().unwrap());
+    let file = dir.path().join("classes.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "[[class]]\nid = \"bio\"\ntitle = \"Biology\"\ncodes = [\"{CODE}\"]\nvisibility = \"{visibility}\"\n"
+        ),
+    )
+    .unwrap();
+    Opts {
+        dir: Some(dir),
+        ..Opts::default()
+    }
+    .arg("--classes-file", file.to_str().unwrap())
+}
+
+/// Options for a class whose messages are checked (visibility `flagged`).
 pub(crate) fn watched() -> Opts {
-    Opts::default()
+    class_with("flagged")
 }
 
 /// A fake that also serves the safety model, answering as given.
@@ -104,6 +123,7 @@ async fn a_self_harm_phrase_in_english_or_chinese_is_flagged_answered_and_gets_h
     );
     assert!(f.detail.starts_with("en:"), "{}", f.detail);
     assert_eq!(f.conversation_id, "conv-1");
+    let first_id = f.id.clone();
     assert_eq!(f.display_name.as_deref(), Some("Mei"));
     // Nothing of the message in clear: the exchange is sealed or absent.
     for field in [&f.detail, &f.category, &f.source] {
@@ -122,7 +142,9 @@ async fn a_self_harm_phrase_in_english_or_chinese_is_flagged_answered_and_gets_h
     let events = chat(&app, &token, chinese).await;
     assert_eq!(reply_text(&events), format!("You said: {chinese}"));
     assert_help_before_done(&events);
-    let f = &wait_for_flags(&app, 2).await[0];
+    let all = wait_for_flags(&app, 2).await;
+    // (Flags of the same second may list in either order.)
+    let f = all.iter().find(|f| f.id != first_id).unwrap();
     assert_eq!(
         (f.category.as_str(), f.source.as_str()),
         ("self_harm", "phrase")
@@ -222,10 +244,13 @@ async fn a_safety_model_answer_unsafe_with_a_category_flags_the_message() {
     chat(&app, &token, "how would someone plan an attack").await;
     let all = wait_for_flags(&app, 2).await;
     assert_eq!(all.len(), 2, "{all:?}");
-    assert_eq!(
-        (all[0].category.as_str(), all[0].detail.as_str()),
-        ("violence", "S1,S9")
-    );
+    // (Flags of the same second may list in either order.)
+    let mut got: Vec<(&str, &str)> = all
+        .iter()
+        .map(|f| (f.category.as_str(), f.detail.as_str()))
+        .collect();
+    got.sort();
+    assert_eq!(got, [("self_harm", "S11"), ("violence", "S1,S9")]);
 }
 
 #[tokio::test]
@@ -267,4 +292,23 @@ async fn a_reply_that_is_not_streamed_carries_the_help_too() {
     let plain = app.post_chat(&token, chat_body("hello", false)).await;
     let body: serde_json::Value = plain.json().await.unwrap();
     assert!(body.get("help").is_none(), "{body}");
+}
+
+#[tokio::test]
+async fn a_class_whose_visibility_is_off_is_not_checked_and_one_that_is_full_is() {
+    let app = spawn_app_with(class_with("off")).await;
+    let token = app.sign_in().await.token;
+    let events = chat(&app, &token, "I want to kill myself").await;
+    assert_eq!(reply_text(&events), "You said: I want to kill myself");
+    assert!(help_of(&events).is_none(), "{events:?}");
+    // Its usage row is written after the reply, and still no flag then.
+    app.usage_rows(1).await;
+    assert!(flags(&app).await.is_empty());
+    app.stop().await;
+
+    let app = spawn_app_with(class_with("full")).await;
+    let token = app.sign_in().await.token;
+    let events = chat(&app, &token, "I want to kill myself").await;
+    assert!(help_of(&events).is_some(), "{events:?}");
+    wait_for_flags(&app, 1).await;
 }
