@@ -301,7 +301,7 @@ async fn flag(state: &AppState, turn: &Turn, category: Category, source: Source,
     for attempt in 0..3 {
         match state.store.insert_flag(&f, &notifications).await {
             Ok(()) => {
-                tracing::warn!(target: "classchat::alerts", class = %f.class_id, session = %f.session_id,
+                tracing::info!(target: "classchat::alerts", class = %f.class_id, session = %f.session_id,
                     flag = %f.id, category = %f.category, source = %f.source, notifications = notifications.len(),
                     "safety flag stored");
                 state.alerts.wake.notify_one();

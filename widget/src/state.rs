@@ -318,6 +318,20 @@ mod tests {
     }
 
     #[test]
+    fn help_resources_stay_out_of_the_conversation_and_go_with_a_new_one() {
+        let mut s = fresh();
+        let (turn, _) = s.send("hello").unwrap();
+        s.help = Some("1925 安心專線".into());
+        s.delta(turn, "Hi.");
+        s.done(turn, None);
+        let (_, next) = s.send("again").unwrap();
+        assert!(next.messages.iter().all(|m| !m.content.contains("1925")));
+        assert!(s.help.is_some(), "shown until the conversation starts over");
+        s.reset("new".into());
+        assert!(s.help.is_none());
+    }
+
+    #[test]
     fn the_limits_of_the_last_reply_are_kept_with_its_turn() {
         use classchat_shared::Allowance;
         let mut s = fresh();

@@ -131,7 +131,7 @@ async fn list(
     Query(q): Query<HashMap<String, String>>,
 ) -> AdminResult {
     let lang = Lang::pick(&q, &headers);
-    let flags = state.store.flags(None, 500).await?;
+    let flags = state.store.flags(None, None, 500).await?;
     let tz = state.settings.timezone.clone();
     let csrf = state.admin.keys.csrf(&t.binding);
     let flash = q

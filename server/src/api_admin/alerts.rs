@@ -219,14 +219,9 @@ pub(super) async fn list_alerts(
             Some(mine) => mine.into_iter().filter(|m| m == c).collect(),
         });
     }
-    let flags = state.store.flags(classes.as_deref(), MAX_LIST).await?;
+    let flags = state.store.flags(classes.as_deref(), open, limit).await?;
     Ok(ApiJson(
-        flags
-            .into_iter()
-            .filter(|f| open.is_none_or(|o| o == f.dismissed_ms.is_none()))
-            .take(usize::try_from(limit).unwrap_or(0))
-            .map(|f| view(&state, f))
-            .collect(),
+        flags.into_iter().map(|f| view(&state, f)).collect(),
     ))
 }
 

@@ -138,25 +138,33 @@ impl Store {
         })
     }
 
-    /// The newest `limit` flags of the given classes (`None`: of every class), open ones
-    /// and dismissed ones alike.
+    /// The newest `limit` flags of the given classes (`None`: of every class); `open`:
+    /// only open ones (`Some(true)`), only dismissed ones (`Some(false)`), or both.
     pub async fn flags(
         &self,
         classes: Option<&[String]>,
+        open: Option<bool>,
         limit: i64,
     ) -> sqlx::Result<Vec<FlagRecord>> {
         if classes.is_some_and(<[String]>::is_empty) {
             return Ok(Vec::new());
         }
         with_pool!(&self.db, pool => {
-            let mut q = sqlx::QueryBuilder::new(format!("SELECT {FLAG_COLUMNS} FROM safety_flags f "));
+            let mut q = sqlx::QueryBuilder::new(format!("SELECT {FLAG_COLUMNS} FROM safety_flags f WHERE 1 = 1 "));
             if let Some(ids) = classes {
-                q.push("WHERE f.class_id IN (");
+                q.push("AND f.class_id IN (");
                 let mut sep = q.separated(", ");
                 for id in ids {
                     sep.push_bind(id.clone());
                 }
                 q.push(") ");
+            }
+            if let Some(open) = open {
+                q.push(if open {
+                    "AND f.dismissed_ms IS NULL "
+                } else {
+                    "AND f.dismissed_ms IS NOT NULL "
+                });
             }
             q.push("ORDER BY f.created_ms DESC, f.id LIMIT ");
             q.push_bind(limit);

@@ -56,7 +56,7 @@ pub(crate) fn with_guard(opts: Opts, answer: GuardAnswer) -> Opts {
 
 /// Every stored flag, newest first.
 pub(crate) async fn flags(app: &TestApp) -> Vec<FlagRecord> {
-    app.state.store.flags(None, 100).await.unwrap()
+    app.state.store.flags(None, None, 100).await.unwrap()
 }
 
 /// Waits until `n` flags are stored and returns them, newest first.
