@@ -132,11 +132,21 @@ impl Alerts {
         let mailer = match &settings.smtp {
             None => None,
             Some(s) => {
+                use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
                 type T = lettre::AsyncSmtpTransport<lettre::Tokio1Executor>;
+                // The public roots, and SMTP_CA_FILE's when given; the name is checked.
+                let params = || -> anyhow::Result<TlsParameters> {
+                    let mut p = TlsParameters::builder(s.host.clone());
+                    if let Some(pem) = &s.ca_pem {
+                        p = p.add_root_certificate(Certificate::from_pem(pem)?);
+                    }
+                    Ok(p.build_rustls()?)
+                };
+                let b = T::builder_dangerous(&s.host);
                 let b = match s.tls {
-                    SmtpTls::StartTls => T::starttls_relay(&s.host)?,
-                    SmtpTls::Implicit => T::relay(&s.host)?,
-                    SmtpTls::None => T::builder_dangerous(&s.host),
+                    SmtpTls::StartTls => b.tls(Tls::Required(params()?)),
+                    SmtpTls::Implicit => b.tls(Tls::Wrapper(params()?)),
+                    SmtpTls::None => b,
                 };
                 let mut b = b.port(s.port).timeout(Some(SEND_TIMEOUT));
                 if let Some((user, pass)) = &s.credentials {

@@ -10,6 +10,10 @@
 //! The stream is one straight chain from the upstream body to the response body (no
 //! task or channel in between), so there is backpressure, and a student who goes away
 //! drops the upstream request with it.
+//!
+//! In a class whose visibility is `flagged` or `full`, the safety check ([`crate::alerts`])
+//! runs as a task beside the reply; when its phrase lists flag the message, the help
+//! resources go out as a `help` event just before `done` (or `error`).
 
 pub mod demo;
 pub mod http1;

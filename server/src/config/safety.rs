@@ -39,6 +39,11 @@ pub struct SafetyConfig {
     #[arg(long, env = "SMTP_URL", hide_env_values = true)]
     pub smtp_url: Option<SecretString>,
 
+    /// A PEM file of the certificate authority that signed the mail server's certificate,
+    /// trusted besides the public ones (a school's own CA).
+    #[arg(long, env = "SMTP_CA_FILE")]
+    pub smtp_ca_file: Option<PathBuf>,
+
     /// The From address of alert emails (required with SMTP_URL).
     #[arg(long, env = "ALERT_EMAIL_FROM")]
     pub alert_email_from: Option<String>,
@@ -99,6 +104,8 @@ pub struct Smtp {
     pub port: u16,
     pub tls: SmtpTls,
     pub credentials: Option<(String, SecretString)>,
+    /// SMTP_CA_FILE's certificates (PEM), trusted besides the public roots.
+    pub ca_pem: Option<Vec<u8>>,
     pub from: String,
     /// ALERT_EMAIL_TO.
     pub always_to: Vec<String>,
@@ -190,7 +197,12 @@ fn address(var: &'static str, a: &str) -> Result<String, ConfigError> {
     Ok(a.to_owned())
 }
 
-fn smtp(url: &str, from: Option<&str>, to: Option<&str>) -> Result<Smtp, ConfigError> {
+fn smtp(
+    url: &str,
+    from: Option<&str>,
+    to: Option<&str>,
+    ca_file: Option<&std::path::Path>,
+) -> Result<Smtp, ConfigError> {
     let shown = crate::basics::redact_url(url);
     let u = url::Url::parse(url).map_err(|_| {
         bad(
@@ -267,11 +279,30 @@ fn smtp(url: &str, from: Option<&str>, to: Option<&str>) -> Result<Smtp, ConfigE
         .filter(|a| !a.is_empty())
         .map(|a| address("ALERT_EMAIL_TO", a))
         .collect::<Result<_, _>>()?;
+    let ca_pem = match ca_file {
+        None => None,
+        Some(path) => {
+            let pem = std::fs::read(path).map_err(|e| {
+                bad(
+                    "SMTP_CA_FILE",
+                    format!("cannot read {}: {e}", path.display()),
+                )
+            })?;
+            if !String::from_utf8_lossy(&pem).contains("-----BEGIN CERTIFICATE-----") {
+                return Err(bad(
+                    "SMTP_CA_FILE",
+                    format!("{} holds no PEM certificate", path.display()),
+                ));
+            }
+            Some(pem)
+        }
+    };
     Ok(Smtp {
         host,
         port: u.port().unwrap_or(default_port),
         tls,
         credentials,
+        ca_pem,
         from,
         always_to,
     })
@@ -352,6 +383,7 @@ impl SafetyConfig {
                 url,
                 present(&self.alert_email_from),
                 present(&self.alert_email_to),
+                self.smtp_ca_file.as_deref(),
             )?),
             None if present(&self.alert_email_to).is_some() => {
                 return Err(bad("SMTP_URL", "is not set but ALERT_EMAIL_TO is"));

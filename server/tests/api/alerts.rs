@@ -40,10 +40,22 @@ impl SmtpServer {
     }
 
     pub(crate) async fn start_on(port: u16) -> Self {
+        Self::start_with(port, None).await
+    }
+
+    /// With `tls` (certificate and key PEM), the server offers STARTTLS and requires it.
+    pub(crate) async fn start_with(port: u16, tls: Option<(&str, &str)>) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let child = std::process::Command::new("/usr/bin/python3")
-            .args(["-m", "aiosmtpd", "-n", "-l"])
-            .arg(format!("127.0.0.1:{port}"))
+        let mut cmd = std::process::Command::new("/usr/bin/python3");
+        cmd.args(["-m", "aiosmtpd", "-n", "-l"])
+            .arg(format!("127.0.0.1:{port}"));
+        if let Some((cert, key)) = tls {
+            let (c, k) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+            std::fs::write(&c, cert).unwrap();
+            std::fs::write(&k, key).unwrap();
+            cmd.arg("--tlscert").arg(c).arg("--tlskey").arg(k);
+        }
+        let child = cmd
             .args(["-c", "aiosmtpd.handlers.Mailbox"])
             .arg(dir.path().join("mail"))
             .stdout(std::process::Stdio::null())
@@ -193,6 +205,55 @@ async fn the_email_reaches_a_real_smtp_server_after_the_flag_is_stored_and_witho
     let notes = app.state.store.notifications_of(&flag.id).await.unwrap();
     assert_eq!(notes.len(), 1);
     assert!(notes[0].3.unwrap() >= flag.created_ms);
+}
+
+/// A throwaway CA and a certificate it signed for 127.0.0.1: (CA PEM, cert PEM, key PEM).
+fn throwaway_ca() -> (String, String, String) {
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = rcgen::Issuer::from_params(&ca_params, &ca_key);
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()])
+        .unwrap()
+        .signed_by(&key, &issuer)
+        .unwrap();
+    (ca.pem(), cert.pem(), key.serialize_pem())
+}
+
+#[tokio::test]
+async fn the_email_goes_over_starttls_verified_against_the_schools_ca_and_not_without_it() {
+    let (ca, cert, key) = throwaway_ca();
+    let smtp = SmtpServer::start_with(free_port(), Some((&cert, &key))).await;
+    let ca_dir = tempfile::tempdir().unwrap();
+    let ca_file = ca_dir.path().join("school-ca.pem");
+    std::fs::write(&ca_file, ca).unwrap();
+    // No tls parameter: STARTTLS is required.
+    let url = format!("smtp://127.0.0.1:{}", smtp.port);
+    let opts = watched()
+        .arg("--smtp-url", &url)
+        .arg("--alert-email-from", "classchat@school.example")
+        .arg("--alert-email-to", "counsellor@school.example");
+
+    // Without the school's CA, the server's certificate is not trusted: nothing is sent.
+    let app = spawn_app_with(opts.clone()).await;
+    let token = app.sign_in().await.token;
+    chat(&app, &token, "I want to die").await;
+    let flag = wait_for_flags(&app, 1).await.remove(0);
+    wait_for("the untrusted server refused", || async {
+        let n = app.state.store.notifications_of(&flag.id).await.unwrap();
+        n[0].2 >= 1 && n[0].3.is_none()
+    })
+    .await;
+    assert!(smtp.messages().is_empty());
+    app.stop().await;
+
+    let app = spawn_app_with(opts.arg("--smtp-ca-file", ca_file.to_str().unwrap())).await;
+    let token = app.sign_in().await.token;
+    chat(&app, &token, "I want to die").await;
+    let mails = smtp.wait_for_messages(1).await;
+    assert!(mails[0].0.contains("counsellor@school.example"));
 }
 
 #[tokio::test]
