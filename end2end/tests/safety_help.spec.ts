@@ -45,13 +45,14 @@ const test = base.extend<{}, { classroom: Classroom }>({
   ],
 });
 
-/** The serious and critical axe findings on the whole page. */
-async function axeFindings(page: Page): Promise<string[]> {
-  await page.evaluate(AXE_SOURCE);
-  return page.evaluate(async (tags) => {
+/** The serious and critical axe findings on the whole page, or inside `selector` (axe
+ *  follows the widget's open shadow root). */
+async function axeFindings(page: Page, selector?: string): Promise<string[]> {
+  if (!(await page.evaluate(() => 'axe' in window))) await page.evaluate(AXE_SOURCE);
+  return page.evaluate(async ([tags, selector]) => {
     // eslint-disable-next-line @typescript-eslint/no-explicit-any
     const axe = (window as any).axe;
-    const r = await axe.run(document, { runOnly: { type: 'tag', values: tags } });
+    const r = await axe.run(selector ?? document, { runOnly: { type: 'tag', values: tags } });
     return (
       r.violations
         // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -59,7 +60,7 @@ async function axeFindings(page: Page): Promise<string[]> {
         // eslint-disable-next-line @typescript-eslint/no-explicit-any
         .map((v: any) => `${v.id}: ${v.help} (${v.nodes.map((n: any) => JSON.stringify(n.target)).join(', ')})`)
     );
-  }, WCAG_TAGS);
+  }, [WCAG_TAGS, selector] as const);
 }
 
 test('a flagged message is answered with the help resources below it; a harmless one is not', async ({ page, classroom }) => {
@@ -82,6 +83,7 @@ test('a flagged message is answered with the help resources below it; a harmless
   await expect(help).toContainText('1925');
   await expect(help).toContainText('1995');
   await expect(help).toHaveAttribute('role', 'status');
+  expect(await axeFindings(page, 'classchat-widget'), 'the widget with help shown').toEqual([]);
 });
 
 test.describe('in Traditional Chinese', () => {
