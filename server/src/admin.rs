@@ -13,6 +13,7 @@
 //! The widget API never accepts these credentials and these pages never accept widget
 //! tokens: the two sides share nothing but the database.
 
+pub mod alerts;
 pub mod cf_access;
 mod classes;
 pub mod conversations;
@@ -121,6 +122,7 @@ pub(crate) fn router() -> Router<AppState> {
         .merge(classes::router())
         .merge(usage::router())
         .merge(conversations::router())
+        .merge(alerts::routes())
 }
 
 /// Who is signed in to the dashboard.

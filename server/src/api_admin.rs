@@ -10,6 +10,7 @@
 //! it did not exist). Every change goes through one store call that also writes its audit
 //! line, then reaches every replica's class registry (see [`crate::sync::classes_changed`]).
 
+mod alerts;
 mod classes;
 mod conversations;
 mod error;
@@ -49,6 +50,7 @@ pub use error::{ApiFailure, ApiJson, ApiQuery, ErrorBody};
         (name = "teachers", description = "Teachers, invitations and tokens"),
         (name = "classes", description = "Classes, members, activities and usage"),
         (name = "conversations", description = "Stored conversations and who read them"),
+        (name = "alerts", description = "Safety alerts, safety contacts and help resources"),
     )
 )]
 struct ApiDoc;
@@ -96,6 +98,10 @@ pub(crate) fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(conversations::export_session))
         .routes(routes!(conversations::erase_session))
         .routes(routes!(conversations::end_of_term))
+        .routes(routes!(alerts::list_alerts))
+        .routes(routes!(alerts::get_alert))
+        .routes(routes!(alerts::dismiss_alert))
+        .routes(routes!(alerts::get_safety, alerts::put_safety))
         .split_for_parts()
 }
 

@@ -17,6 +17,8 @@ use classes_file::{ClassDefaults, ClassList, ClassesError};
 
 /// The classes from ACCESS_CODE or CLASSES_FILE, and their codes' digests.
 pub mod classes_file;
+/// The safety model, help resources and where alerts go.
+pub mod safety;
 
 /// The server's settings as flags and environment variables (`classchat --help` lists
 /// them, see [`crate::cli::Cli`]).
@@ -295,6 +297,9 @@ pub struct Config {
     /// Log format: text or json.
     #[arg(long, env = "LOG_FORMAT", default_value = "text")]
     pub log_format: String,
+
+    #[command(flatten)]
+    pub safety: safety::SafetyConfig,
 }
 
 /// One bad setting: the variable's name and what is wrong with it.
@@ -580,6 +585,7 @@ pub struct Settings {
     pub shutdown_grace: Duration,
     pub log_json: bool,
     pub admin: AdminSettings,
+    pub safety: safety::SafetySettings,
 }
 
 /// The access code demo mode uses.
@@ -929,8 +935,10 @@ impl Config {
         };
 
         let admin = self.admin_settings()?;
+        let safety = self.safety.into_settings(&timezone_name)?;
         Ok(Settings {
             admin,
+            safety,
             demo: self.demo,
             listen_addr,
             max_connections: self.max_connections as usize,

@@ -32,6 +32,8 @@ pub mod limiter;
 pub mod limits;
 /// Deleting stored conversations, usage rows and sessions once past their time.
 pub mod retention;
+/// What counts as a safety concern: the phrase lists, the safety model's answers.
+pub mod safety;
 /// Every SQL statement.
 pub mod store;
 /// Teachers, roles, personal access tokens and invitations: the rules, not the storage.
@@ -42,6 +44,8 @@ pub mod usage;
 // Floor 3, services that talk to the world: the upstream client (`relay::upstream`,
 // `relay::http1`, `relay::sse`, `relay::demo`) and:
 
+/// The safety check beside each reply, and alerts by email and webhook from a durable outbox.
+pub mod alerts;
 /// Keeping replicas' in-memory copies fresh (LISTEN/NOTIFY, resync) and housekeeping.
 pub mod sync;
 

@@ -10,6 +10,10 @@
 //! The stream is one straight chain from the upstream body to the response body (no
 //! task or channel in between), so there is backpressure, and a student who goes away
 //! drops the upstream request with it.
+//!
+//! In a class whose visibility is `flagged` or `full`, the safety check ([`crate::alerts`])
+//! runs as a task beside the reply; when its phrase lists flag the message, the help
+//! resources go out as a `help` event just before `done` (or `error`).
 
 pub mod demo;
 pub mod http1;
@@ -33,6 +37,7 @@ use eventsource_stream::Eventsource;
 use futures::{Stream, StreamExt};
 use tokio_util::sync::CancellationToken;
 
+use crate::alerts::{Alerts, HelpReceiver, Turn};
 use crate::auth::AuthSession;
 use crate::error::{AppJson, Result};
 use crate::limits::{Budget, Message, Refusal};
@@ -108,8 +113,6 @@ async fn create_chat(
         }
     };
 
-    let model = class.model.clone().unwrap_or_else(|| "demo".to_owned());
-    let stream = req.stream;
     // The class's visibility now decides whether this exchange's text is kept.
     let tap = req
         .messages
@@ -126,6 +129,22 @@ async fn create_chat(
                 &m.content,
             )
         });
+    // Beside the reply, never in its way: the check is a task of its own.
+    let help = safety_checked(class).then(|| {
+        Alerts::check(
+            &state,
+            Turn::new(
+                &class.id,
+                &session.claims.sub,
+                &req.conversation_id,
+                &req.messages,
+            )
+            .with_exchange(tap.as_ref().map(crate::conversations::Tap::key)),
+        )
+    });
+
+    let model = class.model.clone().unwrap_or_else(|| "demo".to_owned());
+    let stream = req.stream;
     let up_req = UpstreamRequest::new(
         model.clone(),
         upstream_messages(class.system_prompt.as_deref(), now, req.messages),
@@ -148,13 +167,13 @@ async fn create_chat(
             }
         };
         let limits = reply_limits(&state);
-        return collect_reply(resp.body, limits, recorder, &session, left).await;
+        return collect_reply(resp.body, limits, recorder, &session, left, help).await;
     }
     let opened = futures::stream::once(std::future::ready(
         Event::default().comment("waiting for the assistant"),
     ));
     let events = opened.chain(
-        futures::stream::once(start_relay(state, up_req, recorder, session, left)).flatten(),
+        futures::stream::once(start_relay(state, up_req, recorder, session, left, help)).flatten(),
     );
     let sse = events.map(Ok::<_, Infallible>);
     let mut resp = Sse::new(sse)
@@ -178,6 +197,32 @@ fn prompt_chars(req: &UpstreamRequest) -> usize {
     req.messages.iter().map(|m| m.content.chars().count()).sum()
 }
 
+/// Whether a class's student messages go through the safety check ([`crate::alerts`]):
+/// in classes whose visibility is `flagged` or `full`, the ones whose students are told.
+fn safety_checked(class: &crate::classes::Class) -> bool {
+    class.visibility != classchat_shared::Visibility::Off
+}
+
+/// Longest the end of a reply waits for the safety check's answer on help. The check is a
+/// phrase match and one read of the class's help, done long before a reply ends; the
+/// bound only keeps a stalled database from holding the `done` event.
+const HELP_WAIT: Duration = Duration::from_secs(2);
+
+/// The safety check's help text, when it flagged the message.
+async fn help_text(help: Option<HelpReceiver>) -> Option<String> {
+    match tokio::time::timeout(HELP_WAIT, help?).await {
+        Ok(Ok(text)) => text,
+        _ => None,
+    }
+}
+
+/// The `help` event, when the safety check flagged the message.
+async fn help_event(help: Option<HelpReceiver>) -> Option<Event> {
+    help_text(help)
+        .await
+        .map(|text| sse_event(&ChatEvent::Help { text }))
+}
+
 /// The limits on one reply, counted from when Open WebUI began it.
 fn reply_limits(state: &AppState) -> ReplyLimits {
     ReplyLimits {
@@ -195,6 +240,7 @@ async fn start_relay(
     mut recorder: UsageRecorder,
     session: AuthSession,
     left: Option<LimitsLeft>,
+    help: Option<HelpReceiver>,
 ) -> std::pin::Pin<Box<dyn Stream<Item = Event> + Send>> {
     let shutdown = state.shutdown.clone();
     let sent = tokio::select! {
@@ -212,12 +258,18 @@ async fn start_relay(
                 shutdown,
                 session,
                 left,
+                help,
             ))
         }
         Err(f) => {
             log_failure(&f, &session);
             recorder.failed(f.code);
-            Box::pin(futures::stream::once(std::future::ready(error_event(&f))))
+            let error = error_event(&f);
+            Box::pin(
+                futures::stream::once(help_event(help))
+                    .filter_map(std::future::ready)
+                    .chain(futures::stream::once(std::future::ready(error))),
+            )
         }
     }
 }
@@ -372,6 +424,7 @@ async fn collect_reply(
     mut recorder: UsageRecorder,
     session: &AuthSession,
     left: Option<LimitsLeft>,
+    help: Option<HelpReceiver>,
 ) -> Result<Response> {
     let buf = match read_reply(body, limits).await {
         Ok(buf) => buf,
@@ -391,6 +444,7 @@ async fn collect_reply(
                 reply,
                 usage,
                 limits: left,
+                help: help_text(help).await,
             })
             .into_response())
         }
@@ -464,6 +518,10 @@ struct Relay {
     left: Option<LimitsLeft>,
     finished_reason: bool,
     over: bool,
+    /// The safety check's answer on help, awaited once the reply is over.
+    help: Option<HelpReceiver>,
+    /// The last event, held back while the `help` event goes first.
+    tail: Option<Event>,
 }
 
 impl Relay {
@@ -484,7 +542,23 @@ impl Relay {
         })
     }
 
+    /// The next event; when the reply is over (`done` or `error`), the help resources go
+    /// out just before it if the message was flagged.
     async fn next_event(&mut self) -> Option<Event> {
+        if let Some(last) = self.tail.take() {
+            return Some(last);
+        }
+        let ev = self.next_relayed().await?;
+        if self.over
+            && let Some(help) = help_event(self.help.take()).await
+        {
+            self.tail = Some(ev);
+            return Some(help);
+        }
+        Some(ev)
+    }
+
+    async fn next_relayed(&mut self) -> Option<Event> {
         if self.over {
             return None;
         }
@@ -553,6 +627,7 @@ fn relay_events(
     shutdown: CancellationToken,
     session: AuthSession,
     left: Option<LimitsLeft>,
+    help: Option<HelpReceiver>,
 ) -> impl Stream<Item = Event> + Send {
     let relay = Relay {
         events: Box::pin(body.eventsource()),
@@ -564,6 +639,8 @@ fn relay_events(
         left,
         finished_reason: false,
         over: false,
+        help,
+        tail: None,
     };
     futures::stream::unfold(relay, |mut r| async move {
         r.next_event().await.map(|e| (e, r))

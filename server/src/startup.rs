@@ -54,6 +54,8 @@ pub struct Application {
     conversations_task: JoinHandle<()>,
     /// Housekeeping and, on PostgreSQL, the replicas' change listener.
     sync_task: JoinHandle<()>,
+    /// The safety alerts' sender.
+    alerts_task: JoinHandle<()>,
 }
 
 impl Application {
@@ -113,6 +115,7 @@ impl Application {
             .clone()
             .unwrap_or_else(|| format!("http://{bound}"));
         let admin = crate::admin::Admin::new(&settings, &public_url)?;
+        let alerts = crate::alerts::Alerts::new(&settings)?;
         let state = AppState {
             public_url: public_url.into(),
             keys: Arc::new(TokenKeys::new(
@@ -130,14 +133,17 @@ impl Application {
             admin: Arc::new(admin),
             shutdown: CancellationToken::new(),
             health: Default::default(),
+            alerts: Arc::new(alerts),
         };
         let sync_task = crate::sync::spawn(state.clone());
+        let alerts_task = crate::alerts::spawn_sender(state.clone());
         Ok(Self {
             listener,
             state,
             usage_task,
             conversations_task,
             sync_task,
+            alerts_task,
         })
     }
 
@@ -165,6 +171,7 @@ impl Application {
             usage_task,
             conversations_task,
             sync_task,
+            alerts_task,
         } = self;
         let grace = state.settings.shutdown_grace;
         let stopping = CancellationToken::new();
@@ -199,6 +206,7 @@ impl Application {
             }
         };
         sync_task.abort();
+        alerts_task.abort();
         state.usage.close().await;
         let _ = usage_task.await;
         state.conversations.close().await;

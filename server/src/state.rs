@@ -37,6 +37,8 @@ pub struct AppState {
     pub shutdown: CancellationToken,
     /// The latest start-up checks, for the dashboard's Health panel.
     pub health: Arc<crate::health::Health>,
+    /// The safety check and the alert sender's parts.
+    pub alerts: Arc<crate::alerts::Alerts>,
 }
 
 /// Revoked session ids with when each may be forgotten, mirrored from the database so

@@ -16,6 +16,7 @@ pub mod dashboard;
 mod dialect;
 mod limits;
 pub mod one_time;
+pub mod safety;
 mod sync;
 pub mod teachers;
 

@@ -30,12 +30,14 @@ const FLOORS: &[(&str, u8)] = &[
     ("auth::token", 2),
     ("error", 2),
     ("health", 2),
+    ("safety", 2),
     // 3: services that talk to the world.
     ("relay::upstream", 3),
     ("relay::http1", 3),
     ("relay::demo", 3),
     ("relay::sse", 3),
     ("sync", 3),
+    ("alerts", 3),
     // 4: HTTP: routers, handlers, extractors, and the state they share.
     ("admin", 4),
     ("api_admin", 4),

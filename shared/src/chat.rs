@@ -188,6 +188,10 @@ pub struct ChatResponse {
     pub usage: Option<Usage>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limits: Option<LimitsLeft>,
+    /// Help resources to show below the reply: the student's message was flagged for
+    /// safety. One resource per line.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub help: Option<String>,
 }
 
 /// One server-sent event of a streamed reply. On the wire the SSE `event:` field is the
@@ -210,6 +214,10 @@ pub enum ChatEvent {
         retry_after: Option<u64>,
         limit: Option<LimitKind>,
     },
+    /// Help resources to show below the reply (one per line), sent before `done` or
+    /// `error` when the student's message was flagged for safety. Its data is `{"text": …}`,
+    /// read with the same decoder as a delta's.
+    Help { text: String },
 }
 
 #[derive(Serialize)]
@@ -260,13 +268,16 @@ impl ChatEvent {
             Self::Delta { .. } => "delta",
             Self::Done { .. } => "done",
             Self::Error { .. } => "error",
+            Self::Help { .. } => "help",
         }
     }
 
     /// The SSE `data:` payload (one line of JSON).
     pub fn data(&self) -> String {
         let json = match self {
-            Self::Delta { text } => serde_json::to_string(&DeltaData { text: text.clone() }),
+            Self::Delta { text } | Self::Help { text } => {
+                serde_json::to_string(&DeltaData { text: text.clone() })
+            }
             Self::Done { usage, limits } => serde_json::to_string(&DoneData {
                 usage: *usage,
                 limits: *limits,
@@ -297,6 +308,12 @@ impl ChatEvent {
                 }),
             ) => Self::Delta { text },
             ("done", Some(EventData { usage, limits, .. })) => Self::Done { usage, limits },
+            (
+                "help",
+                Some(EventData {
+                    text: Some(text), ..
+                }),
+            ) => Self::Help { text },
             (
                 "error",
                 Some(EventData {
@@ -474,8 +491,10 @@ mod tests {
             reply: "hi".into(),
             usage: None,
             limits: None,
+            help: None,
         };
-        assert!(!serde_json::to_string(&plain).unwrap().contains("limits"));
+        let json = serde_json::to_string(&plain).unwrap();
+        assert!(!json.contains("limits") && !json.contains("help"));
     }
 
     #[test]
@@ -491,6 +510,9 @@ mod tests {
         let events = [
             ChatEvent::Delta {
                 text: "Hel\"lo\n".into(),
+            },
+            ChatEvent::Help {
+                text: "1925 安心專線\n1995".into(),
             },
             ChatEvent::Done {
                 usage: Some(Usage {

@@ -125,6 +125,7 @@ pub(crate) async fn stream_chat(
     signal: Option<&AbortSignal>,
     mut on_delta: impl FnMut(&str),
     mut on_bytes: impl FnMut(),
+    mut on_help: impl FnMut(String),
 ) -> Result<Option<(u64, LimitsLeft)>, WidgetError> {
     let body = serde_json::to_string(req).unwrap_or_default();
     let url = format!("{server}/api/v1/chat");
@@ -155,6 +156,7 @@ pub(crate) async fn stream_chat(
         for frame in decoder.push(&bytes) {
             match ChatEvent::parse(&frame.event, &frame.data) {
                 Ok(ChatEvent::Delta { text }) => on_delta(&text),
+                Ok(ChatEvent::Help { text }) => on_help(text),
                 Ok(ChatEvent::Done { limits, .. }) => {
                     let _ = reader.cancel();
                     return Ok(limits.map(|l| (now_ms(), l)));

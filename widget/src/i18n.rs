@@ -98,6 +98,8 @@ pub struct Text {
     pub err_cut_off: &'static str,
     pub err_unanswered: &'static str,
     pub err_generic: &'static str,
+    /// Above the help resources shown after a message flagged for safety.
+    pub help: &'static str,
     // Pieces of the sentences built by the functions below.
     too_many_attempts: &'static str,
     too_fast: &'static str,
@@ -245,6 +247,7 @@ static EN: Text = Text {
     err_cut_off: "The reply was cut off. Try again.",
     err_unanswered: "This message has not been answered yet.",
     err_generic: "Something went wrong. Try again.",
+    help: "You are not alone. If you are going through something hard, you can talk to someone now:",
     too_many_attempts: "Too many attempts.",
     too_fast: "You are sending messages too quickly.",
     try_again_in: (" Try again in ", "."),
@@ -310,6 +313,7 @@ static ZH_TW: Text = Text {
     err_cut_off: "回覆中斷了，請再試一次。",
     err_unanswered: "這則訊息尚未得到回覆。",
     err_generic: "發生錯誤，請再試一次。",
+    help: "你並不孤單。如果你正經歷困難，現在就可以找人談談：",
     too_many_attempts: "嘗試次數過多。",
     too_fast: "傳送訊息太頻繁了。",
     try_again_in: ("請在 ", " 後再試。"),

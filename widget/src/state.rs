@@ -66,6 +66,9 @@ pub struct ChatState {
     /// What the last completed reply said is left of the limits, and when it arrived (ms
     /// since the epoch).
     pub limits: Option<(u64, LimitsLeft)>,
+    /// Help resources the server sent for a flagged message: shown below the replies
+    /// until the conversation starts over.
+    pub help: Option<String>,
 }
 
 impl ChatState {
@@ -83,6 +86,7 @@ impl ChatState {
             }),
             turn: 0,
             limits: None,
+            help: None,
         }
     }
 
@@ -244,6 +248,7 @@ impl ChatState {
         self.conversation = Conversation::new(id);
         self.partial = None;
         self.failure = None;
+        self.help = None;
     }
 }
 
@@ -310,6 +315,20 @@ mod tests {
         );
         let (_, next) = s.send("and 3+3?").unwrap();
         assert_eq!(next.messages.len(), 3);
+    }
+
+    #[test]
+    fn help_resources_stay_out_of_the_conversation_and_go_with_a_new_one() {
+        let mut s = fresh();
+        let (turn, _) = s.send("hello").unwrap();
+        s.help = Some("1925 安心專線".into());
+        s.delta(turn, "Hi.");
+        s.done(turn, None);
+        let (_, next) = s.send("again").unwrap();
+        assert!(next.messages.iter().all(|m| !m.content.contains("1925")));
+        assert!(s.help.is_some(), "shown until the conversation starts over");
+        s.reset("new".into());
+        assert!(s.help.is_none());
     }
 
     #[test]

@@ -248,6 +248,24 @@ pub const TABLES: &[Table] = &[
         serial_id: false,
     },
     Table {
+        name: "safety_flags",
+        columns: &[
+            ("id", Text),
+            ("class_id", Text),
+            ("session_id", Text),
+            ("conversation_id", Text),
+            ("category", Text),
+            ("source", Text),
+            ("detail", Text),
+            ("exchange", Text),
+            ("created_ms", Int),
+            ("dismissed_ms", Int),
+            ("dismissed_by", Text),
+        ],
+        key: &["id"],
+        serial_id: false,
+    },
+    Table {
         name: "conversation_reads",
         columns: &[
             ("id", Int),
@@ -261,6 +279,36 @@ pub const TABLES: &[Table] = &[
         ],
         key: &["id"],
         serial_id: true,
+    },
+    Table {
+        name: "safety_contacts",
+        columns: &[("class_id", Text), ("teacher_id", Text), ("added_ms", Int)],
+        key: &["class_id", "teacher_id"],
+        serial_id: false,
+    },
+    Table {
+        name: "safety_help",
+        columns: &[("class_id", Text), ("help", Text), ("updated_ms", Int)],
+        key: &["class_id"],
+        serial_id: false,
+    },
+    // Pending notifications too: the new database sends what the old one had not.
+    Table {
+        name: "alert_outbox",
+        columns: &[
+            ("id", Text),
+            ("flag_id", Text),
+            ("channel", Text),
+            ("recipient", Text),
+            ("attempts", Int),
+            ("next_at_ms", Int),
+            ("claimed_until_ms", Int),
+            ("sent_ms", Int),
+            ("last_error", Text),
+            ("created_ms", Int),
+        ],
+        key: &["id"],
+        serial_id: false,
     },
 ];
 

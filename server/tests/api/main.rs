@@ -5,6 +5,7 @@
 mod admin;
 mod admin_cf;
 mod admin_hardening;
+mod alerts;
 mod assets;
 mod chat;
 mod check;
@@ -28,6 +29,7 @@ mod request_log;
 mod retention;
 mod rotation;
 mod route_guards;
+mod safety;
 mod session;
 mod settings_in_code;
 mod starters;

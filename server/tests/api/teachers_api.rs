@@ -310,6 +310,13 @@ const ROUTES: &[(&str, &str)] = &[
         "",
     ),
     ("GET /api/v1/admin/conversation-reads", ""),
+    ("GET /api/v1/admin/classes/{id}/safety", ""),
+    (
+        "PUT /api/v1/admin/classes/{id}/safety",
+        r#"{"contacts": []}"#,
+    ),
+    ("GET /api/v1/admin/alerts/{id}", ""),
+    ("POST /api/v1/admin/alerts/{id}/dismiss", ""),
     (
         "GET /api/v1/admin/classes/{id}/sessions/{session_id}/export",
         "",
@@ -333,6 +340,7 @@ const ROUTES: &[(&str, &str)] = &[
     // Scoped to the caller by construction (their own list, their own token, an
     // invitation secret): tried too, and must not show or change the other's data.
     ("GET /api/v1/admin/classes", ""),
+    ("GET /api/v1/admin/alerts", ""),
     ("POST /api/v1/admin/classes", r#"{"title": "Own class"}"#),
     ("GET /api/v1/admin/tokens", ""),
     ("POST /api/v1/admin/tokens", r#"{"name": "own"}"#),
@@ -396,6 +404,7 @@ async fn a_teacher_cannot_read_or_change_another_teachers_class_on_any_route() {
         let scoped = matches!(
             (r.method.as_str(), r.path.as_str()),
             ("GET", "/api/v1/admin/classes")
+                | ("GET", "/api/v1/admin/alerts")
                 | ("POST", "/api/v1/admin/classes")
                 | ("GET", "/api/v1/admin/tokens")
                 | ("POST", "/api/v1/admin/tokens")

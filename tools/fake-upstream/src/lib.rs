@@ -75,6 +75,28 @@ pub struct FakeConfig {
     pub api_keys_disabled: bool,
     /// Seconds added to the `Date` header, to stand for a machine whose clock is off.
     pub date_offset_secs: i64,
+    /// A Llama Guard style safety model the fake also serves, and how it answers.
+    pub guard: Option<Guard>,
+}
+
+/// A safety model: requests naming `model` are answered as `answer` says, whatever the
+/// other settings (the reply text, the behaviour) are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Guard {
+    pub model: String,
+    pub answer: GuardAnswer,
+}
+
+/// How the safety model answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GuardAnswer {
+    /// A chat completion whose content is this text, as Llama Guard 3 writes it: `safe`, or
+    /// `unsafe` and a line of category codes (`unsafe\nS11`).
+    Says(String),
+    /// Never answers (the request hangs until the caller gives up).
+    Hangs,
+    /// Open WebUI cannot reach the model's provider: 500 with its `detail`.
+    Down,
 }
 
 /// The spellings of a stream's token counts that providers use (docs/open-webui.md).
@@ -126,6 +148,7 @@ impl Default for FakeConfig {
             hold_finish: None,
             api_keys_disabled: false,
             date_offset_secs: 0,
+            guard: None,
         }
     }
 }
@@ -473,6 +496,21 @@ async fn completions(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Byt
         );
     }
     let model = req.get("model").and_then(Value::as_str).unwrap_or("");
+    if let Some(g) = config.guard.as_ref().filter(|g| g.model == model) {
+        return match &g.answer {
+            GuardAnswer::Says(text) => axum::Json(json!({
+                "id": "chatcmpl-guard", "object": "chat.completion", "model": model,
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+                "usage": {"prompt_tokens": 200, "completion_tokens": 5, "total_tokens": 205},
+            }))
+            .into_response(),
+            GuardAnswer::Hangs => futures::future::pending().await,
+            GuardAnswer::Down => detail(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Open WebUI: Server Connection Error",
+            ),
+        };
+    }
     if !config.models.iter().any(|m| m == model) {
         return detail(StatusCode::BAD_REQUEST, "Model not found");
     }

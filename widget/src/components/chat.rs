@@ -259,13 +259,18 @@ pub(crate) fn Chat(ctx: Ctx) -> impl IntoView {
                     if empty { typing(t) } else { streaming_bubble(chat, frame) }
                 })}
             </div>
-            // One status line: a reply held up on the way, a model starting up, else few
-            // messages left (quietly).
+            // One status line: a reply held up on the way, a model starting up, the help
+            // resources after a message flagged for safety (the school's lines, as sent;
+            // the same markup, so they cost the wasm next to nothing), else few messages
+            // left (quietly).
             {move || {
+                let help = chat.with(|c| c.help.clone());
                 let line = if ctx.held.get() {
                     Some(("cc-held", t.held_up.to_owned()))
                 } else if ctx.starting.get() {
                     Some(("cc-starting", t.starting_up.to_owned()))
+                } else if let Some(h) = help {
+                    Some(("cc-help", format!("{}\n{h}", t.help)))
                 } else {
                     let at = now();
                     chat.with(|c| c.few_left(at).filter(|_| !c.waiting(at)))

@@ -584,6 +584,7 @@ impl Ctx {
                         ctx.held.set(false);
                     }
                 },
+                |help| chat.update(|c| c.help = Some(help)),
             )
             .await;
             ctx.watch_for_held(turn, false);
