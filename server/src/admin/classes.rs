@@ -299,6 +299,8 @@ pub(super) struct ClassFields {
     pub(crate) class_messages_per_minute: String,
     pub(crate) daily_quota: String,
     pub(crate) token_ttl_secs: String,
+    /// `off`, `flagged` or `full` (owners and the administrator only).
+    pub(crate) visibility: String,
 }
 
 impl ClassFields {
@@ -317,6 +319,7 @@ impl ClassFields {
             class_messages_per_minute: n(c.class_messages_per_minute),
             daily_quota: n(c.daily_quota),
             token_ttl_secs: n(c.token_ttl_secs),
+            visibility: c.visibility.as_str().to_owned(),
         }
     }
 
@@ -356,6 +359,11 @@ impl ClassFields {
         take(
             fields::token_ttl("token_ttl_secs", &self.token_ttl_secs).map(|v| c.token_ttl_secs = v),
         );
+        take(fields::visibility("visibility", &self.visibility).map(|v| {
+            if let Some(v) = v {
+                c.visibility = v;
+            }
+        }));
         if problems.is_empty() {
             Ok(c)
         } else {
@@ -384,6 +392,7 @@ fn changed(old: &ClassRecord, new: &ClassRecord) -> String {
         ),
         ("daily_quota", old.daily_quota != new.daily_quota),
         ("token_ttl_secs", old.token_ttl_secs != new.token_ttl_secs),
+        ("visibility", old.visibility != new.visibility),
     ];
     let names: Vec<&str> = pairs.iter().filter(|(_, c)| *c).map(|(n, _)| *n).collect();
     if names.is_empty() {
@@ -714,6 +723,9 @@ async fn save(
                 return Ok(html(StatusCode::BAD_REQUEST, tv::class_page(&ctx, &p)));
             }
         };
+        if c.visibility != a.class.visibility {
+            a.require(Need::Visibility)?;
+        }
         let detail = format!("changed {}", changed(&a.class, &c));
         let addr = address(&client);
         if !state

@@ -148,6 +148,7 @@ fn label(lang: Lang, field: &str) -> &'static str {
         "email" => lang.t("Email address", "電子郵件地址"),
         "name" => lang.t("Name", "姓名"),
         "role" => lang.t("Role", "角色"),
+        "visibility" => lang.t("Who can read conversations", "誰可以閱讀對話"),
         _ => lang.t("Field", "欄位"),
     }
 }
@@ -170,6 +171,8 @@ pub(crate) fn problem_text(lang: Lang, p: &FieldProblem) -> String {
         (Problem::UnknownTimeZone, Lang::ZhTw) => {
             format!("{l}：不是已知的時區（請使用如 Asia/Taipei 的名稱）。")
         }
+        (Problem::UnknownVisibility, Lang::En) => format!("{l}: choose one of the options."),
+        (Problem::UnknownVisibility, Lang::ZhTw) => format!("{l}：請從選項中選擇。"),
         (Problem::Starters(s), Lang::En) => format!("{l}: {s}."),
         (Problem::Starters(s), Lang::ZhTw) => {
             format!("{l}：最多 6 則，每則不可空白或過長（{s}）。")
@@ -339,6 +342,49 @@ fn model_field(
     .into_any()
 }
 
+/// Who can read the class's conversations: a choice of three, each saying what students
+/// are told, since the widget shows them the same.
+fn visibility_field(lang: Lang, prefix: &str, value: &str) -> impl IntoView + use<> {
+    let id = format!("{prefix}visibility");
+    let hint_id = format!("{id}-hint");
+    let options = [
+        (
+            "off",
+            lang.t(
+                "Nobody: no message text is stored (students are told nothing)",
+                "沒有人：不儲存任何訊息內容（不提示學生）",
+            ),
+        ),
+        (
+            "flagged",
+            lang.t(
+                "Teachers see conversations flagged for safety (students are told)",
+                "老師可看到被標示為安全疑慮的對話（會告知學生）",
+            ),
+        ),
+        (
+            "full",
+            lang.t(
+                "Teachers can read every conversation (students are told)",
+                "老師可閱讀所有對話（會告知學生）",
+            ),
+        ),
+    ]
+    .into_iter()
+    .map(|(v, text)| {
+        let selected = v == value || (value.is_empty() && v == "off");
+        view! { <option value=v selected=selected>{text}</option> }
+    })
+    .collect_view();
+    view! {
+        <div class="field">
+            <label for=id.clone()>{label(lang, "visibility")}</label>
+            <p class="hint" id=hint_id.clone()>{lang.t("Applies to messages sent from now on. Only the class's owner can change it.", "只適用於之後傳送的訊息。只有班級擁有者可以變更。")}</p>
+            <select id=id name="visibility" aria-describedby=hint_id>{options}</select>
+        </div>
+    }
+}
+
 /// The class's settings form (new class, or the class page).
 #[allow(clippy::too_many_arguments)]
 fn class_form(
@@ -366,6 +412,7 @@ fn class_form(
         {field(lang, p, "class_messages_per_minute", &f.class_messages_per_minute, defaults.and_then(|x| d(format!("Blank: {}.", x.class_messages_per_minute), format!("留空：{}。", x.class_messages_per_minute))), problems, false, false)}
         {field(lang, p, "daily_quota", &f.daily_quota, defaults.and_then(|x| d(format!("Blank: {}.", x.daily_quota), format!("留空：{}。", x.daily_quota))), problems, false, false)}
         {field(lang, p, "token_ttl_secs", &f.token_ttl_secs, defaults.and_then(|x| d(format!("How long a student stays signed in. Blank: {}.", x.token_ttl_secs), format!("學生保持登入的時間。留空：{}。", x.token_ttl_secs))), problems, false, false)}
+        {visibility_field(lang, p, &f.visibility)}
     };
     view! {
         <form method="post" action=action class="card settings" data-testid="class-settings">

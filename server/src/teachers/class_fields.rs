@@ -20,6 +20,8 @@ pub enum Problem {
     NotANumber,
     OutOfRange(i64, i64),
     UnknownTimeZone,
+    /// Not `off`, `flagged` or `full`.
+    UnknownVisibility,
     /// The starters' own check, in English.
     Starters(String),
 }
@@ -72,6 +74,22 @@ pub fn number(
         Ok(n) if (min..=max).contains(&n) => Ok(Some(n)),
         Ok(_) => fail(field, Problem::OutOfRange(min, max)),
         Err(_) => fail(field, Problem::NotANumber),
+    }
+}
+
+/// Who can read the class's conversations; blank keeps what the class has.
+pub fn visibility(
+    field: &'static str,
+    v: &str,
+) -> Result<Option<classchat_shared::Visibility>, FieldProblem> {
+    match v.trim() {
+        "" => Ok(None),
+        v => classchat_shared::Visibility::parse(v)
+            .map(Some)
+            .ok_or(FieldProblem {
+                field,
+                problem: Problem::UnknownVisibility,
+            }),
     }
 }
 

@@ -692,3 +692,71 @@ async fn behind_cloudflare_access_an_invited_teacher_arrives_with_their_email() 
         403
     );
 }
+
+/// Who can read a class's conversations is the owner's to choose in the dashboard: the next
+/// sign-in carries it (so the widget tells the student); a co-teacher's change is refused.
+#[tokio::test]
+async fn the_owner_sets_conversation_visibility_in_the_dashboard_and_a_co_teacher_cannot() {
+    let app = spawn_app_with(admin_opts()).await;
+    let admin = sign_in_teacher(&app).await;
+    let (_, owner) = teacher(&app, &admin, "mei@school.example").await;
+    let (_, co) = teacher(&app, &admin, "lin@school.example").await;
+    let class = create_class(&app, &owner, "History", "You are a history tutor.").await;
+    let (_, code) = add_activity(&app, &owner, &class, "Essay help").await;
+    let r = act(
+        &app,
+        &owner,
+        &format!("/admin/classes/{class}/members"),
+        &[("email", "lin@school.example"), ("role", "co_teacher")],
+    )
+    .await;
+    assert_eq!(r.status(), 303);
+    let visibility = || async {
+        let r = app
+            .post_session(json!({"access_code": code, "display_name": "Ana"}))
+            .await;
+        assert_eq!(r.status(), 200);
+        r.json::<SessionResponse>().await.unwrap().visibility
+    };
+    assert_eq!(visibility().await, classchat_shared::Visibility::Off);
+
+    let settings = format!("/admin/classes/{class}/settings");
+    let before = snapshot(&app, &class).await;
+    let r = act(
+        &app,
+        &co,
+        &settings,
+        &[("title", "History"), ("visibility", "full")],
+    )
+    .await;
+    assert_eq!(r.status(), 403, "a co-teacher changes the visibility");
+    assert_eq!(snapshot(&app, &class).await, before);
+    let r = act(
+        &app,
+        &owner,
+        &settings,
+        &[("title", "History"), ("visibility", "nobody-knows")],
+    )
+    .await;
+    assert_eq!(r.status(), 400, "an unknown visibility");
+    assert_eq!(snapshot(&app, &class).await, before);
+
+    let r = act(
+        &app,
+        &owner,
+        &settings,
+        &[("title", "History"), ("visibility", "full")],
+    )
+    .await;
+    assert_eq!(r.status(), 303);
+    assert_eq!(visibility().await, classchat_shared::Visibility::Full);
+    // The co-teacher may still save the other settings, the visibility as it is.
+    let r = act(
+        &app,
+        &co,
+        &settings,
+        &[("title", "History 2"), ("visibility", "full")],
+    )
+    .await;
+    assert_eq!(r.status(), 303);
+}
