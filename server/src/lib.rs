@@ -35,6 +35,9 @@ pub mod usage;
 // Floor 3, services that talk to the world: the upstream client (`relay::upstream`,
 // `relay::http1`, `relay::sse`, `relay::demo`) and:
 
+/// Key sets (JWKS) of those whose RS256 tokens we check, cached by `kid`: Cloudflare Access
+/// and the LMS platforms.
+pub mod jwks;
 /// Keeping replicas' in-memory copies fresh (LISTEN/NOTIFY, resync) and housekeeping.
 pub mod sync;
 

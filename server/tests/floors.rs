@@ -33,6 +33,7 @@ const FLOORS: &[(&str, u8)] = &[
     ("relay::demo", 3),
     ("relay::sse", 3),
     ("sync", 3),
+    ("jwks", 3),
     // 4: HTTP: routers, handlers, extractors, and the state they share.
     ("admin", 4),
     ("api_admin", 4),
