@@ -8,6 +8,7 @@
 pub mod cf_access;
 pub mod failed_sign_ins;
 pub mod health;
+mod lti;
 pub mod model;
 pub mod session;
 pub mod views;
@@ -163,6 +164,7 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/admin/classes/{id}/{action}", post(no_such_action))
         .route("/admin/sessions/{session_id}/revoke", post(revoke_session))
         .route("/admin/export.csv", get(export))
+        .merge(lti::router())
 }
 
 /// A signed-in teacher. Being an extractor, a dashboard handler cannot forget to check.

@@ -12,6 +12,7 @@
 
 mod classes;
 mod error;
+mod lti;
 mod teachers;
 
 pub(crate) use teachers::accept as accept_invitation;
@@ -47,6 +48,7 @@ pub use error::{ApiFailure, ApiJson, ApiQuery, ErrorBody};
     tags(
         (name = "teachers", description = "Teachers, invitations and tokens"),
         (name = "classes", description = "Classes, members, activities and usage"),
+        (name = "lti", description = "LTI 1.3 platforms (administrator)"),
     )
 )]
 struct ApiDoc;
@@ -88,6 +90,11 @@ pub(crate) fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(classes::update_activity))
         .routes(routes!(classes::rotate_activity_code))
         .routes(routes!(classes::class_usage))
+        .routes(routes!(lti::list_platforms, lti::create_platform))
+        .routes(routes!(lti::put_deployments))
+        .routes(routes!(lti::delete_platform))
+        .routes(routes!(lti::tool_values))
+        .routes(routes!(lti::rotate_tool_key))
         .split_for_parts()
 }
 

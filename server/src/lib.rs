@@ -58,6 +58,8 @@ pub mod client_addr;
 pub mod embed;
 /// `/admin/invitation`: where an invited teacher sets a password.
 pub mod invitation_page;
+/// LTI 1.3 launch and Deep Linking 2.0: classchat as a tool of Moodle, Canvas, Open edX.
+pub mod lti;
 /// Server-rendered pages.
 pub mod pages;
 /// The chat relay to Open WebUI and its upstream client (the heart of classchat).

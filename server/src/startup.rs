@@ -103,6 +103,7 @@ impl Application {
             .clone()
             .unwrap_or_else(|| format!("http://{bound}"));
         let admin = crate::admin::Admin::new(&settings, &public_url)?;
+        let lti = crate::lti::Lti::new(&settings)?;
         let state = AppState {
             public_url: public_url.into(),
             keys: Arc::new(TokenKeys::new(
@@ -119,6 +120,7 @@ impl Application {
             admin: Arc::new(admin),
             shutdown: CancellationToken::new(),
             health: Default::default(),
+            lti: Arc::new(lti),
         };
         let sync_task = crate::sync::spawn(state.clone());
         Ok(Self {
@@ -385,6 +387,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::admin::router())
         .merge(crate::api_admin::router())
         .merge(crate::invitation_page::router())
+        .merge(crate::lti::router())
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))
         .fallback(|| async { AppError::NotFound })

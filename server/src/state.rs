@@ -35,6 +35,8 @@ pub struct AppState {
     pub shutdown: CancellationToken,
     /// The latest start-up checks, for the dashboard's Health panel.
     pub health: Arc<crate::health::Health>,
+    /// LTI's derived keys and the platforms' key sets.
+    pub lti: Arc<crate::lti::Lti>,
 }
 
 /// Revoked session ids with when each may be forgotten, mirrored from the database so

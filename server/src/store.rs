@@ -14,6 +14,7 @@ pub mod copy;
 pub mod dashboard;
 mod dialect;
 mod limits;
+pub mod lti;
 mod sync;
 pub mod teachers;
 
