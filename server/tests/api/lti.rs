@@ -437,7 +437,7 @@ async fn every_bad_launch_is_refused_with_its_own_error_and_nothing_is_stored() 
     let cases: Vec<(&str, u16, &str, Box<dyn Fn(Value) -> String>)> = vec![
         (
             "no kid",
-            400,
+            401,
             "no_kid",
             Box::new(|c| platform_key().sign(None, &c)),
         ),
