@@ -422,6 +422,9 @@ async fn an_instructor_launch_offers_the_class_on_the_dashboard_and_records_the_
     assert!(page.contains("data-role=\"learner\""), "{page}");
 }
 
+/// Makes a bad `id_token` out of a good learner launch's claims.
+type MakeToken = Box<dyn Fn(Value) -> String>;
+
 #[tokio::test]
 async fn every_bad_launch_is_refused_with_its_own_error_and_nothing_is_stored() {
     let t = tool().await;
@@ -434,7 +437,7 @@ async fn every_bad_launch_is_refused_with_its_own_error_and_nothing_is_stored() 
             .as_secs() as i64
     };
     let lti = |k: &str| format!("{LTI}{k}");
-    let cases: Vec<(&str, u16, &str, Box<dyn Fn(Value) -> String>)> = vec![
+    let cases: Vec<(&str, u16, &str, MakeToken)> = vec![
         (
             "no kid",
             401,
