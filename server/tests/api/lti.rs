@@ -1025,3 +1025,24 @@ async fn a_launch_started_on_one_replica_finishes_on_the_other() {
     let (status, page) = post_launch(&t, &l, &l.id_token).await;
     assert_eq!((status, error_code(&page)), (401, "state_unknown"));
 }
+
+#[tokio::test]
+async fn the_dashboard_lists_the_values_to_enter_in_the_lms() {
+    let t = tool_with(Opts::default().arg("--admin-password", crate::admin::PASSWORD)).await;
+    assert!(
+        t.app.get("/admin/lti").await.status().is_redirection(),
+        "signed in only"
+    );
+    let teacher = crate::admin::sign_in_teacher(&t.app).await;
+    let page = t.app.page_as("/admin/lti", &teacher.cookie).await;
+    for value in [
+        t.launch.clone(),
+        format!("{}/lti/login", t.app.state.public_url),
+        format!("{}/lti/jwks.json", t.app.state.public_url),
+        t.platform.issuer().to_owned(),
+        DEPLOYMENT.to_owned(),
+    ] {
+        assert!(page.contains(&value), "{value} missing: {page}");
+    }
+    assert!(page.contains("lang=\"zh-TW\""));
+}
