@@ -20,6 +20,7 @@ pub mod conversations;
 pub mod failed_sign_ins;
 pub mod health;
 mod i18n;
+mod lti;
 pub mod model;
 mod one_time;
 pub mod session;
@@ -123,6 +124,7 @@ pub(crate) fn router() -> Router<AppState> {
         .merge(usage::router())
         .merge(conversations::router())
         .merge(alerts::routes())
+        .merge(lti::router())
 }
 
 /// Who is signed in to the dashboard.

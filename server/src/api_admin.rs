@@ -14,6 +14,7 @@ mod alerts;
 mod classes;
 mod conversations;
 mod error;
+mod lti;
 mod teachers;
 
 pub(crate) use teachers::accept as accept_invitation;
@@ -51,6 +52,7 @@ pub use error::{ApiFailure, ApiJson, ApiQuery, ErrorBody};
         (name = "classes", description = "Classes, members, activities and usage"),
         (name = "conversations", description = "Stored conversations and who read them"),
         (name = "alerts", description = "Safety alerts, safety contacts and help resources"),
+        (name = "lti", description = "LTI 1.3 platforms (administrator)"),
     )
 )]
 struct ApiDoc;
@@ -102,6 +104,11 @@ pub(crate) fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(alerts::get_alert))
         .routes(routes!(alerts::dismiss_alert))
         .routes(routes!(alerts::get_safety, alerts::put_safety))
+        .routes(routes!(lti::list_platforms, lti::create_platform))
+        .routes(routes!(lti::put_deployments))
+        .routes(routes!(lti::delete_platform))
+        .routes(routes!(lti::tool_values))
+        .routes(routes!(lti::rotate_tool_key))
         .split_for_parts()
 }
 

@@ -113,7 +113,7 @@ fn is_invisible_format(c: char) -> bool {
         | '\u{FEFF}' | '\u{FFF9}'..='\u{FFFB}')
 }
 
-fn clean_display_name(name: Option<String>) -> Result<Option<String>> {
+pub(crate) fn clean_display_name(name: Option<String>) -> Result<Option<String>> {
     let Some(name) = name else { return Ok(None) };
     let name: String = name
         .chars()
@@ -171,6 +171,18 @@ async fn create_session(
         tracing::warn!(target: "classchat::login", class = %class.id, client = %client, outcome = ?refusal, "sign-in refused");
         return Err(refusal.sign_in_error());
     }
+    let (session_id, response) = start_session(&state, class, display_name)?;
+    tracing::info!(target: "classchat::login", class = %class.id, session = %session_id, client = %client, outcome = "ok", "signed in");
+    Ok((StatusCode::OK, AppJson(response)))
+}
+
+/// A new widget session in `class` for someone already admitted (a right access code, or
+/// a verified LTI launch): its token and its row for the dashboard. Returns the session id.
+pub(crate) fn start_session(
+    state: &AppState,
+    class: &Class,
+    display_name: Option<String>,
+) -> Result<(String, SessionResponse)> {
     let now = now_secs();
     let session_id = uuid::Uuid::new_v4().to_string();
     let claims = Claims {
@@ -184,15 +196,14 @@ async fn create_session(
         aud: AUDIENCE.into(),
         iss: ISSUER.into(),
     };
-    let response = issue(&state, class, &claims)?;
+    let response = issue(state, class, &claims)?;
     state.usage.session(SessionRow {
         session_id: session_id.clone(),
         class_id: class.id.clone(),
         display_name: claims.name.clone(),
         started_at_ms: now * 1000,
     });
-    tracing::info!(target: "classchat::login", class = %class.id, session = %session_id, client = %client, outcome = "ok", "signed in");
-    Ok((StatusCode::OK, AppJson(response)))
+    Ok((session_id, response))
 }
 
 fn issue(state: &AppState, class: &Class, claims: &Claims) -> Result<SessionResponse> {

@@ -46,6 +46,9 @@ pub mod usage;
 
 /// The safety check beside each reply, and alerts by email and webhook from a durable outbox.
 pub mod alerts;
+/// Key sets (JWKS) of those whose RS256 tokens we check, cached by `kid`: Cloudflare Access
+/// and the LMS platforms.
+pub mod jwks;
 /// Keeping replicas' in-memory copies fresh (LISTEN/NOTIFY, resync) and housekeeping.
 pub mod sync;
 
@@ -66,6 +69,8 @@ pub mod client_addr;
 pub mod embed;
 /// `/admin/invitation`: where an invited teacher sets a password.
 pub mod invitation_page;
+/// LTI 1.3 launch and Deep Linking 2.0: classchat as a tool of Moodle, Canvas, Open edX.
+pub mod lti;
 /// Server-rendered pages.
 pub mod pages;
 /// The chat relay to Open WebUI and its upstream client (the heart of classchat).

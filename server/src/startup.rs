@@ -116,6 +116,7 @@ impl Application {
             .unwrap_or_else(|| format!("http://{bound}"));
         let admin = crate::admin::Admin::new(&settings, &public_url)?;
         let alerts = crate::alerts::Alerts::new(&settings)?;
+        let lti = crate::lti::Lti::new(&settings)?;
         let state = AppState {
             public_url: public_url.into(),
             keys: Arc::new(TokenKeys::new(
@@ -134,6 +135,7 @@ impl Application {
             shutdown: CancellationToken::new(),
             health: Default::default(),
             alerts: Arc::new(alerts),
+            lti: Arc::new(lti),
         };
         let sync_task = crate::sync::spawn(state.clone());
         let alerts_task = crate::alerts::spawn_sender(state.clone());
@@ -408,6 +410,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::admin::router())
         .merge(crate::api_admin::router())
         .merge(crate::invitation_page::router())
+        .merge(crate::lti::router())
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))
         .fallback(|| async { AppError::NotFound })

@@ -39,6 +39,8 @@ pub struct AppState {
     pub health: Arc<crate::health::Health>,
     /// The safety check and the alert sender's parts.
     pub alerts: Arc<crate::alerts::Alerts>,
+    /// LTI's derived keys and the platforms' key sets.
+    pub lti: Arc<crate::lti::Lti>,
 }
 
 /// Revoked session ids with when each may be forgotten, mirrored from the database so

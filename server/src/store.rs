@@ -15,6 +15,7 @@ pub mod copy;
 pub mod dashboard;
 mod dialect;
 mod limits;
+pub mod lti;
 pub mod one_time;
 pub mod safety;
 mod sync;

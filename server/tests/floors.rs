@@ -38,6 +38,7 @@ const FLOORS: &[(&str, u8)] = &[
     ("relay::sse", 3),
     ("sync", 3),
     ("alerts", 3),
+    ("jwks", 3),
     // 4: HTTP: routers, handlers, extractors, and the state they share.
     ("admin", 4),
     ("api_admin", 4),
@@ -46,6 +47,10 @@ const FLOORS: &[(&str, u8)] = &[
     ("client_addr", 4),
     ("embed", 4),
     ("invitation_page", 4),
+    ("lti", 4),
+    ("lti::error", 3),
+    ("lti::tool_key", 3),
+    ("lti::verify", 3),
     ("pages", 4),
     ("relay", 4),
     ("state", 4),

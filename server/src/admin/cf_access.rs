@@ -3,37 +3,22 @@
 //! signed in *and* the configured admin list names, even if the origin is reachable directly.
 //!
 //! The assertion is an RS256 JWT signed with the team's keys, published as a JWKS at
-//! `https://<team domain>/cdn-cgi/access/certs`. The keys rotate, so they are fetched lazily,
-//! cached by `kid`, and fetched again when a token names a key we have not seen.
+//! `https://<team domain>/cdn-cgi/access/certs`. The keys rotate: [`crate::jwks`] fetches them
+//! lazily, caches them by `kid`, and fetches again when a token names a key we have not seen.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::fmt;
-use std::time::Duration;
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::errors::{Error as JwtError, ErrorKind};
-use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use jsonwebtoken::{Algorithm, Validation};
 use serde::Deserialize;
-use tokio::sync::{Mutex, RwLock};
-use tokio::time::Instant;
+
+use crate::jwks::{HeaderProblem, KeyError, KeySetCache, clip, decode_segment, header_alg};
 
 /// Forgiven clock skew on `exp` and `nbf`. Access tokens live as long as the Access session
 /// (hours), so a minute of slack between our clock and Cloudflare's weakens nothing and
 /// matches what Cloudflare's own examples allow.
 const LEEWAY_SECS: u64 = 60;
-/// At most one key-set fetch per this interval after the first successful load, so a stream
-/// of tokens with made-up `kid`s (or an outage) cannot make us hammer Cloudflare.
-const REFETCH_INTERVAL: Duration = Duration::from_secs(60);
-/// A key fetch sits in front of a person's page load; give up quickly.
-const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
-/// Cached keys older than this are refreshed on the next request, so a key Cloudflare
-/// withdraws stops being trusted even when no new `kid` ever shows up. If Cloudflare cannot
-/// be reached then, the cached keys keep working (availability over an hour's strictness).
-const MAX_KEY_AGE: Duration = Duration::from_secs(3600);
-/// Attacker-chosen strings (`alg`, `kid`) are cut to this many characters before they reach
-/// an error, so a huge header cannot flood the log.
-const ECHO_MAX_CHARS: usize = 64;
 
 /// Verifies Cloudflare Access assertions for one Access application.
 pub struct CfAccess {
@@ -41,51 +26,18 @@ pub struct CfAccess {
     issuer: String,
     /// The application's AUD tag; tokens for other applications of the same team carry theirs.
     aud: String,
-    certs_url: String,
     /// Lower-cased.
     admin_emails: HashSet<String>,
-    http: reqwest::Client,
     validation: Validation,
-    /// `kid` → key and when the set was fetched. Read on every request; written only after
-    /// a successful fetch.
-    keys: RwLock<KeySet>,
-    max_key_age: Duration,
-    /// Held while fetching, so concurrent requests with the same new `kid` wait for one fetch
-    /// instead of each starting their own.
-    fetch: Mutex<FetchState>,
-}
-
-/// The cached keys and when they were fetched.
-#[derive(Default)]
-struct KeySet {
-    keys: HashMap<String, DecodingKey>,
-    fetched: Option<Instant>,
-}
-
-impl KeySet {
-    /// The key for `kid`, and whether it is still fresh.
-    fn get(&self, kid: &str, max_age: Duration) -> Option<(DecodingKey, bool)> {
-        let fresh = self.fetched.is_some_and(|t| t.elapsed() < max_age);
-        self.keys.get(kid).map(|k| (k.clone(), fresh))
-    }
-}
-
-/// What the fetch throttle remembers.
-#[derive(Debug, Default)]
-struct FetchState {
-    /// A key set has been loaded at least once. The first load is not throttled.
-    loaded: bool,
-    /// When the last throttled fetch started (every fetch but the first successful load).
-    last_fetch: Option<Instant>,
-    /// Why the last fetch failed, cleared by a success: repeated while throttled.
-    last_error: Option<String>,
+    /// The team's keys, by `kid`.
+    keys: KeySetCache,
 }
 
 impl fmt::Debug for CfAccess {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CfAccess")
             .field("issuer", &self.issuer)
-            .field("certs_url", &self.certs_url)
+            .field("certs_url", &self.keys.url())
             .field("admin_emails", &self.admin_emails.len())
             .finish_non_exhaustive()
     }
@@ -130,13 +82,9 @@ impl CfAccess {
         Self {
             issuer,
             aud,
-            certs_url,
             admin_emails,
-            http,
             validation,
-            keys: RwLock::new(KeySet::default()),
-            max_key_age: MAX_KEY_AGE,
-            fetch: Mutex::new(FetchState::default()),
+            keys: KeySetCache::new(certs_url, "Cloudflare Access", http),
         }
     }
 
@@ -153,7 +101,10 @@ impl CfAccess {
         // The algorithm is checked before any key is looked up: `alg: none` and HS256 signed
         // with the public key as an HMAC secret must never reach a verifier.
         let kid = rs256_kid(token)?;
-        let key = self.key_for(&kid).await?;
+        let key = self.keys.key_for(&kid).await.map_err(|e| match e {
+            KeyError::UnknownKey(kid) => CfAccessError::UnknownKey(kid),
+            KeyError::Unreachable(reason) => CfAccessError::KeysUnreachable(reason),
+        })?;
         let data = jsonwebtoken::decode::<AccessClaims>(token, &key, &self.validation)
             .map_err(|e| self.map_jwt_error(&e, token))?;
 
@@ -168,109 +119,6 @@ impl CfAccess {
         } else {
             Err(CfAccessError::EmailNotAllowed(email))
         }
-    }
-
-    /// The key named `kid`, from the cache or, if unknown or the cache is old, from a
-    /// (throttled) refetch.
-    async fn key_for(&self, kid: &str) -> Result<DecodingKey, CfAccessError> {
-        if let Some((key, true)) = self.keys.read().await.get(kid, self.max_key_age) {
-            return Ok(key);
-        }
-        let mut state = self.fetch.lock().await;
-        // Another request may have fetched the key set while we waited for the lock.
-        let stale = match self.keys.read().await.get(kid, self.max_key_age) {
-            Some((key, true)) => return Ok(key),
-            Some((key, false)) => Some(key),
-            None => None,
-        };
-        if let Some(at) = state.last_fetch
-            && at.elapsed() < REFETCH_INTERVAL
-        {
-            if let Some(key) = stale {
-                return Ok(key);
-            }
-            return Err(match &state.last_error {
-                Some(reason) => CfAccessError::KeysUnreachable(reason.clone()),
-                None => CfAccessError::UnknownKey(clip(kid)),
-            });
-        }
-
-        let first_load = !state.loaded;
-        let started = Instant::now();
-        match self.fetch_keys().await {
-            Ok(fresh) => {
-                let found = fresh.get(kid).cloned();
-                tracing::info!(
-                    keys = fresh.len(),
-                    "loaded the Cloudflare Access signing keys"
-                );
-                // Replaced, not merged: a key Cloudflare stopped publishing is no longer trusted.
-                *self.keys.write().await = KeySet {
-                    keys: fresh,
-                    fetched: Some(started),
-                };
-                if !first_load {
-                    state.last_fetch = Some(started);
-                }
-                state.loaded = true;
-                state.last_error = None;
-                found.ok_or_else(|| CfAccessError::UnknownKey(clip(kid)))
-            }
-            Err(reason) => {
-                // Cached keys stay: requests with known `kid`s keep working through an outage.
-                state.last_fetch = Some(started);
-                state.last_error = Some(reason.clone());
-                match stale {
-                    Some(key) => {
-                        tracing::warn!(
-                            "could not refresh the Cloudflare Access keys ({reason}); still using the cached ones"
-                        );
-                        Ok(key)
-                    }
-                    None => Err(CfAccessError::KeysUnreachable(reason)),
-                }
-            }
-        }
-    }
-
-    /// Fetches the team's JWKS and keeps its usable RS256 signing keys.
-    async fn fetch_keys(&self) -> Result<HashMap<String, DecodingKey>, String> {
-        let url = &self.certs_url;
-        let response = self
-            .http
-            .get(url)
-            .timeout(FETCH_TIMEOUT)
-            .send()
-            .await
-            .map_err(|e| format!("could not reach {url}: {}", error_chain(e)))?;
-        let status = response.status();
-        if status != reqwest::StatusCode::OK {
-            return Err(format!("{url} answered HTTP {status}"));
-        }
-        let jwks: Jwks = response
-            .json()
-            .await
-            .map_err(|e| format!("{url} did not return a JSON key set: {}", error_chain(e)))?;
-
-        // Entries we cannot use (other key types, odd fields) are skipped, not fatal.
-        let keys: HashMap<String, DecodingKey> = jwks
-            .keys
-            .into_iter()
-            .filter_map(|value| serde_json::from_value::<Jwk>(value).ok())
-            .filter(|jwk| {
-                jwk.kty == "RSA"
-                    && jwk.alg.as_deref().is_none_or(|a| a == "RS256")
-                    && jwk.usage.as_deref().is_none_or(|u| u == "sig")
-            })
-            .filter_map(|jwk| {
-                let key = DecodingKey::from_rsa_components(jwk.n.as_deref()?, jwk.e.as_deref()?);
-                Some((jwk.kid?, key.ok()?))
-            })
-            .collect();
-        if keys.is_empty() {
-            return Err(format!("{url} returned no usable RS256 keys"));
-        }
-        Ok(keys)
     }
 
     /// jsonwebtoken's verdict, one variant per thing the teacher could fix or the person could
@@ -467,46 +315,12 @@ struct AccessClaims {
     email: Option<String>,
 }
 
-/// The JOSE header fields we look at, read by hand: jsonwebtoken's own `decode_header` fails on
-/// algorithms it does not know (`none`), which would hide an attack behind "malformed".
-#[derive(Deserialize)]
-struct RawHeader {
-    alg: Option<String>,
-    kid: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct Jwks {
-    keys: Vec<serde_json::Value>,
-}
-
-#[derive(Deserialize)]
-struct Jwk {
-    kid: Option<String>,
-    kty: String,
-    alg: Option<String>,
-    #[serde(rename = "use")]
-    usage: Option<String>,
-    n: Option<String>,
-    e: Option<String>,
-}
-
 /// The `kid` of a token whose header says RS256.
 fn rs256_kid(token: &str) -> Result<String, CfAccessError> {
-    let header: RawHeader = decode_segment(token, 0).ok_or(CfAccessError::Malformed)?;
-    match header.alg.as_deref() {
-        Some("RS256") => {}
-        Some(other) => return Err(CfAccessError::WrongAlgorithm(clip(other))),
-        None => return Err(CfAccessError::Malformed),
-    }
-    header
-        .kid
-        .filter(|k| !k.is_empty())
-        .ok_or(CfAccessError::Malformed)
-}
-
-fn header_alg(token: &str) -> Option<String> {
-    decode_segment::<RawHeader>(token, 0)?.alg
+    crate::jwks::rs256_kid(token).map_err(|p| match p {
+        HeaderProblem::WrongAlgorithm(alg) => CfAccessError::WrongAlgorithm(alg),
+        HeaderProblem::Malformed | HeaderProblem::NoKid => CfAccessError::Malformed,
+    })
 }
 
 /// The token's `iss`, for the log; only called once the signature has verified.
@@ -522,43 +336,18 @@ fn issuer_of(token: &str) -> String {
     }
 }
 
-/// Part `index` (0 header, 1 claims) of a three-part compact JWS, base64url-decoded and parsed.
-fn decode_segment<T: serde::de::DeserializeOwned>(token: &str, index: usize) -> Option<T> {
-    let parts: Vec<&str> = token.split('.').collect();
-    if parts.len() != 3 {
-        return None;
-    }
-    let bytes = URL_SAFE_NO_PAD.decode(parts[index]).ok()?;
-    serde_json::from_slice(&bytes).ok()
-}
-
-/// At most `ECHO_MAX_CHARS` characters, control characters replaced.
-fn clip(s: &str) -> String {
-    s.chars()
-        .take(ECHO_MAX_CHARS)
-        .map(|c| if c.is_control() { '?' } else { c })
-        .collect()
-}
-
-/// "error sending request: tcp connect error: Connection refused": reqwest's top-level message
-/// alone rarely says what went wrong. The URL is left out; the caller's sentence names it.
-fn error_chain(error: reqwest::Error) -> String {
-    if error.is_timeout() {
-        return format!("no answer within {} s", FETCH_TIMEOUT.as_secs());
-    }
-    crate::basics::error_chain(&error.without_url())
-}
-
 #[cfg(test)]
 mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::{Arc, OnceLock};
-    use std::time::{SystemTime, UNIX_EPOCH};
+    use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
     use axum::Json;
     use axum::extract::State;
     use axum::http::StatusCode;
     use axum::response::{IntoResponse, Response};
+    use base64::Engine as _;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
     use jsonwebtoken::{EncodingKey, Header, encode};
     use rsa::pkcs1::{EncodeRsaPrivateKey, EncodeRsaPublicKey};
     use rsa::traits::PublicKeyParts;
@@ -744,7 +533,7 @@ mod tests {
     async fn old_keys_are_refreshed_so_a_withdrawn_key_stops_working() {
         let certs = team_certs().await;
         let mut access = certs.access();
-        access.max_key_age = Duration::ZERO;
+        access.keys.max_key_age = Duration::ZERO;
         let token = team_key().sign("k1", &claims());
         assert!(access.verify(Some(&token)).await.is_ok());
         // Cloudflare withdraws k1 and publishes another key; no new kid ever arrives.
@@ -760,7 +549,7 @@ mod tests {
     async fn old_keys_keep_working_while_cloudflare_is_unreachable() {
         let certs = team_certs().await;
         let mut access = certs.access();
-        access.max_key_age = Duration::ZERO;
+        access.keys.max_key_age = Duration::ZERO;
         let token = team_key().sign("k1", &claims());
         assert!(access.verify(Some(&token)).await.is_ok());
         certs.broken.store(true, Ordering::SeqCst);

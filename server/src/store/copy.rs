@@ -310,6 +310,73 @@ pub const TABLES: &[Table] = &[
         key: &["id"],
         serial_id: false,
     },
+    Table {
+        name: "lti_platforms",
+        columns: &[
+            ("id", Text),
+            ("issuer", Text),
+            ("client_id", Text),
+            ("auth_url", Text),
+            ("jwks_url", Text),
+            ("token_url", Text),
+            ("created_ms", Int),
+        ],
+        key: &["id"],
+        serial_id: false,
+    },
+    Table {
+        name: "lti_deployments",
+        columns: &[("platform_id", Text), ("deployment_id", Text)],
+        key: &["platform_id", "deployment_id"],
+        serial_id: false,
+    },
+    Table {
+        name: "lti_bindings",
+        columns: &[
+            ("platform_id", Text),
+            ("deployment_id", Text),
+            ("context_id", Text),
+            ("class_id", Text),
+            ("created_ms", Int),
+        ],
+        key: &["platform_id", "deployment_id", "context_id"],
+        serial_id: false,
+    },
+    Table {
+        name: "lti_users",
+        columns: &[
+            ("user_digest", Text),
+            ("platform_id", Text),
+            ("first_ms", Int),
+            ("last_ms", Int),
+        ],
+        key: &["user_digest"],
+        serial_id: false,
+    },
+    Table {
+        name: "lti_instructors",
+        columns: &[
+            ("class_id", Text),
+            ("user_digest", Text),
+            ("teacher_id", Text),
+            ("last_ms", Int),
+        ],
+        key: &["class_id", "user_digest"],
+        serial_id: false,
+    },
+    // Sealed under a key derived from AUTH_SECRET: the new server needs the same secret.
+    Table {
+        name: "lti_tool_keys",
+        columns: &[
+            ("kid", Text),
+            ("sealed", Text),
+            ("public_jwk", Text),
+            ("current", Int),
+            ("created_ms", Int),
+        ],
+        key: &["kid"],
+        serial_id: false,
+    },
 ];
 
 /// Tables of passing state, not history, that are deliberately not copied: the new
@@ -324,6 +391,8 @@ pub const NOT_COPIED: &[&str] = &[
     "admin_sign_ins",
     // Codes and links waiting a few minutes to be shown once on the dashboard.
     "one_time_secrets",
+    // LTI logins waiting for their launch (ten minutes at most).
+    "lti_states",
 ];
 
 /// One value of a copied row.

@@ -20,6 +20,8 @@ mod healthcheck;
 mod helpers;
 mod init;
 mod limits;
+mod lti;
+mod lti_platform;
 mod pg;
 mod pg_cluster;
 mod pg_replicas;

@@ -310,6 +310,18 @@ const ROUTES: &[(&str, &str)] = &[
         "",
     ),
     ("GET /api/v1/admin/conversation-reads", ""),
+    ("GET /api/v1/admin/lti/platforms", ""),
+    (
+        "POST /api/v1/admin/lti/platforms",
+        r#"{"issuer": "https://lms.example.edu", "client_id": "x", "auth_url": "https://lms.example.edu/auth", "jwks_url": "https://lms.example.edu/jwks", "deployments": ["1"]}"#,
+    ),
+    (
+        "PUT /api/v1/admin/lti/platforms/{id}/deployments",
+        r#"{"deployments": ["1"]}"#,
+    ),
+    ("DELETE /api/v1/admin/lti/platforms/{id}", ""),
+    ("GET /api/v1/admin/lti/tool", ""),
+    ("POST /api/v1/admin/lti/tool-key/rotate", ""),
     ("GET /api/v1/admin/classes/{id}/safety", ""),
     (
         "PUT /api/v1/admin/classes/{id}/safety",
