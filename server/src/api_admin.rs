@@ -12,6 +12,7 @@
 
 mod classes;
 mod error;
+mod models;
 mod teachers;
 
 pub(crate) use teachers::accept as accept_invitation;
@@ -88,6 +89,7 @@ pub(crate) fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(classes::update_activity))
         .routes(routes!(classes::rotate_activity_code))
         .routes(routes!(classes::class_usage))
+        .routes(routes!(models::list_models))
         .split_for_parts()
 }
 

@@ -31,6 +31,7 @@ const FLOORS: &[(&str, u8)] = &[
     ("relay::upstream", 3),
     ("relay::http1", 3),
     ("relay::demo", 3),
+    ("relay::models", 3),
     ("relay::sse", 3),
     ("sync", 3),
     // 4: HTTP: routers, handlers, extractors, and the state they share.
