@@ -16,6 +16,7 @@ use crate::basics::parse_duration;
 use classes_file::{ClassDefaults, ClassList, ClassesError};
 
 /// The classes from ACCESS_CODE or CLASSES_FILE, and their codes' digests.
+pub mod access_windows;
 pub mod classes_file;
 
 /// The server's settings as flags and environment variables (`classchat --help` lists

@@ -15,6 +15,7 @@ use classchat_shared::limits::{
     MAX_ACCESS_CODE_CHARS, MAX_STARTER_CHARS, MAX_STARTERS, MIN_ACCESS_CODE_CHARS,
 };
 
+use super::access_windows::{AccessWindows, PeriodSpec, WindowsError};
 use crate::basics::{HmacSha256, parse_duration};
 
 /// One class: who it is for, how to reach it, and its limits.
@@ -46,6 +47,8 @@ pub struct Class {
     /// prompt, greeting, starters and model applied. Budgets and usage stay the class's
     /// (`id` is the class's id); tokens name the entry by [`Class::key`].
     pub activity: Option<ActivityInfo>,
+    /// When students may sign in and chat, in [`Class::time_zone`]; none: always.
+    pub windows: AccessWindows,
 }
 
 /// The global settings a class takes where it has no value of its own. A class's fields
@@ -133,6 +136,28 @@ struct ClassEntry {
     daily_message_quota: Option<u32>,
     #[serde(default = "yes")]
     enabled: bool,
+    /// Weekly access windows, in TIMEZONE.
+    #[serde(default)]
+    windows: Vec<PeriodSpec>,
+    course_start: Option<DateValue>,
+    course_end: Option<DateValue>,
+}
+
+/// A day, written as a TOML date (`2026-09-01`) or a string (`"2026-09-01"`).
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum DateValue {
+    Date(toml::value::Datetime),
+    Text(String),
+}
+
+impl DateValue {
+    fn text(&self) -> String {
+        match self {
+            Self::Date(d) => d.to_string(),
+            Self::Text(s) => s.clone(),
+        }
+    }
 }
 
 fn yes() -> bool {
@@ -234,6 +259,7 @@ impl ClassList {
                 enabled: true,
                 time_zone: defaults.time_zone.clone(),
                 activity: None,
+                windows: AccessWindows::default(),
             });
         }
         Self::new(classes).map_err(|e| ClassesError::Code(e.to_string()))
@@ -295,6 +321,20 @@ impl ClassList {
                     })?,
             };
             let starters = check_starters(&c.starters).map_err(|p| fail("starters", p))?;
+            let (start, end) = (
+                c.course_start.as_ref().map(DateValue::text),
+                c.course_end.as_ref().map(DateValue::text),
+            );
+            let windows = AccessWindows::parse(&c.windows, start.as_deref(), end.as_deref())
+                .map_err(|e| {
+                    let field = match &e {
+                        WindowsError::BadDate(m) if m.starts_with("course_end") => "course_end",
+                        WindowsError::BadDate(_) => "course_start",
+                        WindowsError::EndBeforeStart { .. } => "course_end",
+                        _ => "windows",
+                    };
+                    fail(field, e.to_string())
+                })?;
             classes.push(Class {
                 id: c.id,
                 title: c.title,
@@ -321,6 +361,7 @@ impl ClassList {
                 enabled: c.enabled,
                 time_zone: defaults.time_zone.clone(),
                 activity: None,
+                windows,
             });
         }
         Self::new(classes).map_err(|e| ClassesError::File(format!("{shown}: {e}")))
