@@ -59,8 +59,6 @@ pub struct Admin {
     /// database (see `session`).
     login_budgets: LoginBudgets,
     verifier: Verifier,
-    /// The models the class pages offer (see [`classes::ModelCatalog`]).
-    models: Box<dyn classes::ModelCatalog>,
 }
 
 #[derive(Debug)]
@@ -111,7 +109,6 @@ impl Admin {
                 device: DEVICE_FAILURES,
             },
             verifier: Verifier::default(),
-            models: Box::new(classes::NoCatalog),
         })
     }
 }

@@ -15,6 +15,7 @@ mod classes;
 mod conversations;
 mod error;
 mod lti;
+mod models;
 mod teachers;
 
 pub(crate) use teachers::accept as accept_invitation;
@@ -109,6 +110,7 @@ pub(crate) fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(lti::delete_platform))
         .routes(routes!(lti::tool_values))
         .routes(routes!(lti::rotate_tool_key))
+        .routes(routes!(models::list_models))
         .split_for_parts()
 }
 

@@ -13,6 +13,7 @@ use classchat_shared::{ClassInfo, SessionRequest, SessionResponse};
 use crate::basics::now_secs;
 use crate::classes::{Class, code_fingerprint};
 use crate::client_addr::ClientAddr;
+use crate::config::access_windows::{Openness, rfc3339};
 use crate::error::{AppError, AppJson, Result, TokenProblem};
 use crate::limits::Refusal;
 use crate::state::AppState;
@@ -29,8 +30,10 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/api/v1/session/refresh", post(refresh_session))
 }
 
-/// A request with a valid widget token for an open class. Being an extractor, a handler
-/// that takes it cannot forget to check the token.
+/// A request with a valid widget token for an open class, inside its access windows.
+/// Being an extractor, a handler that takes it cannot forget to check the token; the
+/// windows are checked on every request, so a token issued inside a window stops working
+/// for chat and refresh when the window closes.
 #[derive(Debug, Clone)]
 pub struct AuthSession {
     pub claims: Claims,
@@ -39,8 +42,8 @@ pub struct AuthSession {
 }
 
 impl AuthSession {
-    /// The usage row of one chat request in this session (its class, the session and the
-    /// student's name), recorded when the recorder is dropped.
+    /// The usage row of one chat request in this session (its class and activity, the
+    /// session and the student's name), recorded when the recorder is dropped.
     pub fn usage_recorder(
         &self,
         log: &UsageLog,
@@ -50,6 +53,7 @@ impl AuthSession {
         UsageRecorder::new(
             log.clone(),
             self.class.id.clone(),
+            self.class.activity.as_ref().map(|a| a.id.clone()),
             self.claims.sub.clone(),
             self.claims.name.clone(),
             conversation_id,
@@ -58,27 +62,59 @@ impl AuthSession {
     }
 }
 
+fn bearer(parts: &Parts) -> Result<&str> {
+    parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or(AppError::Token(TokenProblem::Missing))
+}
+
 impl FromRequestParts<AppState> for AuthSession {
     type Rejection = AppError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self> {
-        let token = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
-            })
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-            .ok_or(AppError::Token(TokenProblem::Missing))?;
-        verify(state, token)
+        verify(state, bearer(parts)?)
     }
 }
 
-/// Every check a widget token must pass, in one place.
+/// A valid widget token, whether or not the class is inside its windows now: signing out
+/// works at any time.
+struct SigningOut(AuthSession);
+
+impl FromRequestParts<AppState> for SigningOut {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self> {
+        verify_token(state, bearer(parts)?).map(Self)
+    }
+}
+
+/// Every check a widget token must pass, in one place, and the class's access windows.
 pub fn verify(state: &AppState, token: &str) -> Result<AuthSession> {
+    let session = verify_token(state, token)?;
+    check_open(&session.class)?;
+    Ok(session)
+}
+
+/// `class_closed` with the next opening when `class` is outside its access windows now.
+pub fn check_open(class: &Class) -> Result<()> {
+    match class.windows.at(jiff::Timestamp::now(), &class.time_zone) {
+        Openness::Open => Ok(()),
+        Openness::Closed { opens_at } => Err(AppError::ClassClosed {
+            opens_at: opens_at.as_ref().map(rfc3339),
+        }),
+    }
+}
+
+/// The token's own checks: signature, expiry, revocation, the class and its code.
+fn verify_token(state: &AppState, token: &str) -> Result<AuthSession> {
     let (claims, key) = state.keys.verify(token).map_err(AppError::Token)?;
     if state.revoked.contains(&claims.sub) {
         return Err(AppError::Token(TokenProblem::Revoked));
@@ -167,6 +203,16 @@ async fn create_session(
         tracing::info!(target: "classchat::login", class = %class.id, client = %client, outcome = "activity_paused", "sign-in refused");
         return Err(AppError::ActivityPaused);
     }
+    if let Err(closed) = check_open(class) {
+        // Nor is a right code outside the class's hours.
+        state
+            .limits
+            .not_a_guess(attempt)
+            .await
+            .map_err(Refusal::sign_in_error)?;
+        tracing::info!(target: "classchat::login", class = %class.id, client = %client, outcome = "class_closed", "sign-in refused");
+        return Err(closed);
+    }
     if let Err(refusal) = state.limits.signed_in(attempt).await {
         tracing::warn!(target: "classchat::login", class = %class.id, client = %client, outcome = ?refusal, "sign-in refused");
         return Err(refusal.sign_in_error());
@@ -245,7 +291,10 @@ async fn refresh_session(
     Ok(AppJson(issue(&state, &class, &claims)?))
 }
 
-async fn delete_session(State(state): State<AppState>, session: AuthSession) -> Result<StatusCode> {
+async fn delete_session(
+    State(state): State<AppState>,
+    SigningOut(session): SigningOut,
+) -> Result<StatusCode> {
     let c = &session.claims;
     let ends = c.sat + state.settings.session_max_age.as_secs() as i64;
     state

@@ -7,6 +7,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use crate::basics::{read, write};
+use crate::config::access_windows::AccessWindows;
 pub use crate::config::classes_file::{
     ActivityInfo, Class, ClassDefaults, ClassList, ClassesError, CodeKeys, OwnSettings,
     check_starters, code_fingerprint, is_stored_form, normalize_code,
@@ -217,6 +218,17 @@ fn stored_class(r: &ClassRecord, defaults: &ClassDefaults) -> Class {
         greeting: r.greeting.clone(),
         starters: r.starters.clone(),
         visibility: r.visibility,
+        windows: AccessWindows::parse(
+            &r.windows,
+            r.course_start.as_deref(),
+            r.course_end.as_deref(),
+        )
+        .unwrap_or_else(|e| {
+            // Checked before it was stored; a row changed by hand is reported, and the
+            // class stays open as it was before windows existed.
+            tracing::error!(class = %r.id, error = %e, "a class's stored access windows are not valid: ignored");
+            AccessWindows::default()
+        }),
         ..Class::with_own(r.id.clone(), r.title.clone(), own, defaults)
     }
 }
@@ -294,6 +306,9 @@ mod tests {
             daily_quota: None,
             token_ttl_secs: None,
             visibility: Default::default(),
+            windows: Vec::new(),
+            course_start: None,
+            course_end: None,
             created_ms: 0,
             updated_ms: 0,
         }

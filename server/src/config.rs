@@ -16,6 +16,7 @@ use crate::basics::parse_duration;
 use classes_file::{ClassDefaults, ClassList, ClassesError};
 
 /// The classes from ACCESS_CODE or CLASSES_FILE, and their codes' digests.
+pub mod access_windows;
 pub mod classes_file;
 /// The safety model, help resources and where alerts go.
 pub mod safety;

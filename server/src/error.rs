@@ -27,6 +27,10 @@ pub enum AppError {
         "Your teacher has paused this activity for now. The class's other activities are still open."
     )]
     ActivityPaused,
+    /// Outside the class's access windows: when it opens again (RFC 3339, the class's
+    /// offset), or `None` when the course has ended.
+    #[error("{}", closed_sentence(.opens_at.as_deref()))]
+    ClassClosed { opens_at: Option<String> },
     #[error("Not found.")]
     NotFound,
     #[error("{0}")]
@@ -86,6 +90,7 @@ impl AppError {
                 ErrorCode::SessionRevoked
             }
             Self::ClassDisabled | Self::ActivityPaused => ErrorCode::ClassDisabled,
+            Self::ClassClosed { .. } => ErrorCode::ClassClosed,
             Self::NotFound => ErrorCode::NotFound,
             Self::TooLarge(_) => ErrorCode::TooLarge,
             Self::InvalidMessages(_) => ErrorCode::InvalidMessages,
@@ -126,7 +131,24 @@ impl AppError {
         {
             body = body.with_retry_after(*retry_after).with_limit(*limit);
         }
+        if let Self::ClassClosed { opens_at } = self {
+            body = body.with_opens_at(opens_at.clone());
+        }
         body
+    }
+}
+
+/// "This class is closed now. It opens on 2026-12-08 at 08:00 (UTC+08:00)." The widget
+/// says the same in the student's language from `opens_at`.
+fn closed_sentence(opens_at: Option<&str>) -> String {
+    match opens_at {
+        Some(t) if t.len() >= 19 => format!(
+            "This class is closed now. It opens on {} at {} (UTC{}).",
+            &t[..10],
+            &t[11..16],
+            &t[19..]
+        ),
+        _ => "This class has ended: it does not open again.".to_owned(),
     }
 }
 

@@ -17,6 +17,7 @@
 
 pub mod demo;
 pub mod http1;
+pub mod models;
 pub mod sse;
 pub mod upstream;
 

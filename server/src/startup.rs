@@ -40,6 +40,7 @@ use crate::classes::{ClassRegistry, CodeKeys, is_stored_form};
 use crate::config::Settings;
 use crate::error::{AppError, FailureReport};
 use crate::limits::{DailyCounter, Limits};
+use crate::relay::models::ModelList;
 use crate::relay::upstream::Upstream;
 use crate::state::{AppState, RevokedSessions};
 use crate::store::Store;
@@ -95,6 +96,11 @@ impl Application {
             anyhow::anyhow!("the dashboard's class changes conflict with the configuration: {e}")
         })?;
         let upstream = Upstream::new(&settings.upstream, settings.timeouts, &settings.proxy)?;
+        let models = ModelList::new(
+            &settings.upstream,
+            settings.timeouts.connect,
+            &settings.proxy,
+        )?;
         if let crate::config::UpstreamSettings::OpenWebUi(o) = &settings.upstream
             && let Some(warning) = crate::relay::http1::clear_text_warning(&o.completions_url)
         {
@@ -129,6 +135,7 @@ impl Application {
             classes: Arc::new(classes),
             revoked: Arc::new(revoked),
             upstream: Arc::new(upstream),
+            models: Arc::new(models),
             usage,
             conversations,
             admin: Arc::new(admin),

@@ -10,6 +10,7 @@ use crate::basics::{read, write};
 use crate::classes::ClassRegistry;
 use crate::config::Settings;
 use crate::limits::Limits;
+use crate::relay::models::ModelList;
 use crate::relay::upstream::Upstream;
 use crate::store::Store;
 use crate::usage::UsageLog;
@@ -28,6 +29,8 @@ pub struct AppState {
     /// Sign-in and message budgets (shared through the database on PostgreSQL).
     pub limits: Arc<Limits>,
     pub upstream: Arc<Upstream>,
+    /// The models the key can use, cached (the model picker and the API's checks).
+    pub models: Arc<ModelList>,
     pub usage: UsageLog,
     /// Stored conversations (classes whose visibility is not `off`).
     pub conversations: crate::conversations::Recorder,

@@ -68,6 +68,8 @@ pub(crate) use with_pool;
 pub struct UsageRow {
     pub at_ms: i64,
     pub class_id: String,
+    /// The activity whose code the session signed in with; `None`: the class's own code.
+    pub activity_id: Option<String>,
     pub session_id: String,
     pub display_name: Option<String>,
     pub conversation_id: String,
@@ -95,7 +97,7 @@ pub struct SessionRow {
 /// one session.
 type SessionTotals<'a> = (i64, i64, i64, i64, Option<&'a str>);
 
-/// Rows per multi-row INSERT (13 columns × 64 stays far below SQLite's parameter limit).
+/// Rows per multi-row INSERT (14 columns × 64 stays far below SQLite's parameter limit).
 const ROWS_PER_STATEMENT: usize = 64;
 
 /// How a chat request ended.
@@ -275,7 +277,8 @@ impl Store {
             for chunk in rows.chunks(ROWS_PER_STATEMENT) {
                 let mut q = sqlx::QueryBuilder::new(
                     "INSERT INTO usage_log (at_ms, class_id, session_id, display_name, conversation_id, model,
-                       prompt_tokens, completion_tokens, tokens_estimated, first_token_ms, total_ms, outcome, error_code) ",
+                       prompt_tokens, completion_tokens, tokens_estimated, first_token_ms, total_ms, outcome, error_code,
+                       activity_id) ",
                 );
                 q.push_values(chunk, |mut b, r| {
                     b.push_bind(r.at_ms)
@@ -290,7 +293,8 @@ impl Store {
                         .push_bind(r.first_token_ms.map(i64::from))
                         .push_bind(i64::from(r.total_ms))
                         .push_bind(r.outcome.as_str())
-                        .push_bind(r.error_code);
+                        .push_bind(r.error_code)
+                        .push_bind(&r.activity_id);
                 });
                 q.build().execute(&mut *tx).await?;
             }

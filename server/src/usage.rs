@@ -221,6 +221,7 @@ impl UsageRecorder {
     pub fn new(
         log: UsageLog,
         class_id: String,
+        activity_id: Option<String>,
         session_id: String,
         display_name: Option<String>,
         conversation_id: String,
@@ -232,6 +233,7 @@ impl UsageRecorder {
             row: UsageRow {
                 at_ms: jiff::Timestamp::now().as_millisecond(),
                 class_id,
+                activity_id,
                 session_id,
                 display_name,
                 conversation_id,

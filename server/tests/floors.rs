@@ -35,6 +35,7 @@ const FLOORS: &[(&str, u8)] = &[
     ("relay::upstream", 3),
     ("relay::http1", 3),
     ("relay::demo", 3),
+    ("relay::models", 3),
     ("relay::sse", 3),
     ("sync", 3),
     ("alerts", 3),

@@ -255,6 +255,7 @@ pub(crate) struct EventData {
     pub(crate) message: Option<String>,
     pub(crate) retry_after: Option<u64>,
     pub(crate) limit: Option<LimitKind>,
+    pub(crate) opens_at: Option<String>,
 }
 
 /// A frame whose event name or data the reader does not understand.

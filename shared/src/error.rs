@@ -12,6 +12,8 @@ pub enum ErrorCode {
     TokenExpired,
     SessionRevoked,
     ClassDisabled,
+    /// Outside the class's access windows (403); `opens_at` says when it opens again.
+    ClassClosed,
     NotFound,
     TooLarge,
     InvalidMessages,
@@ -39,6 +41,7 @@ impl<'de> Deserialize<'de> for ErrorCode {
             TokenExpired,
             SessionRevoked,
             ClassDisabled,
+            ClassClosed,
             NotFound,
             TooLarge,
             InvalidMessages,
@@ -66,6 +69,7 @@ impl ErrorCode {
             | Self::TokenExpired
             | Self::SessionRevoked
             | Self::ClassDisabled => 401,
+            Self::ClassClosed => 403,
             Self::NotFound => 404,
             Self::TooLarge => 413,
             Self::InvalidMessages => 422,
@@ -86,6 +90,7 @@ impl ErrorCode {
             Self::TokenExpired => "token_expired",
             Self::SessionRevoked => "session_revoked",
             Self::ClassDisabled => "class_disabled",
+            Self::ClassClosed => "class_closed",
             Self::NotFound => "not_found",
             Self::TooLarge => "too_large",
             Self::InvalidMessages => "invalid_messages",
@@ -158,6 +163,10 @@ pub struct ErrorBody {
     /// With `rate_limited`: which limit refused.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub limit: Option<LimitKind>,
+    /// With `class_closed`: when the class opens again (RFC 3339, with the class's UTC
+    /// offset, e.g. `2026-12-08T08:00:00+08:00`); absent when the course has ended.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub opens_at: Option<String>,
 }
 
 impl TryFrom<crate::chat::EventData> for ErrorBody {
@@ -168,6 +177,7 @@ impl TryFrom<crate::chat::EventData> for ErrorBody {
             message: d.message.ok_or("missing field `message`")?,
             retry_after: d.retry_after,
             limit: d.limit,
+            opens_at: d.opens_at,
         })
     }
 }
@@ -180,6 +190,7 @@ impl ApiError {
                 message: message.into(),
                 retry_after: None,
                 limit: None,
+                opens_at: None,
             },
         }
     }
@@ -191,6 +202,11 @@ impl ApiError {
 
     pub fn with_limit(mut self, limit: Option<LimitKind>) -> Self {
         self.error.limit = limit;
+        self
+    }
+
+    pub fn with_opens_at(mut self, opens_at: Option<String>) -> Self {
+        self.error.opens_at = opens_at;
         self
     }
 }
@@ -255,6 +271,27 @@ mod tests {
     }
 
     #[test]
+    fn a_closed_class_says_when_it_opens() {
+        let e = ApiError::new(ErrorCode::ClassClosed, "closed")
+            .with_opens_at(Some("2026-12-08T08:00:00+08:00".into()));
+        let v = serde_json::to_value(&e).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"error": {"code": "class_closed", "message": "closed", "opens_at": "2026-12-08T08:00:00+08:00"}})
+        );
+        let back: ApiError = serde_json::from_value(v).unwrap();
+        assert_eq!(back, e);
+        let ended = ApiError::new(ErrorCode::ClassClosed, "ended");
+        assert!(
+            serde_json::to_value(&ended).unwrap()["error"]
+                .get("opens_at")
+                .is_none()
+        );
+        assert_eq!(ErrorCode::ClassClosed.status(), 403);
+        assert!(!ErrorCode::ClassClosed.needs_sign_in());
+    }
+
+    #[test]
     fn unknown_codes_do_not_break_old_widgets() {
         let e: ApiError =
             serde_json::from_str(r#"{"error":{"code":"brand_new","message":"x"}}"#).unwrap();
@@ -271,6 +308,7 @@ mod tests {
             TokenExpired,
             SessionRevoked,
             ClassDisabled,
+            ClassClosed,
             NotFound,
             TooLarge,
             InvalidMessages,
@@ -285,9 +323,9 @@ mod tests {
         for c in &all {
             match c {
                 BadRequest | InvalidCode | InvalidToken | TokenExpired | SessionRevoked
-                | ClassDisabled | NotFound | TooLarge | InvalidMessages | RateLimited
-                | UpstreamError | UpstreamUnavailable | UpstreamTimeout | Unavailable
-                | Internal | Unknown => {}
+                | ClassDisabled | ClassClosed | NotFound | TooLarge | InvalidMessages
+                | RateLimited | UpstreamError | UpstreamUnavailable | UpstreamTimeout
+                | Unavailable | Internal | Unknown => {}
             }
         }
         all
@@ -312,6 +350,7 @@ mod tests {
         let want = |c: ErrorCode| match c {
             BadRequest => 400,
             InvalidCode | InvalidToken | TokenExpired | SessionRevoked | ClassDisabled => 401,
+            ClassClosed => 403,
             NotFound => 404,
             TooLarge => 413,
             InvalidMessages => 422,

@@ -89,6 +89,9 @@ pub struct Text {
     pub err_unreachable: &'static str,
     pub err_session_ended: &'static str,
     pub err_class_disabled: &'static str,
+    /// Outside the class's hours: around the opening time; and once the course is over.
+    class_opens: (&'static str, &'static str),
+    pub err_class_ended: &'static str,
     pub err_conversation_too_long: &'static str,
     pub err_message_empty: &'static str,
     pub err_invalid_messages: &'static str,
@@ -202,6 +205,16 @@ impl Text {
         format!("{pre}{n}{}", if n == 1 { one } else { many })
     }
 
+    /// "This class is closed now. It opens 2026-12-08 08:00." from `opens_at`
+    /// (`2026-12-08T08:00:00+08:00`), told in the class's own time as the server wrote it.
+    pub fn class_opens(&self, opens_at: &str) -> String {
+        let (pre, post) = self.class_opens;
+        match (opens_at.get(..10), opens_at.get(11..16)) {
+            (Some(day), Some(time)) => format!("{pre}{day} {time}{post}"),
+            _ => self.err_class_disabled.into(),
+        }
+    }
+
     /// "Your message is too long (at most 8000 characters)."
     pub fn message_too_long(&self, max: usize) -> String {
         let (pre, post) = self.message_too_long;
@@ -238,6 +251,8 @@ static EN: Text = Text {
     err_unreachable: "Cannot reach the chat server. Check your connection and try again.",
     err_session_ended: "Your session has ended. Enter the access code again to continue.",
     err_class_disabled: "This class is not available right now.",
+    class_opens: ("This class is closed now. It opens ", "."),
+    err_class_ended: "This class has ended.",
     err_conversation_too_long: "This conversation is too long. Start a new conversation.",
     err_message_empty: "Type a message first.",
     err_invalid_messages: "This message cannot be sent. Start a new conversation.",
@@ -304,6 +319,8 @@ static ZH_TW: Text = Text {
     err_unreachable: "無法連線到聊天伺服器，請檢查網路後再試一次。",
     err_session_ended: "登入已過期，請重新輸入存取碼以繼續。",
     err_class_disabled: "這個課程目前無法使用。",
+    class_opens: ("這個課程目前未開放，將於 ", " 開放。"),
+    err_class_ended: "這個課程已經結束。",
     err_conversation_too_long: "這段對話太長了，請開始新對話。",
     err_message_empty: "請先輸入訊息。",
     err_invalid_messages: "這則訊息無法傳送，請開始新對話。",

@@ -27,20 +27,11 @@ use crate::teachers::class_fields::{
 };
 use crate::teachers::{Need, Role, allows, new_id, normalize_email};
 
-/// The models a class's picker offers: the ones the server's key can use, when known.
-/// `None` (the list is not available): the page offers a free text field instead.
-pub(crate) trait ModelCatalog: std::fmt::Debug + Send + Sync {
-    fn models(&self) -> Option<Vec<String>>;
-}
-
-/// No list of models (yet): every model field is free text.
-#[derive(Debug)]
-pub(crate) struct NoCatalog;
-
-impl ModelCatalog for NoCatalog {
-    fn models(&self) -> Option<Vec<String>> {
-        None
-    }
+/// The models a class's picker offers: those the server's key can use, from the same
+/// cached list as the admin API (`None`: not known now, and the field is free text).
+async fn offered_models(state: &AppState) -> Option<Vec<String>> {
+    let list = state.models.get().await.ok()?;
+    Some(list.iter().map(|m| m.id.clone()).collect())
 }
 
 pub(super) fn router() -> Router<AppState> {
@@ -537,7 +528,7 @@ async fn list(State(state): State<AppState>, t: Signed, l: PageLang) -> Response
 /// `GET /admin/classes/new`: the form for a new class.
 async fn new_form(State(state): State<AppState>, t: Signed, l: PageLang) -> Response {
     let ctx = teach_ctx(&state, &t, l.lang);
-    let models = state.admin.models.models();
+    let models = offered_models(&state).await;
     page_with_lang(
         l,
         StatusCode::OK,
@@ -570,7 +561,7 @@ async fn create(
             Ok(c) => c,
             Err(problems) => {
                 let ctx = teach_ctx(&state, &t, l.lang);
-                let models = state.admin.models.models();
+                let models = offered_models(&state).await;
                 return Ok(html(
                     StatusCode::BAD_REQUEST,
                     tv::new_class_page(&ctx, &form, &problems, models.as_deref()),
@@ -619,7 +610,7 @@ async fn class_view(
             .map(|(f, _)| f.clone())
             .unwrap_or_else(|| ClassFields::of(c)),
         problems: form.map(|(_, p)| p.to_vec()).unwrap_or_default(),
-        models: state.admin.models.models(),
+        models: offered_models(&state).await,
         defaults: tv::Defaults {
             model: resolved.model.clone().unwrap_or_default(),
             time_zone: resolved.time_zone.iana_name().unwrap_or("UTC").to_owned(),

@@ -549,7 +549,7 @@ async fn export(
         .await;
     let tz = state.settings.timezone.clone();
     let store = state.store.clone();
-    let header_row = "time,class_id,session_id,display_name,conversation_id,model,prompt_tokens,completion_tokens,tokens_estimated,first_token_ms,total_ms,outcome,error_code\n";
+    let header_row = "time,class_id,activity_id,session_id,display_name,conversation_id,model,prompt_tokens,completion_tokens,tokens_estimated,first_token_ms,total_ms,outcome,error_code\n";
     let pages = futures::stream::unfold(Some(0i64), move |after| {
         let (store, class, tz) = (store.clone(), class.clone(), tz.clone());
         async move {
@@ -574,6 +574,7 @@ async fn export(
                         let cells = [
                             time,
                             csv_cell(&r.class_id),
+                            csv_cell(r.activity_id.as_deref().unwrap_or("")),
                             csv_cell(&r.session_id),
                             csv_cell(r.display_name.as_deref().unwrap_or("")),
                             csv_cell(&r.conversation_id),

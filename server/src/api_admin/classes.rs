@@ -2,15 +2,22 @@
 //! every replica for the next sign-in and message: the store call that makes it (with its
 //! audit line) is followed by [`classes_changed`].
 
+use std::collections::HashMap;
+
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use futures::StreamExt;
 use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::conversations::VisibilityName;
+use super::models::check_model;
 use super::{ActivityAccess, ApiCaller, ApiFailure, ApiJson, ApiQuery, ClassAccess, ErrorBody};
+use crate::admin::csv_cell;
 use crate::basics::now_ms;
 use crate::classes::{check_starters, generate_code};
+use crate::config::access_windows::{AccessWindows, Openness, PeriodSpec, rfc3339};
 use crate::state::AppState;
 use crate::store::teachers::{ActivityRecord, ClassRecord};
 use crate::sync::classes_changed;
@@ -65,6 +72,14 @@ pub(super) struct ClassFields {
     #[serde(default, deserialize_with = "super::conversations::strict_some")]
     #[schema(value_type = Option<VisibilityName>)]
     pub visibility: Option<classchat_shared::Visibility>,
+    /// Replaces every period; `[]` removes them.
+    pub windows: Option<Vec<PeriodSpec>>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub course_start: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub course_end: Option<Option<String>>,
 }
 
 impl ClassFields {
@@ -91,7 +106,10 @@ impl ClassFields {
             class_messages_per_minute,
             daily_quota,
             token_ttl_secs,
-            visibility
+            visibility,
+            windows,
+            course_start,
+            course_end
         );
         check_class(c)?;
         Ok(changed_fields(&given))
@@ -113,11 +131,25 @@ pub(super) struct ClassView {
     pub token_ttl_secs: Option<i64>,
     #[schema(value_type = VisibilityName)]
     pub visibility: classchat_shared::Visibility,
+    /// Weekly access windows (each day named, times as HH:MM); empty: none.
+    pub windows: Vec<PeriodSpec>,
+    pub course_start: Option<String>,
+    pub course_end: Option<String>,
+    /// Whether students may sign in and chat now (inside the windows).
+    pub open_now: bool,
+    /// When a closed class opens next (RFC 3339, the class's offset); absent when open,
+    /// or when the course has ended.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub opens_at: Option<String>,
     /// The caller's role; absent for the administrator.
     pub role: Option<RoleName>,
     pub activities: Vec<ActivityView>,
     pub created_ms: i64,
     pub updated_ms: i64,
+    /// What was saved but could not be checked (a model, while Open WebUI's list cannot
+    /// be had); absent when there is nothing to say.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -131,6 +163,9 @@ pub(super) struct ActivityView {
     pub starters: Option<Vec<String>>,
     pub model: Option<String>,
     pub paused: bool,
+    /// What was saved but could not be checked; absent when there is nothing to say.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 impl From<&ActivityRecord> for ActivityView {
@@ -144,6 +179,7 @@ impl From<&ActivityRecord> for ActivityView {
             starters: a.starters.clone(),
             model: a.model.clone(),
             paused: a.paused,
+            warnings: Vec::new(),
         }
     }
 }
@@ -183,6 +219,9 @@ pub(super) struct NewActivity {
     pub id: String,
     /// The activity's access code: shown here and on rotation only.
     pub code: String,
+    /// What was saved but could not be checked; absent when there is nothing to say.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -242,6 +281,9 @@ pub(super) struct UsageRange {
     pub from: Option<String>,
     /// Last day, included; default: today.
     pub to: Option<String>,
+    /// `csv`: every usage row of the range, one a line, with its activity; default JSON
+    /// (the totals and each activity's share).
+    pub format: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -252,7 +294,28 @@ pub(super) struct UsageView {
     pub messages: i64,
     pub tokens: i64,
     pub errors: i64,
+    /// The same split by the activity each session signed in to; they add up to the
+    /// totals. The class's own code (no activity) has no `activity_id`.
+    pub activities: Vec<ActivityUsageView>,
 }
+
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct ActivityUsageView {
+    /// Absent: sessions signed in with the class's own code.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub activity_id: Option<String>,
+    /// The activity's title now (absent for a deleted activity or the class's own code).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    pub messages: i64,
+    pub tokens: i64,
+    pub errors: i64,
+}
+
+/// The CSV export's columns.
+const USAGE_CSV_HEADER: &str = "time,class_id,activity_id,activity,session_id,display_name,conversation_id,model,prompt_tokens,completion_tokens,tokens_estimated,first_token_ms,total_ms,outcome,error_code\r\n";
+/// The longest range a request may cover.
+const MAX_USAGE_DAYS: i64 = 400;
 
 fn bad(m: impl Into<String>) -> ApiFailure {
     ApiFailure::BadRequest(m.into())
@@ -323,6 +386,18 @@ fn check_class(c: &mut ClassRecord) -> Result<(), ApiFailure> {
         rate("class_messages_per_minute", c.class_messages_per_minute, 1)?;
     c.daily_quota = rate("daily_quota", c.daily_quota, 0)?;
     c.token_ttl_secs = ttl(c.token_ttl_secs)?;
+    let w = AccessWindows::parse(
+        &c.windows,
+        c.course_start.as_deref(),
+        c.course_end.as_deref(),
+    )
+    .map_err(|e| ApiFailure::Invalid {
+        code: e.code(),
+        message: format!("{e}."),
+    })?;
+    c.windows = w.specs();
+    c.course_start = w.course_start.map(|d| d.to_string());
+    c.course_end = w.course_end.map(|d| d.to_string());
     Ok(())
 }
 
@@ -332,6 +407,14 @@ async fn view(
     role: Option<Role>,
 ) -> Result<ClassView, ApiFailure> {
     let activities = state.store.activities_of(&class.id).await?;
+    let resolved = state.classes.resolve(&class);
+    let opens_at = match resolved
+        .windows
+        .at(jiff::Timestamp::now(), &resolved.time_zone)
+    {
+        Openness::Open => None,
+        Openness::Closed { opens_at } => Some(opens_at.as_ref().map(rfc3339)),
+    };
     Ok(ClassView {
         id: class.id,
         title: class.title,
@@ -345,10 +428,16 @@ async fn view(
         daily_quota: class.daily_quota,
         token_ttl_secs: class.token_ttl_secs,
         visibility: class.visibility,
+        windows: class.windows,
+        course_start: class.course_start,
+        course_end: class.course_end,
+        open_now: opens_at.is_none(),
+        opens_at: opens_at.flatten(),
         role: role.map(Into::into),
         activities: activities.iter().map(Into::into).collect(),
         created_ms: class.created_ms,
         updated_ms: class.updated_ms,
+        warnings: Vec::new(),
     })
 }
 
@@ -394,6 +483,7 @@ pub(super) async fn create_class(
         ..ClassRecord::default()
     };
     req.apply_to(&mut c)?;
+    let warnings = check_model(&state, "model", c.model.as_deref()).await?;
     let actor = who.caller.actor();
     let owner = who.caller.teacher_id();
     state
@@ -402,7 +492,9 @@ pub(super) async fn create_class(
         .await?;
     classes_changed(&state).await;
     let role = owner.map(|_| Role::Owner);
-    Ok((StatusCode::CREATED, ApiJson(view(&state, c, role).await?)))
+    let mut v = view(&state, c, role).await?;
+    v.warnings.extend(warnings);
+    Ok((StatusCode::CREATED, ApiJson(v)))
 }
 
 /// One class with its activities.
@@ -444,8 +536,15 @@ pub(super) async fn update_class(
     if req.visibility.is_some_and(|v| v != access.class.visibility) {
         access.require(Need::Visibility)?;
     }
+    // Only a model being set is checked: a class whose model Open WebUI has since dropped
+    // can still have its title changed.
+    let model_given = req.model.is_some();
     let mut c = access.class.clone();
     let detail = req.apply_to(&mut c)?;
+    let warnings = match model_given {
+        true => check_model(&state, "model", c.model.as_deref()).await?,
+        false => None,
+    };
     let actor = access.who.caller.actor();
     if !state
         .store
@@ -460,7 +559,9 @@ pub(super) async fn update_class(
         .class(&c.id)
         .await?
         .ok_or(ApiFailure::NotFound)?;
-    Ok(ApiJson(view(&state, c, access.role).await?))
+    let mut v = view(&state, c, access.role).await?;
+    v.warnings.extend(warnings);
+    Ok(ApiJson(v))
 }
 
 /// Deletes a class, its members and activities (owners and the administrator only).
@@ -614,13 +715,21 @@ pub(super) async fn create_activity(
         created_ms: now,
         updated_ms: now,
     };
+    let warnings = check_model(&state, "model", r.model.as_deref()).await?;
     let actor = access.who.caller.actor();
     state
         .store
         .create_activity(&r, access.who.audit(&actor))
         .await?;
     classes_changed(&state).await;
-    Ok((StatusCode::CREATED, ApiJson(NewActivity { id: r.id, code })))
+    Ok((
+        StatusCode::CREATED,
+        ApiJson(NewActivity {
+            id: r.id,
+            code,
+            warnings: warnings.into_iter().collect(),
+        }),
+    ))
 }
 
 /// Changes an activity, or pauses it (`{"paused": true}`) and lets it go on again.
@@ -655,8 +764,10 @@ pub(super) async fn update_activity(
     if let Some(v) = req.starters {
         r.starters = v.map(starters).transpose()?;
     }
+    let mut warnings = None;
     if let Some(v) = req.model {
         r.model = text("model", v, MAX_MODEL, false)?;
+        warnings = check_model(&state, "model", r.model.as_deref()).await?;
     }
     let detail = match req.paused {
         Some(p) if p != r.paused => {
@@ -676,7 +787,9 @@ pub(super) async fn update_activity(
         return Err(ApiFailure::NotFound);
     }
     classes_changed(&state).await;
-    Ok(ApiJson((&r).into()))
+    let mut v = ActivityView::from(&r);
+    v.warnings.extend(warnings);
+    Ok(ApiJson(v))
 }
 
 /// Gives an activity a new access code (shown once here); the old code and every
@@ -709,17 +822,25 @@ pub(super) async fn rotate_activity_code(
     Ok(ApiJson(NewCode { code }))
 }
 
-/// The class's messages, tokens and upstream errors over whole days in its time zone.
+/// The class's messages, tokens and upstream errors over whole days in its time zone, in
+/// all and per activity; `format=csv` exports the rows themselves, with their activity.
 #[utoipa::path(get, path = "/api/v1/admin/classes/{id}/usage", tag = "classes",
     params(("id" = String, Path, description = "The class's id"), UsageRange),
-    responses((status = 200, body = UsageView), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)),
+    responses((status = 200, body = UsageView),
+        (status = 200, content_type = "text/csv", description = "with format=csv: time,class_id,activity_id,activity,session_id,display_name,conversation_id,model,prompt_tokens,completion_tokens,tokens_estimated,first_token_ms,total_ms,outcome,error_code"),
+        (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)),
     security(("token" = [])))]
 pub(super) async fn class_usage(
     State(state): State<AppState>,
     access: ClassAccess,
     ApiQuery(range): ApiQuery<UsageRange>,
-) -> Result<ApiJson<UsageView>, ApiFailure> {
+) -> Result<Response, ApiFailure> {
     access.require(Need::Read)?;
+    let csv = match range.format.as_deref() {
+        None | Some("json") => false,
+        Some("csv") => true,
+        Some(_) => return Err(bad("format is json or csv.")),
+    };
     let tz = state.classes.resolve(&access.class).time_zone;
     let day = |field: &str, v: &str| {
         v.parse::<jiff::civil::Date>()
@@ -736,16 +857,57 @@ pub(super) async fn class_usage(
     if from > to {
         return Err(bad("from is after to."));
     }
+    if from.until(to).map(|s| s.get_days() as i64).unwrap_or(0) >= MAX_USAGE_DAYS {
+        return Err(bad(format!(
+            "The range spans at most {MAX_USAGE_DAYS} days."
+        )));
+    }
     let start = |d: jiff::civil::Date| {
         d.to_zoned(tz.clone())
             .map(|z| z.timestamp().as_millisecond())
             .map_err(|_| bad("That date range is out of range."))
     };
     let end = to.tomorrow().map_err(|_| bad("to is out of range."))?;
+    let (from_ms, to_ms) = (start(from)?, start(end)?);
+    let titles: HashMap<String, String> = state
+        .store
+        .activities_of(&access.class.id)
+        .await?
+        .into_iter()
+        .map(|a| (a.id, a.title))
+        .collect();
+    if csv {
+        let name = format!("classchat-usage-{}-{from}-to-{to}.csv", access.class.id);
+        return Ok(usage_csv(
+            &state,
+            access.class.id,
+            titles,
+            tz,
+            from_ms,
+            to_ms,
+            &name,
+        ));
+    }
     let totals = state
         .store
-        .class_usage(&access.class.id, start(from)?, start(end)?)
+        .class_usage(&access.class.id, from_ms, to_ms)
         .await?;
+    let activities = state
+        .store
+        .class_usage_by_activity(&access.class.id, from_ms, to_ms)
+        .await?
+        .into_iter()
+        .map(|a| ActivityUsageView {
+            title: a
+                .activity_id
+                .as_ref()
+                .and_then(|id| titles.get(id).cloned()),
+            activity_id: a.activity_id,
+            messages: a.messages,
+            tokens: a.tokens,
+            errors: a.errors,
+        })
+        .collect();
     Ok(ApiJson(UsageView {
         class_id: access.class.id,
         from: from.to_string(),
@@ -753,5 +915,83 @@ pub(super) async fn class_usage(
         messages: totals.messages,
         tokens: totals.tokens,
         errors: totals.errors,
-    }))
+        activities,
+    })
+    .into_response())
+}
+
+/// The class's usage rows in `[from_ms, to_ms)` as CSV, read and sent page by page so a
+/// long range never sits in memory whole. Cells a spreadsheet would run are defused.
+fn usage_csv(
+    state: &AppState,
+    class_id: String,
+    titles: HashMap<String, String>,
+    tz: jiff::tz::TimeZone,
+    from_ms: i64,
+    to_ms: i64,
+    name: &str,
+) -> Response {
+    let store = state.store.clone();
+    let titles = std::sync::Arc::new(titles);
+    let pages = futures::stream::unfold(Some(0i64), move |after| {
+        let (store, class_id, tz, titles) =
+            (store.clone(), class_id.clone(), tz.clone(), titles.clone());
+        async move {
+            let rows = match store
+                .export_page(from_ms, to_ms, Some(&class_id), after?, 2000)
+                .await
+            {
+                Ok(rows) if rows.is_empty() => return None,
+                Ok(rows) => rows,
+                Err(e) => {
+                    tracing::error!(error = %e, "admin API: usage export failed mid-way");
+                    return Some((Err(std::io::Error::other("export failed")), None));
+                }
+            };
+            let last = rows.last().map(|r| r.id);
+            let mut out = String::new();
+            for r in rows {
+                let time = jiff::Timestamp::from_millisecond(r.at_ms)
+                    .map(|t| rfc3339(&t.to_zoned(tz.clone())))
+                    .unwrap_or_default();
+                let opt = |v: Option<i64>| v.map(|n| n.to_string()).unwrap_or_default();
+                let activity = r.activity_id.as_ref().and_then(|id| titles.get(id));
+                let cells = [
+                    time,
+                    csv_cell(&r.class_id),
+                    csv_cell(r.activity_id.as_deref().unwrap_or("")),
+                    csv_cell(activity.map_or("", String::as_str)),
+                    csv_cell(&r.session_id),
+                    csv_cell(r.display_name.as_deref().unwrap_or("")),
+                    csv_cell(&r.conversation_id),
+                    csv_cell(r.model.as_deref().unwrap_or("")),
+                    opt(r.prompt_tokens),
+                    opt(r.completion_tokens),
+                    r.tokens_estimated.to_string(),
+                    opt(r.first_token_ms),
+                    r.total_ms.to_string(),
+                    csv_cell(&r.outcome),
+                    csv_cell(r.error_code.as_deref().unwrap_or("")),
+                ];
+                out.push_str(&cells.join(","));
+                out.push_str("\r\n");
+            }
+            Some((Ok(bytes::Bytes::from(out)), last))
+        }
+    });
+    let body =
+        futures::stream::once(async { Ok(bytes::Bytes::from_static(USAGE_CSV_HEADER.as_bytes())) })
+            .chain(pages);
+    (
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
+            (header::CACHE_CONTROL, "no-store".to_owned()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{name}\""),
+            ),
+        ],
+        axum::body::Body::from_stream(body),
+    )
+        .into_response()
 }

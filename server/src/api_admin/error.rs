@@ -23,6 +23,13 @@ pub enum ApiFailure {
     NotFound,
     #[error("{0}")]
     Conflict(String),
+    /// Well-formed but not acceptable (overlapping periods, an unknown model…): 422 with
+    /// a code that names the rule.
+    #[error("{message}")]
+    Invalid { code: &'static str, message: String },
+    /// Open WebUI's model list could not be had; the sentence says why.
+    #[error("{0}")]
+    ModelsUnavailable(String),
     #[error("This invitation has already been used.")]
     InvitationUsed,
     #[error("This invitation has expired. Ask the administrator for a new one.")]
@@ -58,6 +65,8 @@ impl ApiFailure {
             Self::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             Self::NotFound => (StatusCode::NOT_FOUND, "not_found"),
             Self::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
+            Self::Invalid { code, .. } => (StatusCode::UNPROCESSABLE_ENTITY, *code),
+            Self::ModelsUnavailable(_) => (StatusCode::BAD_GATEWAY, "models_unavailable"),
             Self::InvitationUsed => (StatusCode::GONE, "invitation_used"),
             Self::InvitationExpired => (StatusCode::GONE, "invitation_expired"),
             Self::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),

@@ -497,14 +497,13 @@ fn key_check(o: &OpenWebUi, status: u16, headers: &HeaderMap, body: &[u8]) -> Ch
     }
 }
 
-/// `{"data": [{"id": …}, …]}`: the models the key's user may use.
+/// `{"data": [{"id": …}, …]}`: the models the key's user may use, read as the server's
+/// cached list reads them ([`crate::relay::models::parse`]).
 fn model_ids(body: &[u8]) -> Option<Vec<String>> {
-    let v: Value = serde_json::from_slice(body).ok()?;
     Some(
-        v.get("data")?
-            .as_array()?
-            .iter()
-            .filter_map(|m| m.get("id").and_then(Value::as_str).map(str::to_owned))
+        crate::relay::models::parse(body)?
+            .into_iter()
+            .map(|m| m.id)
             .collect(),
     )
 }

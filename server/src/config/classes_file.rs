@@ -15,6 +15,7 @@ use classchat_shared::limits::{
     MAX_ACCESS_CODE_CHARS, MAX_STARTER_CHARS, MAX_STARTERS, MIN_ACCESS_CODE_CHARS,
 };
 
+use super::access_windows::{AccessWindows, PeriodSpec, WindowsError};
 use crate::basics::{HmacSha256, parse_duration};
 pub use classchat_shared::Visibility;
 
@@ -56,6 +57,8 @@ pub struct Class {
     /// prompt, greeting, starters and model applied. Budgets and usage stay the class's
     /// (`id` is the class's id); tokens name the entry by [`Class::key`].
     pub activity: Option<ActivityInfo>,
+    /// When students may sign in and chat, in [`Class::time_zone`]; none: always.
+    pub windows: AccessWindows,
 }
 
 /// Days to keep stored conversations, usage rows and sessions; 0 keeps them until erased.
@@ -167,6 +170,7 @@ impl Class {
             visibility: Visibility::Off,
             keep: KeepDays::default(),
             activity: None,
+            windows: AccessWindows::default(),
         };
         class.resolve(defaults);
         class
@@ -240,6 +244,28 @@ struct ClassEntry {
     keep_conversations_days: Option<u32>,
     keep_usage_days: Option<u32>,
     keep_sessions_days: Option<u32>,
+    /// Weekly access windows, in TIMEZONE.
+    #[serde(default)]
+    windows: Vec<PeriodSpec>,
+    course_start: Option<DateValue>,
+    course_end: Option<DateValue>,
+}
+
+/// A day, written as a TOML date (`2026-09-01`) or a string (`"2026-09-01"`).
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum DateValue {
+    Date(toml::value::Datetime),
+    Text(String),
+}
+
+impl DateValue {
+    fn text(&self) -> String {
+        match self {
+            Self::Date(d) => d.to_string(),
+            Self::Text(s) => s.clone(),
+        }
+    }
 }
 
 fn yes() -> bool {
@@ -414,6 +440,20 @@ impl ClassList {
                     )
                 })?,
             };
+            let (start, end) = (
+                c.course_start.as_ref().map(DateValue::text),
+                c.course_end.as_ref().map(DateValue::text),
+            );
+            let windows = AccessWindows::parse(&c.windows, start.as_deref(), end.as_deref())
+                .map_err(|e| {
+                    let field = match &e {
+                        WindowsError::BadDate(m) if m.starts_with("course_end") => "course_end",
+                        WindowsError::BadDate(_) => "course_start",
+                        WindowsError::EndBeforeStart { .. } => "course_end",
+                        _ => "windows",
+                    };
+                    fail(field, e.to_string())
+                })?;
             classes.push(Class {
                 codes,
                 system_prompt: c.system_prompt.filter(|s| !s.trim().is_empty()),
@@ -426,6 +466,7 @@ impl ClassList {
                     usage_days: c.keep_usage_days,
                     sessions_days: c.keep_sessions_days,
                 },
+                windows,
                 ..Class::with_own(c.id, c.title, own, defaults)
             });
         }

@@ -57,6 +57,8 @@ pub struct UsageRecord {
     pub total_ms: i64,
     pub outcome: String,
     pub error_code: Option<String>,
+    /// The activity the row was made in; `None`: the class's own code.
+    pub activity_id: Option<String>,
 }
 
 /// One student (session) in a class's table.
@@ -380,7 +382,8 @@ impl Store {
         with_pool!(&self.db, pool => {
             sqlx::query_as(
                 "SELECT id, at_ms, class_id, session_id, display_name, conversation_id, model, prompt_tokens,
-                        completion_tokens, tokens_estimated, first_token_ms, total_ms, outcome, error_code
+                        completion_tokens, tokens_estimated, first_token_ms, total_ms, outcome, error_code,
+                        activity_id
                  FROM usage_log WHERE at_ms >= $1 AND at_ms < $2 AND ($3 IS NULL OR class_id = $3) AND id > $4
                  ORDER BY id LIMIT $5",
             )

@@ -4,6 +4,7 @@
 //! digests.
 
 use super::{Store, with_pool};
+use crate::config::access_windows::PeriodSpec;
 use crate::teachers::Role;
 
 /// Who made a change, from where, and when: the audit line's columns besides the action.
@@ -86,6 +87,11 @@ pub struct ClassRecord {
     pub token_ttl_secs: Option<i64>,
     /// Who can read the class's conversations.
     pub visibility: classchat_shared::Visibility,
+    /// Weekly access windows (checked by [`crate::config::access_windows`]); empty: none.
+    pub windows: Vec<PeriodSpec>,
+    /// The course's first and last days (YYYY-MM-DD, in the class's time zone).
+    pub course_start: Option<String>,
+    pub course_end: Option<String>,
     pub created_ms: i64,
     pub updated_ms: i64,
 }
@@ -104,12 +110,21 @@ struct ClassRow {
     daily_quota: Option<i64>,
     token_ttl_secs: Option<i64>,
     visibility: String,
+    access_windows: String,
+    course_start: Option<String>,
+    course_end: Option<String>,
     created_ms: i64,
     updated_ms: i64,
 }
 
 impl From<ClassRow> for ClassRecord {
     fn from(r: ClassRow) -> Self {
+        let windows: Vec<PeriodSpec> = serde_json::from_str(&r.access_windows).unwrap_or_else(|e| {
+            // Written only after being checked; a row changed by hand is reported and the
+            // class stays open, as it was before windows existed.
+            tracing::error!(class = %r.id, error = %e, "a class's access_windows column is not readable: ignored");
+            Vec::new()
+        });
         Self {
             id: r.id,
             title: r.title,
@@ -124,6 +139,9 @@ impl From<ClassRow> for ClassRecord {
             token_ttl_secs: r.token_ttl_secs,
             // Only the three values are ever written; anything else reads as the default.
             visibility: classchat_shared::Visibility::parse(&r.visibility).unwrap_or_default(),
+            windows,
+            course_start: r.course_start,
+            course_end: r.course_end,
             created_ms: r.created_ms,
             updated_ms: r.updated_ms,
         }
@@ -132,7 +150,8 @@ impl From<ClassRow> for ClassRecord {
 
 const CLASS_COLUMNS: &str =
     "id, title, greeting, system_prompt, starters, model, time_zone, messages_per_minute,
-     class_messages_per_minute, daily_quota, token_ttl_secs, created_ms, updated_ms, visibility";
+     class_messages_per_minute, daily_quota, token_ttl_secs, access_windows, course_start, course_end,
+     created_ms, updated_ms, visibility";
 
 /// One of a class's activities. Its code is kept only as a keyed digest.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -220,6 +239,15 @@ pub struct UsageTotals {
     pub errors: i64,
 }
 
+/// One activity's share of a class's usage (`activity_id` `None`: the class's own code).
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct ActivityUsage {
+    pub activity_id: Option<String>,
+    pub messages: i64,
+    pub tokens: i64,
+    pub errors: i64,
+}
+
 /// The audit-line statement; the caller runs it inside the change's transaction.
 pub(super) fn audit_line<'q, DB: sqlx::Database>(
     a: Audit<'q>,
@@ -269,7 +297,7 @@ macro_rules! audited {
     };
 }
 
-/// Binds a class's settings, `title` to `token_ttl_secs` in [`CLASS_COLUMNS`]' order: the
+/// Binds a class's settings, `title` to `course_end` in [`CLASS_COLUMNS`]' order: the
 /// same list for an insert and an update.
 fn bind_class<'q, DB>(q: Statement<'q, DB>, c: &'q ClassRecord) -> Statement<'q, DB>
 where
@@ -289,6 +317,13 @@ where
         .bind(c.class_messages_per_minute)
         .bind(c.daily_quota)
         .bind(c.token_ttl_secs)
+        .bind(windows_json(&c.windows))
+        .bind(&c.course_start)
+        .bind(&c.course_end)
+}
+
+fn windows_json(v: &[PeriodSpec]) -> String {
+    serde_json::to_string(v).unwrap_or_else(|_| "[]".into())
 }
 
 impl Store {
@@ -548,7 +583,7 @@ impl Store {
         with_pool!(&self.db, pool => {
             let mut tx = pool.begin().await?;
             let insert = format!(
-                "INSERT INTO classes ({CLASS_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)"
+                "INSERT INTO classes ({CLASS_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
             );
             bind_class(sqlx::query(&insert).bind(&c.id), c)
                 .bind(c.created_ms)
@@ -583,7 +618,8 @@ impl Store {
         const UPDATE: &str =
             "UPDATE classes SET title = $2, greeting = $3, system_prompt = $4, starters = $5,
             model = $6, time_zone = $7, messages_per_minute = $8, class_messages_per_minute = $9,
-            daily_quota = $10, token_ttl_secs = $11, updated_ms = $12, visibility = $13 WHERE id = $1";
+            daily_quota = $10, token_ttl_secs = $11, access_windows = $12, course_start = $13,
+            course_end = $14, updated_ms = $15, visibility = $16 WHERE id = $1";
         audited!(
             self,
             bind_class(sqlx::query(UPDATE).bind(&c.id), c)
@@ -860,6 +896,30 @@ impl Store {
             .bind(from_ms)
             .bind(to_ms)
             .fetch_one(pool)
+            .await
+        })
+    }
+
+    /// A class's usage in `[from_ms, to_ms)` split by activity, from the usage log itself
+    /// (the hourly rollup has no activity): the class's own code first, then by id.
+    pub async fn class_usage_by_activity(
+        &self,
+        class_id: &str,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> sqlx::Result<Vec<ActivityUsage>> {
+        with_pool!(&self.db, pool => {
+            sqlx::query_as(
+                "SELECT activity_id, CAST(COUNT(*) AS BIGINT) AS messages,
+                        CAST(COALESCE(SUM(COALESCE(prompt_tokens, 0) + COALESCE(completion_tokens, 0)), 0) AS BIGINT) AS tokens,
+                        CAST(COALESCE(SUM(CASE WHEN outcome = 'upstream_error' THEN 1 ELSE 0 END), 0) AS BIGINT) AS errors
+                 FROM usage_log WHERE class_id = $1 AND at_ms >= $2 AND at_ms < $3
+                 GROUP BY activity_id ORDER BY activity_id IS NOT NULL, activity_id",
+            )
+            .bind(class_id)
+            .bind(from_ms)
+            .bind(to_ms)
+            .fetch_all(pool)
             .await
         })
     }

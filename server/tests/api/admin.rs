@@ -217,7 +217,7 @@ async fn the_dashboard_shows_usage_after_a_student_chats() {
     assert_eq!(csv.headers()["content-type"], "text/csv; charset=utf-8");
     let text = csv.text().await.unwrap();
     let lines: Vec<&str> = text.lines().collect();
-    assert!(lines[0].starts_with("time,class_id,session_id,display_name"));
+    assert!(lines[0].starts_with("time,class_id,activity_id,session_id,display_name"));
     assert_eq!(lines.len(), 2, "{text}");
     assert!(
         lines[1].contains(",class-1,") && lines[1].contains(",Mei,conv-1,test-model,11,7,"),

@@ -2,6 +2,8 @@
 //! SQLite file, or with `CLASSCHAT_TEST_DB=postgres` a database in a throwaway PostgreSQL
 //! cluster), and a fake Open WebUI on its own port.
 
+mod access_windows;
+mod activity_usage;
 mod admin;
 mod admin_cf;
 mod admin_hardening;

@@ -353,6 +353,7 @@ const ROUTES: &[(&str, &str)] = &[
     // invitation secret): tried too, and must not show or change the other's data.
     ("GET /api/v1/admin/classes", ""),
     ("GET /api/v1/admin/alerts", ""),
+    ("GET /api/v1/admin/models", ""),
     ("POST /api/v1/admin/classes", r#"{"title": "Own class"}"#),
     ("GET /api/v1/admin/tokens", ""),
     ("POST /api/v1/admin/tokens", r#"{"name": "own"}"#),
@@ -417,6 +418,7 @@ async fn a_teacher_cannot_read_or_change_another_teachers_class_on_any_route() {
             (r.method.as_str(), r.path.as_str()),
             ("GET", "/api/v1/admin/classes")
                 | ("GET", "/api/v1/admin/alerts")
+                | ("GET", "/api/v1/admin/models")
                 | ("POST", "/api/v1/admin/classes")
                 | ("GET", "/api/v1/admin/tokens")
                 | ("POST", "/api/v1/admin/tokens")
