@@ -610,7 +610,7 @@ async fn class_view(
             .map(|(f, _)| f.clone())
             .unwrap_or_else(|| ClassFields::of(c)),
         problems: form.map(|(_, p)| p.to_vec()).unwrap_or_default(),
-        models: offered_models(&state).await,
+        models: offered_models(state).await,
         defaults: tv::Defaults {
             model: resolved.model.clone().unwrap_or_default(),
             time_zone: resolved.time_zone.iana_name().unwrap_or("UTC").to_owned(),
