@@ -90,6 +90,8 @@ test('a teacher is invited, makes a class with two activities, and a student cha
     await expect(t).toHaveURL(/\/admin\/classes$/);
     await expect(t.getByRole('heading', { name: 'My classes' })).toBeVisible();
     await scanBothLanguages(t, e2e.serverUrl, '/admin/classes');
+    await scanBothLanguages(t, e2e.serverUrl, '/admin/tokens');
+    await t.goto(`${e2e.serverUrl}/admin/classes?lang=en`);
 
     // A class with two activities.
     await t.getByTestId('new-class').click();

@@ -27,6 +27,7 @@ pub mod session;
 mod sign_in;
 mod teach_views;
 mod teachers;
+mod tokens;
 mod usage;
 pub mod views;
 
@@ -117,6 +118,7 @@ pub(crate) fn router() -> Router<AppState> {
     Router::new()
         .merge(sign_in::router())
         .merge(teachers::router())
+        .merge(tokens::router())
         .merge(classes::router())
         .merge(usage::router())
         .merge(conversations::router())

@@ -597,6 +597,24 @@ async fn class_view(
         .store
         .class_usage(&c.id, week_ago, now_ms() + 1)
         .await?;
+    let by_activity = state
+        .store
+        // To the end of time: `now_ms` is a coarse clock, and a row of this very second
+        // may carry a later millisecond.
+        .class_usage_by_activity(&c.id, week_ago, i64::MAX)
+        .await?;
+    let usage_by_activity = by_activity
+        .into_iter()
+        .map(|u| {
+            let title = u.activity_id.map(|id| {
+                activities
+                    .iter()
+                    .find(|a| a.id == id)
+                    .map_or(id, |a| a.title.clone())
+            });
+            (title, u.messages, u.tokens, u.errors)
+        })
+        .collect();
     let url = state.public_url.trim_end_matches('/').to_owned();
     Ok(tv::ClassPage {
         id: c.id.clone(),
@@ -643,6 +661,7 @@ async fn class_view(
             })
             .collect(),
         usage_week: (usage.messages, usage.tokens, usage.errors),
+        usage_by_activity,
         done: done.to_owned(),
     })
 }

@@ -85,6 +85,9 @@ pub(crate) struct ClassPage {
     pub(crate) members: Vec<MemberRow>,
     /// Messages, tokens and errors in the last 7 days.
     pub(crate) usage_week: (i64, i64, i64),
+    /// The same week by activity: its title (`None`: the class's own code), messages,
+    /// tokens, errors.
+    pub(crate) usage_by_activity: Vec<(Option<String>, i64, i64, i64)>,
     /// The action just done (`saved`, `created`, …), for the notice.
     pub(crate) done: String,
 }
@@ -202,6 +205,7 @@ fn bar(ctx: &TeachCtx, here: &str) -> impl IntoView + use<> {
             <nav aria-label=lang.t("Dashboard", "管理後台")>
                 <a href="/admin/classes" data-testid="nav-classes">{lang.t("Classes", "班級")}</a>
                 {admin_links}
+                <a href="/admin/tokens" data-testid="nav-tokens">{lang.t("API tokens", "API 權杖")}</a>
                 <a href=switch lang=other.tag() data-testid="admin-lang-switch">{other_name}</a>
             </nav>
             <span class="actor">{ctx.actor.clone()}</span>
@@ -640,6 +644,7 @@ fn class_page_inner(
             <h1>{p.title.clone()}</h1>
             <p class="meta"><code class="class-id">{p.id.clone()}</code>" · "{role_line}</p>
             <p>{usage}</p>
+            {activity_usage(lang, &p.usage_by_activity)}
             {usage_link}
             <section aria-labelledby="settings-heading">
                 <h2 id="settings-heading">{lang.t("Class settings", "班級設定")}</h2>
@@ -1069,6 +1074,169 @@ pub(crate) fn teachers_page(
                     <tbody>{rows}</tbody>
                 </table>
             </div>
+        </main>
+    };
+    document_in(title, body, lang.tag())
+}
+
+/// The week's usage split by activity, when any was used.
+fn activity_usage(
+    lang: Lang,
+    rows: &[(Option<String>, i64, i64, i64)],
+) -> Option<impl IntoView + use<>> {
+    (!rows.is_empty()).then(|| {
+        let rows = rows
+            .iter()
+            .map(|(title, m, tk, e)| {
+                let title = title
+                    .clone()
+                    .unwrap_or_else(|| lang.t("The class's own code", "班級本身的存取碼").to_owned());
+                view! {
+                    <tr>
+                        <th scope="row">{title}</th>
+                        <td class="num">{*m}</td>
+                        <td class="num">{*tk}</td>
+                        <td class="num">{*e}</td>
+                    </tr>
+                }
+            })
+            .collect_view();
+        view! {
+            <div class="table-wrap">
+                <table class="data" data-testid="activity-usage">
+                    <caption>{lang.t("Last 7 days by activity", "過去 7 天各活動的使用量")}</caption>
+                    <thead><tr>
+                        <th scope="col">{lang.t("Activity", "活動")}</th>
+                        <th scope="col" class="num">{lang.t("Messages", "訊息")}</th>
+                        <th scope="col" class="num">{lang.t("Tokens", "Token")}</th>
+                        <th scope="col" class="num">{lang.t("Errors", "錯誤")}</th>
+                    </tr></thead>
+                    <tbody>{rows}</tbody>
+                </table>
+            </div>
+        }
+    })
+}
+
+/// What is wrong with a new token's name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TokenProblem {
+    NoName,
+    NameTooLong,
+}
+
+/// `GET /admin/tokens`: the signed-in person's personal access tokens for the admin API.
+pub(crate) fn tokens_page(
+    ctx: &TeachCtx,
+    tokens: &[crate::store::teachers::TokenRecord],
+    made: Option<String>,
+    problem: Option<TokenProblem>,
+    done: &str,
+) -> String {
+    let lang = ctx.lang;
+    let title = lang.t("API tokens", "API 權杖");
+    let tz = jiff::tz::TimeZone::get(&ctx.timezone).unwrap_or(jiff::tz::TimeZone::UTC);
+    let when = move |ms: i64| {
+        jiff::Timestamp::from_millisecond(ms)
+            .map(|t| {
+                t.to_zoned(tz.clone())
+                    .strftime("%Y-%m-%d %H:%M")
+                    .to_string()
+            })
+            .unwrap_or_default()
+    };
+    let made = made.map(|token| {
+        view! {
+            <section class="new-code" role="status" data-testid="new-token">
+                <h2>{lang.t("Your new token", "您的新權杖")}</h2>
+                <p>{lang.t("Copy it now: it is shown only this once. Send it as Authorization: Bearer <token> to /api/v1/admin/ (the OpenAPI description is at /api/v1/openapi.json).", "請立即複製：權杖只會顯示這一次。以 Authorization: Bearer <權杖> 傳送到 /api/v1/admin/（OpenAPI 說明在 /api/v1/openapi.json）。")}</p>
+                <label for="new-token-value">{lang.t("Token", "權杖")}</label>
+                <textarea id="new-token-value" readonly=true rows="2" data-testid="new-token-value">{token}</textarea>
+            </section>
+        }
+    });
+    let invalid = problem.is_some().then_some("true");
+    let problem = problem.map(|p| {
+        let text = match p {
+            TokenProblem::NoName => lang.t("Name: say what the token is for.", "名稱：請說明權杖的用途。"),
+            TokenProblem::NameTooLong => lang.t("Name: at most 100 characters.", "名稱：最多 100 個字元。"),
+        };
+        view! {
+            <div class="error error-summary" role="alert" aria-labelledby="error-summary-title" tabindex="-1" data-testid="error-summary">
+                <h2 id="error-summary-title">{lang.t("There is a problem", "有問題需要修正")}</h2>
+                <ul><li><a href="#token-name">{text}</a></li></ul>
+            </div>
+        }
+    });
+    let done = (done == "revoked").then(|| {
+        lang.t(
+            "Token revoked: it stopped working at once.",
+            "已撤銷權杖：立即失效。",
+        )
+    });
+    let rows = tokens
+        .iter()
+        .map(|k| {
+            let action = format!("/admin/tokens/{}/revoke", path_segment(&k.id));
+            let aria = format!("{} {}", lang.t("Revoke", "撤銷"), k.name);
+            let used = k.last_used_ms.map(&when).unwrap_or_else(|| lang.t("never", "從未").to_owned());
+            view! {
+                <tr>
+                    <th scope="row">{k.name.clone()}</th>
+                    <td><code>{format!("{}…", k.prefix)}</code></td>
+                    <td>{when(k.created_ms)}</td>
+                    <td>{used}</td>
+                    <td>
+                        <form method="post" action=action class="inline">
+                            {csrf_field(&ctx.csrf)}
+                            <button type="submit" class="secondary small" aria-label=aria data-testid="token-revoke">{lang.t("Revoke", "撤銷")}</button>
+                        </form>
+                    </td>
+                </tr>
+            }
+        })
+        .collect_view();
+    let table = if tokens.is_empty() {
+        view! { <p class="empty">{lang.t("You have no tokens.", "您目前沒有權杖。")}</p> }
+            .into_any()
+    } else {
+        view! {
+            <div class="table-wrap">
+                <table class="data stack" data-testid="tokens">
+                    <thead><tr>
+                        <th scope="col">{lang.t("Name", "名稱")}</th>
+                        <th scope="col">{lang.t("Starts with", "開頭")}</th>
+                        <th scope="col">{lang.t("Made", "建立時間")}</th>
+                        <th scope="col">{lang.t("Last used", "最後使用")}</th>
+                        <th scope="col">{lang.t("Actions", "動作")}</th>
+                    </tr></thead>
+                    <tbody>{rows}</tbody>
+                </table>
+            </div>
+        }
+        .into_any()
+    };
+    let body = view! {
+        {bar(ctx, "/admin/tokens")}
+        <main class="admin-main" id="main">
+            <h1>{title}</h1>
+            <p>{lang.t("A token lets a script do through the admin API what you may do here, in your classes. Only a digest of it is kept.", "權杖讓程式透過管理 API 執行您在此可做的事（限您的班級）。伺服器只保存其摘要。")}</p>
+            {notice(done)}
+            {problem}
+            {made}
+            <form method="post" action="/admin/tokens" class="card" data-testid="token-form">
+                {csrf_field(&ctx.csrf)}
+                <fieldset>
+                    <legend>{lang.t("Make a token", "建立權杖")}</legend>
+                    <div class="field">
+                        <label for="token-name">{lang.t("Name", "名稱")}</label>
+                        <p class="hint" id="token-name-hint">{lang.t("What it is for, for example \"grade sync\".", "用途，例如「成績同步」。")}</p>
+                        <input id="token-name" name="name" type="text" required=true maxlength="100" autocomplete="off" aria-describedby="token-name-hint" aria-invalid=invalid/>
+                    </div>
+                </fieldset>
+                <button type="submit" class="primary" data-testid="token-submit">{lang.t("Make the token", "建立權杖")}</button>
+            </form>
+            {table}
         </main>
     };
     document_in(title, body, lang.tag())

@@ -760,3 +760,101 @@ async fn the_owner_sets_conversation_visibility_in_the_dashboard_and_a_co_teache
     .await;
     assert_eq!(r.status(), 303);
 }
+
+/// A teacher makes a personal access token in the dashboard: it is shown once, works on
+/// the admin API for that teacher's classes only, is listed without its secret, and stops
+/// at once when revoked there; another teacher cannot revoke it.
+#[tokio::test]
+async fn a_teacher_makes_and_revokes_an_api_token_in_the_dashboard() {
+    let app = spawn_app_with(admin_opts()).await;
+    let admin = sign_in_teacher(&app).await;
+    let (_, mei) = teacher(&app, &admin, "mei@school.example").await;
+    let (_, lin) = teacher(&app, &admin, "lin@school.example").await;
+    let class = create_class(&app, &mei, "Biology", "You are a biology tutor.").await;
+    let other = create_class(&app, &lin, "Art", "You are an art tutor.").await;
+
+    let r = act(&app, &mei, "/admin/tokens", &[("name", "  ")]).await;
+    assert_eq!(r.status(), 400, "a token needs a name");
+    assert!(app.state.store.tokens(None).await.unwrap().is_empty());
+
+    let r = act(&app, &mei, "/admin/tokens", &[("name", "grade sync")]).await;
+    assert_eq!(r.status(), 303);
+    let shown = location(&r);
+    let page = get(&app, &mei, &shown).await.text().await.unwrap();
+    let token = testid_text(&page, "new-token-value");
+    assert!(token.starts_with("cc_pat_"), "{token}");
+    let again = get(&app, &mei, &shown).await;
+    assert_eq!(again.status(), 404, "shown once");
+    assert!(!again.text().await.unwrap().contains(&token));
+    let list = get(&app, &mei, "/admin/tokens").await.text().await.unwrap();
+    assert!(list.contains("grade sync") && !list.contains(&token));
+
+    let api = |path: String| {
+        app.client
+            .get(format!("{}{path}", app.address))
+            .bearer_auth(&token)
+            .send()
+    };
+    let mine = api(format!("/api/v1/admin/classes/{class}")).await.unwrap();
+    assert_eq!(mine.status(), 200);
+    let theirs = api(format!("/api/v1/admin/classes/{other}")).await.unwrap();
+    assert_eq!(theirs.status(), 404, "scoped to the teacher's classes");
+
+    let id = between(&list, "/admin/tokens/", "/revoke").to_owned();
+    let r = act(&app, &lin, &format!("/admin/tokens/{id}/revoke"), &[]).await;
+    assert_eq!(r.status(), 404, "another teacher's token is not there");
+    assert_eq!(
+        api(format!("/api/v1/admin/classes/{class}"))
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let r = act(&app, &mei, &format!("/admin/tokens/{id}/revoke"), &[]).await;
+    assert_eq!(r.status(), 303);
+    assert_eq!(
+        api(format!("/api/v1/admin/classes/{class}"))
+            .await
+            .unwrap()
+            .status(),
+        401,
+        "a revoked token stops at once"
+    );
+}
+
+/// The class page splits the week's usage by activity.
+#[tokio::test]
+async fn the_class_page_shows_the_weeks_usage_by_activity() {
+    let app = spawn_app_with(admin_opts()).await;
+    let admin = sign_in_teacher(&app).await;
+    let (_, t) = teacher(&app, &admin, "mei@school.example").await;
+    let class = create_class(&app, &t, "Physics", "You are a physics tutor.").await;
+    let (_, lab) = add_activity(&app, &t, &class, "Lab report helper").await;
+    let (_, exam) = add_activity(&app, &t, &class, "Exam revision").await;
+    for (code, messages) in [(&lab, 2), (&exam, 1)] {
+        let r = app
+            .post_session(json!({"access_code": code, "display_name": "Ana"}))
+            .await;
+        let s: SessionResponse = r.json().await.unwrap();
+        for _ in 0..messages {
+            let r = app.post_chat(&s.token, chat_body("hi", false)).await;
+            assert_eq!(r.status(), 200);
+        }
+    }
+    app.usage_rows(3).await;
+    let page = get(&app, &t, &format!("/admin/classes/{class}/settings"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    let table = between(&page, "data-testid=\"activity-usage\"", "</table>");
+    let row = |title: &str| between(table, &format!(">{title}</th>"), "</tr>").to_owned();
+    assert!(
+        row("Lab report helper").starts_with("<td class=\"num\">2</td>"),
+        "{table}"
+    );
+    assert!(
+        row("Exam revision").starts_with("<td class=\"num\">1</td>"),
+        "{table}"
+    );
+}

@@ -136,6 +136,18 @@ const ROUTES: &[Route] = &[
         form: &[],
         ok: 404,
     },
+    // Personal access tokens (admin/tokens.rs): `{id}` is no token here (404, after the
+    // CSRF check); making and revoking one is dashboard_teachers'.
+    Route {
+        path: "/admin/tokens",
+        form: &[("name", "Made by the guard test")],
+        ok: 303,
+    },
+    Route {
+        path: "/admin/tokens/{id}/revoke",
+        form: &[],
+        ok: 404,
+    },
     // Safety alerts (admin/alerts.rs): no such flag here (404, after the CSRF check); a
     // dismissal's effect is alerts::'.
     Route {
