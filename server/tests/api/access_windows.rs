@@ -10,46 +10,10 @@ use jiff::civil::Date;
 use reqwest::Method;
 use serde_json::{Value, json};
 
+use crate::admin_api::{admin_token, api};
 use crate::helpers::*;
 
 const TAIPEI: &str = "Asia/Taipei";
-
-/// An administrator token, made the way `classchat admin create-token` makes one.
-pub(crate) async fn admin_token(app: &TestApp) -> String {
-    let t = classchat_server::teachers::new_token();
-    let audit = classchat_server::store::teachers::Audit {
-        actor: "test",
-        address: None,
-        now_ms: 0,
-    };
-    app.state
-        .store
-        .create_token("k_admin", &t.digest, &t.prefix, "test", None, audit)
-        .await
-        .unwrap();
-    t.token
-}
-
-/// Sends a request to the admin API; answers the status and the JSON body (Null if none).
-pub(crate) async fn api(
-    app: &TestApp,
-    method: Method,
-    path: &str,
-    token: &str,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let mut r = app
-        .client
-        .request(method, format!("{}{path}", app.address))
-        .bearer_auth(token);
-    if let Some(b) = body {
-        r = r.json(&b);
-    }
-    let r = r.send().await.unwrap();
-    let status = r.status().as_u16();
-    let text = r.text().await.unwrap();
-    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
-}
 
 /// Today in Taipei.
 fn today() -> Date {

@@ -9,7 +9,7 @@ use classchat_fake_upstream::FAKE_USAGE;
 use reqwest::Method;
 use serde_json::json;
 
-use crate::access_windows::{admin_token, api};
+use crate::admin_api::{admin_token, api};
 use crate::helpers::*;
 
 async fn sign_in_code(app: &TestApp, code: &str, name: &str) -> String {

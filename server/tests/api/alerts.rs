@@ -13,6 +13,7 @@ use base64::Engine;
 use reqwest::Method;
 use serde_json::{Value, json};
 
+use crate::admin_api::{admin_token, api, teacher};
 use crate::helpers::*;
 use classchat_server::config::Settings;
 
@@ -369,80 +370,6 @@ async fn an_alert_pending_when_the_server_stops_is_sent_after_it_starts_again() 
 }
 
 // The admin API, with classes made in the store.
-
-async fn admin_token(app: &TestApp) -> String {
-    let t = classchat_server::teachers::new_token();
-    let audit = classchat_server::store::teachers::Audit {
-        actor: "test",
-        address: None,
-        now_ms: 0,
-    };
-    app.state
-        .store
-        .create_token("k_admin", &t.digest, &t.prefix, "test", None, audit)
-        .await
-        .unwrap();
-    t.token
-}
-
-async fn api(
-    app: &TestApp,
-    method: Method,
-    path: &str,
-    token: &str,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let mut r = app
-        .client
-        .request(method, format!("{}{path}", app.address))
-        .bearer_auth(token);
-    if let Some(b) = body {
-        r = r.json(&b);
-    }
-    let r = r.send().await.unwrap();
-    let status = r.status().as_u16();
-    let text = r.text().await.unwrap();
-    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
-}
-
-/// Invites a teacher, accepts, and makes a token: (teacher id, token).
-async fn teacher(app: &TestApp, admin: &str, email: &str) -> (String, String) {
-    let (s, invited) = api(
-        app,
-        Method::POST,
-        "/api/v1/admin/teachers",
-        admin,
-        Some(json!({"email": email, "name": email})),
-    )
-    .await;
-    assert_eq!(s, 201, "{invited}");
-    let url = invited["invite_url"].as_str().unwrap();
-    let code = url.split("code=").nth(1).unwrap();
-    let password = "correct horse battery";
-    let r = app
-        .client
-        .post(format!("{}/api/v1/invitations/accept", app.address))
-        .json(&json!({"invitation": code, "password": password}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 204);
-    let basic = base64::engine::general_purpose::STANDARD.encode(format!("{email}:{password}"));
-    let r = app
-        .client
-        .post(format!("{}/api/v1/admin/tokens", app.address))
-        .header("authorization", format!("Basic {basic}"))
-        .json(&json!({"name": "script"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 201);
-    let v: Value = r.json().await.unwrap();
-    (
-        invited["id"].as_str().unwrap().to_owned(),
-        v["token"].as_str().unwrap().to_owned(),
-    )
-}
 
 /// A class (owned by the token's teacher) with one activity, its messages checked:
 /// (class id, the activity's code).

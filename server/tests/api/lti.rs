@@ -7,6 +7,7 @@
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{Value, json};
 
+use crate::admin_api::admin_token;
 use crate::helpers::*;
 use crate::lti_platform::*;
 
@@ -16,21 +17,6 @@ struct Tool {
     platform: Platform,
     launch: String,
     admin: String,
-}
-
-async fn admin_token(app: &TestApp) -> String {
-    let t = classchat_server::teachers::new_token();
-    let audit = classchat_server::store::teachers::Audit {
-        actor: "test",
-        address: None,
-        now_ms: 0,
-    };
-    app.state
-        .store
-        .create_token("k_admin", &t.digest, &t.prefix, "test", None, audit)
-        .await
-        .unwrap();
-    t.token
 }
 
 async fn register(app: &TestApp, admin: &str, platform: &Platform) -> reqwest::Response {

@@ -5,6 +5,7 @@
 mod access_windows;
 mod activity_usage;
 mod admin;
+mod admin_api;
 mod admin_cf;
 mod admin_hardening;
 mod alerts;

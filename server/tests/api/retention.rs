@@ -8,7 +8,8 @@ use classchat_server::store::{Outcome, SessionRow, UsageRow};
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::conversations::{TWO_CLASSES, admin_token, api, sign_in_as, teacher};
+use crate::admin_api::{admin_token, api, teacher};
+use crate::conversations::{TWO_CLASSES, sign_in_as};
 use crate::helpers::*;
 
 const DAY_MS: i64 = 86_400_000;

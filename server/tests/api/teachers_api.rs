@@ -10,26 +10,8 @@ use classchat_shared::{ErrorCode, SessionResponse};
 use reqwest::Method;
 use serde_json::{Value, json};
 
+use crate::admin_api::{TEACHER_PASSWORD, admin_token, api, teacher};
 use crate::helpers::*;
-
-/// A teacher's password in these tests.
-const TEACHER_PASSWORD: &str = "correct horse battery";
-
-/// An administrator token, made the way `classchat admin create-token` makes one.
-async fn admin_token(app: &TestApp) -> String {
-    let t = classchat_server::teachers::new_token();
-    let audit = classchat_server::store::teachers::Audit {
-        actor: "test",
-        address: None,
-        now_ms: 0,
-    };
-    app.state
-        .store
-        .create_token("k_admin", &t.digest, &t.prefix, "test", None, audit)
-        .await
-        .unwrap();
-    t.token
-}
 
 /// A server and an administrator token.
 async fn app_with_admin() -> (TestApp, String) {
@@ -43,27 +25,6 @@ async fn app_with_teacher() -> (TestApp, String, (String, String)) {
     let (app, admin) = app_with_admin().await;
     let t = teacher(&app, &admin, "mei@school.edu").await;
     (app, admin, t)
-}
-
-/// Sends a request to the API; answers the status and the JSON body (Null when empty).
-async fn api(
-    app: &TestApp,
-    method: Method,
-    path: &str,
-    token: &str,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let mut r = app
-        .client
-        .request(method, format!("{}{path}", app.address))
-        .bearer_auth(token);
-    if let Some(b) = body {
-        r = r.json(&b);
-    }
-    let r = r.send().await.unwrap();
-    let status = r.status().as_u16();
-    let text = r.text().await.unwrap();
-    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
 }
 
 async fn get(app: &TestApp, path: &str, token: &str) -> (u16, Value) {
@@ -96,20 +57,6 @@ async fn invite(app: &TestApp, admin: &str, email: &str, name: &str) -> (u16, Va
 async fn rotate(app: &TestApp, activity: &str, token: &str) -> (u16, Value) {
     let path = format!("/api/v1/admin/activities/{activity}/rotate");
     api(app, Method::POST, &path, token, None).await
-}
-
-/// Invites a teacher, accepts the invitation and makes a token with email:password.
-async fn teacher(app: &TestApp, admin: &str, email: &str) -> (String, String) {
-    let (s, invited) = invite(app, admin, email, email).await;
-    assert_eq!(s, 201, "{invited}");
-    let code = invitation_of(&invited);
-    assert_eq!(accept(app, &code, TEACHER_PASSWORD).await.status(), 204);
-    let token = token_with_password(app, email, TEACHER_PASSWORD).await;
-    assert_eq!(token.0, 201, "{}", token.1);
-    (
-        invited["id"].as_str().unwrap().to_owned(),
-        token.1["token"].as_str().unwrap().to_owned(),
-    )
 }
 
 fn invitation_of(invited: &Value) -> String {
