@@ -97,13 +97,11 @@ impl Lti {
             keysets: Mutex::default(),
             user_key: derive(secret, "classchat lti user v1"),
             choice_key: derive(secret, "classchat lti choice v1"),
-            seal: SealKeys {
-                current: derive(secret, "classchat lti tool key v1"),
-                previous: settings
-                    .auth_secret_previous
-                    .as_ref()
-                    .map(|p| derive(p.expose_secret(), "classchat lti tool key v1")),
-            },
+            seal: SealKeys::new(
+                tool_key::SEAL_PURPOSE,
+                &settings.auth_secret,
+                settings.auth_secret_previous.as_ref(),
+            ),
         })
     }
 

@@ -3,33 +3,25 @@
 //!
 //! Generated on first use (2048-bit, the `rsa` crate's keygen) and stored in the database,
 //! so every replica signs with the same key. The private key (PKCS#8) is **encrypted at
-//! rest**: sealed with ChaCha20-Poly1305 (ring) under a key derived from AUTH_SECRET
-//! (HMAC-SHA256 with a fixed label), the `kid` as associated data. AUTH_SECRET_PREVIOUS
-//! opens keys sealed before a secret rotation. Signing uses ring (constant-time RSA), not
+//! rest** by [`crate::sealed`] (XChaCha20-Poly1305 under an HKDF key from AUTH_SECRET for
+//! this purpose), bound to its `kid`; AUTH_SECRET_PREVIOUS opens keys sealed before a
+//! secret rotation. Signing uses ring (constant-time RSA), not
 //! the `rsa` crate (RUSTSEC-2023-0071). A rotation makes a new current key and keeps the
 //! old one published as the previous key, so platforms that cached it keep verifying.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use ring::aead::{Aad, CHACHA20_POLY1305, LessSafeKey, Nonce, UnboundKey};
 use ring::signature::{RSA_PKCS1_SHA256, RsaKeyPair};
 use serde_json::{Value, json};
 
 use crate::store::Store;
 use crate::store::lti::ToolKeyRow;
 
-/// Keys that seal the private key: derived from AUTH_SECRET and AUTH_SECRET_PREVIOUS.
-#[derive(Clone)]
-pub struct SealKeys {
-    pub current: [u8; 32],
-    pub previous: Option<[u8; 32]>,
-}
+/// What seals the private key: [`crate::sealed::Sealer`] for [`SEAL_PURPOSE`].
+pub type SealKeys = crate::sealed::Sealer;
 
-impl std::fmt::Debug for SealKeys {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("SealKeys(..)")
-    }
-}
+/// The sealing purpose of classchat's LTI private keys.
+pub const SEAL_PURPOSE: &str = "lti tool key";
 
 /// The key that signs now.
 pub struct ToolKey {
@@ -65,42 +57,13 @@ impl ToolKey {
     }
 }
 
-fn seal(key: &[u8; 32], kid: &str, plain: &[u8]) -> anyhow::Result<String> {
-    use rand::RngCore;
-    let mut nonce = [0u8; 12];
-    rand::rngs::OsRng.fill_bytes(&mut nonce);
-    let aead = LessSafeKey::new(
-        UnboundKey::new(&CHACHA20_POLY1305, key).map_err(|_| anyhow::anyhow!("bad AEAD key"))?,
-    );
-    let mut buf = plain.to_vec();
-    aead.seal_in_place_append_tag(
-        Nonce::assume_unique_for_key(nonce),
-        Aad::from(kid.as_bytes()),
-        &mut buf,
-    )
-    .map_err(|_| anyhow::anyhow!("sealing failed"))?;
-    let mut out = nonce.to_vec();
-    out.extend_from_slice(&buf);
-    Ok(URL_SAFE_NO_PAD.encode(out))
+fn seal(keys: &SealKeys, kid: &str, plain: &[u8]) -> String {
+    URL_SAFE_NO_PAD.encode(keys.seal(plain, kid.as_bytes()))
 }
 
 fn open(keys: &SealKeys, kid: &str, sealed: &str) -> Option<Vec<u8>> {
     let bytes = URL_SAFE_NO_PAD.decode(sealed).ok()?;
-    if bytes.len() < 12 + 16 {
-        return None;
-    }
-    let (nonce, body) = bytes.split_at(12);
-    std::iter::once(&keys.current)
-        .chain(keys.previous.as_ref())
-        .find_map(|key| {
-            let aead = LessSafeKey::new(UnboundKey::new(&CHACHA20_POLY1305, key).ok()?);
-            let mut buf = body.to_vec();
-            let nonce = Nonce::try_assume_unique_for_key(nonce).ok()?;
-            let plain = aead
-                .open_in_place(nonce, Aad::from(kid.as_bytes()), &mut buf)
-                .ok()?;
-            Some(plain.to_vec())
-        })
+    keys.open(&bytes, kid.as_bytes()).ok()
 }
 
 /// A new key pair, sealed, with its public JWK.
@@ -119,7 +82,7 @@ async fn generate(seal_keys: &SealKeys) -> anyhow::Result<ToolKeyRow> {
         "n": URL_SAFE_NO_PAD.encode(n), "e": URL_SAFE_NO_PAD.encode(e),
     });
     Ok(ToolKeyRow {
-        sealed: seal(&seal_keys.current, &kid, &der)?,
+        sealed: seal(seal_keys, &kid, &der),
         public_jwk: jwk.to_string(),
         current: Some(1),
         created_ms: crate::basics::now_ms(),
@@ -187,20 +150,23 @@ mod tests {
 
     #[test]
     fn sealed_keys_open_with_the_current_or_previous_secret_only() {
-        let a = [1u8; 32];
-        let b = [2u8; 32];
-        let sealed = seal(&a, "k_1", b"private").unwrap();
-        let with = |current, previous| SealKeys { current, previous };
+        use secrecy::SecretString;
+        let a = SecretString::from("first-secret-0123456789abcdef0123456789");
+        let b = SecretString::from("second-secret-0123456789abcdef012345678");
+        let with = |current: &SecretString, previous: Option<&SecretString>| {
+            SealKeys::new(SEAL_PURPOSE, current, previous)
+        };
+        let sealed = seal(&with(&a, None), "k_1", b"private");
         assert_eq!(
-            open(&with(a, None), "k_1", &sealed).as_deref(),
+            open(&with(&a, None), "k_1", &sealed).as_deref(),
             Some(&b"private"[..])
         );
         assert_eq!(
-            open(&with(b, Some(a)), "k_1", &sealed).as_deref(),
+            open(&with(&b, Some(&a)), "k_1", &sealed).as_deref(),
             Some(&b"private"[..])
         );
-        assert_eq!(open(&with(b, None), "k_1", &sealed), None, "wrong secret");
-        assert_eq!(open(&with(a, None), "k_2", &sealed), None, "kid is bound");
+        assert_eq!(open(&with(&b, None), "k_1", &sealed), None, "wrong secret");
+        assert_eq!(open(&with(&a, None), "k_2", &sealed), None, "kid is bound");
         assert!(!sealed.contains("private"));
     }
 }
