@@ -910,7 +910,22 @@ async fn our_key_rotation_keeps_the_previous_key_published() {
     // The private key is sealed at rest.
     let rows = t.app.state.store.lti_tool_keys().await.unwrap();
     assert_eq!(rows.len(), 2);
-    assert!(rows.iter().all(|r| !r.sealed.contains("MII")));
+    // An unsealed PKCS#8 RSA key holds the rsaEncryption OID (1.2.840.113549.1.1.1); 11
+    // bytes that random ciphertext does not hold by chance (a 3-letter base64 "MII" did,
+    // about once a hundred runs).
+    const RSA_ENCRYPTION_OID: [u8; 11] = [
+        0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01,
+    ];
+    use base64::Engine as _;
+    for r in &rows {
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(&r.sealed)
+            .expect("the sealed key is base64url");
+        assert!(
+            !bytes.windows(11).any(|w| w == RSA_ENCRYPTION_OID),
+            "the private key is stored unsealed"
+        );
+    }
 }
 
 #[tokio::test]
