@@ -218,6 +218,11 @@ fn stored_class(r: &ClassRecord, defaults: &ClassDefaults) -> Class {
         greeting: r.greeting.clone(),
         starters: r.starters.clone(),
         visibility: r.visibility,
+        keep: crate::config::classes_file::KeepDays {
+            conversations_days: small(r.keep_conversations_days),
+            usage_days: small(r.keep_usage_days),
+            sessions_days: small(r.keep_sessions_days),
+        },
         windows: AccessWindows::parse(
             &r.windows,
             r.course_start.as_deref(),
@@ -309,6 +314,9 @@ mod tests {
             windows: Vec::new(),
             course_start: None,
             course_end: None,
+            keep_conversations_days: None,
+            keep_usage_days: None,
+            keep_sessions_days: None,
             created_ms: 0,
             updated_ms: 0,
         }

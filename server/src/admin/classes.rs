@@ -292,6 +292,10 @@ pub(super) struct ClassFields {
     pub(crate) token_ttl_secs: String,
     /// `off`, `flagged` or `full` (owners and the administrator only).
     pub(crate) visibility: String,
+    /// Days kept (blank: the server's; 0: until erased); owners and the administrator only.
+    pub(crate) keep_conversations_days: String,
+    pub(crate) keep_usage_days: String,
+    pub(crate) keep_sessions_days: String,
 }
 
 impl ClassFields {
@@ -311,6 +315,9 @@ impl ClassFields {
             daily_quota: n(c.daily_quota),
             token_ttl_secs: n(c.token_ttl_secs),
             visibility: c.visibility.as_str().to_owned(),
+            keep_conversations_days: n(c.keep_conversations_days),
+            keep_usage_days: n(c.keep_usage_days),
+            keep_sessions_days: n(c.keep_sessions_days),
         }
     }
 
@@ -355,12 +362,34 @@ impl ClassFields {
                 c.visibility = v;
             }
         }));
+        take(
+            fields::keep_days("keep_conversations_days", &self.keep_conversations_days)
+                .map(|v| c.keep_conversations_days = v),
+        );
+        take(
+            fields::keep_days("keep_usage_days", &self.keep_usage_days)
+                .map(|v| c.keep_usage_days = v),
+        );
+        take(
+            fields::keep_days("keep_sessions_days", &self.keep_sessions_days)
+                .map(|v| c.keep_sessions_days = v),
+        );
         if problems.is_empty() {
             Ok(c)
         } else {
             Err(problems)
         }
     }
+}
+
+/// How long a class keeps what its students write: decided by whoever decides whether it is
+/// kept (the owner and the administrator).
+fn retention_of(c: &ClassRecord) -> [Option<i64>; 3] {
+    [
+        c.keep_conversations_days,
+        c.keep_usage_days,
+        c.keep_sessions_days,
+    ]
 }
 
 /// What changed between two versions of a class, by field name (never the values: a
@@ -384,6 +413,18 @@ fn changed(old: &ClassRecord, new: &ClassRecord) -> String {
         ("daily_quota", old.daily_quota != new.daily_quota),
         ("token_ttl_secs", old.token_ttl_secs != new.token_ttl_secs),
         ("visibility", old.visibility != new.visibility),
+        (
+            "keep_conversations_days",
+            old.keep_conversations_days != new.keep_conversations_days,
+        ),
+        (
+            "keep_usage_days",
+            old.keep_usage_days != new.keep_usage_days,
+        ),
+        (
+            "keep_sessions_days",
+            old.keep_sessions_days != new.keep_sessions_days,
+        ),
     ];
     let names: Vec<&str> = pairs.iter().filter(|(_, c)| *c).map(|(n, _)| *n).collect();
     if names.is_empty() {
@@ -636,6 +677,7 @@ async fn class_view(
             class_messages_per_minute: resolved.class_messages_per_minute,
             daily_quota: resolved.daily_message_quota,
             token_ttl_secs: resolved.token_ttl.as_secs(),
+            keep: state.settings.retention,
         },
         activities: activities
             .into_iter()
@@ -733,7 +775,7 @@ async fn save(
                 return Ok(html(StatusCode::BAD_REQUEST, tv::class_page(&ctx, &p)));
             }
         };
-        if c.visibility != a.class.visibility {
+        if c.visibility != a.class.visibility || retention_of(&c) != retention_of(&a.class) {
             a.require(Need::Visibility)?;
         }
         let detail = format!("changed {}", changed(&a.class, &c));

@@ -44,6 +44,8 @@ pub(crate) struct Defaults {
     pub(crate) class_messages_per_minute: u32,
     pub(crate) daily_quota: u32,
     pub(crate) token_ttl_secs: u64,
+    /// The server's days to keep each kind of row (`KEEP_*_DAYS`).
+    pub(crate) keep: crate::config::classes_file::Retention,
 }
 
 #[derive(Debug, Clone)]
@@ -152,6 +154,18 @@ fn label(lang: Lang, field: &str) -> &'static str {
         "name" => lang.t("Name", "姓名"),
         "role" => lang.t("Role", "角色"),
         "visibility" => lang.t("Who can read conversations", "誰可以閱讀對話"),
+        "keep_conversations_days" => lang.t(
+            "Days stored conversations and safety flags are kept (0: until erased)",
+            "保存對話與安全標示的天數（0：保留至刪除）",
+        ),
+        "keep_usage_days" => lang.t(
+            "Days usage rows are kept (0: until erased)",
+            "保存使用紀錄的天數（0：保留至刪除）",
+        ),
+        "keep_sessions_days" => lang.t(
+            "Days sign-ins and the names students typed are kept (0: until erased)",
+            "保存登入紀錄與學生輸入姓名的天數（0：保留至刪除）",
+        ),
         _ => lang.t("Field", "欄位"),
     }
 }
@@ -389,6 +403,35 @@ fn visibility_field(lang: Lang, prefix: &str, value: &str) -> impl IntoView + us
     }
 }
 
+/// Days the class keeps one kind of row; the hint says what blank means on this server.
+fn keep_field(
+    lang: Lang,
+    p: &str,
+    name: &'static str,
+    value: &str,
+    server: Option<u32>,
+    problems: &[FieldProblem],
+) -> impl IntoView + use<> {
+    let hint = match (server, lang) {
+        (Some(0), Lang::En) => {
+            "Only the class's owner can change it. Blank: the server's setting (until erased)."
+                .to_owned()
+        }
+        (Some(0), Lang::ZhTw) => {
+            "只有班級擁有者可以變更。留空：伺服器的設定（保留至刪除）。".to_owned()
+        }
+        (Some(n), Lang::En) => {
+            format!("Only the class's owner can change it. Blank: the server's setting ({n} days).")
+        }
+        (Some(n), Lang::ZhTw) => format!("只有班級擁有者可以變更。留空：伺服器的設定（{n} 天）。"),
+        (None, Lang::En) => {
+            "Only the class's owner can change it. Blank: the server's setting.".to_owned()
+        }
+        (None, Lang::ZhTw) => "只有班級擁有者可以變更。留空：伺服器的設定。".to_owned(),
+    };
+    field(lang, p, name, value, Some(hint), problems, false, false)
+}
+
 /// The class's settings form (new class, or the class page).
 #[allow(clippy::too_many_arguments)]
 fn class_form(
@@ -417,6 +460,9 @@ fn class_form(
         {field(lang, p, "daily_quota", &f.daily_quota, defaults.and_then(|x| d(format!("Blank: {}.", x.daily_quota), format!("留空：{}。", x.daily_quota))), problems, false, false)}
         {field(lang, p, "token_ttl_secs", &f.token_ttl_secs, defaults.and_then(|x| d(format!("How long a student stays signed in. Blank: {}.", x.token_ttl_secs), format!("學生保持登入的時間。留空：{}。", x.token_ttl_secs))), problems, false, false)}
         {visibility_field(lang, p, &f.visibility)}
+        {keep_field(lang, p, "keep_conversations_days", &f.keep_conversations_days, defaults.map(|x| x.keep.conversations_days), problems)}
+        {keep_field(lang, p, "keep_usage_days", &f.keep_usage_days, defaults.map(|x| x.keep.usage_days), problems)}
+        {keep_field(lang, p, "keep_sessions_days", &f.keep_sessions_days, defaults.map(|x| x.keep.sessions_days), problems)}
     };
     view! {
         <form method="post" action=action class="card settings" data-testid="class-settings">

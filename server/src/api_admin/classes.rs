@@ -21,6 +21,7 @@ use crate::config::access_windows::{AccessWindows, Openness, PeriodSpec, rfc3339
 use crate::state::AppState;
 use crate::store::teachers::{ActivityRecord, ClassRecord};
 use crate::sync::classes_changed;
+use crate::teachers::class_fields::MAX_KEEP_DAYS;
 use crate::teachers::{Need, Role, new_id};
 
 const MAX_TITLE: usize = 200;
@@ -80,9 +81,31 @@ pub(super) struct ClassFields {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<String>)]
     pub course_end: Option<Option<String>>,
+    /// Days the class's stored conversations (and their flags) are kept; 0: until erased;
+    /// unset: KEEP_CONVERSATIONS_DAYS. The owner's and the administrator's to set.
+    #[serde(default, deserialize_with = "present")]
+    pub keep_conversations_days: Option<Option<i64>>,
+    /// Days its usage rows are kept (class totals stay); unset: KEEP_USAGE_DAYS.
+    #[serde(default, deserialize_with = "present")]
+    pub keep_usage_days: Option<Option<i64>>,
+    /// Days its sessions (with the names students typed) are kept; unset: KEEP_SESSIONS_DAYS.
+    #[serde(default, deserialize_with = "present")]
+    pub keep_sessions_days: Option<Option<i64>>,
 }
 
 impl ClassFields {
+    /// Whether this change sets a retention other than the class's: how long students'
+    /// words are kept is decided by whoever decides whether they are kept.
+    fn changes_retention(&self, c: &ClassRecord) -> bool {
+        [
+            (self.keep_conversations_days, c.keep_conversations_days),
+            (self.keep_usage_days, c.keep_usage_days),
+            (self.keep_sessions_days, c.keep_sessions_days),
+        ]
+        .iter()
+        .any(|(new, old)| new.is_some_and(|n| n != *old))
+    }
+
     /// Gives `c` the fields given here (each field named once) and checks the result; the
     /// answer names the given fields, in this order, for the audit line.
     fn apply_to(self, c: &mut ClassRecord) -> Result<String, ApiFailure> {
@@ -109,7 +132,10 @@ impl ClassFields {
             visibility,
             windows,
             course_start,
-            course_end
+            course_end,
+            keep_conversations_days,
+            keep_usage_days,
+            keep_sessions_days
         );
         check_class(c)?;
         Ok(changed_fields(&given))
@@ -135,6 +161,9 @@ pub(super) struct ClassView {
     pub windows: Vec<PeriodSpec>,
     pub course_start: Option<String>,
     pub course_end: Option<String>,
+    pub keep_conversations_days: Option<i64>,
+    pub keep_usage_days: Option<i64>,
+    pub keep_sessions_days: Option<i64>,
     /// Whether students may sign in and chat now (inside the windows).
     pub open_now: bool,
     /// When a closed class opens next (RFC 3339, the class's offset); absent when open,
@@ -386,6 +415,17 @@ fn check_class(c: &mut ClassRecord) -> Result<(), ApiFailure> {
         rate("class_messages_per_minute", c.class_messages_per_minute, 1)?;
     c.daily_quota = rate("daily_quota", c.daily_quota, 0)?;
     c.token_ttl_secs = ttl(c.token_ttl_secs)?;
+    for (field, v) in [
+        ("keep_conversations_days", c.keep_conversations_days),
+        ("keep_usage_days", c.keep_usage_days),
+        ("keep_sessions_days", c.keep_sessions_days),
+    ] {
+        if v.is_some_and(|d| !(0..=MAX_KEEP_DAYS).contains(&d)) {
+            return Err(bad(format!(
+                "{field} must be between 0 (until erased) and {MAX_KEEP_DAYS}."
+            )));
+        }
+    }
     let w = AccessWindows::parse(
         &c.windows,
         c.course_start.as_deref(),
@@ -431,6 +471,9 @@ async fn view(
         windows: class.windows,
         course_start: class.course_start,
         course_end: class.course_end,
+        keep_conversations_days: class.keep_conversations_days,
+        keep_usage_days: class.keep_usage_days,
+        keep_sessions_days: class.keep_sessions_days,
         open_now: opens_at.is_none(),
         opens_at: opens_at.flatten(),
         role: role.map(Into::into),
@@ -533,7 +576,9 @@ pub(super) async fn update_class(
     ApiJson(req): ApiJson<ClassFields>,
 ) -> Result<ApiJson<ClassView>, ApiFailure> {
     access.require(Need::Edit)?;
-    if req.visibility.is_some_and(|v| v != access.class.visibility) {
+    if req.visibility.is_some_and(|v| v != access.class.visibility)
+        || req.changes_retention(&access.class)
+    {
         access.require(Need::Visibility)?;
     }
     // Only a model being set is checked: a class whose model Open WebUI has since dropped

@@ -92,6 +92,11 @@ pub struct ClassRecord {
     /// The course's first and last days (YYYY-MM-DD, in the class's time zone).
     pub course_start: Option<String>,
     pub course_end: Option<String>,
+    /// Days its conversations, usage rows and sessions are kept (0: until erased); `None`:
+    /// the server's (`KEEP_*_DAYS`).
+    pub keep_conversations_days: Option<i64>,
+    pub keep_usage_days: Option<i64>,
+    pub keep_sessions_days: Option<i64>,
     pub created_ms: i64,
     pub updated_ms: i64,
 }
@@ -113,6 +118,9 @@ struct ClassRow {
     access_windows: String,
     course_start: Option<String>,
     course_end: Option<String>,
+    keep_conversations_days: Option<i64>,
+    keep_usage_days: Option<i64>,
+    keep_sessions_days: Option<i64>,
     created_ms: i64,
     updated_ms: i64,
 }
@@ -142,6 +150,9 @@ impl From<ClassRow> for ClassRecord {
             windows,
             course_start: r.course_start,
             course_end: r.course_end,
+            keep_conversations_days: r.keep_conversations_days,
+            keep_usage_days: r.keep_usage_days,
+            keep_sessions_days: r.keep_sessions_days,
             created_ms: r.created_ms,
             updated_ms: r.updated_ms,
         }
@@ -151,7 +162,7 @@ impl From<ClassRow> for ClassRecord {
 const CLASS_COLUMNS: &str =
     "id, title, greeting, system_prompt, starters, model, time_zone, messages_per_minute,
      class_messages_per_minute, daily_quota, token_ttl_secs, access_windows, course_start, course_end,
-     created_ms, updated_ms, visibility";
+     keep_conversations_days, keep_usage_days, keep_sessions_days, created_ms, updated_ms, visibility";
 
 /// One of a class's activities. Its code is kept only as a keyed digest.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -297,7 +308,7 @@ macro_rules! audited {
     };
 }
 
-/// Binds a class's settings, `title` to `course_end` in [`CLASS_COLUMNS`]' order: the
+/// Binds a class's settings, `title` to `keep_sessions_days` in [`CLASS_COLUMNS`]' order: the
 /// same list for an insert and an update.
 fn bind_class<'q, DB>(q: Statement<'q, DB>, c: &'q ClassRecord) -> Statement<'q, DB>
 where
@@ -320,6 +331,9 @@ where
         .bind(windows_json(&c.windows))
         .bind(&c.course_start)
         .bind(&c.course_end)
+        .bind(c.keep_conversations_days)
+        .bind(c.keep_usage_days)
+        .bind(c.keep_sessions_days)
 }
 
 fn windows_json(v: &[PeriodSpec]) -> String {
@@ -583,7 +597,7 @@ impl Store {
         with_pool!(&self.db, pool => {
             let mut tx = pool.begin().await?;
             let insert = format!(
-                "INSERT INTO classes ({CLASS_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
+                "INSERT INTO classes ({CLASS_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)"
             );
             bind_class(sqlx::query(&insert).bind(&c.id), c)
                 .bind(c.created_ms)
@@ -619,7 +633,8 @@ impl Store {
             "UPDATE classes SET title = $2, greeting = $3, system_prompt = $4, starters = $5,
             model = $6, time_zone = $7, messages_per_minute = $8, class_messages_per_minute = $9,
             daily_quota = $10, token_ttl_secs = $11, access_windows = $12, course_start = $13,
-            course_end = $14, updated_ms = $15, visibility = $16 WHERE id = $1";
+            course_end = $14, keep_conversations_days = $15, keep_usage_days = $16,
+            keep_sessions_days = $17, updated_ms = $18, visibility = $19 WHERE id = $1";
         audited!(
             self,
             bind_class(sqlx::query(UPDATE).bind(&c.id), c)

@@ -11,6 +11,8 @@ pub const MAX_MODEL: usize = 200;
 pub const MAX_RATE: i64 = 100_000;
 pub const MIN_TTL_SECS: i64 = 60;
 pub const MAX_TTL_SECS: i64 = 86_400 * 30;
+/// A hundred years: longer than any school keeps anything.
+pub const MAX_KEEP_DAYS: i64 = 36_500;
 
 /// What is wrong with one field.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -101,6 +103,11 @@ pub fn rate(field: &'static str, v: &str, min: i64) -> Result<Option<i64>, Field
 /// A widget token's lifetime in seconds.
 pub fn token_ttl(field: &'static str, v: &str) -> Result<Option<i64>, FieldProblem> {
     number(field, v, MIN_TTL_SECS, MAX_TTL_SECS)
+}
+
+/// Days a class keeps one kind of row (0: until erased), or unset (the server's) when blank.
+pub fn keep_days(field: &'static str, v: &str) -> Result<Option<i64>, FieldProblem> {
+    number(field, v, 0, MAX_KEEP_DAYS)
 }
 
 /// An IANA time zone name, or unset when blank.

@@ -759,6 +759,58 @@ async fn the_owner_sets_conversation_visibility_in_the_dashboard_and_a_co_teache
     )
     .await;
     assert_eq!(r.status(), 303);
+
+    // How long the words are kept is the owner's too.
+    let keep = || async {
+        let c = app.state.store.class(&class).await.unwrap().unwrap();
+        (c.keep_conversations_days, c.keep_sessions_days)
+    };
+    let r = act(
+        &app,
+        &owner,
+        &settings,
+        &[("title", "History 2"), ("keep_conversations_days", "-3")],
+    )
+    .await;
+    assert_eq!(r.status(), 400, "a negative number of days");
+    assert_eq!(keep().await, (None, None));
+    let r = act(
+        &app,
+        &owner,
+        &settings,
+        &[
+            ("title", "History 2"),
+            ("keep_conversations_days", "7"),
+            ("keep_sessions_days", "0"),
+        ],
+    )
+    .await;
+    assert_eq!(r.status(), 303);
+    assert_eq!(keep().await, (Some(7), Some(0)));
+    let page = app
+        .client
+        .get(format!("{}{settings}", app.address))
+        .header("cookie", &owner.cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains(r#"name="keep_conversations_days""#) && page.contains(r#"value="7""#));
+    let r = act(
+        &app,
+        &co,
+        &settings,
+        &[
+            ("title", "History 2"),
+            ("keep_conversations_days", "365"),
+            ("keep_sessions_days", "0"),
+        ],
+    )
+    .await;
+    assert_eq!(r.status(), 403, "a co-teacher lengthens what is kept");
+    assert_eq!(keep().await, (Some(7), Some(0)));
 }
 
 /// A teacher makes a personal access token in the dashboard: it is shown once, works on

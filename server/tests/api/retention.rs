@@ -518,3 +518,121 @@ async fn end_of_term_names_what_will_go_and_erases_only_when_confirmed_by_the_ow
         "{audit}"
     );
 }
+
+#[tokio::test]
+async fn a_class_made_through_the_api_keeps_its_own_days_set_only_by_its_owner() {
+    let app = spawn_app_with(Opts::default().with(|s| {
+        s.retention.conversations_days = 30;
+    }))
+    .await;
+    let admin = admin_token(&app).await;
+    let (_, owner) = teacher(&app, &admin, "owner@school.edu").await;
+    let (co_id, co) = teacher(&app, &admin, "co@school.edu").await;
+    let (s, made) = api(
+        &app,
+        Method::POST,
+        "/api/v1/admin/classes",
+        &owner,
+        Some(json!({"title": "Short memory", "visibility": "full", "keep_conversations_days": 1})),
+    )
+    .await;
+    assert_eq!(s, 201, "{made}");
+    assert_eq!(made["keep_conversations_days"], 1);
+    assert_eq!(made["keep_usage_days"], Value::Null, "unset: the server's");
+    let class = made["id"].as_str().unwrap().to_owned();
+    let path = format!("/api/v1/admin/classes/{class}");
+
+    // Out of range: a specific error, and nothing changes.
+    let (s, e) = api(
+        &app,
+        Method::PATCH,
+        &path,
+        &owner,
+        Some(json!({"keep_conversations_days": -1, "title": "Renamed"})),
+    )
+    .await;
+    assert_eq!(s, 400, "{e}");
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("keep_conversations_days"),
+        "{e}"
+    );
+    let (_, now_is) = api(&app, Method::GET, &path, &owner, None).await;
+    assert_eq!(
+        (
+            now_is["title"].clone(),
+            now_is["keep_conversations_days"].clone()
+        ),
+        (json!("Short memory"), json!(1))
+    );
+
+    // A co-teacher edits the class but not how long students' words are kept.
+    let (s, b) = api(
+        &app,
+        Method::PUT,
+        &format!("{path}/members/{co_id}"),
+        &owner,
+        Some(json!({"role": "co_teacher"})),
+    )
+    .await;
+    assert_eq!(s, 204, "{b}");
+    let (s, _) = api(
+        &app,
+        Method::PATCH,
+        &path,
+        &co,
+        Some(json!({"keep_conversations_days": 0})),
+    )
+    .await;
+    assert_eq!(s, 403);
+    let (s, _) = api(
+        &app,
+        Method::PATCH,
+        &path,
+        &co,
+        Some(json!({"greeting": "Hello", "keep_conversations_days": 1})),
+    )
+    .await;
+    assert_eq!(s, 200, "the same value is no change");
+
+    // Housekeeping uses the class's day, and the server's 30 for every other class.
+    let store = &app.state.store;
+    let now = 1_900_000_000_000_i64;
+    store
+        .insert_exchanges(&[
+            exchange("api-keep", &class, now - DAY_MS),
+            exchange("api-go", &class, now - DAY_MS - 1),
+            exchange("other-keep", "other", now - 2 * DAY_MS),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(run_retention(&app, now).await, 1);
+    let ids = |c: String| async move {
+        store
+            .recent_exchanges(&c, 10)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r.id)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(ids(class.clone()).await, ["api-keep"]);
+    assert_eq!(ids("other".into()).await, ["other-keep"]);
+
+    // The owner clears it back to the server's setting: the kept exchange stays (30 days).
+    let (s, v) = api(
+        &app,
+        Method::PATCH,
+        &path,
+        &owner,
+        Some(json!({"keep_conversations_days": null})),
+    )
+    .await;
+    assert_eq!(
+        (s, v["keep_conversations_days"].clone()),
+        (200, Value::Null)
+    );
+    assert_eq!(run_retention(&app, now + DAY_MS).await, 0);
+}
