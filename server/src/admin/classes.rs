@@ -14,7 +14,7 @@ use serde::Deserialize;
 use super::i18n::{Lang, PageLang};
 use super::one_time::{self, ACTIVITY_CODE};
 use super::teach_views::{self as tv, TeachCtx};
-use super::{AdminError, Signed, Who, csrf_ok, html};
+use super::{AdminError, CsrfForm, Signed, Who, csrf_ok, html};
 use crate::basics::now_ms;
 use crate::classes::generate_code;
 use crate::client_addr::ClientAddr;
@@ -478,12 +478,6 @@ impl ActivityFields {
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
-struct CsrfOnly {
-    csrf: String,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
 struct MemberFields {
     csrf: String,
     email: String,
@@ -801,7 +795,7 @@ async fn delete(
     l: PageLang,
     client: ClientAddr,
     Path(id): Path<String>,
-    axum::Form(form): axum::Form<CsrfOnly>,
+    axum::Form(form): axum::Form<CsrfForm>,
 ) -> Response {
     let r = async {
         check_csrf(&state, &t, &form.csrf)?;
@@ -973,7 +967,7 @@ async fn pause(
     l: PageLang,
     client: ClientAddr,
     Path(id): Path<String>,
-    axum::Form(form): axum::Form<CsrfOnly>,
+    axum::Form(form): axum::Form<CsrfForm>,
 ) -> Response {
     answer(
         l.lang,
@@ -987,7 +981,7 @@ async fn resume(
     l: PageLang,
     client: ClientAddr,
     Path(id): Path<String>,
-    axum::Form(form): axum::Form<CsrfOnly>,
+    axum::Form(form): axum::Form<CsrfForm>,
 ) -> Response {
     answer(
         l.lang,
@@ -1004,7 +998,7 @@ async fn rotate(
     l: PageLang,
     client: ClientAddr,
     Path(id): Path<String>,
-    axum::Form(form): axum::Form<CsrfOnly>,
+    axum::Form(form): axum::Form<CsrfForm>,
 ) -> Response {
     let r = async {
         check_csrf(&state, &t, &form.csrf)?;
@@ -1120,7 +1114,7 @@ async fn remove_member(
     l: PageLang,
     client: ClientAddr,
     Path((id, teacher_id)): Path<(String, String)>,
-    axum::Form(form): axum::Form<CsrfOnly>,
+    axum::Form(form): axum::Form<CsrfForm>,
 ) -> Response {
     let r = async {
         check_csrf(&state, &t, &form.csrf)?;

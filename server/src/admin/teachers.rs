@@ -14,7 +14,7 @@ use super::classes::{TeachError, page_with_lang, teach_ctx};
 use super::i18n::{Lang, PageLang};
 use super::one_time::{self, INVITATION};
 use super::teach_views as tv;
-use super::{Signed, Who, csrf_ok, html};
+use super::{CsrfForm, Signed, Who, csrf_ok, html};
 use crate::basics::now_ms;
 use crate::client_addr::ClientAddr;
 use crate::state::AppState;
@@ -34,12 +34,6 @@ struct InviteFields {
     csrf: String,
     email: String,
     name: String,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-struct CsrfOnly {
-    csrf: String,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -193,7 +187,7 @@ async fn disable(
     l: PageLang,
     client: ClientAddr,
     Path(id): Path<String>,
-    axum::Form(form): axum::Form<CsrfOnly>,
+    axum::Form(form): axum::Form<CsrfForm>,
 ) -> Response {
     set_disabled(&state, &t, &client, &id, &form.csrf, true)
         .await
@@ -206,7 +200,7 @@ async fn enable(
     l: PageLang,
     client: ClientAddr,
     Path(id): Path<String>,
-    axum::Form(form): axum::Form<CsrfOnly>,
+    axum::Form(form): axum::Form<CsrfForm>,
 ) -> Response {
     set_disabled(&state, &t, &client, &id, &form.csrf, false)
         .await

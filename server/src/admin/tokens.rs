@@ -13,7 +13,7 @@ use super::classes::{TeachError, page_with_lang, teach_ctx};
 use super::i18n::PageLang;
 use super::one_time;
 use super::teach_views as tv;
-use super::{Signed, csrf_ok};
+use super::{CsrfForm, Signed, csrf_ok};
 use crate::basics::now_ms;
 use crate::client_addr::ClientAddr;
 use crate::state::AppState;
@@ -35,12 +35,6 @@ pub(super) fn router() -> Router<AppState> {
 struct NewTokenForm {
     csrf: String,
     name: String,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-struct CsrfOnly {
-    csrf: String,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -140,7 +134,7 @@ async fn revoke(
     l: PageLang,
     client: ClientAddr,
     Path(id): Path<String>,
-    axum::Form(form): axum::Form<CsrfOnly>,
+    axum::Form(form): axum::Form<CsrfForm>,
 ) -> Response {
     let r = async {
         if !csrf_ok(&state, &t.binding, &form.csrf) {
