@@ -1,11 +1,13 @@
 //! Sealing a secret that the dashboard shows once after a redirect. The redirect's URL
 //! carries a random ticket; the store keeps only the ticket's SHA-256 and the secret sealed
-//! (ChaCha20-Poly1305, from `ring`) under a key derived from the ticket. So any replica can
-//! show it, and neither the database nor a log of URLs alone reveals it.
+//! by [`crate::sealed`] under a key derived from the ticket (not from `AUTH_SECRET`: the
+//! ticket is the only key). So any replica can show it, and neither the database nor a log
+//! of URLs alone reveals it.
 
 use base64::Engine;
-use ring::aead::{Aad, CHACHA20_POLY1305, LessSafeKey, Nonce, UnboundKey};
-use sha2::{Digest, Sha256};
+use secrecy::SecretString;
+
+use crate::sealed::Sealer;
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
@@ -23,53 +25,40 @@ pub struct Sealed {
     pub sealed: String,
 }
 
-fn key(ticket: &str) -> LessSafeKey {
-    let mut h = Sha256::new();
-    h.update(b"classchat one-time secret v1\0");
-    h.update(ticket.as_bytes());
-    let bytes: [u8; 32] = h.finalize().into();
-    LessSafeKey::new(UnboundKey::new(&CHACHA20_POLY1305, &bytes).expect("a 32-byte key"))
+fn sealer(ticket: &str) -> Sealer {
+    Sealer::new(
+        "one-time secret",
+        &SecretString::from(ticket.to_owned()),
+        None,
+    )
 }
 
 /// Binds the `kind` and `subject` into the box, so a sealed code cannot be shown as
 /// another activity's or as an invitation.
-fn aad(kind: &str, subject: &str) -> Vec<u8> {
-    format!("{kind}\0{subject}").into_bytes()
+fn context(kind: &str, subject: &str) -> String {
+    format!("{kind}\0{subject}")
 }
 
-/// Seals `secret` for `kind`/`subject` under a fresh ticket. Each key seals one message
-/// only (the ticket is new each time), so a fixed nonce is safe.
+/// Seals `secret` for `kind`/`subject` under a fresh ticket.
 pub fn seal(secret: &str, kind: &str, subject: &str) -> Sealed {
     use rand::RngCore;
     let mut raw = [0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut raw);
     let ticket = B64.encode(raw);
-    let mut buf = secret.as_bytes().to_vec();
-    key(&ticket)
-        .seal_in_place_append_tag(
-            Nonce::assume_unique_for_key([0; 12]),
-            Aad::from(aad(kind, subject)),
-            &mut buf,
-        )
-        .expect("a short secret always seals");
+    let sealed = sealer(&ticket).seal_str(secret, &context(kind, subject));
     Sealed {
         ticket_digest: super::secret_digest(&ticket),
         ticket,
-        sealed: B64.encode(buf),
+        sealed: B64.encode(sealed),
     }
 }
 
 /// Opens what [`seal`] made, with its ticket; `None` if anything does not fit.
 pub fn open(ticket: &str, sealed: &str, kind: &str, subject: &str) -> Option<String> {
-    let mut buf = B64.decode(sealed).ok()?;
-    let plain = key(ticket)
-        .open_in_place(
-            Nonce::assume_unique_for_key([0; 12]),
-            Aad::from(aad(kind, subject)),
-            &mut buf,
-        )
-        .ok()?;
-    String::from_utf8(plain.to_vec()).ok()
+    let sealed = B64.decode(sealed).ok()?;
+    sealer(ticket)
+        .open_str(&sealed, &context(kind, subject))
+        .ok()
 }
 
 /// The digest a dashboard session's one-time secrets are bound to (never the session's
