@@ -19,7 +19,7 @@ mod classes;
 pub mod conversations;
 pub mod failed_sign_ins;
 pub mod health;
-mod i18n;
+pub(crate) mod i18n;
 mod lti;
 pub mod model;
 mod one_time;

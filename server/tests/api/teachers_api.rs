@@ -1070,6 +1070,35 @@ async fn the_invitation_link_opens_a_form_that_sets_the_password_once() {
     let r = post("short", "short").await;
     assert_eq!(r.status(), 400);
     assert!(r.text().await.unwrap().contains("shorter than 12"));
+    // In Traditional Chinese when the browser asks for it, and the answer to the form too.
+    let zh = app
+        .client
+        .get(url)
+        .header("accept-language", "zh-TW,zh;q=0.9")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        zh.contains("設定您的 classchat 密碼") && zh.contains(r#"lang="zh-TW""#),
+        "{zh}"
+    );
+    assert!(zh.contains("/admin/invitation?lang=zh-TW"));
+    let r = app
+        .client
+        .post(format!("{}/admin/invitation?lang=zh-TW", app.address))
+        .form(&[
+            ("code", code.as_str()),
+            ("password", "short"),
+            ("again", "short"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(r.text().await.unwrap().contains("密碼至少需要 12 個字元"));
     let r = post(TEACHER_PASSWORD, TEACHER_PASSWORD).await;
     assert_eq!(r.status(), 200);
     assert!(r.text().await.unwrap().contains("Your password is set"));
