@@ -228,5 +228,5 @@ async fn only_the_administrator_makes_registration_urls() {
         .await
         .unwrap();
     assert_eq!(r.status(), 403);
-    let _ = PASSWORD;
+    assert!(!r.text().await.unwrap().contains("/lti/register?ticket="));
 }

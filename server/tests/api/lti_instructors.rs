@@ -281,7 +281,7 @@ async fn platform_storage_keeps_the_state_where_the_cookie_cannot() {
     let l = login(&t).await;
     let (status, page) = post_launch_to(&t.app, &l.id_token, &l.state, None).await;
     assert_eq!((status, error_code(&page)), (401, "cookie_blocked"));
-    // A storage target that is not a frame name is ignored, not echoed.
+    // That login still finishes in a browser that kept its cookie.
     let (status, _) = post_launch_to(&t.app, &l.id_token, &l.state, Some(&l.cookie)).await;
     assert_eq!(status, 200);
     let js = t.app.get("/lti/launch.js").await.text().await.unwrap();
