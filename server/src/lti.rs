@@ -710,6 +710,8 @@ async fn finish_launch(
                 ret: return_url.clone(),
                 data: data.clone(),
                 ud: digest.clone(),
+                nm: launch.name.clone(),
+                asst: member_role(&launch) == crate::teachers::Role::Assistant,
                 aud: CHOICE_AUDIENCE.into(),
                 exp: now + STATE_TTL_SECS,
             };
@@ -858,41 +860,19 @@ async fn instructor_member(
     class_id: &str,
     digest: &str,
 ) -> Result<Option<String>, LaunchError> {
-    let now = now_ms();
-    let actor = format!("lti:{platform_id}:{}", &digest[..12.min(digest.len())]);
-    let name: String = launch
-        .name
-        .as_deref()
-        .map(str::trim)
-        .filter(|n| !n.is_empty())
-        .unwrap_or("LMS instructor")
-        .chars()
-        .filter(|c| !c.is_control())
-        .take(MAX_TITLE_CHARS)
-        .collect();
-    let member = state
-        .store
-        .lti_instructor_member(
-            class_id,
-            digest,
-            &crate::teachers::new_id('t'),
-            &format!(
-                "lti-{}@{PLACEHOLDER_DOMAIN}",
-                &digest[..32.min(digest.len())]
-            ),
-            &name,
-            member_role(launch).as_str(),
-            Audit {
-                actor: &actor,
-                address: None,
-                now_ms: now,
-            },
-        )
-        .await
-        .map_err(internal)?;
+    let member = make_member(
+        state,
+        platform_id,
+        launch.name.as_deref(),
+        member_role(launch),
+        class_id,
+        digest,
+    )
+    .await?;
     if !member.enabled || !crate::admin::lti::signs_in_teachers(state) {
         return Ok(None);
     }
+    let now = now_ms();
     let ticket = random();
     state
         .store
@@ -906,6 +886,48 @@ async fn instructor_member(
         .await
         .map_err(internal)?;
     Ok(Some(ticket))
+}
+
+/// The LMS user `digest` as a member of `class_id` with `role` (their teacher account made
+/// at the first time, named `name` or "LMS instructor").
+async fn make_member(
+    state: &AppState,
+    platform_id: &str,
+    name: Option<&str>,
+    role: crate::teachers::Role,
+    class_id: &str,
+    digest: &str,
+) -> Result<crate::store::lti::InstructorMember, LaunchError> {
+    let now = now_ms();
+    let actor = format!("lti:{platform_id}:{}", &digest[..12.min(digest.len())]);
+    let name: String = name
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .unwrap_or("LMS instructor")
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(MAX_TITLE_CHARS)
+        .collect();
+    state
+        .store
+        .lti_instructor_member(
+            class_id,
+            digest,
+            &crate::teachers::new_id('t'),
+            &format!(
+                "lti-{}@{PLACEHOLDER_DOMAIN}",
+                &digest[..32.min(digest.len())]
+            ),
+            &name,
+            role.as_str(),
+            Audit {
+                actor: &actor,
+                address: None,
+                now_ms: now,
+            },
+        )
+        .await
+        .map_err(internal)
 }
 
 /// `POST /lti/dashboard`: the instructor's hand-off, opened as a new top-level window (a
@@ -979,6 +1001,12 @@ struct Ticket {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     data: Option<Value>,
     ud: String,
+    /// The instructor's name and whether they are only a teaching assistant: the account
+    /// and role a new class's maker gets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    nm: Option<String>,
+    #[serde(default)]
+    asst: bool,
     aud: String,
     exp: i64,
 }
@@ -1141,6 +1169,15 @@ async fn choose(state: &AppState, form: &HashMap<String, String>) -> Result<Resp
         .lti_bind(&t.pid, &t.dep, &t.ctx, &class_id, &t.ud, audit)
         .await
         .map_err(internal)?;
+    if choice == "new" {
+        // The instructor made this class: its owner (a teaching assistant: an assistant).
+        let role = if t.asst {
+            crate::teachers::Role::Assistant
+        } else {
+            crate::teachers::Role::Owner
+        };
+        make_member(state, &t.pid, t.nm.as_deref(), role, &class_id, &t.ud).await?;
+    }
     tracing::info!(target: "classchat::lti", platform = %platform.id, class = %class_id, "a course was bound by Deep Linking");
 
     // DL 2.0 §4.4: the response message, signed with classchat's own key.

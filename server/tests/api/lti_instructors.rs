@@ -14,6 +14,19 @@ async fn tool_with_dashboard() -> Tool {
     tool_with(Opts::default().with(|s| s.admin = admin_password(PASSWORD))).await
 }
 
+/// The member whose account was made for the LMS user `sub`.
+fn member_for<'a>(
+    t: &Tool,
+    members: &'a [classchat_server::store::teachers::MemberRecord],
+    sub: &str,
+) -> &'a classchat_server::store::teachers::MemberRecord {
+    let digest = t.app.state.lti.user_digest(t.platform.issuer(), sub);
+    members
+        .iter()
+        .find(|m| m.email == format!("lti-{}@lti.invalid", &digest[..32]))
+        .unwrap_or_else(|| panic!("no member for {sub}: {members:?}"))
+}
+
 /// The class a Deep Linking by `teacher-1` created for the course.
 async fn bound_class(t: &Tool) -> String {
     let jwt = deep_link_as(t, "teacher-1", "new").await;
@@ -56,8 +69,10 @@ async fn an_instructor_launch_makes_a_member_and_hands_over_a_class_scoped_dashb
     assert_eq!(session_of(&page).class.id, class_id);
 
     let members = t.app.state.store.members(&class_id).await.unwrap();
-    assert_eq!(members.len(), 1, "{members:?}");
-    let m = &members[0];
+    assert_eq!(members.len(), 2, "{members:?}");
+    // The instructor who made the class by Deep Linking owns it; one who launches edits it.
+    assert_eq!(member_for(&t, &members, "teacher-1").role, "owner");
+    let m = member_for(&t, &members, "teacher-2").clone();
     assert_eq!(m.role, "co_teacher");
     assert_eq!(m.name, "Mei Lin");
     // No email, sub or SIS id is stored: the account's email is a placeholder.
@@ -65,12 +80,6 @@ async fn an_instructor_launch_makes_a_member_and_hands_over_a_class_scoped_dashb
     for leaked in ["mei.lin", "teacher-2", "SIS-998877"] {
         assert!(!m.email.contains(leaked), "{}", m.email);
     }
-    let digest = t
-        .app
-        .state
-        .lti
-        .user_digest(t.platform.issuer(), "teacher-2");
-    assert!(m.email.contains(&digest[..32]));
 
     // The hand-off: a new top-level window signs in as that teacher and lands on the class.
     let ticket = handoff_ticket(&page).expect("a dashboard hand-off form");
@@ -153,9 +162,10 @@ async fn an_instructor_launch_makes_a_member_and_hands_over_a_class_scoped_dashb
     let (_, page) = launch_as(&t, "teacher-2", &[INSTRUCTOR]).await;
     assert!(handoff_ticket(&page).is_some());
     let members = t.app.state.store.members(&class_id).await.unwrap();
-    assert_eq!(members.len(), 1);
-    assert_eq!(members[0].role, "owner");
-    assert_eq!(members[0].teacher_id, m.teacher_id);
+    assert_eq!(members.len(), 2);
+    let again = member_for(&t, &members, "teacher-2");
+    assert_eq!(again.role, "owner");
+    assert_eq!(again.teacher_id, m.teacher_id);
 }
 
 #[tokio::test]
@@ -165,17 +175,15 @@ async fn a_teaching_assistant_reads_and_a_learner_gets_chat_only() {
     let (status, page) = launch_as(&t, "ta-1", &[TA]).await;
     assert_eq!(status, 200, "{page}");
     let members = t.app.state.store.members(&class_id).await.unwrap();
-    assert_eq!(
-        members.iter().map(|m| m.role.as_str()).collect::<Vec<_>>(),
-        ["assistant"]
-    );
+    assert_eq!(members.len(), 2);
+    assert_eq!(member_for(&t, &members, "ta-1").role, "assistant");
     assert!(handoff_ticket(&page).is_some());
 
     let (status, page) = launch_as(&t, "learner-9", &[LEARNER]).await;
     assert_eq!(status, 200, "{page}");
     assert!(page.contains("data-role=\"learner\""));
     assert!(handoff_ticket(&page).is_none(), "{page}");
-    assert_eq!(t.app.state.store.members(&class_id).await.unwrap().len(), 1);
+    assert_eq!(t.app.state.store.members(&class_id).await.unwrap().len(), 2);
     assert_eq!(counts(&t).await.3, 2, "teacher-1 and the assistant only");
 }
 
@@ -187,7 +195,8 @@ async fn without_a_dashboard_cookie_the_instructor_is_a_member_but_gets_no_hand_
     let (_, page) = launch_as(&t, "teacher-2", &[INSTRUCTOR]).await;
     assert!(page.contains("data-role=\"instructor\""));
     assert!(handoff_ticket(&page).is_none());
-    assert_eq!(t.app.state.store.members(&class_id).await.unwrap().len(), 1);
+    let members = t.app.state.store.members(&class_id).await.unwrap();
+    assert_eq!(member_for(&t, &members, "teacher-2").role, "co_teacher");
 }
 
 /// A login that names a Platform Storage frame, and the auth endpoint's answer.
