@@ -20,7 +20,7 @@ pub mod conversations;
 pub mod failed_sign_ins;
 pub mod health;
 pub(crate) mod i18n;
-mod lti;
+pub(crate) mod lti;
 pub mod model;
 mod one_time;
 pub mod session;

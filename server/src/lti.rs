@@ -17,6 +17,7 @@
 //! `id_token`, email or SIS ids. The relay to Open WebUI carries no identity.
 
 pub mod error;
+pub mod registration;
 pub mod tool_key;
 pub mod verify;
 
@@ -141,6 +142,8 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/lti/deep-link", post(deep_link))
         .route("/lti/jwks.json", get(jwks))
         .route("/lti/launch.js", get(script))
+        .route("/lti/register", get(registration::register))
+        .route("/lti/dashboard", post(dashboard))
 }
 
 /// The URLs a platform is given.
@@ -261,16 +264,69 @@ fn refuse(state: &AppState, e: LaunchError, platform_origin: Option<&str>) -> Re
 async fn script() -> Response {
     const JS: &str = r#"/* classchat LTI pages: no inline script under their CSP. */
 const d = document.body.dataset;
-if (d.session) {
-  try {
-    localStorage.setItem("classchat:v1:" + location.origin + ":session", d.session);
-    if (d.next) location.replace(d.next);
-  } catch (e) {
-    const b = document.getElementById("cc-blocked");
-    if (b) b.hidden = false;
-  }
+/* LTI Platform Storage (1EdTech lti-pm-s): post to the frame the platform named, answered
+   only from the platform's origin, matched by message_id. */
+function frame() {
+  const t = d.ltiStorage;
+  try { return t === "_parent" ? window.parent : window.parent.frames[t] || window.parent; }
+  catch (e) { return window.parent; }
 }
-for (const f of document.querySelectorAll("form[data-autopost]")) f.submit();
+function ask(subject, key, value) {
+  return new Promise((resolve) => {
+    const id = (crypto.randomUUID && crypto.randomUUID()) || String(Math.random()).slice(2);
+    const done = (v) => { window.removeEventListener("message", on); clearTimeout(timer); resolve(v); };
+    const on = (e) => {
+      const m = e.data;
+      if (e.origin !== d.ltiOrigin || !m || m.message_id !== id || m.subject !== subject + ".response") return;
+      done(m.error ? null : m);
+    };
+    const timer = setTimeout(() => done(null), 2000);
+    window.addEventListener("message", on);
+    const msg = { subject: subject, message_id: id, key: key };
+    if (value !== undefined) msg.value = value;
+    try { frame().postMessage(msg, d.ltiOrigin); } catch (e) { done(null); }
+  });
+}
+function proceed() {
+  if (d.session) {
+    try {
+      localStorage.setItem("classchat:v1:" + location.origin + ":session", d.session);
+      if (d.next) location.replace(d.next);
+    } catch (e) {
+      const b = document.getElementById("cc-blocked");
+      if (b) b.hidden = false;
+    }
+  }
+  for (const f of document.querySelectorAll("form[data-autopost]")) f.submit();
+}
+async function main() {
+  if (d.ltiClose !== undefined) {
+    (window.opener || window.parent).postMessage({ subject: "org.imsglobal.lti.close" }, "*");
+    return;
+  }
+  if (d.ltiStorage && d.ltiPutState) {
+    /* The login: keep state and nonce with the platform, then on to its sign-in. */
+    await ask("lti.put_data", "state-" + d.ltiPutState, d.ltiPutState);
+    await ask("lti.put_data", "nonce-" + d.ltiPutNonce, d.ltiPutNonce);
+    location.replace(d.next);
+    return;
+  }
+  if (d.ltiStorage && d.ltiGetState) {
+    /* The launch: the state and nonce must come back from the platform's storage. */
+    const s = await ask("lti.get_data", "state-" + d.ltiGetState);
+    const n = s && await ask("lti.get_data", "nonce-" + d.ltiGetNonce);
+    document.getElementById("cc-checking").hidden = true;
+    if (s && s.value === d.ltiGetState && n && n.value === d.ltiGetNonce) {
+      document.getElementById("cc-checked").hidden = false;
+      proceed();
+    } else {
+      document.getElementById("cc-unchecked").hidden = false;
+    }
+    return;
+  }
+  proceed();
+}
+main();
 "#;
     (
         [
@@ -402,17 +458,103 @@ async fn start_login(
             p.append_pair("lti_message_hint", hint);
         }
     }
-    let mut r = Redirect::to(url.as_str()).into_response();
+    // LTI Platform Storage (1EdTech lti-cs-oidc, lti-pm-s): where the platform names a frame
+    // that keeps data for the tool, a page puts the state and nonce there before going on,
+    // and the launch page reads them back; the cookie below is also set, for browsers that
+    // keep it.
+    let storage_target = q
+        .get("lti_storage_target")
+        .map(|t| t.trim())
+        .filter(|t| valid_storage_target(t));
+    let mut r = match (storage_target, origin_of(&platform.auth_url)) {
+        (Some(target), Some(auth_origin)) => {
+            let attrs = format!(
+                " data-lti-storage=\"{}\" data-lti-origin=\"{}\" data-lti-put-state=\"{}\" data-lti-put-nonce=\"{}\" data-next=\"{}\"",
+                escape_html(target),
+                escape_html(&auth_origin),
+                escape_html(&st),
+                escape_html(&nonce),
+                escape_html(url.as_str()),
+            );
+            let inner = "<main data-role=\"storing\"><p>Signing in… <span lang=\"zh-TW\">正在登入…</span></p></main>";
+            page(
+                &state.settings,
+                StatusCode::OK,
+                Some(&auth_origin),
+                None,
+                shell("classchat", &attrs, inner),
+            )
+        }
+        _ => Redirect::to(url.as_str()).into_response(),
+    };
     // Cross-site iframe: SameSite=None (needs Secure); Partitioned (CHIPS) keeps it
     // working where third-party cookies are otherwise blocked.
     let cookie = format!(
         "{STATE_COOKIE}={st}; Path=/lti/; Max-Age={STATE_TTL_SECS}; HttpOnly; Secure; SameSite=None; Partitioned"
     );
     if let Ok(v) = HeaderValue::from_str(&cookie) {
-        r.headers_mut().insert(header::SET_COOKIE, v);
+        r.headers_mut().append(header::SET_COOKIE, v);
     }
     tracing::info!(target: "classchat::lti", platform = %platform.id, "LTI login: sent to the platform");
     Ok(r)
+}
+
+/// A frame name the launch pages may post to: `_parent` or a plain window name (Canvas
+/// sends `post_message_forwarding`).
+fn valid_storage_target(t: &str) -> bool {
+    !t.is_empty()
+        && t.len() <= 64
+        && t.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+}
+
+/// How the launch proves it comes from the browser that logged in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Proof {
+    /// The state cookie matched (checked before the state is taken).
+    Cookie,
+    /// No cookie; the page checks the platform's storage before it goes on.
+    Storage {
+        target: String,
+        platform_origin: String,
+        state: String,
+        nonce: String,
+    },
+}
+
+/// The launch's answer page: with [`Proof::Storage`], its content stays hidden (and the
+/// session unsaved) until `/lti/launch.js` has read back the state and nonce from the
+/// platform's storage, answered from the platform's own origin.
+fn launch_shell(title: &str, attrs: &str, inner: &str, proof: &Proof) -> String {
+    match proof {
+        Proof::Cookie => shell(title, attrs, inner),
+        Proof::Storage {
+            target,
+            platform_origin,
+            state,
+            nonce,
+        } => {
+            let [(en_t, en), (zh_t, zh)] = LaunchError::CookieBlocked.texts();
+            let attrs = format!(
+                "{attrs} data-lti-storage=\"{}\" data-lti-origin=\"{}\" data-lti-get-state=\"{}\" data-lti-get-nonce=\"{}\"",
+                escape_html(target),
+                escape_html(platform_origin),
+                escape_html(state),
+                escape_html(nonce),
+            );
+            let inner = format!(
+                "<p id=\"cc-checking\">Checking the sign-in… <span lang=\"zh-TW\">正在確認登入…</span></p>\
+                 <div id=\"cc-checked\" hidden>{inner}</div>\
+                 <main id=\"cc-unchecked\" data-error=\"storage_unavailable\" hidden><h1>{}</h1><p>{}</p>\
+                 <h1 lang=\"zh-TW\" class=\"zh\">{}</h1><p lang=\"zh-TW\" class=\"zh\">{}</p></main>",
+                escape_html(en_t),
+                escape_html(&en),
+                escape_html(zh_t),
+                escape_html(&zh),
+            );
+            shell(title, &attrs, &inner)
+        }
+    }
 }
 
 // ---- launch --------------------------------------------------------------------------
@@ -462,12 +604,23 @@ async fn finish_launch(
     let field = |name: &str| form.get(name).map(String::as_str).filter(|v| !v.is_empty());
     let id_token = field("id_token").ok_or(LaunchError::MissingIdToken)?;
     let st = field("state").ok_or(LaunchError::MissingState)?;
-    match cookie(headers, STATE_COOKIE) {
-        None | Some("") => return Err(LaunchError::CookieBlocked),
-        Some(c) if !bool::from(subtle::ConstantTimeEq::ct_eq(c.as_bytes(), st.as_bytes())) => {
+    // Platform Storage instead of the cookie: the launch form names the frame again.
+    let storage_target = field("lti_storage_target").filter(|t| valid_storage_target(t));
+    let mut proof = Proof::Cookie;
+    match (cookie(headers, STATE_COOKIE), storage_target) {
+        (None | Some(""), None) => return Err(LaunchError::CookieBlocked),
+        (None | Some(""), Some(target)) => {
+            proof = Proof::Storage {
+                target: target.to_owned(),
+                platform_origin: String::new(),
+                state: st.to_owned(),
+                nonce: String::new(),
+            }
+        }
+        (Some(c), _) if !bool::from(subtle::ConstantTimeEq::ct_eq(c.as_bytes(), st.as_bytes())) => {
             return Err(LaunchError::StateMismatch);
         }
-        Some(_) => {}
+        (Some(_), _) => {}
     }
     let now = now_secs();
     let login = state
@@ -485,6 +638,17 @@ async fn finish_launch(
         .find(|p| p.id == login.platform_id)
         .ok_or(LaunchError::UnknownPlatform)?;
     *origin = origin_of(&platform.issuer);
+    if let Proof::Storage {
+        platform_origin,
+        nonce,
+        ..
+    } = &mut proof
+    {
+        // The storage frame answers from the origin of the platform's authentication URL
+        // (where the login page sent the state).
+        *platform_origin = origin_of(&platform.auth_url).ok_or(LaunchError::CookieBlocked)?;
+        nonce.clone_from(&login.nonce);
+    }
     let keys = state.lti.keyset(&platform);
     let launch = verify::verify(
         id_token,
@@ -519,6 +683,7 @@ async fn finish_launch(
                 &context_id,
                 &digest,
                 origin.as_deref(),
+                &proof,
             )
             .await
         }
@@ -545,10 +710,12 @@ async fn finish_launch(
                 ret: return_url.clone(),
                 data: data.clone(),
                 ud: digest.clone(),
+                nm: launch.name.clone(),
+                asst: member_role(&launch) == crate::teachers::Role::Assistant,
                 aud: CHOICE_AUDIENCE.into(),
                 exp: now + STATE_TTL_SECS,
             };
-            picker(state, &platform, &launch, ticket, origin.as_deref()).await
+            picker(state, &launch, ticket, origin.as_deref(), &proof).await
         }
     }
 }
@@ -561,6 +728,7 @@ async fn resource_link(
     context_id: &str,
     digest: &str,
     origin: Option<&str>,
+    proof: &Proof,
 ) -> Result<Response, LaunchError> {
     let class_id = state
         .store
@@ -587,13 +755,14 @@ async fn resource_link(
         .await
         .map_err(internal)?;
     let instructor = launch.is_instructor();
-    if instructor {
-        state
-            .store
-            .lti_seen_instructor(&class.id, digest, now)
-            .await
-            .map_err(internal)?;
-    }
+    // An instructor's launch makes them a member of the class (their teacher account,
+    // keyed by the user digest, made at the first launch) and offers a one-use hand-off
+    // to the class's dashboard.
+    let handoff = if instructor {
+        Some(instructor_member(state, &platform.id, launch, &class.id, digest).await?)
+    } else {
+        None
+    };
     tracing::info!(target: "classchat::login", class = %class.id, session = %session_id, instructor, outcome = "ok", "signed in by an LTI launch");
     let lang = match launch.locale.as_deref() {
         Some(l) if l.to_ascii_lowercase().starts_with("zh") => "?lang=zh-TW",
@@ -611,10 +780,17 @@ async fn resource_link(
                 "<main data-role=\"instructor\" data-class=\"{id}\"><h1>{title}</h1>\
                  <p>You are an instructor of this class. <span lang=\"zh-TW\">您是此班級的授課教師。</span></p>\
                  <p><a href=\"{next}\">Open the chat · 開啟聊天</a></p>\
+                 {dashboard}\
                  <p><a href=\"/admin/classes/{id}\" target=\"_blank\" rel=\"noopener\">The class on the dashboard · 管理頁面中的班級</a></p>{blocked}</main>",
                 id = escape_html(&class.id),
                 title = escape_html(&class.title),
                 next = escape_html(&next),
+                dashboard = handoff.flatten().map(|t| format!(
+                    "<form method=\"post\" action=\"/lti/dashboard\" target=\"_blank\" rel=\"noopener\" data-testid=\"lti-dashboard\">\
+                     <input type=\"hidden\" name=\"ticket\" value=\"{}\">\
+                     <button>Open the class's dashboard (signs you in) · 開啟班級管理頁面（自動登入）</button></form>",
+                    escape_html(&t)
+                )).unwrap_or_default(),
             ),
         )
     } else {
@@ -636,8 +812,180 @@ async fn resource_link(
         StatusCode::OK,
         origin,
         None,
-        shell(&class.title, &attrs, &inner),
+        launch_shell(&class.title, &attrs, &inner, proof),
     ))
+}
+
+/// How long an instructor's dashboard hand-off may wait for its click.
+const HANDOFF_TTL_MS: i64 = STATE_TTL_SECS * 1000;
+/// The ticket kind of a dashboard hand-off in `lti_tickets`.
+const HANDOFF: &str = "dashboard";
+/// The mark of a teacher account made for an LMS instructor: the account's email column is
+/// unique and required, and holds this undeliverable placeholder (RFC 2606 `.invalid`)
+/// rather than the LMS's email, which classchat never reads.
+pub const PLACEHOLDER_DOMAIN: &str = "lti.invalid";
+
+/// The class role an instructor's context roles give (`teachers::allows` says what each
+/// may do): a teaching assistant reads, an instructor or administrator of the course edits
+/// (never deletes the class or changes its members: the class's owner or the server's
+/// administrator does that).
+fn member_role(launch: &Launch) -> crate::teachers::Role {
+    use crate::teachers::Role;
+    let assistant = launch.roles.iter().any(|r| {
+        r == "http://purl.imsglobal.org/vocab/lis/v2/membership/Instructor#TeachingAssistant"
+            || r == "TeachingAssistant"
+    });
+    let full = launch.roles.iter().any(|r| {
+        matches!(
+            r.as_str(),
+            "http://purl.imsglobal.org/vocab/lis/v2/membership#Instructor"
+                | "http://purl.imsglobal.org/vocab/lis/v2/membership#Administrator"
+                | "Instructor"
+                | "Administrator"
+        )
+    });
+    if assistant && !full {
+        Role::Assistant
+    } else {
+        Role::CoTeacher
+    }
+}
+
+/// Makes the launching instructor a member of the class; the hand-off ticket, if the
+/// dashboard signs teachers in with its own cookie and the account is enabled.
+async fn instructor_member(
+    state: &AppState,
+    platform_id: &str,
+    launch: &Launch,
+    class_id: &str,
+    digest: &str,
+) -> Result<Option<String>, LaunchError> {
+    let member = make_member(
+        state,
+        platform_id,
+        launch.name.as_deref(),
+        member_role(launch),
+        class_id,
+        digest,
+    )
+    .await?;
+    if !member.enabled || !crate::admin::lti::signs_in_teachers(state) {
+        return Ok(None);
+    }
+    let now = now_ms();
+    let ticket = random();
+    state
+        .store
+        .lti_put_ticket(
+            &crate::teachers::secret_digest(&ticket),
+            HANDOFF,
+            &format!("{} {class_id}", member.teacher_id),
+            now + HANDOFF_TTL_MS,
+            now,
+        )
+        .await
+        .map_err(internal)?;
+    Ok(Some(ticket))
+}
+
+/// The LMS user `digest` as a member of `class_id` with `role` (their teacher account made
+/// at the first time, named `name` or "LMS instructor").
+async fn make_member(
+    state: &AppState,
+    platform_id: &str,
+    name: Option<&str>,
+    role: crate::teachers::Role,
+    class_id: &str,
+    digest: &str,
+) -> Result<crate::store::lti::InstructorMember, LaunchError> {
+    let now = now_ms();
+    let actor = format!("lti:{platform_id}:{}", &digest[..12.min(digest.len())]);
+    let name: String = name
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .unwrap_or("LMS instructor")
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(MAX_TITLE_CHARS)
+        .collect();
+    state
+        .store
+        .lti_instructor_member(
+            class_id,
+            digest,
+            &crate::teachers::new_id('t'),
+            &format!(
+                "lti-{}@{PLACEHOLDER_DOMAIN}",
+                &digest[..32.min(digest.len())]
+            ),
+            &name,
+            role.as_str(),
+            Audit {
+                actor: &actor,
+                address: None,
+                now_ms: now,
+            },
+        )
+        .await
+        .map_err(internal)
+}
+
+/// `POST /lti/dashboard`: the instructor's hand-off, opened as a new top-level window (a
+/// dashboard cookie is `SameSite=Strict` and cannot be set inside the LMS's iframe). Takes
+/// the single-use ticket, signs the teacher in, and goes to the class.
+async fn dashboard(
+    State(state): State<AppState>,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
+    match handoff(&state, &form).await {
+        Ok(r) => r,
+        Err(e) => refuse(&state, e, None),
+    }
+}
+
+async fn handoff(
+    state: &AppState,
+    form: &HashMap<String, String>,
+) -> Result<Response, LaunchError> {
+    let ticket = form.get("ticket").map(String::as_str).unwrap_or("");
+    if ticket.is_empty() {
+        return Err(LaunchError::HandoffExpired);
+    }
+    let now = now_ms();
+    let subject = state
+        .store
+        .lti_take_ticket(&crate::teachers::secret_digest(ticket), HANDOFF, now)
+        .await
+        .map_err(internal)?
+        .ok_or(LaunchError::HandoffExpired)?;
+    let (teacher_id, class_id) = subject
+        .split_once(' ')
+        .ok_or_else(|| internal("a malformed hand-off"))?;
+    let teacher = state
+        .store
+        .teacher(teacher_id)
+        .await
+        .map_err(internal)?
+        .filter(|t| t.disabled == 0)
+        .ok_or(LaunchError::HandoffExpired)?;
+    let cookie = crate::admin::lti::teacher_session_cookie(state, &teacher.id)
+        .ok_or(LaunchError::DashboardUnavailable)?;
+    let _ = state
+        .store
+        .record_audit(
+            now,
+            &teacher.email,
+            "sign_in",
+            Some(class_id),
+            "by an LTI launch",
+        )
+        .await;
+    tracing::info!(target: "classchat::admin", class = %class_id, outcome = "ok", "dashboard sign-in by an LTI launch");
+    let mut r = Redirect::to(&format!("/admin/classes/{class_id}/settings")).into_response();
+    r.headers_mut().append(header::SET_COOKIE, cookie);
+    r.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(r)
 }
 
 // ---- deep linking --------------------------------------------------------------------
@@ -653,6 +1001,12 @@ struct Ticket {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     data: Option<Value>,
     ud: String,
+    /// The instructor's name and whether they are only a teaching assistant: the account
+    /// and role a new class's maker gets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    nm: Option<String>,
+    #[serde(default)]
+    asst: bool,
     aud: String,
     exp: i64,
 }
@@ -683,10 +1037,10 @@ async fn choosable(state: &AppState, t: &Ticket) -> Result<Vec<(String, String)>
 
 async fn picker(
     state: &AppState,
-    _platform: &PlatformRecord,
     launch: &Launch,
     ticket: Ticket,
     origin: Option<&str>,
+    proof: &Proof,
 ) -> Result<Response, LaunchError> {
     let options = choosable(state, &ticket).await?;
     let signed = jsonwebtoken::encode(
@@ -733,7 +1087,7 @@ async fn picker(
         StatusCode::OK,
         origin,
         None,
-        shell("Add classchat", "", &inner),
+        launch_shell("Add classchat", "", &inner, proof),
     ))
 }
 
@@ -815,6 +1169,15 @@ async fn choose(state: &AppState, form: &HashMap<String, String>) -> Result<Resp
         .lti_bind(&t.pid, &t.dep, &t.ctx, &class_id, &t.ud, audit)
         .await
         .map_err(internal)?;
+    if choice == "new" {
+        // The instructor made this class: its owner (a teaching assistant: an assistant).
+        let role = if t.asst {
+            crate::teachers::Role::Assistant
+        } else {
+            crate::teachers::Role::Owner
+        };
+        make_member(state, &t.pid, t.nm.as_deref(), role, &class_id, &t.ud).await?;
+    }
     tracing::info!(target: "classchat::lti", platform = %platform.id, class = %class_id, "a course was bound by Deep Linking");
 
     // DL 2.0 §4.4: the response message, signed with classchat's own key.

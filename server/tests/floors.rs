@@ -50,6 +50,7 @@ const FLOORS: &[(&str, u8)] = &[
     ("invitation_page", 4),
     ("lti", 4),
     ("lti::error", 3),
+    ("lti::registration", 4),
     ("lti::tool_key", 3),
     ("lti::verify", 3),
     ("pages", 4),

@@ -84,6 +84,22 @@ pub enum LaunchError {
     NoResourceLinkAccepted,
     #[error("the class choice form is expired or altered")]
     BadChoice,
+    #[error("the dashboard hand-off is unknown, used or expired")]
+    HandoffExpired,
+    #[error("the dashboard does not sign in teachers with its own cookie")]
+    DashboardUnavailable,
+    #[error("the registration link is unknown, used or expired")]
+    RegistrationTicket,
+    #[error("registration without {0}")]
+    RegistrationParam(&'static str),
+    #[error("the platform's configuration could not be read: {0}")]
+    RegistrationConfig(String),
+    #[error("the platform's issuer does not prefix its configuration URL")]
+    RegistrationIssuer,
+    #[error("the platform refused the registration: {0}")]
+    RegistrationRefused(String),
+    #[error("this platform and client id are registered already")]
+    RegistrationTaken,
     #[error("server error: {0}")]
     Internal(String),
 }
@@ -92,6 +108,10 @@ impl LaunchError {
     pub fn status(&self) -> u16 {
         match self {
             Self::UnknownPlatform | Self::NotBound => 404,
+            Self::HandoffExpired | Self::RegistrationTicket => 410,
+            Self::DashboardUnavailable => 404,
+            Self::RegistrationTaken => 409,
+            Self::RegistrationConfig(_) | Self::RegistrationRefused(_) => 502,
             Self::NotInstructor => 403,
             Self::CookieBlocked | Self::StateMismatch | Self::StateUnknown => 401,
             Self::WrongAlgorithm(_)
@@ -118,6 +138,14 @@ impl LaunchError {
     pub fn code(&self) -> &'static str {
         match self {
             Self::MissingLoginParam(_) => "missing_login_param",
+            Self::HandoffExpired => "handoff_expired",
+            Self::DashboardUnavailable => "dashboard_unavailable",
+            Self::RegistrationTicket => "registration_ticket",
+            Self::RegistrationParam(_) => "registration_param",
+            Self::RegistrationConfig(_) => "registration_config",
+            Self::RegistrationIssuer => "registration_issuer",
+            Self::RegistrationRefused(_) => "registration_refused",
+            Self::RegistrationTaken => "registration_taken",
             Self::UnknownPlatform => "unknown_platform",
             Self::AmbiguousClient => "ambiguous_client",
             Self::TargetNotOurs => "target_not_ours",
@@ -190,6 +218,48 @@ impl LaunchError {
                 "此課程尚未設定 classchat",
                 "老師尚未為此課程選擇班級。老師請從課程的活動或內容選擇器（Deep Linking）加入 classchat，並在其中選擇或建立班級。"
                     .into(),
+            ),
+            Self::HandoffExpired => (
+                "Open the dashboard from the course again",
+                "This link to the dashboard works once, for ten minutes. Go back to the course and open classchat \
+                 again to get a new one."
+                    .into(),
+                "請從課程重新開啟管理頁面",
+                "此管理頁面連結只能使用一次，有效十分鐘。請回到課程重新開啟 classchat 以取得新連結。".into(),
+            ),
+            Self::DashboardUnavailable => (
+                "The dashboard does not take LMS sign-ins",
+                "This classchat's dashboard is off or behind Cloudflare Access, so an LMS launch cannot sign you in \
+                 to it. Ask the classchat administrator."
+                    .into(),
+                "管理頁面不接受 LMS 登入",
+                "此 classchat 的管理頁面已關閉或由 Cloudflare Access 保護，LMS 啟動無法讓您登入。請洽 classchat 管理員。"
+                    .into(),
+            ),
+            Self::RegistrationTicket => (
+                "This registration link has expired",
+                "A registration link works once, for an hour. Make a new one on classchat's LTI page (Dashboard › LTI) \
+                 and paste it into the LMS."
+                    .into(),
+                "此註冊連結已失效",
+                "註冊連結只能使用一次，有效一小時。請在 classchat 的 LTI 頁面（管理頁面 › LTI）產生新連結，再貼到 LMS。".into(),
+            ),
+            Self::RegistrationParam(_)
+            | Self::RegistrationConfig(_)
+            | Self::RegistrationIssuer
+            | Self::RegistrationRefused(_)
+            | Self::RegistrationTaken => (
+                "classchat could not be registered",
+                format!(
+                    "The LMS's registration did not complete ({}): nothing was stored. Check the LMS's settings or \
+                     register classchat manually with the values on classchat's LTI page.",
+                    self.code()
+                ),
+                "無法註冊 classchat",
+                format!(
+                    "LMS 的註冊未完成（{}），未儲存任何資料。請檢查 LMS 的設定，或依 classchat LTI 頁面上的值手動註冊。",
+                    self.code()
+                ),
             ),
             Self::NoContext => (
                 "Open classchat from inside a course",

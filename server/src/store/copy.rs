@@ -371,6 +371,16 @@ pub const TABLES: &[Table] = &[
         key: &["class_id", "user_digest"],
         serial_id: false,
     },
+    Table {
+        name: "lti_teachers",
+        columns: &[
+            ("user_digest", Text),
+            ("teacher_id", Text),
+            ("created_ms", Int),
+        ],
+        key: &["user_digest"],
+        serial_id: false,
+    },
     // Sealed under a key derived from AUTH_SECRET: the new server needs the same secret.
     Table {
         name: "lti_tool_keys",
@@ -400,6 +410,8 @@ pub const NOT_COPIED: &[&str] = &[
     "one_time_secrets",
     // LTI logins waiting for their launch (ten minutes at most).
     "lti_states",
+    // Dynamic Registration URLs and dashboard hand-offs (an hour at most).
+    "lti_tickets",
 ];
 
 /// One value of a copied row.

@@ -453,6 +453,170 @@ impl Store {
     }
 }
 
+/// What an instructor's launch made of them: their teacher account and whether it is
+/// enabled (an administrator may have disabled it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstructorMember {
+    pub teacher_id: String,
+    pub enabled: bool,
+}
+
+impl Store {
+    /// Makes an LMS instructor a member of `class_id` with `role`: their teacher account
+    /// (made now, keyed by `user_digest`, if this is their first launch, with `new_id`,
+    /// `placeholder_email` and `name`) joins the class unless already a member (a role an
+    /// administrator or owner gave is kept), and `lti_instructors` points at the account.
+    /// Replicas racing on a first launch agree on one account (the digest's row decides).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn lti_instructor_member(
+        &self,
+        class_id: &str,
+        user_digest: &str,
+        new_id: &str,
+        placeholder_email: &str,
+        name: &str,
+        role: &str,
+        a: Audit<'_>,
+    ) -> sqlx::Result<InstructorMember> {
+        with_pool!(&self.db, pool => {
+            let mut tx = pool.begin().await?;
+            sqlx::query(
+                "INSERT INTO lti_teachers (user_digest, teacher_id, created_ms) VALUES ($1, $2, $3)
+                 ON CONFLICT (user_digest) DO NOTHING",
+            )
+            .bind(user_digest)
+            .bind(new_id)
+            .bind(a.now_ms)
+            .execute(&mut *tx)
+            .await?;
+            let teacher_id: String =
+                sqlx::query_scalar("SELECT teacher_id FROM lti_teachers WHERE user_digest = $1")
+                    .bind(user_digest)
+                    .fetch_one(&mut *tx)
+                    .await?;
+            if teacher_id == new_id {
+                sqlx::query(
+                    "INSERT INTO teachers (id, email, name, password_hash, disabled, created_ms)
+                     VALUES ($1, $2, $3, NULL, 0, $4)",
+                )
+                .bind(new_id)
+                .bind(placeholder_email)
+                .bind(name)
+                .bind(a.now_ms)
+                .execute(&mut *tx)
+                .await?;
+                audit(a, "lti_teacher_account", None, format!(
+                    "teacher {new_id} made for an LMS instructor"
+                ))
+                .execute(&mut *tx)
+                .await?;
+            }
+            let joined = sqlx::query(
+                "INSERT INTO class_members (class_id, teacher_id, role, added_ms) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (class_id, teacher_id) DO NOTHING",
+            )
+            .bind(class_id)
+            .bind(&teacher_id)
+            .bind(role)
+            .bind(a.now_ms)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if joined > 0 {
+                audit(a, "put_member", Some(class_id), format!(
+                    "teacher {teacher_id} as {role} (LTI launch)"
+                ))
+                .execute(&mut *tx)
+                .await?;
+            }
+            upsert_instructor(class_id, user_digest, a.now_ms)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(
+                "UPDATE lti_instructors SET teacher_id = $1 WHERE class_id = $2 AND user_digest = $3",
+            )
+            .bind(&teacher_id)
+            .bind(class_id)
+            .bind(user_digest)
+            .execute(&mut *tx)
+            .await?;
+            let disabled: i64 = sqlx::query_scalar("SELECT disabled FROM teachers WHERE id = $1")
+                .bind(&teacher_id)
+                .fetch_one(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(InstructorMember { teacher_id, enabled: disabled == 0 })
+        })
+    }
+
+    /// Stores a single-use ticket (by digest) until `expires_ms`; forgets expired ones.
+    pub async fn lti_put_ticket(
+        &self,
+        digest: &str,
+        kind: &str,
+        subject: &str,
+        expires_ms: i64,
+        now_ms: i64,
+    ) -> sqlx::Result<()> {
+        with_pool!(&self.db, pool => {
+            sqlx::query("DELETE FROM lti_tickets WHERE expires_ms < $1")
+                .bind(now_ms)
+                .execute(pool)
+                .await?;
+            sqlx::query(
+                "INSERT INTO lti_tickets (digest, kind, subject, expires_ms) VALUES ($1, $2, $3, $4)",
+            )
+            .bind(digest)
+            .bind(kind)
+            .bind(subject)
+            .bind(expires_ms)
+            .execute(pool)
+            .await
+            .map(|_| ())
+        })
+    }
+
+    /// Takes a ticket of `kind`, atomically (a second take on any replica finds nothing);
+    /// its subject if it was there and in date.
+    pub async fn lti_take_ticket(
+        &self,
+        digest: &str,
+        kind: &str,
+        now_ms: i64,
+    ) -> sqlx::Result<Option<String>> {
+        let row: Option<(String, i64)> = with_pool!(&self.db, pool => {
+            sqlx::query_as(
+                "DELETE FROM lti_tickets WHERE digest = $1 AND kind = $2 RETURNING subject, expires_ms",
+            )
+            .bind(digest)
+            .bind(kind)
+            .fetch_optional(pool)
+            .await
+        })?;
+        Ok(row.filter(|(_, exp)| *exp >= now_ms).map(|(s, _)| s))
+    }
+
+    /// Whether a ticket of `kind` is waiting (not taking it): the registration page checks
+    /// before it talks to the platform, and takes it only once the platform said yes.
+    pub async fn lti_ticket_waiting(
+        &self,
+        digest: &str,
+        kind: &str,
+        now_ms: i64,
+    ) -> sqlx::Result<bool> {
+        let n: Option<i64> = with_pool!(&self.db, pool => {
+            sqlx::query_scalar(
+                "SELECT expires_ms FROM lti_tickets WHERE digest = $1 AND kind = $2",
+            )
+            .bind(digest)
+            .bind(kind)
+            .fetch_optional(pool)
+            .await
+        })?;
+        Ok(n.is_some_and(|exp| exp >= now_ms))
+    }
+}
+
 fn upsert_instructor<'q, DB: sqlx::Database>(
     class_id: &'q str,
     user_digest: &'q str,

@@ -12,14 +12,14 @@ use crate::helpers::*;
 use crate::lti_platform::*;
 
 /// The app, a registered emulated platform, and an administrator token.
-struct Tool {
-    app: TestApp,
-    platform: Platform,
-    launch: String,
-    admin: String,
+pub(crate) struct Tool {
+    pub(crate) app: TestApp,
+    pub(crate) platform: Platform,
+    pub(crate) launch: String,
+    pub(crate) admin: String,
 }
 
-async fn register(app: &TestApp, admin: &str, platform: &Platform) -> reqwest::Response {
+pub(crate) async fn register(app: &TestApp, admin: &str, platform: &Platform) -> reqwest::Response {
     app.client
         .post(format!("{}/api/v1/admin/lti/platforms", app.address))
         .bearer_auth(admin)
@@ -29,7 +29,7 @@ async fn register(app: &TestApp, admin: &str, platform: &Platform) -> reqwest::R
         .unwrap()
 }
 
-async fn tool_with(opts: Opts) -> Tool {
+pub(crate) async fn tool_with(opts: Opts) -> Tool {
     let app = spawn_app_with(opts).await;
     let platform = Platform::spawn().await;
     let admin = admin_token(&app).await;
@@ -44,27 +44,27 @@ async fn tool_with(opts: Opts) -> Tool {
     }
 }
 
-async fn tool() -> Tool {
+pub(crate) async fn tool() -> Tool {
     tool_with(Opts::default()).await
 }
 
 /// What `/lti/login` and the platform's authentication endpoint gave the browser.
-struct Login {
-    state: String,
-    nonce: String,
+pub(crate) struct Login {
+    pub(crate) state: String,
+    pub(crate) nonce: String,
     /// `classchat_lti_state=…`, as the browser sends it back.
-    cookie: String,
+    pub(crate) cookie: String,
     /// The platform's own `id_token` for this login (a learner's).
-    id_token: String,
+    pub(crate) id_token: String,
 }
 
-fn between<'a>(s: &'a str, start: &str, end: &str) -> Option<&'a str> {
+pub(crate) fn between<'a>(s: &'a str, start: &str, end: &str) -> Option<&'a str> {
     let from = s.find(start)? + start.len();
     let len = s[from..].find(end)?;
     Some(&s[from..from + len])
 }
 
-fn unescape(s: &str) -> String {
+pub(crate) fn unescape(s: &str) -> String {
     s.replace("&quot;", "\"")
         .replace("&#39;", "'")
         .replace("&lt;", "<")
@@ -72,7 +72,7 @@ fn unescape(s: &str) -> String {
         .replace("&amp;", "&")
 }
 
-async fn login_at(app: &TestApp, platform: &Platform, launch: &str) -> Login {
+pub(crate) async fn login_at(app: &TestApp, platform: &Platform, launch: &str) -> Login {
     let r = app
         .client
         .get(format!("{}/lti/login", app.address))
@@ -117,12 +117,12 @@ async fn login_at(app: &TestApp, platform: &Platform, launch: &str) -> Login {
     }
 }
 
-async fn login(t: &Tool) -> Login {
+pub(crate) async fn login(t: &Tool) -> Login {
     login_at(&t.app, &t.platform, &t.launch).await
 }
 
 /// Posts a launch form as the browser would; answers status and page.
-async fn post_launch_to(
+pub(crate) async fn post_launch_to(
     app: &TestApp,
     id_token: &str,
     state: &str,
@@ -139,16 +139,16 @@ async fn post_launch_to(
     (r.status().as_u16(), r.text().await.unwrap())
 }
 
-async fn post_launch(t: &Tool, l: &Login, id_token: &str) -> (u16, String) {
+pub(crate) async fn post_launch(t: &Tool, l: &Login, id_token: &str) -> (u16, String) {
     post_launch_to(&t.app, id_token, &l.state, Some(&l.cookie)).await
 }
 
-fn error_code(page: &str) -> &str {
+pub(crate) fn error_code(page: &str) -> &str {
     between(page, "data-error=\"", "\"").unwrap_or("(no error)")
 }
 
 /// Deep Linking as `sub`, choosing `choice` ("new" or a class id); the response's JWT.
-async fn deep_link_as(t: &Tool, sub: &str, choice: &str) -> String {
+pub(crate) async fn deep_link_as(t: &Tool, sub: &str, choice: &str) -> String {
     let l = login(t).await;
     let claims = t.platform.deep_linking_claims(&t.launch, &l.nonce, sub);
     let (status, picker) = post_launch(t, &l, &platform_key().sign(Some("p1"), &claims)).await;
@@ -185,7 +185,7 @@ async fn deep_link_as(t: &Tool, sub: &str, choice: &str) -> String {
 }
 
 /// Verifies classchat's Deep Linking response against its published keyset.
-async fn verify_response(t: &Tool, jwt: &str) -> Value {
+pub(crate) async fn verify_response(t: &Tool, jwt: &str) -> Value {
     let jwks: Value = t.app.get("/lti/jwks.json").await.json().await.unwrap();
     let header = jsonwebtoken::decode_header(jwt).unwrap();
     assert_eq!(header.alg, Algorithm::RS256);
@@ -208,11 +208,11 @@ async fn verify_response(t: &Tool, jwt: &str) -> Value {
     jsonwebtoken::decode::<Value>(jwt, &key, &v).unwrap().claims
 }
 
-fn session_of(page: &str) -> classchat_shared::SessionResponse {
+pub(crate) fn session_of(page: &str) -> classchat_shared::SessionResponse {
     serde_json::from_str(&unescape(between(page, "data-session=\"", "\"").unwrap())).unwrap()
 }
 
-async fn platform_id(t: &Tool) -> String {
+pub(crate) async fn platform_id(t: &Tool) -> String {
     let list = t.app.state.store.lti_platforms().await.unwrap();
     list.into_iter()
         .find(|p| p.issuer == t.platform.issuer())
@@ -220,7 +220,7 @@ async fn platform_id(t: &Tool) -> String {
         .id
 }
 
-async fn counts(t: &Tool) -> (i64, i64, i64, i64) {
+pub(crate) async fn counts(t: &Tool) -> (i64, i64, i64, i64) {
     t.app.state.store.lti_counts().await.unwrap()
 }
 

@@ -102,6 +102,60 @@ struct Shared {
     /// The tool's launch URL: the only acceptable `redirect_uri`.
     redirect_uri: Arc<Mutex<String>>,
     issuer: Arc<Mutex<String>>,
+    /// Dynamic Registration: the tool configurations posted, and the issuer the OpenID
+    /// configuration names (the platform's own unless a test changes it).
+    registrations: Arc<Mutex<Vec<Value>>>,
+    config_issuer: Arc<Mutex<Option<String>>>,
+}
+
+/// The registration token the emulator's registration endpoint insists on.
+pub(crate) const REGISTRATION_TOKEN: &str = "registration-token-9";
+
+/// The platform's OpenID configuration (Dynamic Registration §3.4).
+async fn openid_configuration(State(s): State<Shared>) -> Response {
+    let url = s.issuer.lock().unwrap().clone();
+    let issuer = s
+        .config_issuer
+        .lock()
+        .unwrap()
+        .clone()
+        .unwrap_or(url.clone());
+    axum::Json(json!({
+        "issuer": issuer,
+        "authorization_endpoint": format!("{url}/auth"),
+        "registration_endpoint": format!("{url}/register"),
+        "jwks_uri": format!("{url}/jwks"),
+        "token_endpoint": format!("{url}/token"),
+        "token_endpoint_auth_methods_supported": ["private_key_jwt"],
+        "scopes_supported": ["openid"],
+        "response_types_supported": ["id_token"],
+        "id_token_signing_alg_values_supported": ["RS256"],
+        "claims_supported": ["iss", "sub", "name", "given_name", "email"],
+        "https://purl.imsglobal.org/spec/lti-platform-configuration": {
+            "product_family_code": "emulator", "version": "1.0",
+            "messages_supported": [{ "type": "LtiResourceLinkRequest" }, { "type": "LtiDeepLinkingRequest" }],
+        },
+    }))
+    .into_response()
+}
+
+/// The registration endpoint: needs the registration token; records the tool's
+/// configuration and answers with the client id and deployment id.
+async fn registration(
+    State(s): State<Shared>,
+    headers: axum::http::HeaderMap,
+    axum::Json(body): axum::Json<Value>,
+) -> Response {
+    let auth = headers.get("authorization").and_then(|v| v.to_str().ok());
+    if auth != Some(&format!("Bearer {REGISTRATION_TOKEN}")) {
+        return (StatusCode::UNAUTHORIZED, "bad registration token").into_response();
+    }
+    s.registrations.lock().unwrap().push(body.clone());
+    let mut answer = body;
+    answer["client_id"] = json!(CLIENT_ID);
+    answer["https://purl.imsglobal.org/spec/lti-tool-configuration"]["deployment_id"] =
+        json!(DEPLOYMENT);
+    (StatusCode::CREATED, axum::Json(answer)).into_response()
 }
 
 /// The emulated LMS.
@@ -170,6 +224,11 @@ impl Platform {
         let app = axum::Router::new()
             .route("/jwks", axum::routing::get(serve_keys))
             .route("/auth", axum::routing::get(authorize))
+            .route(
+                "/.well-known/openid-configuration",
+                axum::routing::get(openid_configuration),
+            )
+            .route("/register", axum::routing::post(registration))
             .with_state(shared.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
@@ -189,6 +248,16 @@ impl Platform {
 
     pub(crate) fn publish(&self, keys: Vec<Value>) {
         *self.shared.keys.lock().unwrap() = keys;
+    }
+
+    /// The tool configurations Dynamic Registration posted.
+    pub(crate) fn registrations(&self) -> Vec<Value> {
+        self.shared.registrations.lock().unwrap().clone()
+    }
+
+    /// Makes the OpenID configuration name another issuer.
+    pub(crate) fn claim_issuer(&self, issuer: &str) {
+        *self.shared.config_issuer.lock().unwrap() = Some(issuer.to_owned());
     }
 
     pub(crate) fn fetches(&self) -> usize {

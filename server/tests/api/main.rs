@@ -24,6 +24,8 @@ mod helpers;
 mod init;
 mod limits;
 mod lti;
+mod lti_dynamic_registration;
+mod lti_instructors;
 mod lti_platform;
 mod pg;
 mod pg_cluster;

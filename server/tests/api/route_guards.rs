@@ -121,6 +121,12 @@ const ROUTES: &[Route] = &[
         form: &[],
         ok: 404,
     },
+    // A Dynamic Registration URL (admin/lti.rs), shown on the page the form answers.
+    Route {
+        path: "/admin/lti",
+        form: &[],
+        ok: 200,
+    },
     Route {
         path: "/admin/teachers",
         form: &[("email", "guard@school.example"), ("name", "Guard")],
