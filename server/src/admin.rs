@@ -23,6 +23,8 @@ mod i18n;
 mod lti;
 pub mod model;
 mod one_time;
+mod personal_codes;
+mod personal_codes_views;
 pub mod session;
 mod sign_in;
 mod teach_views;
@@ -119,6 +121,7 @@ pub(crate) fn router() -> Router<AppState> {
         .merge(sign_in::router())
         .merge(teachers::router())
         .merge(tokens::router())
+        .merge(personal_codes::router())
         .merge(classes::router())
         .merge(usage::router())
         .merge(conversations::router())
