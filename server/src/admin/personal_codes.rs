@@ -24,7 +24,9 @@ use crate::basics::now_secs;
 use crate::client_addr::ClientAddr;
 use crate::personal_codes::{NamesProblem, fresh_code, split_names};
 use crate::state::AppState;
-use crate::store::personal_codes::NewPersonalCode;
+use crate::store::allowances::AllowanceRecord;
+use crate::store::personal_codes::{NewPersonalCode, PersonalCodeRecord};
+use crate::store::teachers::Audit;
 use crate::teachers::{Need, new_id};
 
 /// The one-time kind of a class's new personal codes (a JSON list of name and code).
@@ -103,32 +105,7 @@ async fn page_data(
     let codes = state.store.personal_codes(id).await?;
     let allowance = state.store.student_allowance(id).await?.unwrap_or_default();
     let class = state.classes.resolve(&a.class);
-    let now = jiff::Zoned::now().with_time_zone(class.time_zone.clone());
-    let p = Periods::at(&now);
-    let uses = state.store.student_uses(id, &p.day, &p.week).await?;
-    let watch = uses
-        .into_iter()
-        .filter_map(|u| {
-            let day = standing(u.day, allowance.per_day);
-            let week = standing(u.week, allowance.per_week);
-            let over = day == Some(true) || week == Some(true);
-            if day.is_none() && week.is_none() {
-                return None;
-            }
-            let name = u
-                .student
-                .strip_prefix("code:")
-                .and_then(|cid| codes.iter().find(|c| c.id == cid))
-                .map(|c| c.name.clone());
-            Some(pv::WatchRow {
-                student: u.student,
-                name,
-                day: u.day,
-                week: u.week,
-                over,
-            })
-        })
-        .collect();
+    let watch = watch_list(state, &class, allowance, &codes).await?;
     Ok(pv::StudentsPage {
         class_id: a.class.id.clone(),
         class_title: a.class.title.clone(),
@@ -182,29 +159,22 @@ async fn create(
             crate::auth::clean_display_name(Some(line.to_owned()))
         }) {
             Ok(Ok(names)) => names,
-            Ok(Err(NamesProblem::Empty)) => return refuse(&state, &t, l, &id, pv::Problem::NoNames, form.names).await,
-            Ok(Err(NamesProblem::TooMany)) => return refuse(&state, &t, l, &id, pv::Problem::TooMany, form.names).await,
-            Err((line, _)) => return refuse(&state, &t, l, &id, pv::Problem::TooLong(line), form.names).await,
+            Ok(Err(NamesProblem::Empty)) => {
+                return refuse(&state, &t, l, &id, pv::Problem::NoNames, form.names).await;
+            }
+            Ok(Err(NamesProblem::TooMany)) => {
+                return refuse(&state, &t, l, &id, pv::Problem::TooMany, form.names).await;
+            }
+            Err((line, _)) => {
+                return refuse(&state, &t, l, &id, pv::Problem::TooLong(line), form.names).await;
+            }
         };
-        let classes = state.classes.current();
-        let keys = state.classes.code_keys();
-        let mut cards = Vec::with_capacity(names.len());
-        let mut rows = Vec::with_capacity(names.len());
-        for name in names {
-            let (code, digest) = fresh_code(&classes, keys);
-            rows.push(NewPersonalCode {
-                id: new_id('p'),
-                name: name.clone(),
-                digest,
-            });
-            cards.push(Card { name, code });
-        }
         let addr = address(&client);
-        state
-            .store
-            .create_personal_codes(&id, &rows, audit_of(&t, &addr))
-            .await?;
-        tracing::info!(target: "classchat::admin", actor = %t.actor, class = %id, codes = rows.len(), action = "personal_codes_created", "personal codes made");
+        let made = make_codes(&state, &id, names, audit_of(&t, &addr)).await?;
+        let cards: Vec<Card> = made
+            .into_iter()
+            .map(|(_, name, code)| Card { name, code })
+            .collect();
         show_once(&state, &t, &id, &cards).await
     }
     .await;
@@ -345,8 +315,77 @@ async fn code_access(
     Ok(code)
 }
 
+// What the dashboard and the admin API (`api_admin::students`) both do.
+
+/// One code per name for class `class_id`, stored (digests only) with its audit line:
+/// answers each (id, name, code), the codes to be shown once.
+pub(crate) async fn make_codes(
+    state: &AppState,
+    class_id: &str,
+    names: Vec<String>,
+    audit: Audit<'_>,
+) -> sqlx::Result<Vec<(String, String, String)>> {
+    let classes = state.classes.current();
+    let keys = state.classes.code_keys();
+    let mut made = Vec::with_capacity(names.len());
+    let mut rows = Vec::with_capacity(names.len());
+    for name in names {
+        let (code, digest) = fresh_code(&classes, keys);
+        let id = new_id('p');
+        rows.push(NewPersonalCode {
+            id: id.clone(),
+            name: name.clone(),
+            digest,
+        });
+        made.push((id, name, code));
+    }
+    let actor = audit.actor.to_owned();
+    state
+        .store
+        .create_personal_codes(class_id, &rows, audit)
+        .await?;
+    tracing::info!(target: "classchat::admin", actor = %actor, class = %class_id, codes = rows.len(), action = "personal_codes_created", "personal codes made");
+    Ok(made)
+}
+
+/// Revokes the code `id` and ends its sessions. `false`: no such code in force.
+pub(crate) async fn revoke_code(
+    state: &AppState,
+    id: &str,
+    audit: Audit<'_>,
+) -> sqlx::Result<bool> {
+    let actor = audit.actor.to_owned();
+    if !state.store.revoke_personal_code(id, audit).await? {
+        return Ok(false);
+    }
+    end_sessions(state, id).await?;
+    tracing::info!(target: "classchat::admin", actor = %actor, code = %id, action = "personal_code_revoked", "personal code revoked");
+    Ok(true)
+}
+
+/// A new code for the student of code `id` (the old one and its sessions stop); `None`:
+/// no such code.
+pub(crate) async fn reissue_code(
+    state: &AppState,
+    id: &str,
+    audit: Audit<'_>,
+) -> sqlx::Result<Option<String>> {
+    let (code, digest) = fresh_code(&state.classes.current(), state.classes.code_keys());
+    let actor = audit.actor.to_owned();
+    if !state
+        .store
+        .reissue_personal_code(id, &digest, audit)
+        .await?
+    {
+        return Ok(None);
+    }
+    end_sessions(state, id).await?;
+    tracing::info!(target: "classchat::admin", actor = %actor, student = %code_student(id), action = "personal_code_reissued", "personal code re-issued");
+    Ok(Some(code))
+}
+
 /// Ends every session signed in with the code `code_id`, on every replica.
-async fn end_sessions(state: &AppState, code_id: &str) -> TeachResult<()> {
+async fn end_sessions(state: &AppState, code_id: &str) -> sqlx::Result<()> {
     let now = now_secs();
     for (session, class, ends) in state.store.personal_code_sessions(code_id, now).await? {
         state
@@ -360,6 +399,41 @@ async fn end_sessions(state: &AppState, code_id: &str) -> TeachResult<()> {
             .await;
     }
     Ok(())
+}
+
+/// The students of `class` at 80 % or more of `allowance` today or this week (in the
+/// class's time zone), named by their personal code when they have one.
+pub(crate) async fn watch_list(
+    state: &AppState,
+    class: &crate::classes::Class,
+    allowance: AllowanceRecord,
+    codes: &[PersonalCodeRecord],
+) -> sqlx::Result<Vec<pv::WatchRow>> {
+    let now = jiff::Zoned::now().with_time_zone(class.time_zone.clone());
+    let p = Periods::at(&now);
+    let uses = state.store.student_uses(&class.id, &p.day, &p.week).await?;
+    Ok(uses
+        .into_iter()
+        .filter_map(|u| {
+            let day = standing(u.day, allowance.per_day);
+            let week = standing(u.week, allowance.per_week);
+            if day.is_none() && week.is_none() {
+                return None;
+            }
+            let name = u
+                .student
+                .strip_prefix("code:")
+                .and_then(|cid| codes.iter().find(|c| c.id == cid))
+                .map(|c| c.name.clone());
+            Some(pv::WatchRow {
+                student: u.student,
+                name,
+                day: u.day,
+                week: u.week,
+                over: day == Some(true) || week == Some(true),
+            })
+        })
+        .collect())
 }
 
 /// `POST /admin/personal-codes/{id}/revoke`: the code stops signing in, and the sessions
@@ -376,15 +450,9 @@ async fn revoke(
         check_csrf(&state, &t, &form.csrf)?;
         let code = code_access(&state, &t, &id).await?;
         let addr = address(&client);
-        if !state
-            .store
-            .revoke_personal_code(&id, audit_of(&t, &addr))
-            .await?
-        {
+        if !revoke_code(&state, &id, audit_of(&t, &addr)).await? {
             return Err(TeachError::NotFound);
         }
-        end_sessions(&state, &id).await?;
-        tracing::info!(target: "classchat::admin", actor = %t.actor, class = %code.class_id, action = "personal_code_revoked", "personal code revoked");
         Ok(Redirect::to(&format!(
             "/admin/classes/{}/students?done=revoked",
             pv::segment(&code.class_id)
@@ -408,17 +476,10 @@ async fn reissue(
     let r = async {
         check_csrf(&state, &t, &form.csrf)?;
         let code = code_access(&state, &t, &id).await?;
-        let (new_code, digest) = fresh_code(&state.classes.current(), state.classes.code_keys());
         let addr = address(&client);
-        if !state
-            .store
-            .reissue_personal_code(&id, &digest, audit_of(&t, &addr))
+        let new_code = reissue_code(&state, &id, audit_of(&t, &addr))
             .await?
-        {
-            return Err(TeachError::NotFound);
-        }
-        end_sessions(&state, &id).await?;
-        tracing::info!(target: "classchat::admin", actor = %t.actor, class = %code.class_id, student = %code_student(&id), action = "personal_code_reissued", "personal code re-issued");
+            .ok_or(TeachError::NotFound)?;
         let card = Card {
             name: code.name,
             code: new_code,

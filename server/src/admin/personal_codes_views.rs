@@ -29,14 +29,14 @@ pub(super) enum Problem {
 
 /// A student close to (80 % or more) or over the allowance.
 #[derive(Debug, Clone)]
-pub(super) struct WatchRow {
+pub(crate) struct WatchRow {
     /// The student's key (`code:…`, `lti:…`), which the reset form sends.
-    pub(super) student: String,
+    pub(crate) student: String,
     /// The personal code's name; `None` for an LMS student.
-    pub(super) name: Option<String>,
-    pub(super) day: i64,
-    pub(super) week: i64,
-    pub(super) over: bool,
+    pub(crate) name: Option<String>,
+    pub(crate) day: i64,
+    pub(crate) week: i64,
+    pub(crate) over: bool,
 }
 
 #[derive(Debug, Clone)]

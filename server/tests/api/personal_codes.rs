@@ -424,3 +424,117 @@ async fn a_member_of_another_class_reaches_none_of_it() {
         None
     );
 }
+
+#[tokio::test]
+async fn the_admin_api_makes_lists_revokes_and_reissues_codes_and_sets_and_resets_allowances() {
+    let app = spawn_app_with(admin_opts()).await;
+    let (_, class, token) = admin_class(&app).await;
+    let base = format!("/api/v1/admin/classes/{class}");
+    let (s, made) = api(
+        &app,
+        Method::POST,
+        &format!("{base}/personal-codes"),
+        &token,
+        Some(json!({"names": ["Mei Lin", "Chen Wei"]})),
+    )
+    .await;
+    assert_eq!(s, 201, "{made}");
+    let mei = &made["codes"][0];
+    assert_eq!(mei["name"], "Mei Lin");
+    let code = mei["code"].as_str().unwrap();
+    let id = mei["id"].as_str().unwrap();
+    // A bad list changes nothing.
+    for bad in [
+        json!({"names": []}),
+        json!({"names": ["ok", " "]}),
+        json!({"names": ["x".repeat(65)]}),
+    ] {
+        let (s, body) = api(
+            &app,
+            Method::POST,
+            &format!("{base}/personal-codes"),
+            &token,
+            Some(bad),
+        )
+        .await;
+        assert_eq!(s, 400, "{body}");
+    }
+    let (s, list) = api(
+        &app,
+        Method::GET,
+        &format!("{base}/personal-codes"),
+        &token,
+        None,
+    )
+    .await;
+    assert_eq!(s, 200);
+    assert_eq!(list.as_array().unwrap().len(), 2);
+    assert!(
+        !list.to_string().contains(code),
+        "the list never shows a code"
+    );
+
+    let (s, a) = api(
+        &app,
+        Method::PUT,
+        &format!("{base}/allowance"),
+        &token,
+        Some(json!({"per_day": 2, "per_week": 0})),
+    )
+    .await;
+    assert_eq!((s, a["per_day"].as_i64()), (200, Some(2)));
+    let student = sign_in_with(&app, code).await;
+    for _ in 0..2 {
+        assert_eq!(chat_status(&app, &student.token).await, 200);
+    }
+    assert_eq!(chat_status(&app, &student.token).await, 429);
+    let (_, a) = api(
+        &app,
+        Method::GET,
+        &format!("{base}/allowance"),
+        &token,
+        None,
+    )
+    .await;
+    assert_eq!(a["students"][0]["name"], "Mei Lin", "{a}");
+    assert_eq!(a["students"][0]["status"], "over");
+    let key = a["students"][0]["student"].as_str().unwrap().to_owned();
+    let (s, _) = api(
+        &app,
+        Method::POST,
+        &format!("{base}/allowance/reset"),
+        &token,
+        Some(json!({"student": key})),
+    )
+    .await;
+    assert_eq!(s, 204);
+    assert_eq!(chat_status(&app, &student.token).await, 200);
+
+    let (s, again) = api(
+        &app,
+        Method::POST,
+        &format!("/api/v1/admin/personal-codes/{id}/reissue"),
+        &token,
+        None,
+    )
+    .await;
+    assert_eq!(s, 200, "{again}");
+    app.sign_in_refused(code, ErrorCode::InvalidCode).await;
+    let fresh = sign_in_with(&app, again["code"].as_str().unwrap()).await;
+    let (s, _) = api(
+        &app,
+        Method::POST,
+        &format!("/api/v1/admin/personal-codes/{id}/revoke"),
+        &token,
+        None,
+    )
+    .await;
+    assert_eq!(s, 204);
+    expect_error(
+        app.post_chat(&fresh.token, chat_body("hi", false)).await,
+        401,
+        ErrorCode::SessionRevoked,
+    )
+    .await;
+    sign_in_with(&app, made["codes"][1]["code"].as_str().unwrap()).await;
+}
