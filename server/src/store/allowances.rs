@@ -119,6 +119,20 @@ impl Store {
                     }
                 }
             }
+            // A period's first message: the student's rows of past periods go (once per
+            // student and period, so the table holds about two rows per student).
+            if let (true, Some(first), Some(last)) = (now.contains(&1), periods.first(), periods.last()) {
+                sqlx::query(
+                    "DELETE FROM student_usage
+                     WHERE class_id = $1 AND student = $2 AND period NOT IN ($3, $4)",
+                )
+                .bind(class_id)
+                .bind(student)
+                .bind(first.key)
+                .bind(last.key)
+                .execute(&mut *tx)
+                .await?;
+            }
             tx.commit().await?;
             Ok(Counted::Admitted(now))
         })

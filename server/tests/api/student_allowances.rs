@@ -333,3 +333,59 @@ async fn without_an_allowance_nothing_is_counted() {
         None
     );
 }
+
+#[tokio::test]
+async fn a_new_periods_first_message_drops_the_students_past_periods() {
+    use classchat_server::store::allowances::{Counted, Period};
+    let app = spawn_app_with(admin_opts()).await;
+    let store = &app.state.store;
+    let count = |day: &'static str, week: &'static str| async move {
+        store
+            .count_student_message(
+                "c1",
+                "code:p1",
+                &[
+                    Period { key: day, limit: 5 },
+                    Period {
+                        key: week,
+                        limit: 9,
+                    },
+                ],
+            )
+            .await
+            .unwrap()
+    };
+    assert_eq!(
+        count("d:2026-12-07", "w:2026-12-07").await,
+        Counted::Admitted(vec![1, 1])
+    );
+    assert_eq!(
+        count("d:2026-12-07", "w:2026-12-07").await,
+        Counted::Admitted(vec![2, 2])
+    );
+    // Another student's rows stay.
+    store
+        .count_student_message(
+            "c1",
+            "code:p2",
+            &[Period {
+                key: "d:2026-12-07",
+                limit: 5,
+            }],
+        )
+        .await
+        .unwrap();
+    // Tuesday: Monday's row goes, the week's stays.
+    assert_eq!(
+        count("d:2026-12-08", "w:2026-12-07").await,
+        Counted::Admitted(vec![1, 3])
+    );
+    let uses = store
+        .student_uses("c1", "d:2026-12-07", "w:2026-12-07")
+        .await
+        .unwrap();
+    let mine = uses.iter().find(|u| u.student == "code:p1").unwrap();
+    assert_eq!((mine.day, mine.week), (0, 3));
+    let other = uses.iter().find(|u| u.student == "code:p2").unwrap();
+    assert_eq!(other.day, 1);
+}
