@@ -23,6 +23,8 @@ pub(crate) mod i18n;
 pub(crate) mod lti;
 pub mod model;
 mod one_time;
+pub(crate) mod personal_codes;
+pub(crate) mod personal_codes_views;
 pub mod session;
 mod sign_in;
 mod teach_views;
@@ -119,6 +121,7 @@ pub(crate) fn router() -> Router<AppState> {
         .merge(sign_in::router())
         .merge(teachers::router())
         .merge(tokens::router())
+        .merge(personal_codes::router())
         .merge(classes::router())
         .merge(usage::router())
         .merge(conversations::router())

@@ -16,6 +16,7 @@ mod conversations;
 mod error;
 mod lti;
 mod models;
+mod students;
 mod teachers;
 
 pub(crate) use teachers::accept as accept_invitation;
@@ -110,6 +111,14 @@ pub(crate) fn routes() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(lti::delete_platform))
         .routes(routes!(lti::tool_values))
         .routes(routes!(lti::rotate_tool_key))
+        .routes(routes!(
+            students::list_personal_codes,
+            students::create_personal_codes
+        ))
+        .routes(routes!(students::revoke_personal_code))
+        .routes(routes!(students::reissue_personal_code))
+        .routes(routes!(students::get_allowance, students::put_allowance))
+        .routes(routes!(students::reset_allowance))
         .routes(routes!(models::list_models))
         .split_for_parts()
 }

@@ -180,7 +180,13 @@ async fn create_session(
         }
     };
     let classes = state.classes.current();
-    let Some(class) = classes.find_by_code(&req.access_code) else {
+    // A class's code, else a student's personal code (the same field and attempt: the
+    // wrong-code limits cover both).
+    let (class, student) = match classes.find_by_code(&req.access_code) {
+        Some(class) => (Some(class), None),
+        None => personal_code(&state, &classes, &req.access_code).await?,
+    };
+    let Some(class) = class else {
         tracing::info!(target: "classchat::login", client = %client, outcome = "invalid_code", "sign-in refused");
         return Err(AppError::InvalidCode);
     };
@@ -217,9 +223,50 @@ async fn create_session(
         tracing::warn!(target: "classchat::login", class = %class.id, client = %client, outcome = ?refusal, "sign-in refused");
         return Err(refusal.sign_in_error());
     }
-    let (session_id, response) = start_session(&state, class, display_name)?;
+    let (session_id, response) = match student {
+        None => start_session(&state, class, display_name)?,
+        Some(code) => {
+            // The teacher's name for the student, never a typed one.
+            let key = crate::allowances::code_student(&code.id);
+            let started = start_session_as(
+                &state,
+                class,
+                clean_display_name(Some(code.name))?,
+                Some(key),
+            )?;
+            let ends = now_secs() + state.settings.session_max_age.as_secs() as i64;
+            state
+                .store
+                .record_personal_code_session(&started.0, &code.id, &class.id, ends, now_secs())
+                .await
+                .map_err(AppError::DatabaseAway)?;
+            started
+        }
+    };
     tracing::info!(target: "classchat::login", class = %class.id, session = %session_id, client = %client, outcome = "ok", "signed in");
     Ok((StatusCode::OK, AppJson(response)))
+}
+
+/// The personal code `input` is, if any, with the class it signs in to (`None` when that
+/// class is gone: a wrong code, as far as the student can tell).
+async fn personal_code<'a>(
+    state: &AppState,
+    classes: &'a crate::classes::ClassList,
+    input: &str,
+) -> Result<(
+    Option<&'a Class>,
+    Option<crate::store::personal_codes::PersonalCodeRecord>,
+)> {
+    let found = crate::personal_codes::find(&state.store, state.classes.code_keys(), input)
+        .await
+        .map_err(AppError::DatabaseAway)?;
+    Ok(match found {
+        Some(code) => match classes.get(&code.class_id) {
+            Some(class) => (Some(class), Some(code)),
+            None => (None, None),
+        },
+        None => (None, None),
+    })
 }
 
 /// A new widget session in `class` for someone already admitted (a right access code, or
@@ -229,6 +276,18 @@ pub(crate) fn start_session(
     class: &Class,
     display_name: Option<String>,
 ) -> Result<(String, SessionResponse)> {
+    start_session_as(state, class, display_name, None)
+}
+
+/// [`start_session`] for a student known by identity: `student` is their key (see
+/// `allowances::code_student`, `allowances::lti_student`), which their allowance follows
+/// across sessions, devices and replicas.
+pub(crate) fn start_session_as(
+    state: &AppState,
+    class: &Class,
+    display_name: Option<String>,
+    student: Option<String>,
+) -> Result<(String, SessionResponse)> {
     let now = now_secs();
     let session_id = uuid::Uuid::new_v4().to_string();
     let claims = Claims {
@@ -236,6 +295,7 @@ pub(crate) fn start_session(
         cls: class.key(),
         name: display_name,
         cfp: code_fingerprint(&state.keys.current.secret, class),
+        stu: student,
         sat: now,
         iat: now,
         exp: token_expiry(now, now, class.token_ttl, state.settings.session_max_age),

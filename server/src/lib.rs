@@ -17,6 +17,10 @@ pub mod telemetry;
 
 // Floor 2, the store and the pure domain.
 
+/// Allowances that follow a student known by identity (a personal code, an LTI launch)
+/// across sessions, devices and replicas.
+pub mod allowances;
+
 /// The classes in force: configured, changed on the dashboard, made in the store.
 pub mod classes;
 /// Stored conversations: what a class's visibility keeps, sealed, written off the reply's
@@ -30,6 +34,8 @@ pub mod health;
 pub mod limiter;
 /// The sign-in and message limits, in memory or shared through PostgreSQL.
 pub mod limits;
+/// Personal codes: one per student, the name the teacher's, stored as digests.
+pub mod personal_codes;
 /// Deleting stored conversations, usage rows and sessions once past their time.
 pub mod retention;
 /// What counts as a safety concern: the phrase lists, the safety model's answers.

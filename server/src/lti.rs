@@ -747,7 +747,10 @@ async fn resource_link(
             .collect()
     });
     let name = crate::auth::clean_display_name(name).unwrap_or(None);
-    let (session_id, session) = crate::auth::start_session(state, class, name).map_err(internal)?;
+    // The LMS says who this is: their allowance follows them across sessions and devices.
+    let student = Some(crate::allowances::lti_student(digest));
+    let (session_id, session) =
+        crate::auth::start_session_as(state, class, name, student).map_err(internal)?;
     let now = now_ms();
     state
         .store

@@ -97,9 +97,13 @@ async fn create_chat(
         quota,
         day_ends_in: seconds_to_midnight(&now),
     };
+    // A student known by identity spends their own allowance first (see `allowances`).
+    let student =
+        crate::allowances::admit_session(&state.store, &session.claims, &class.id, &now).await?;
     let left = match state.limits.admit_message(&message).await {
-        Ok(left) => (!left.is_empty()).then_some(left),
+        Ok(left) => crate::allowances::merge(&student, (!left.is_empty()).then_some(left)),
         Err(refusal) => {
+            crate::allowances::give_back(student, &state.store).await;
             match refusal {
                 Refusal::TooFast {
                     budget: Budget::Class,

@@ -9,6 +9,7 @@
 //! methods.
 
 pub mod admin;
+pub mod allowances;
 mod classes;
 pub mod conversations;
 pub mod copy;
@@ -17,6 +18,7 @@ mod dialect;
 mod limits;
 pub mod lti;
 pub mod one_time;
+pub mod personal_codes;
 pub mod safety;
 mod sync;
 pub mod teachers;

@@ -31,6 +31,8 @@ const FLOORS: &[(&str, u8)] = &[
     ("error", 2),
     ("health", 2),
     ("safety", 2),
+    ("allowances", 2),
+    ("personal_codes", 2),
     // 3: services that talk to the world.
     ("relay::upstream", 3),
     ("relay::http1", 3),

@@ -169,10 +169,10 @@ impl TeachError {
     }
 }
 
-type TeachResult<T = Response> = Result<T, TeachError>;
+pub(super) type TeachResult<T = Response> = Result<T, TeachError>;
 
 /// The answer, or the error's page in the page's language.
-fn answer(lang: Lang, r: TeachResult) -> Response {
+pub(super) fn answer(lang: Lang, r: TeachResult) -> Response {
     r.unwrap_or_else(|e| e.page(lang))
 }
 
@@ -196,7 +196,7 @@ pub(super) fn page_with_lang(l: PageLang, status: StatusCode, body: String) -> R
     r
 }
 
-fn check_csrf(state: &AppState, t: &Signed, token: &str) -> TeachResult<()> {
+pub(super) fn check_csrf(state: &AppState, t: &Signed, token: &str) -> TeachResult<()> {
     if csrf_ok(state, &t.binding, token) {
         Ok(())
     } else {
@@ -212,11 +212,11 @@ pub(super) struct Access {
 }
 
 impl Access {
-    fn may(&self, need: Need) -> bool {
+    pub(super) fn may(&self, need: Need) -> bool {
         self.role.is_none_or(|r| allows(r, need))
     }
 
-    fn require(&self, need: Need) -> TeachResult<()> {
+    pub(super) fn require(&self, need: Need) -> TeachResult<()> {
         match self.role {
             Some(r) if !allows(r, need) => Err(TeachError::Forbidden(r)),
             _ => Ok(()),
@@ -226,7 +226,7 @@ impl Access {
 
 /// The class `id` as `t` may see it: a class of the file is the administrator's (and
 /// read-only here); a class the teacher is not a member of does not exist for them.
-async fn access(state: &AppState, t: &Signed, id: &str) -> TeachResult<Access> {
+pub(super) async fn access(state: &AppState, t: &Signed, id: &str) -> TeachResult<Access> {
     let class = state.store.class(id).await?;
     let Some(class) = class else {
         return if state.classes.is_configured(id) && t.who == Who::Administrator {
@@ -263,7 +263,7 @@ async fn activity_access(
     Ok((a, access))
 }
 
-fn audit_of<'a>(t: &'a Signed, client: &'a Option<String>) -> Audit<'a> {
+pub(super) fn audit_of<'a>(t: &'a Signed, client: &'a Option<String>) -> Audit<'a> {
     Audit {
         actor: &t.actor,
         address: client.as_deref(),
@@ -271,7 +271,7 @@ fn audit_of<'a>(t: &'a Signed, client: &'a Option<String>) -> Audit<'a> {
     }
 }
 
-fn address(client: &ClientAddr) -> Option<String> {
+pub(super) fn address(client: &ClientAddr) -> Option<String> {
     client.0.map(|ip| ip.to_string())
 }
 

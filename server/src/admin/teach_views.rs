@@ -118,7 +118,7 @@ pub(crate) enum InviteProblem {
     Taken,
 }
 
-fn path_segment(s: &str) -> String {
+pub(super) fn path_segment(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes())
         .collect::<String>()
         .replace('+', "%20")
@@ -197,13 +197,13 @@ pub(crate) fn problem_text(lang: Lang, p: &FieldProblem) -> String {
     }
 }
 
-fn csrf_field(csrf: &str) -> impl IntoView + use<> {
+pub(super) fn csrf_field(csrf: &str) -> impl IntoView + use<> {
     let csrf = csrf.to_string();
     view! { <input type="hidden" name="csrf" value=csrf/> }
 }
 
 /// The bar on top: home, the language switch, who is signed in, sign out.
-fn bar(ctx: &TeachCtx, here: &str) -> impl IntoView + use<> {
+pub(super) fn bar(ctx: &TeachCtx, here: &str) -> impl IntoView + use<> {
     let lang = ctx.lang;
     let (other, other_name) = lang.other();
     let switch = format!("{here}?lang={}", other.tag());
@@ -232,7 +232,7 @@ fn bar(ctx: &TeachCtx, here: &str) -> impl IntoView + use<> {
 }
 
 /// A notice after an action.
-fn notice(text: Option<&'static str>) -> impl IntoView + use<> {
+pub(super) fn notice(text: Option<&'static str>) -> impl IntoView + use<> {
     text.map(|t| view! { <p class="flash" role="status" data-testid="admin-flash">{t}</p> })
 }
 
@@ -668,6 +668,7 @@ fn class_page_inner(
     let audit_link = p.can_audit.then(|| {
         view! { <p><a href=format!("{base}/audit") data-testid="audit-link">{lang.t("Audit log of this class", "這個班級的稽核紀錄")}</a></p> }
     });
+    let students_link = view! { <p><a href=format!("{base}/students") data-testid="students-link">{lang.t("Personal codes and allowances", "個人代碼與訊息額度")}</a></p> };
     let usage_link = ctx.is_admin.then(|| {
         view! { <p><a href=base.clone()>{lang.t("Usage, students and codes (administrator)", "使用量、學生與代碼（管理員）")}</a></p> }
     });
@@ -703,6 +704,7 @@ fn class_page_inner(
                 {add_activity}
             </section>
             {members}
+            {students_link}
             {audit_link}
             {delete}
         </main>

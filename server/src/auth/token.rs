@@ -34,6 +34,11 @@ pub struct Claims {
     pub name: Option<String>,
     /// Fingerprint of the class's codes when the token was issued.
     pub cfp: String,
+    /// Who the student is, when known: `code:<personal code id>` or `lti:<user digest>`
+    /// (see `allowances`); their allowance follows this key across sessions. Absent for
+    /// class-code students.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stu: Option<String>,
     /// When the session began (Unix seconds): refreshes stop at `sat + max age`.
     pub sat: i64,
     pub iat: i64,
@@ -183,6 +188,7 @@ mod tests {
             cls: "class-1".into(),
             name: None,
             cfp: "fp".into(),
+            stu: None,
             sat: now,
             iat: now,
             exp: now + exp_in,

@@ -699,6 +699,20 @@ impl CodeKeys {
         }
     }
 
+    /// `code`'s stored form under each key, the current one first: what a code stored
+    /// before an AUTH_SECRET rotation is found by (personal codes are looked up by it).
+    pub fn stored_forms(&self, code: &str) -> Vec<String> {
+        let code = normalize_code(code);
+        self.keys
+            .iter()
+            .map(|(key, kid)| {
+                let d = digest(key, &code);
+                let hex: String = d.iter().map(|b| format!("{b:02x}")).collect();
+                format!("{STORED_PREFIX}{kid}:{hex}")
+            })
+            .collect()
+    }
+
     /// The form a normalised code is stored in.
     pub fn store(&self, code: &str) -> String {
         let (key, kid) = &self.keys[0];

@@ -394,6 +394,43 @@ pub const TABLES: &[Table] = &[
         key: &["kid"],
         serial_id: false,
     },
+    Table {
+        name: "personal_codes",
+        columns: &[
+            ("id", Text),
+            ("class_id", Text),
+            ("name", Text),
+            ("code_digest", Text),
+            ("created_ms", Int),
+            ("issued_ms", Int),
+            ("revoked_ms", Int),
+        ],
+        key: &["id"],
+        serial_id: false,
+    },
+    Table {
+        name: "personal_code_sessions",
+        columns: &[
+            ("session_id", Text),
+            ("code_id", Text),
+            ("class_id", Text),
+            ("ends_at", Int),
+        ],
+        key: &["session_id"],
+        serial_id: false,
+    },
+    Table {
+        name: "student_allowances",
+        columns: &[
+            ("class_id", Text),
+            ("per_day", Int),
+            ("per_week", Int),
+            ("updated_by", Text),
+            ("updated_ms", Int),
+        ],
+        key: &["class_id"],
+        serial_id: false,
+    },
 ];
 
 /// Tables of passing state, not history, that are deliberately not copied: the new
@@ -412,6 +449,8 @@ pub const NOT_COPIED: &[&str] = &[
     "lti_states",
     // Dynamic Registration URLs and dashboard hand-offs (an hour at most).
     "lti_tickets",
+    // Known students' messages this day and week: their allowances start whole again.
+    "student_usage",
 ];
 
 /// One value of a copied row.

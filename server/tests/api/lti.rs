@@ -1048,3 +1048,44 @@ async fn the_dashboard_lists_the_values_to_enter_in_the_lms() {
     }
     assert!(page.contains("lang=\"zh-TW\""));
 }
+
+/// A learner known by the LMS has one allowance across launches (each a new session, as
+/// on another device): it is keyed by the LMS identity's digest, not by the session.
+#[tokio::test]
+async fn a_learners_allowance_follows_them_across_launches() {
+    let t = tool().await;
+    let jwt = deep_link_as(&t, "teacher-1", "new").await;
+    let class_id = verify_response(&t, &jwt).await[format!("{DL}content_items")][0]["custom"]
+        ["classchat_class"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (s, v) = crate::admin_api::api(
+        &t.app,
+        reqwest::Method::PUT,
+        &format!("/api/v1/admin/classes/{class_id}/allowance"),
+        &t.admin,
+        Some(json!({"per_day": 3, "per_week": 0})),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    let launch = || async {
+        let l = login(&t).await;
+        let (status, page) = post_launch(&t, &l, &l.id_token).await;
+        assert_eq!(status, 200, "{page}");
+        session_of(&page).token
+    };
+    let first = launch().await;
+    for _ in 0..2 {
+        let r = t.app.post_chat(&first, chat_body("hi", false)).await;
+        assert_eq!(r.status(), 200);
+    }
+    let second = launch().await;
+    assert_ne!(first, second, "a new session");
+    let r = t.app.post_chat(&second, chat_body("hi", false)).await;
+    assert_eq!(r.status(), 200, "the third of three");
+    let r = t.app.post_chat(&second, chat_body("hi", false)).await;
+    assert_eq!(r.status(), 429, "a new launch starts no fresh allowance");
+    let r = t.app.post_chat(&first, chat_body("hi", false)).await;
+    assert_eq!(r.status(), 429);
+}

@@ -154,6 +154,34 @@ const ROUTES: &[Route] = &[
         form: &[],
         ok: 404,
     },
+    // Personal codes and allowances (admin/personal_codes.rs): class-1 is a class of the
+    // configuration (409, after the CSRF check) and `{id}` no code (404); their effects are
+    // personal_codes:: and student_allowances::'.
+    Route {
+        path: "/admin/classes/{class}/students",
+        form: &[("names", "Mei Lin")],
+        ok: 409,
+    },
+    Route {
+        path: "/admin/classes/{class}/students/allowance",
+        form: &[("per_day", "5")],
+        ok: 409,
+    },
+    Route {
+        path: "/admin/classes/{class}/students/reset",
+        form: &[("student", "code:p_x")],
+        ok: 409,
+    },
+    Route {
+        path: "/admin/personal-codes/{id}/revoke",
+        form: &[],
+        ok: 404,
+    },
+    Route {
+        path: "/admin/personal-codes/{id}/reissue",
+        form: &[],
+        ok: 404,
+    },
     // Safety alerts (admin/alerts.rs): no such flag here (404, after the CSRF check); a
     // dismissal's effect is alerts::'.
     Route {

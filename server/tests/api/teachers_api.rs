@@ -289,6 +289,22 @@ const ROUTES: &[(&str, &str)] = &[
         r#"{"confirm":"x"}"#,
     ),
     ("GET /api/v1/admin/audit?class_id={class}", ""),
+    ("GET /api/v1/admin/classes/{id}/personal-codes", ""),
+    (
+        "POST /api/v1/admin/classes/{id}/personal-codes",
+        r#"{"names": ["Intruder"]}"#,
+    ),
+    ("POST /api/v1/admin/personal-codes/{id}/revoke", ""),
+    ("POST /api/v1/admin/personal-codes/{id}/reissue", ""),
+    ("GET /api/v1/admin/classes/{id}/allowance", ""),
+    (
+        "PUT /api/v1/admin/classes/{id}/allowance",
+        r#"{"per_day": 1, "per_week": 0}"#,
+    ),
+    (
+        "POST /api/v1/admin/classes/{id}/allowance/reset",
+        r#"{"student": "code:x"}"#,
+    ),
     (
         "POST /api/v1/admin/teachers",
         r#"{"email": "x@y.edu", "name": "X"}"#,
@@ -328,6 +344,18 @@ async fn a_teacher_cannot_read_or_change_another_teachers_class_on_any_route() {
     let before = get(&app, &format!("/api/v1/admin/classes/{class}"), &a).await;
     assert_eq!(before.0, 200);
     let members_before = get(&app, &format!("/api/v1/admin/classes/{class}/members"), &a).await;
+    // A personal code of A's class, which B must neither revoke nor re-issue.
+    let (s, made) = api(
+        &app,
+        Method::POST,
+        &format!("/api/v1/admin/classes/{class}/personal-codes"),
+        &a,
+        Some(json!({"names": ["Mei Lin"]})),
+    )
+    .await;
+    assert_eq!(s, 201, "{made}");
+    let personal_id = made["codes"][0]["id"].as_str().unwrap().to_owned();
+    let personal_code = made["codes"][0]["code"].as_str().unwrap().to_owned();
 
     // The table covers every route of the document.
     let (_, doc) = get(&app, "/api/v1/openapi.json", &b).await;
@@ -352,6 +380,8 @@ async fn a_teacher_cannot_read_or_change_another_teachers_class_on_any_route() {
             &a_id
         } else if r.path.contains("/tokens/") {
             &a_token_id
+        } else if r.path.contains("/personal-codes/") {
+            &personal_id
         } else {
             &class
         };
@@ -398,6 +428,7 @@ async fn a_teacher_cannot_read_or_change_another_teachers_class_on_any_route() {
     let members_after = get(&app, &format!("/api/v1/admin/classes/{class}/members"), &a).await;
     assert_eq!(members_after, members_before);
     sign_in_with(&app, &code).await;
+    sign_in_with(&app, &personal_code).await;
     let (s, me) = get(&app, "/api/v1/admin/tokens", &a).await;
     assert_eq!(s, 200, "A's token still works");
     assert_eq!(me[0]["id"], a_token_id.as_str());
