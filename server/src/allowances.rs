@@ -189,11 +189,15 @@ pub async fn admit(
     }
 }
 
-/// The refusal a student reads when their own allowance is spent. The widget shows the
-/// `day` limit's countdown to `secs` (the local midnight, or the week's end).
+/// The refusal a student reads when their own allowance is spent: the widget says whose
+/// messages are used up, and when the day's come back (the week's start on Monday).
 fn refused(week: bool, secs: u64) -> AppError {
     AppError::limit_hit(
-        LimitKind::Day,
+        if week {
+            LimitKind::StudentWeek
+        } else {
+            LimitKind::StudentDay
+        },
         secs,
         if week {
             "You have used your messages for this week. Your allowance starts again on Monday."

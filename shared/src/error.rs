@@ -123,6 +123,11 @@ pub enum LimitKind {
     ClassMinute,
     /// The class's daily quota (opens again at the class's local midnight).
     Day,
+    /// The student's own allowance for the day (a student known by a personal code or
+    /// the LMS; it follows them across sessions and devices).
+    StudentDay,
+    /// The student's own allowance for the week (starts again on Monday).
+    StudentWeek,
     /// Open WebUI or its model provider refused (429).
     Upstream,
     /// A kind this build does not know (a newer server).
@@ -137,6 +142,8 @@ impl<'de> Deserialize<'de> for LimitKind {
             "minute" => Self::Minute,
             "class_minute" => Self::ClassMinute,
             "day" => Self::Day,
+            "student_day" => Self::StudentDay,
+            "student_week" => Self::StudentWeek,
             "upstream" => Self::Upstream,
             _ => Self::Other,
         })

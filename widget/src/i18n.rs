@@ -120,6 +120,9 @@ pub struct Text {
     limit_minute: &'static str,
     limit_class_minute: &'static str,
     limit_day: &'static str,
+    /// The student's own allowance: for the day, and for the week (no time: it is Monday).
+    limit_student_day: &'static str,
+    limit_student_week: &'static str,
     limit_upstream: &'static str,
     send_again_in: (&'static str, &'static str),
     send_again_at: (&'static str, &'static str),
@@ -186,6 +189,8 @@ impl Text {
             Some(LimitKind::Minute) => self.limit_minute,
             Some(LimitKind::ClassMinute) => self.limit_class_minute,
             Some(LimitKind::Day) => self.limit_day,
+            Some(LimitKind::StudentDay) => self.limit_student_day,
+            Some(LimitKind::StudentWeek) => return self.limit_student_week.to_owned(),
             Some(LimitKind::Upstream) => self.limit_upstream,
             Some(LimitKind::Other) | None => self.too_fast,
         };
@@ -275,6 +280,8 @@ static EN: Text = Text {
     limit_minute: "You have sent as many messages as you can this minute.",
     limit_class_minute: "Your class has sent as many messages as it can this minute.",
     limit_day: "Your class has used today's messages.",
+    limit_student_day: "You have used your messages for today.",
+    limit_student_week: "You have used your messages for this week. They start again on Monday.",
     limit_upstream: "The AI service has reached its usage limit for now.",
     send_again_in: (" You can send again in ", "."),
     send_again_at: (" You can send again at ", "."),
@@ -343,6 +350,8 @@ static ZH_TW: Text = Text {
     limit_minute: "你這一分鐘能傳的訊息已經用完了。",
     limit_class_minute: "你的班級這一分鐘能傳的訊息已經用完了。",
     limit_day: "你的班級今天的訊息已經用完了。",
+    limit_student_day: "你今天的訊息額度已經用完了。",
+    limit_student_week: "你這週的訊息額度已經用完了，星期一會重新開始。",
     limit_upstream: "AI 服務暫時達到使用上限。",
     send_again_in: ("可在 ", " 後再傳送。"),
     send_again_at: ("可在 ", " 再傳送。"),
@@ -389,6 +398,15 @@ mod tests {
             "Your class has used today's messages. You can send again at 00:00."
         );
         assert!(en.limit_hit(day, 5 * 3600, None).ends_with("in 5:00:00."));
+        assert_eq!(
+            en.limit_hit(Some(LimitKind::StudentDay), 600, Some("00:00")),
+            "You have used your messages for today. You can send again in 10:00."
+        );
+        // Days away: no clock time that would read as today's.
+        assert_eq!(
+            en.limit_hit(Some(LimitKind::StudentWeek), 3 * 86_400, Some("00:00")),
+            "You have used your messages for this week. They start again on Monday."
+        );
         let zh = Lang::ZhTw.text();
         assert_eq!(
             zh.limit_hit(Some(LimitKind::Upstream), 90, None),

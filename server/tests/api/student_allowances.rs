@@ -47,7 +47,10 @@ async fn class_code(app: &TestApp, token: &str, class: &str) -> String {
 fn refused_by_the_day(status: u16, body: &Value) {
     assert_eq!(status, 429, "{body}");
     assert_eq!(body["error"]["code"], "rate_limited");
-    assert_eq!(body["error"]["limit"], "day");
+    assert_eq!(
+        body["error"]["limit"], "student_day",
+        "the widget says it is the student's own"
+    );
     assert!(body["error"]["retry_after"].as_u64().unwrap() >= 1);
     assert!(
         body["error"]["message"]
@@ -176,6 +179,7 @@ async fn a_week_allowance_counts_too_and_the_closest_limit_shows() {
     }
     let (st, body) = send(&app, &s.token).await;
     assert_eq!(st, 429);
+    assert_eq!(body["error"]["limit"], "student_week");
     assert!(
         body["error"]["message"]
             .as_str()
