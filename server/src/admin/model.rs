@@ -1,9 +1,13 @@
 //! What the dashboard pages show: plain data, filled by `store` queries and rendered by
 //! `views`. Times are Unix milliseconds; the views format them in the configured zone.
 
-/// Who is signed in to the dashboard and the CSRF token their forms must carry.
+/// Who is signed in to the dashboard, the CSRF token their forms must carry, and the
+/// page's language.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PageCtx {
+    /// English or Traditional Chinese, as the teachers' pages pick it (`?lang=`, the
+    /// remembered choice, `Accept-Language`).
+    pub(crate) lang: super::i18n::Lang,
     /// An email (Cloudflare Access) or "admin" (password).
     pub actor: String,
     pub csrf: String,

@@ -2,6 +2,8 @@
 //! class's students, errors and audit lines, the actions on a class's code, switch and
 //! quota, revoking a session, and the CSV export.
 
+use super::classes::page_with_lang;
+use super::i18n::{Lang, PageLang};
 use super::*;
 
 pub(super) fn router() -> Router<AppState> {
@@ -18,8 +20,9 @@ pub(super) fn router() -> Router<AppState> {
         .route("/admin/export.csv", get(export))
 }
 
-fn ctx(state: &AppState, t: &Operator, flash: Option<String>) -> PageCtx {
+fn ctx(state: &AppState, t: &Operator, lang: Lang, flash: Option<String>) -> PageCtx {
     PageCtx {
+        lang,
         actor: t.actor.clone(),
         csrf: state.admin.keys.csrf(&t.binding),
         flash,
@@ -156,6 +159,7 @@ async fn summary(state: &AppState, class: &Class, w: &Window) -> AdminResult<Cla
 async fn overview(
     State(state): State<AppState>,
     t: Operator,
+    l: PageLang,
     Query(q): Query<PageQuery>,
 ) -> AdminResult {
     let w = window(&state);
@@ -168,7 +172,7 @@ async fn overview(
         first_hour_ms: w.first_hour_ms,
         now_ms: w.now_ms,
     };
-    let page = views::overview_page(&ctx(&state, &t, flash(&q)), &o);
+    let page = views::overview_page(&ctx(&state, &t, l.lang, flash(l.lang, &q)), &o);
     let page = health::with_panel(page, &state.health, &state.settings.timezone_name);
     let page = if matches!(state.admin.mode, Mode::Password(_)) {
         let failed = state
@@ -179,16 +183,22 @@ async fn overview(
     } else {
         page
     };
-    Ok(html(StatusCode::OK, page))
+    Ok(page_with_lang(l, StatusCode::OK, page))
 }
 
-fn flash(q: &PageQuery) -> Option<String> {
+fn flash(lang: Lang, q: &PageQuery) -> Option<String> {
     let text = match q.done.as_deref()? {
-        "disabled" => "Class disabled: its students are signed out and cannot sign in.",
-        "enabled" => "Class enabled.",
-        "quota" => "Daily quota saved.",
-        "reset" => "Back to the configured settings.",
-        "revoked" => "Session revoked: that student must enter the access code again.",
+        "disabled" => lang.t(
+            "Class disabled: its students are signed out and cannot sign in.",
+            "班級已停用：學生都已登出，且無法登入。",
+        ),
+        "enabled" => lang.t("Class enabled.", "班級已啟用。"),
+        "quota" => lang.t("Daily quota saved.", "每日配額已儲存。"),
+        "reset" => lang.t("Back to the configured settings.", "已改回設定檔中的設定。"),
+        "revoked" => lang.t(
+            "Session revoked: that student must enter the access code again.",
+            "工作階段已撤銷：這位學生必須重新輸入存取代碼。",
+        ),
         _ => return None,
     };
     Some(text.to_owned())
@@ -197,6 +207,7 @@ fn flash(q: &PageQuery) -> Option<String> {
 async fn class_page(
     state: &AppState,
     t: &Operator,
+    l: PageLang,
     id: &str,
     flash: Option<String>,
     new_code: Option<String>,
@@ -271,15 +282,17 @@ async fn class_page(
             .collect(),
         new_code,
     };
-    Ok(html(
+    Ok(page_with_lang(
+        l,
         StatusCode::OK,
-        views::class_page(&ctx(state, t, flash), &p),
+        views::class_page(&ctx(state, t, l.lang, flash), &p),
     ))
 }
 
 async fn class_view(
     State(state): State<AppState>,
     t: Operator,
+    l: PageLang,
     Path(id): Path<String>,
     Query(q): Query<PageQuery>,
 ) -> AdminResult {
@@ -290,10 +303,17 @@ async fn class_view(
         None => None,
     };
     let flash = match new_code {
-        Some(_) => Some("New access code made: every student must enter it.".to_owned()),
-        None => flash(&q),
+        Some(_) => Some(
+            l.lang
+                .t(
+                    "New access code made: every student must enter it.",
+                    "已產生新的存取代碼：每位學生都必須輸入。",
+                )
+                .to_owned(),
+        ),
+        None => flash(l.lang, &q),
     };
-    class_page(&state, &t, &id, flash, new_code).await
+    class_page(&state, &t, l, &id, flash, new_code).await
 }
 
 /// Reloads one class's overrides from the store into the registry after a change.
@@ -511,17 +531,32 @@ fn local_midnight_ms(state: &AppState, date: &str) -> Option<(jiff::civil::Date,
 async fn export(
     State(state): State<AppState>,
     t: Operator,
+    l: PageLang,
     Query(q): Query<ExportQuery>,
 ) -> Response {
-    let bad = |text: &str| page(StatusCode::BAD_REQUEST, "Cannot export", text);
+    let lang = l.lang;
+    let bad = |text: &str| {
+        let title = lang.t("Cannot export", "無法匯出");
+        page_with_lang(
+            l,
+            StatusCode::BAD_REQUEST,
+            views::message_page_in(lang, title, text),
+        )
+    };
     let (Some((from_d, from_ms)), Some((to_d, _))) = (
         local_midnight_ms(&state, &q.from),
         local_midnight_ms(&state, &q.to),
     ) else {
-        return bad("Give both dates as YYYY-MM-DD.");
+        return bad(lang.t(
+            "Give both dates as YYYY-MM-DD.",
+            "請以 YYYY-MM-DD 格式填寫兩個日期。",
+        ));
     };
     if to_d < from_d || from_d.until(to_d).map(|s| s.get_days()).unwrap_or(0) > 400 {
-        return bad("The range must run forwards and span at most 400 days.");
+        return bad(lang.t(
+            "The range must run forwards and span at most 400 days.",
+            "結束日期不可早於開始日期，且範圍最多 400 天。",
+        ));
     }
     let Some(to_ms) = to_d
         .tomorrow()
@@ -529,13 +564,13 @@ async fn export(
         .and_then(|d| d.to_zoned(state.settings.timezone.clone()).ok())
         .map(|z| z.timestamp().as_millisecond())
     else {
-        return bad("That end date is out of range.");
+        return bad(lang.t("That end date is out of range.", "結束日期超出範圍。"));
     };
     let class = Some(q.class).filter(|c| !c.is_empty());
     if let Some(c) = &class
         && state.classes.current().get(c).is_none()
     {
-        return bad("There is no class with that id.");
+        return bad(lang.t("There is no class with that id.", "找不到這個編號的班級。"));
     }
     let _ = state
         .store

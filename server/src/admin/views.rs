@@ -16,80 +16,100 @@ use crate::pages::SITE_CSS;
 
 /// `GET /admin`: every class with today's and this week's usage and a 7-day chart.
 pub fn overview_page(ctx: &PageCtx, o: &Overview) -> String {
+    let lang = ctx.lang;
     let tz = zone(&ctx.timezone);
     let count = o.classes.len();
-    let intro = format!(
-        "{count} {} · today and this week in {} · as of {}. Active sessions: signed in or chatted in the last hour.",
-        if count == 1 { "class" } else { "classes" },
-        ctx.timezone,
-        fmt_time(o.now_ms, &tz),
-    );
+    let intro = match lang {
+        Lang::En => format!(
+            "{count} {} · today and this week in {} · as of {}. Active sessions: signed in or chatted in the last hour.",
+            if count == 1 { "class" } else { "classes" },
+            ctx.timezone,
+            fmt_time(o.now_ms, &tz),
+        ),
+        Lang::ZhTw => format!(
+            "共 {count} 個班級 · 今天與本週依 {} 時區計算 · 截至 {}。使用中的工作階段：過去一小時內曾登入或對話。",
+            ctx.timezone,
+            fmt_time(o.now_ms, &tz),
+        ),
+    };
     let cards = o
         .classes
         .iter()
-        .map(|s| class_card(s, o.first_hour_ms, &tz))
+        .map(|s| class_card(lang, s, o.first_hour_ms, &tz))
         .collect_view();
     let empty = o.classes.is_empty().then(|| {
         view! {
             <p class="empty">
-                "No classes are configured. Set ACCESS_CODE or a classes file and restart classchat."
+                {lang.t(
+                    "No classes are configured. Set ACCESS_CODE or a classes file and restart classchat.",
+                    "尚未設定任何班級。請設定 ACCESS_CODE 或班級設定檔，然後重新啟動 classchat。",
+                )}
             </p>
         }
     });
     let body = view! {
-        {admin_bar(ctx)}
+        {admin_bar(ctx, "/admin")}
         <main class="admin-main">
             {flash(ctx)}
-            <h1>"Classes"</h1>
+            <h1>{lang.t("Classes", "班級")}</h1>
             <p class="meta">{intro}</p>
             {empty}
             <div class="class-list">{cards}</div>
-            {export_form(today(o.now_ms, &tz), None)}
+            {export_form(lang, today(o.now_ms, &tz), None)}
         </main>
     };
-    document("Dashboard", body)
+    document_in(lang.t("Dashboard", "管理後台"), body, lang.tag())
 }
 
 /// `GET /admin/classes/{id}`: one class's usage, students, errors, actions and history.
 pub fn class_page(ctx: &PageCtx, p: &ClassPage) -> String {
+    let lang = ctx.lang;
     let tz = zone(&ctx.timezone);
     let s = &p.summary;
     let (first_hour_ms, now_ms) = (p.first_hour_ms, p.now_ms);
     let new_code = p.new_code.clone().map(|code| {
         view! {
             <section class="new-code" role="alert" data-testid="admin-new-code">
-                <h2>"New access code"</h2>
+                <h2>{lang.t("New access code", "新的存取代碼")}</h2>
                 <p class="code-line"><code class="code">{code}</code></p>
                 <p>
-                    "Share it with your students; it is shown only once. Every student of this class "
-                    "was signed out and must enter this code at their next message."
+                    {lang.t(
+                        "Share it with your students; it is shown only once. Every student of this class \
+                         was signed out and must enter this code at their next message.",
+                        "請分享給學生；這個代碼只會顯示這一次。這個班級的每位學生都已登出，\
+                         傳送下一則訊息時必須輸入這個代碼。",
+                    )}
                 </p>
             </section>
         }
     });
+    let times_in = match lang {
+        Lang::En => format!("Times are in {}.", ctx.timezone),
+        Lang::ZhTw => format!("時間以 {} 時區顯示。", ctx.timezone),
+    };
     let body = view! {
-        {admin_bar(ctx)}
+        {admin_bar(ctx, &class_href(&s.id))}
         <main class="admin-main">
-            <p class="crumbs"><a href="/admin">"← All classes"</a></p>
+            <p class="crumbs"><a href="/admin">{lang.t("← All classes", "← 所有班級")}</a></p>
             {flash(ctx)}
             {new_code}
             <header class="page-head">
                 <h1>{s.title.clone()}</h1>
                 <code class="class-id">{s.id.clone()}</code>
-                {status_badge(s.enabled)}
+                {status_badge(lang, s.enabled)}
             </header>
-            {settings_lines(s, &tz)}
-            {stats(s)}
-            {chart(&s.hourly, first_hour_ms, &tz)}
+            {settings_lines(lang, s, &tz)}
+            {stats(lang, s)}
+            {chart(lang, &s.hourly, first_hour_ms, &tz)}
             {actions(ctx, s)}
             {students_table(ctx, &s.id, &p.students, &tz)}
-            {errors_table(&p.errors, &tz)}
-            {audit_table(&p.audit, &tz)}
-            {export_form(today(now_ms, &tz), Some(&s.id))}
-            <p class="meta">{format!("Times are in {}.", ctx.timezone)}</p>
+            {errors_table(lang, &p.errors, &tz)}
+            {audit_table(lang, &p.audit, &tz)}
+            {export_form(lang, today(now_ms, &tz), Some(&s.id))}
+            <p class="meta">{times_in}</p>
         </main>
     };
-    document(&s.title, body)
+    document_in(&s.title, body, lang.tag())
 }
 
 /// `GET /admin/login` (and the answer to a failed `POST /admin/login`): the
@@ -142,6 +162,11 @@ pub(crate) fn login_page(error: Option<&str>, csrf: &str, lang: Lang) -> String 
 /// Error and info pages: "admin is off" (with how to turn it on), 401/403 from Cloudflare
 /// Access, not found. A blank line in `text` starts a new paragraph.
 pub fn message_page(title: &str, text: &str) -> String {
+    message_page_in(Lang::En, title, text)
+}
+
+/// [`message_page`] in the page's language (`title` and `text` are already in it).
+pub(crate) fn message_page_in(lang: Lang, title: &str, text: &str) -> String {
     let paragraphs = text
         .split("\n\n")
         .map(str::trim)
@@ -150,27 +175,22 @@ pub fn message_page(title: &str, text: &str) -> String {
         .collect_view();
     let body = view! {
         <main class="admin-main narrow">
-            <p class="crumbs">"classchat dashboard"</p>
+            <p class="crumbs">{lang.t("classchat dashboard", "classchat 管理後台")}</p>
             <h1>{title.to_string()}</h1>
             {paragraphs}
-            <p class="meta"><a href="/admin">"Dashboard"</a>" · "<a href="/">"classchat"</a></p>
+            <p class="meta"><a href="/admin">{lang.t("Dashboard", "管理後台")}</a>" · "<a href="/">"classchat"</a></p>
         </main>
     };
-    document(title, body)
+    document_in(title, body, lang.tag())
 }
 
-/// The whole document around a page's body.
-fn document(title: &str, body: impl IntoView) -> String {
-    document_with_referrer(title, body, "same-origin")
-}
-
-/// [`document`] in a language other than English (`lang` is the page's language tag).
+/// The whole document around a page's body, in the page's language (`lang` is its tag).
 pub(crate) fn document_in(title: &str, body: impl IntoView, lang: &'static str) -> String {
     document_full(title, body, "same-origin", lang)
 }
 
-/// [`document`] with another referrer policy: a page whose URL carries a secret (an
-/// invitation link) sends `no-referrer`.
+/// An English [`document_in`] with another referrer policy: a page whose URL carries a
+/// secret (an invitation link) sends `no-referrer`.
 pub(crate) fn document_with_referrer(
     title: &str,
     body: impl IntoView,
@@ -204,20 +224,26 @@ pub(crate) fn document_full(
     .to_html()
 }
 
-fn admin_bar(ctx: &PageCtx) -> impl IntoView + use<> {
+/// The bar on top: home, the teachers' pages, the language switch (back to `here`, the
+/// page's path, in the other language), who is signed in, sign out.
+fn admin_bar(ctx: &PageCtx, here: &str) -> impl IntoView + use<> {
+    let lang = ctx.lang;
+    let (other, other_name) = lang.other();
+    let switch = format!("{here}?lang={}", other.tag());
     let actor = ctx.actor.clone();
     let csrf = csrf_field(&ctx.csrf);
     view! {
         <header class="admin-bar">
-            <a class="brand" href="/admin">"classchat dashboard"</a>
-            <nav aria-label="Dashboard">
-                <a href="/admin/classes" data-testid="nav-classes">"Classes"</a>
-                <a href="/admin/teachers" data-testid="nav-teachers">"Teachers"</a>
+            <a class="brand" href="/admin">{lang.t("classchat dashboard", "classchat 管理後台")}</a>
+            <nav aria-label=lang.t("Dashboard", "管理後台")>
+                <a href="/admin/classes" data-testid="nav-classes">{lang.t("Classes", "班級")}</a>
+                <a href="/admin/teachers" data-testid="nav-teachers">{lang.t("Teachers", "教師")}</a>
+                <a href=switch lang=other.tag() data-testid="admin-lang-switch">{other_name}</a>
             </nav>
-            <span class="actor" title="Signed in as">{actor}</span>
+            <span class="actor" title=lang.t("Signed in as", "登入身分")>{actor}</span>
             <form method="post" action="/admin/logout" class="inline">
                 {csrf}
-                <button type="submit" class="secondary small">"Sign out"</button>
+                <button type="submit" class="secondary small">{lang.t("Sign out", "登出")}</button>
             </form>
         </header>
     }
@@ -234,17 +260,25 @@ fn csrf_field(csrf: &str) -> impl IntoView + use<> {
     view! { <input type="hidden" name="csrf" value=csrf/> }
 }
 
-fn status_badge(enabled: bool) -> impl IntoView {
+fn status_badge(lang: Lang, enabled: bool) -> impl IntoView {
     if enabled {
-        view! { <span class="badge on" data-testid="admin-status">"enabled"</span> }
+        view! { <span class="badge on" data-testid="admin-status">{lang.t("enabled", "已啟用")}</span> }
     } else {
-        view! { <span class="badge off" data-testid="admin-status">"disabled"</span> }
+        view! { <span class="badge off" data-testid="admin-status">{lang.t("disabled", "已停用")}</span> }
     }
 }
 
-fn class_card(s: &ClassSummary, first_hour_ms: i64, tz: &TimeZone) -> impl IntoView + use<> {
+fn class_card(
+    lang: Lang,
+    s: &ClassSummary,
+    first_hour_ms: i64,
+    tz: &TimeZone,
+) -> impl IntoView + use<> {
     let href = class_href(&s.id);
-    let more = format!("Students, errors and actions for {} →", s.title);
+    let more = match lang {
+        Lang::En => format!("Students, errors and actions for {} →", s.title),
+        Lang::ZhTw => format!("{} 的學生、錯誤與動作 →", s.title),
+    };
     let card_class = if s.enabled {
         "card class-card"
     } else {
@@ -255,33 +289,38 @@ fn class_card(s: &ClassSummary, first_hour_ms: i64, tz: &TimeZone) -> impl IntoV
             <header class="card-head">
                 <h2><a href=href.clone()>{s.title.clone()}</a></h2>
                 <code class="class-id">{s.id.clone()}</code>
-                {status_badge(s.enabled)}
+                {status_badge(lang, s.enabled)}
             </header>
-            {settings_lines(s, tz)}
-            {stats(s)}
-            {chart(&s.hourly, first_hour_ms, tz)}
+            {settings_lines(lang, s, tz)}
+            {stats(lang, s)}
+            {chart(lang, &s.hourly, first_hour_ms, tz)}
             <p class="more"><a href=href>{more}</a></p>
         </article>
     }
 }
 
 /// The quota line and, when the dashboard overrides the configuration, who did it.
-fn settings_lines(s: &ClassSummary, tz: &TimeZone) -> impl IntoView + use<> {
-    let quota = if s.daily_quota == 0 {
-        "No daily message quota.".to_string()
-    } else {
-        format!(
+fn settings_lines(lang: Lang, s: &ClassSummary, tz: &TimeZone) -> impl IntoView + use<> {
+    let quota = match (lang, s.daily_quota) {
+        (_, 0) => lang
+            .t("No daily message quota.", "沒有每日訊息配額。")
+            .to_string(),
+        (Lang::En, q) => format!(
             "Daily quota: {} messages for the whole class.",
-            fmt_count(u64::from(s.daily_quota))
-        )
+            fmt_count(u64::from(q))
+        ),
+        (Lang::ZhTw, q) => format!("每日配額：全班 {} 則訊息。", fmt_count(u64::from(q))),
     };
     let note = s.overridden.as_ref().map(|o| {
-        let text = format!(
-            "Settings changed in the dashboard by {} at {} ({}); they take precedence over the configuration file.",
-            o.by,
-            fmt_time(o.at_ms, tz),
-            fields_text(&o.fields),
-        );
+        let (by, at, fields) = (&o.by, fmt_time(o.at_ms, tz), fields_text(lang, &o.fields));
+        let text = match lang {
+            Lang::En => format!(
+                "Settings changed in the dashboard by {by} at {at} ({fields}); they take precedence over the configuration file."
+            ),
+            Lang::ZhTw => format!(
+                "設定已由 {by} 於 {at} 在管理後台變更（{fields}）；優先於設定檔中的設定。"
+            ),
+        };
         view! { <p class="override" data-testid="admin-override">{text}</p> }
     });
     view! {
@@ -290,7 +329,7 @@ fn settings_lines(s: &ClassSummary, tz: &TimeZone) -> impl IntoView + use<> {
     }
 }
 
-fn stats(s: &ClassSummary) -> impl IntoView + use<> {
+fn stats(lang: Lang, s: &ClassSummary) -> impl IntoView + use<> {
     let rate_class = if s.error_rate_week >= 0.05 {
         "stat warn"
     } else {
@@ -299,46 +338,49 @@ fn stats(s: &ClassSummary) -> impl IntoView + use<> {
     view! {
         <dl class="stats">
             <div class="stat">
-                <dt>"Messages today"</dt>
+                <dt>{lang.t("Messages today", "今日訊息")}</dt>
                 <dd data-testid="admin-messages-today" data-value=s.messages_today.to_string()>
                     {fmt_count(s.messages_today)}
                 </dd>
             </div>
             <div class="stat">
-                <dt>"Tokens today"</dt>
+                <dt>{lang.t("Tokens today", "今日 Token")}</dt>
                 <dd
                     data-testid="admin-tokens-today"
                     data-value=s.tokens_today.to_string()
                     data-estimated=s.estimated_today.to_string()
                 >
-                    {tokens(s.tokens_today, s.estimated_today)}
+                    {tokens(lang, s.tokens_today, s.estimated_today)}
                 </dd>
             </div>
             <div class="stat">
-                <dt>"Messages this week"</dt>
+                <dt>{lang.t("Messages this week", "本週訊息")}</dt>
                 <dd data-testid="admin-messages-week" data-value=s.messages_week.to_string()>
                     {fmt_count(s.messages_week)}
                 </dd>
             </div>
             <div class="stat">
-                <dt>"Tokens this week"</dt>
+                <dt>{lang.t("Tokens this week", "本週 Token")}</dt>
                 <dd
                     data-testid="admin-tokens-week"
                     data-value=s.tokens_week.to_string()
                     data-estimated=s.estimated_week.to_string()
                 >
-                    {tokens(s.tokens_week, s.estimated_week)}
+                    {tokens(lang, s.tokens_week, s.estimated_week)}
                 </dd>
             </div>
             <div class="stat">
-                <dt>"Active sessions"</dt>
+                <dt>{lang.t("Active sessions", "使用中的工作階段")}</dt>
                 <dd data-testid="admin-active-sessions" data-value=s.active_sessions.to_string()>
                     {fmt_count(s.active_sessions)}
                 </dd>
             </div>
             <div class=rate_class>
-                <dt title="Share of this week's chat requests that ended in an upstream error">
-                    "Error rate this week"
+                <dt title=lang.t(
+                    "Share of this week's chat requests that ended in an upstream error",
+                    "本週對話請求中以上游錯誤結束的比例",
+                )>
+                    {lang.t("Error rate this week", "本週錯誤率")}
                 </dt>
                 <dd data-testid="admin-error-rate">{fmt_percent(s.error_rate_week)}</dd>
             </div>
@@ -349,7 +391,7 @@ fn stats(s: &ClassSummary) -> impl IntoView + use<> {
 /// Messages per hour as an inline SVG bar chart (one bar per hour, oldest first, the first
 /// starting at `first_hour_ms`), with the days labelled below it in HTML so the labels stay
 /// readable however wide the chart is drawn.
-fn chart(hourly: &[u32], first_hour_ms: i64, tz: &TimeZone) -> impl IntoView + use<> {
+fn chart(lang: Lang, hourly: &[u32], first_hour_ms: i64, tz: &TimeZone) -> impl IntoView + use<> {
     let n = hourly.len();
     let total: u64 = hourly.iter().map(|&v| u64::from(v)).sum();
     let (peak_at, peak) =
@@ -362,17 +404,33 @@ fn chart(hourly: &[u32], first_hour_ms: i64, tz: &TimeZone) -> impl IntoView + u
             .ok()
             .map(|t| t.to_zoned(tz.clone()))
     };
-    let summary = if total == 0 {
-        "Messages per hour over the last 7 days: none yet.".to_string()
-    } else {
-        let when = hour_at(peak_at)
-            .map(|z| format!(" ({})", z.strftime("%a %-d %b %H:00")))
-            .unwrap_or_default();
-        format!(
-            "Messages per hour over the last 7 days: {} in total, at most {} in one hour{when}.",
-            fmt_count(total),
-            fmt_count(u64::from(peak)),
-        )
+    let summary = match (lang, total) {
+        (_, 0) => lang
+            .t(
+                "Messages per hour over the last 7 days: none yet.",
+                "過去 7 天每小時的訊息數：尚無訊息。",
+            )
+            .to_string(),
+        (Lang::En, _) => {
+            let when = hour_at(peak_at)
+                .map(|z| format!(" ({})", fmt_hour(lang, &z)))
+                .unwrap_or_default();
+            format!(
+                "Messages per hour over the last 7 days: {} in total, at most {} in one hour{when}.",
+                fmt_count(total),
+                fmt_count(u64::from(peak)),
+            )
+        }
+        (Lang::ZhTw, _) => {
+            let when = hour_at(peak_at)
+                .map(|z| format!("（{}）", fmt_hour(lang, &z)))
+                .unwrap_or_default();
+            format!(
+                "過去 7 天每小時的訊息數：共 {} 則，單一小時最多 {} 則{when}。",
+                fmt_count(total),
+                fmt_count(u64::from(peak)),
+            )
+        }
     };
     let width = n.max(1) as f64;
     let view_box = format!("0 0 {} 100", n.max(1));
@@ -402,8 +460,13 @@ fn chart(hourly: &[u32], first_hour_ms: i64, tz: &TimeZone) -> impl IntoView + u
             let left = (w[0] + w[1]) as f64 / 2.0 / width * 100.0;
             let style = format!("left: {left:.2}%");
             // The weekday is dropped on a phone, where the days are too narrow for it.
-            let weekday = date.strftime("%a").to_string();
-            let day = format!(" {}", date.day());
+            let (weekday, day) = match lang {
+                Lang::En => (date.strftime("%a").to_string(), format!(" {}", date.day())),
+                Lang::ZhTw => (
+                    weekday_zh(date.weekday()).to_string(),
+                    format!(" {}/{}", date.month(), date.day()),
+                ),
+            };
             Some(view! { <span style=style><span class="wd">{weekday}</span>{day}</span> })
         })
         .collect_view();
@@ -420,10 +483,16 @@ fn chart(hourly: &[u32], first_hour_ms: i64, tz: &TimeZone) -> impl IntoView + u
             };
             let tip = (v > 0).then(|| {
                 let when = hour_at(i)
-                    .map(|z| z.strftime("%a %-d %b %H:00").to_string())
+                    .map(|z| fmt_hour(lang, &z))
                     .unwrap_or_default();
-                let what = if v == 1 { "message" } else { "messages" };
-                view! { <title>{format!("{when}: {v} {what}")}</title> }
+                let tip = match lang {
+                    Lang::En => {
+                        let what = if v == 1 { "message" } else { "messages" };
+                        format!("{when}: {v} {what}")
+                    }
+                    Lang::ZhTw => format!("{when}：{v} 則訊息"),
+                };
+                view! { <title>{tip}</title> }
             });
             view! {
                 <rect x=fmt_num(i as f64 + 0.12) y=fmt_num(100.0 - h) width="0.76" height=fmt_num(h)>
@@ -433,8 +502,13 @@ fn chart(hourly: &[u32], first_hour_ms: i64, tz: &TimeZone) -> impl IntoView + u
         })
         .collect_view();
 
-    let empty = (total == 0)
-        .then(|| view! { <p class="chart-empty">"No messages in the last 7 days."</p> });
+    let empty = (total == 0).then(|| {
+        view! {
+            <p class="chart-empty">
+                {lang.t("No messages in the last 7 days.", "過去 7 天沒有訊息。")}
+            </p>
+        }
+    });
     view! {
         <figure class="chart" data-testid="admin-chart" data-total=total.to_string()>
             <div class="chart-plot">
@@ -458,15 +532,20 @@ fn chart(hourly: &[u32], first_hour_ms: i64, tz: &TimeZone) -> impl IntoView + u
 }
 
 fn actions(ctx: &PageCtx, s: &ClassSummary) -> impl IntoView + use<> {
+    let lang = ctx.lang;
     let base = class_href(&s.id);
     let toggle = if s.enabled {
         view! {
             <form method="post" action=format!("{base}/disable") class="action">
                 {csrf_field(&ctx.csrf)}
-                <button type="submit" class="danger" data-testid="admin-disable">"Disable the class"</button>
+                <button type="submit" class="danger" data-testid="admin-disable">{lang.t("Disable the class", "停用班級")}</button>
                 <p class="hint">
-                    "Nobody can sign in or chat in this class until you enable it again; "
-                    "students who are signed in are stopped at their next message."
+                    {lang.t(
+                        "Nobody can sign in or chat in this class until you enable it again; \
+                         students who are signed in are stopped at their next message.",
+                        "在您重新啟用之前，沒有人能在這個班級登入或對話；\
+                         已登入的學生會在傳送下一則訊息時被擋下。",
+                    )}
                 </p>
             </form>
         }
@@ -475,22 +554,30 @@ fn actions(ctx: &PageCtx, s: &ClassSummary) -> impl IntoView + use<> {
         view! {
             <form method="post" action=format!("{base}/enable") class="action">
                 {csrf_field(&ctx.csrf)}
-                <button type="submit" class="primary" data-testid="admin-enable">"Enable the class"</button>
-                <p class="hint">"Students can sign in and chat again with the class's current code."</p>
+                <button type="submit" class="primary" data-testid="admin-enable">{lang.t("Enable the class", "啟用班級")}</button>
+                <p class="hint">
+                    {lang.t(
+                        "Students can sign in and chat again with the class's current code.",
+                        "學生可以用班級目前的存取代碼再次登入與對話。",
+                    )}
+                </p>
             </form>
         }
         .into_any()
     };
     let reset = s.overridden.as_ref().map(|o| {
-        let hint = format!(
-            "Drops what the dashboard changed ({}): the class's settings come from the configuration file again.",
-            fields_text(&o.fields)
-        );
+        let fields = fields_text(lang, &o.fields);
+        let hint = match lang {
+            Lang::En => format!(
+                "Drops what the dashboard changed ({fields}): the class's settings come from the configuration file again."
+            ),
+            Lang::ZhTw => format!("捨棄管理後台所做的變更（{fields}）：班級的設定改回以設定檔為準。"),
+        };
         view! {
             <form method="post" action=format!("{base}/reset") class="action">
                 {csrf_field(&ctx.csrf)}
                 <button type="submit" class="secondary" data-testid="admin-reset">
-                    "Use the configuration file again"
+                    {lang.t("Use the configuration file again", "改回使用設定檔")}
                 </button>
                 <p class="hint">{hint}</p>
             </form>
@@ -498,20 +585,24 @@ fn actions(ctx: &PageCtx, s: &ClassSummary) -> impl IntoView + use<> {
     });
     view! {
         <section class="actions" aria-labelledby="actions-heading">
-            <h2 id="actions-heading">"Actions"</h2>
+            <h2 id="actions-heading">{lang.t("Actions", "動作")}</h2>
             <div class="action-grid">
                 <form method="post" action=format!("{base}/rotate") class="action">
                     {csrf_field(&ctx.csrf)}
-                    <button type="submit" class="danger" data-testid="admin-rotate">"Rotate the access code"</button>
+                    <button type="submit" class="danger" data-testid="admin-rotate">{lang.t("Rotate the access code", "更換存取代碼")}</button>
                     <p class="hint">
-                        "Makes a new random code and signs every student of this class out: "
-                        "every student must enter the new code."
+                        {lang.t(
+                            "Makes a new random code and signs every student of this class out: \
+                             every student must enter the new code.",
+                            "產生新的隨機代碼，並讓這個班級的每位學生登出：\
+                             每位學生都必須輸入新的代碼。",
+                        )}
                     </p>
                 </form>
                 {toggle}
                 <form method="post" action=format!("{base}/quota") class="action">
                     {csrf_field(&ctx.csrf)}
-                    <label for="quota">"Daily message quota"</label>
+                    <label for="quota">{lang.t("Daily message quota", "每日訊息配額")}</label>
                     <div class="field-row">
                         <input
                             id="quota"
@@ -524,9 +615,14 @@ fn actions(ctx: &PageCtx, s: &ClassSummary) -> impl IntoView + use<> {
                             value=s.daily_quota.to_string()
                             data-testid="admin-quota"
                         />
-                        <button type="submit" class="primary">"Save"</button>
+                        <button type="submit" class="primary">{lang.t("Save", "儲存")}</button>
                     </div>
-                    <p class="hint">"Messages per day for the whole class; 0 means no quota."</p>
+                    <p class="hint">
+                        {lang.t(
+                            "Messages per day for the whole class; 0 means no quota.",
+                            "全班每天可傳送的訊息數；0 表示不限。",
+                        )}
+                    </p>
                 </form>
                 {reset}
             </div>
@@ -570,26 +666,30 @@ fn students_table(
     rows: &[StudentRow],
     tz: &TimeZone,
 ) -> impl IntoView + use<> {
+    let lang = ctx.lang;
     let rows = rows
         .iter()
         .map(|r| student_row(ctx, class_id, r, tz).into_any())
         .collect();
     let content = data_table(
         &[
-            ("Student", false),
-            ("Messages", true),
-            ("Tokens", true),
-            ("Last activity", false),
-            ("Session", false),
+            (lang.t("Student", "學生"), false),
+            (lang.t("Messages", "訊息"), true),
+            (lang.t("Tokens", "Token"), true),
+            (lang.t("Last activity", "最後活動"), false),
+            (lang.t("Session", "工作階段"), false),
         ],
         rows,
-        "No student has signed in yet.",
+        lang.t("No student has signed in yet.", "還沒有學生登入。"),
     );
     view! {
         <section aria-labelledby="students-heading">
-            <h2 id="students-heading">"Students"</h2>
+            <h2 id="students-heading">{lang.t("Students", "學生")}</h2>
             <p class="meta">
-                "All time, most messages first. Students without a display name are shown by the start of their session id."
+                {lang.t(
+                    "All time, most messages first. Students without a display name are shown by the start of their session id.",
+                    "全部期間，依訊息數由多到少排列。沒有顯示名稱的學生以工作階段編號的開頭表示。",
+                )}
             </p>
             {content}
         </section>
@@ -602,12 +702,16 @@ fn student_row(
     r: &StudentRow,
     tz: &TimeZone,
 ) -> impl IntoView + use<> {
-    let (name, short_id) = student_name(r.display_name.as_deref(), &r.session_id);
+    let lang = ctx.lang;
+    let (name, short_id) = student_name(lang, r.display_name.as_deref(), &r.session_id);
     let session = if r.revoked {
-        view! { <span class="badge off" data-testid="admin-revoked">"revoked"</span> }.into_any()
+        view! { <span class="badge off" data-testid="admin-revoked">{lang.t("revoked", "已撤銷")}</span> }.into_any()
     } else {
         let action = format!("/admin/sessions/{}/revoke", path_segment(&r.session_id));
-        let label = format!("Revoke the session of {name}");
+        let label = match lang {
+            Lang::En => format!("Revoke the session of {name}"),
+            Lang::ZhTw => format!("撤銷 {name} 的工作階段"),
+        };
         view! {
             <form method="post" action=action class="inline">
                 {csrf_field(&ctx.csrf)}
@@ -617,9 +721,12 @@ fn student_row(
                     class="danger-outline small"
                     data-testid="admin-revoke"
                     aria-label=label
-                    title="Signs this student out: they must enter the access code again."
+                    title=lang.t(
+                        "Signs this student out: they must enter the access code again.",
+                        "讓這位學生登出：必須重新輸入存取代碼。",
+                    )
                 >
-                    "Revoke"
+                    {lang.t("Revoke", "撤銷")}
                 </button>
             </form>
         }
@@ -628,61 +735,72 @@ fn student_row(
     let row_class = if r.revoked { "revoked" } else { "" };
     view! {
         <tr data-testid="admin-student-row" data-session-id=r.session_id.clone() class=row_class>
-            <td data-label="Student">
+            <td data-label=lang.t("Student", "學生")>
                 <span class="name">{name}</span>
                 {short_id.map(|s| view! { <span class="sid">{s}</span> })}
             </td>
-            <td data-label="Messages" class="num">{fmt_count(r.messages)}</td>
-            <td data-label="Tokens" class="num" data-estimated=r.estimated.to_string()>
-                {tokens(r.tokens, r.estimated)}
+            <td data-label=lang.t("Messages", "訊息") class="num">{fmt_count(r.messages)}</td>
+            <td data-label=lang.t("Tokens", "Token") class="num" data-estimated=r.estimated.to_string()>
+                {tokens(lang, r.tokens, r.estimated)}
             </td>
-            <td data-label="Last activity">{time_tag(r.last_at_ms, tz)}</td>
-            <td data-label="Session">{session}</td>
+            <td data-label=lang.t("Last activity", "最後活動")>{time_tag(r.last_at_ms, tz)}</td>
+            <td data-label=lang.t("Session", "工作階段")>{session}</td>
         </tr>
     }
 }
 
-fn errors_table(rows: &[ErrorRow], tz: &TimeZone) -> impl IntoView + use<> {
+fn errors_table(lang: Lang, rows: &[ErrorRow], tz: &TimeZone) -> impl IntoView + use<> {
+    let (time, student, error) = (
+        lang.t("Time", "時間"),
+        lang.t("Student", "學生"),
+        lang.t("Error", "錯誤"),
+    );
     let rows = rows
         .iter()
         .map(|r| {
-            let (name, short_id) = student_name(r.display_name.as_deref(), &r.session_id);
+            let (name, short_id) = student_name(lang, r.display_name.as_deref(), &r.session_id);
             view! {
                 <tr>
-                    <td data-label="Time">{time_tag(r.at_ms, tz)}</td>
-                    <td data-label="Student">
+                    <td data-label=time>{time_tag(r.at_ms, tz)}</td>
+                    <td data-label=student>
                         <span class="name">{name}</span>
                         {short_id.map(|s| view! { <span class="sid">{s}</span> })}
                     </td>
-                    <td data-label="Error"><code>{r.error_code.clone()}</code></td>
+                    <td data-label=error><code>{r.error_code.clone()}</code></td>
                 </tr>
             }
             .into_any()
         })
         .collect();
     let content = data_table(
-        &[("Time", false), ("Student", false), ("Error", false)],
+        &[(time, false), (student, false), (error, false)],
         rows,
-        "No upstream errors recently.",
+        lang.t("No upstream errors recently.", "最近沒有上游錯誤。"),
     );
     view! {
         <section aria-labelledby="errors-heading">
-            <h2 id="errors-heading">"Recent upstream errors"</h2>
+            <h2 id="errors-heading">{lang.t("Recent upstream errors", "最近的上游錯誤")}</h2>
             {content}
         </section>
     }
 }
 
-fn audit_table(rows: &[AuditRow], tz: &TimeZone) -> impl IntoView + use<> {
+fn audit_table(lang: Lang, rows: &[AuditRow], tz: &TimeZone) -> impl IntoView + use<> {
+    let (time, who, action, detail) = (
+        lang.t("Time", "時間"),
+        lang.t("Who", "人員"),
+        lang.t("Action", "動作"),
+        lang.t("Detail", "細節"),
+    );
     let rows = rows
         .iter()
         .map(|r| {
             view! {
                 <tr>
-                    <td data-label="Time">{time_tag(r.at_ms, tz)}</td>
-                    <td data-label="Who">{r.actor.clone()}</td>
-                    <td data-label="Action">{r.action.clone()}</td>
-                    <td data-label="Detail">{r.detail.clone()}</td>
+                    <td data-label=time>{time_tag(r.at_ms, tz)}</td>
+                    <td data-label=who>{r.actor.clone()}</td>
+                    <td data-label=action>{r.action.clone()}</td>
+                    <td data-label=detail>{r.detail.clone()}</td>
                 </tr>
             }
             .into_any()
@@ -690,24 +808,24 @@ fn audit_table(rows: &[AuditRow], tz: &TimeZone) -> impl IntoView + use<> {
         .collect();
     let content = data_table(
         &[
-            ("Time", false),
-            ("Who", false),
-            ("Action", false),
-            ("Detail", false),
+            (time, false),
+            (who, false),
+            (action, false),
+            (detail, false),
         ],
         rows,
-        "No dashboard actions yet.",
+        lang.t("No dashboard actions yet.", "管理後台還沒有任何動作紀錄。"),
     );
     view! {
         <section aria-labelledby="audit-heading">
-            <h2 id="audit-heading">"Recent actions"</h2>
+            <h2 id="audit-heading">{lang.t("Recent actions", "最近的動作")}</h2>
             {content}
         </section>
     }
 }
 
 /// The CSV export: a GET form, the last 7 days by default.
-fn export_form(today: Option<Date>, class_id: Option<&str>) -> impl IntoView + use<> {
+fn export_form(lang: Lang, today: Option<Date>, class_id: Option<&str>) -> impl IntoView + use<> {
     let to = today.map(|d| d.to_string()).unwrap_or_default();
     let from = today
         .and_then(|d| d.checked_sub(jiff::Span::new().days(7)).ok())
@@ -715,19 +833,28 @@ fn export_form(today: Option<Date>, class_id: Option<&str>) -> impl IntoView + u
         .unwrap_or_default();
     let (legend, class_field) = match class_id {
         Some(id) => (
-            "Export this class's usage as CSV",
+            lang.t(
+                "Export this class's usage as CSV",
+                "將這個班級的使用量匯出為 CSV",
+            ),
             Some(view! { <input type="hidden" name="class" value=id.to_string()/> }),
         ),
-        None => ("Export usage as CSV (all classes)", None),
+        None => (
+            lang.t(
+                "Export usage as CSV (all classes)",
+                "將使用量匯出為 CSV（所有班級）",
+            ),
+            None,
+        ),
     };
     view! {
         <form method="get" action="/admin/export.csv" class="export card">
             <fieldset>
                 <legend>{legend}</legend>
                 {class_field}
-                <label>"From " <input type="date" name="from" value=from required=true/></label>
-                <label>"To " <input type="date" name="to" value=to required=true/></label>
-                <button type="submit" class="secondary" data-testid="admin-export">"Download CSV"</button>
+                <label>{lang.t("From ", "從 ")} <input type="date" name="from" value=from required=true/></label>
+                <label>{lang.t("To ", "到 ")} <input type="date" name="to" value=to required=true/></label>
+                <button type="submit" class="secondary" data-testid="admin-export">{lang.t("Download CSV", "下載 CSV")}</button>
             </fieldset>
         </form>
     }
@@ -742,11 +869,15 @@ fn time_tag(ms: i64, tz: &TimeZone) -> impl IntoView + use<> {
 
 /// A student's name and, to tell same-named students apart, the start of the session id
 /// (anonymous students get "anonymous · <id>" as their name instead).
-fn student_name(display_name: Option<&str>, session_id: &str) -> (String, Option<String>) {
+fn student_name(
+    lang: Lang,
+    display_name: Option<&str>,
+    session_id: &str,
+) -> (String, Option<String>) {
     let short: String = session_id.chars().take(8).collect();
     match display_name.map(str::trim) {
         Some(name) if !name.is_empty() => (name.to_string(), Some(short)),
-        _ => (format!("anonymous · {short}"), None),
+        _ => (format!("{} · {short}", lang.t("anonymous", "匿名")), None),
     }
 }
 
@@ -767,16 +898,21 @@ fn path_segment(s: &str) -> String {
     out
 }
 
-fn fields_text(fields: &[String]) -> String {
+/// What the dashboard overrode ("codes", "enabled", "daily quota"), for a sentence.
+fn fields_text(lang: Lang, fields: &[String]) -> String {
     if fields.is_empty() {
-        "settings".to_string()
-    } else {
-        fields
-            .iter()
-            .map(|f| f.replace('_', " "))
-            .collect::<Vec<_>>()
-            .join(", ")
+        return lang.t("settings", "設定").to_string();
     }
+    let names = fields.iter().map(|f| {
+        let f = f.replace('_', " ");
+        match (lang, f.as_str()) {
+            (Lang::ZhTw, "codes") => "存取代碼".to_string(),
+            (Lang::ZhTw, "enabled") => "啟用狀態".to_string(),
+            (Lang::ZhTw, "daily quota") => "每日配額".to_string(),
+            _ => f,
+        }
+    });
+    names.collect::<Vec<_>>().join(lang.t(", ", "、"))
 }
 
 /// The named zone, or UTC when the name is unknown.
@@ -790,6 +926,33 @@ fn today(now_ms: i64, tz: &TimeZone) -> Option<Date> {
         .map(|t| t.to_zoned(tz.clone()).date())
 }
 
+/// An hour of the chart: "Tue 4 Mar 14:00", or "3月4日（週二）14:00".
+fn fmt_hour(lang: Lang, z: &jiff::Zoned) -> String {
+    match lang {
+        Lang::En => z.strftime("%a %-d %b %H:00").to_string(),
+        Lang::ZhTw => format!(
+            "{}月{}日（{}）{:02}:00",
+            z.month(),
+            z.day(),
+            weekday_zh(z.weekday()),
+            z.hour()
+        ),
+    }
+}
+
+fn weekday_zh(d: jiff::civil::Weekday) -> &'static str {
+    use jiff::civil::Weekday::*;
+    match d {
+        Monday => "週一",
+        Tuesday => "週二",
+        Wednesday => "週三",
+        Thursday => "週四",
+        Friday => "週五",
+        Saturday => "週六",
+        Sunday => "週日",
+    }
+}
+
 /// "2025-03-04 14:05" in the zone; "–" for a time out of range.
 fn fmt_time(ms: i64, tz: &TimeZone) -> String {
     Timestamp::from_millisecond(ms)
@@ -801,22 +964,28 @@ fn fmt_time(ms: i64, tz: &TimeZone) -> String {
         .unwrap_or_else(|_| "–".to_string())
 }
 
-/// 1234567 → "1,234,567".
 /// A token total; "≈" and a title when `estimated` of its messages were counted by
 /// classchat's estimate (characters / 4) because the upstream reported no usage.
-fn tokens(total: u64, estimated: u64) -> AnyView {
+fn tokens(lang: Lang, total: u64, estimated: u64) -> AnyView {
     if estimated == 0 {
         return fmt_count(total).into_any();
     }
-    let title = format!(
-        "Estimated in part: for {} {} the upstream reported no token counts, so classchat estimated them (characters / 4).",
-        fmt_count(estimated),
-        if estimated == 1 { "reply" } else { "replies" }
-    );
+    let title = match lang {
+        Lang::En => format!(
+            "Estimated in part: for {} {} the upstream reported no token counts, so classchat estimated them (characters / 4).",
+            fmt_count(estimated),
+            if estimated == 1 { "reply" } else { "replies" }
+        ),
+        Lang::ZhTw => format!(
+            "部分為估計值：有 {} 則回覆上游未回報 Token 數，由 classchat 估算（字元數 / 4）。",
+            fmt_count(estimated),
+        ),
+    };
     let shown = format!("≈{}", fmt_count(total));
     view! { <span class="estimated" title=title>{shown}</span> }.into_any()
 }
 
+/// 1234567 → "1,234,567".
 fn fmt_count(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::with_capacity(digits.len() + digits.len() / 3);
@@ -865,6 +1034,7 @@ mod tests {
 
     fn ctx() -> PageCtx {
         PageCtx {
+            lang: Lang::En,
             actor: "teacher@example.edu".to_string(),
             csrf: CSRF.to_string(),
             flash: Some("Class disabled.".to_string()),
@@ -1013,7 +1183,7 @@ mod tests {
     fn chart_has_168_bars_labelled_days_and_a_total() {
         let hourly = busy_hours();
         let total: u32 = hourly.iter().sum();
-        let html = chart(&hourly, first_hour(), &zone("Asia/Taipei")).to_html();
+        let html = chart(Lang::En, &hourly, first_hour(), &zone("Asia/Taipei")).to_html();
         assert_eq!(count(&html, "<rect "), 168);
         assert!(html.contains("viewBox=\"0 0 168 100\""));
         assert!(html.contains(&format!("{total} in total")));
@@ -1033,12 +1203,12 @@ mod tests {
 
     #[test]
     fn chart_with_no_messages_still_draws_its_frame() {
-        let html = chart(&[0; 168], first_hour(), &TimeZone::UTC).to_html();
+        let html = chart(Lang::En, &[0; 168], first_hour(), &TimeZone::UTC).to_html();
         assert_eq!(count(&html, "<rect "), 168);
         assert!(html.contains("none yet"));
         assert!(html.contains("No messages in the last 7 days."));
         assert!(!html.contains("NaN") && !html.contains("inf"));
-        let html = chart(&[], first_hour(), &TimeZone::UTC).to_html();
+        let html = chart(Lang::En, &[], first_hour(), &TimeZone::UTC).to_html();
         assert_eq!(count(&html, "<rect "), 0);
     }
 
@@ -1156,6 +1326,173 @@ mod tests {
         assert!(html.contains("<title>The dashboard is off · classchat</title>"));
     }
 
+    /// The `data-testid`s of a page, in order: the same in both languages.
+    fn test_ids(html: &str) -> Vec<&str> {
+        html.split("data-testid=\"")
+            .skip(1)
+            .map(|rest| &rest[..rest.find('"').expect("closed attribute")])
+            .collect()
+    }
+
+    fn zh_ctx() -> PageCtx {
+        PageCtx {
+            lang: Lang::ZhTw,
+            flash: Some("班級已啟用。".to_string()),
+            ..ctx()
+        }
+    }
+
+    fn overview_data() -> Overview {
+        let mut quiet = summary("chem", vec![0; 168]);
+        quiet.enabled = false;
+        quiet.daily_quota = 1200;
+        quiet.overridden = Some(OverrideInfo {
+            by: "t@example.edu".to_string(),
+            at_ms: NOW_MS,
+            fields: vec!["enabled".to_string(), "daily quota".to_string()],
+        });
+        Overview {
+            classes: vec![summary("bio", busy_hours()), quiet],
+            first_hour_ms: first_hour(),
+            now_ms: NOW_MS,
+        }
+    }
+
+    #[test]
+    fn overview_in_chinese_keeps_the_markup_and_links_back_to_english() {
+        let o = overview_data();
+        let en = overview_page(&ctx(), &o);
+        let zh = overview_page(&zh_ctx(), &o);
+        assert!(en.contains("<html lang=\"en\">"), "{}", &en[..80]);
+        assert!(zh.contains("<html lang=\"zh-TW\">"), "{}", &zh[..80]);
+        assert!(zh.contains("<title>管理後台 · classchat</title>"));
+        assert!(zh.contains("<h1>班級</h1>") && en.contains("<h1>Classes</h1>"));
+        assert!(
+            zh.contains(
+                "共 2 個班級 · 今天與本週依 Asia/Taipei 時區計算 · 截至 2025-03-04 14:05。"
+            )
+        );
+        for words in [
+            "classchat 管理後台",
+            "今日訊息",
+            "本週 Token",
+            "使用中的工作階段",
+            "本週錯誤率",
+            "已停用</span>",
+            "已啟用</span>",
+            "沒有每日訊息配額。",
+            "每日配額：全班 1,200 則訊息。",
+            "設定已由 t@example.edu 於 2025-03-04 14:05 在管理後台變更（啟用狀態、每日配額）",
+            "Biology &lt;b&gt;bio&lt;/b&gt; 的學生、錯誤與動作 →",
+            "過去 7 天沒有訊息。",
+            "<span class=\"wd\">週二</span> 3/4</span>",
+            "將使用量匯出為 CSV（所有班級）",
+            "下載 CSV",
+            "登出",
+        ] {
+            assert!(zh.contains(words), "{words}: {zh}");
+        }
+        // Nothing of the English page is left but names, numbers and ids.
+        for words in [
+            "Messages today",
+            "Sign out",
+            "No daily message quota",
+            "Export usage",
+        ] {
+            assert!(!zh.contains(words), "{words}");
+        }
+        // The switch leads to the same page in the other language.
+        assert!(zh.contains(
+            "<a href=\"/admin?lang=en\" lang=\"en\" data-testid=\"admin-lang-switch\">English</a>"
+        ));
+        assert!(en.contains(
+            "<a href=\"/admin?lang=zh-TW\" lang=\"zh-TW\" data-testid=\"admin-lang-switch\">繁體中文</a>"
+        ));
+        assert_eq!(test_ids(&en), test_ids(&zh));
+        assert_eq!(count(&zh, "<rect "), 336);
+        assert!(!zh.contains("<b>bio</b>"));
+        assert_csrf_in_every_post_form(&zh);
+    }
+
+    #[test]
+    fn class_page_in_chinese_has_every_section_in_chinese() {
+        let p = class_page_data();
+        let en = class_page(&ctx(), &p);
+        let zh = class_page(&zh_ctx(), &p);
+        assert!(zh.contains("<html lang=\"zh-TW\">"));
+        for words in [
+            "← 所有班級",
+            "<h2>新的存取代碼</h2>",
+            "這個代碼只會顯示這一次",
+            "每日配額：全班 500 則訊息。",
+            "（存取代碼、每日配額）",
+            "<h2 id=\"actions-heading\">動作</h2>",
+            "更換存取代碼",
+            "停用班級",
+            "改回使用設定檔",
+            "捨棄管理後台所做的變更（存取代碼、每日配額）",
+            "<label for=\"quota\">每日訊息配額</label>",
+            "<h2 id=\"students-heading\">學生</h2>",
+            "<th scope=\"col\" class=\"num\">訊息</th>",
+            "<td data-label=\"最後活動\">",
+            "匿名 · fedcba98",
+            "已撤銷</span>",
+            "aria-label=\"撤銷 &lt;script&gt;x&lt;/script&gt; 的工作階段\"",
+            "<h2 id=\"errors-heading\">最近的上游錯誤</h2>",
+            "<h2 id=\"audit-heading\">最近的動作</h2>",
+            "<th scope=\"col\" class=\"\">人員</th>",
+            "將這個班級的使用量匯出為 CSV",
+            "時間以 Asia/Taipei 時區顯示。",
+            "過去 7 天每小時的訊息數：共 ",
+            "部分為估計值：有 3 則回覆上游未回報 Token 數",
+            "href=\"/admin/classes/bio?lang=en\"",
+        ] {
+            assert!(zh.contains(words), "{words}: {zh}");
+        }
+        // What students typed and what the server recorded stays as it is.
+        assert!(zh.contains("&lt;script&gt;x&lt;/script&gt;") && !zh.contains("<script>x"));
+        assert!(zh.contains("upstream_timeout") && zh.contains("rotate_code"));
+        assert!(zh.contains("<code class=\"code\">maple-river-42</code>"));
+        assert!(!zh.contains("Rotate the access code") && !zh.contains("anonymous"));
+        assert_eq!(count(&zh, "<th scope=\"col\""), 12);
+        assert_eq!(test_ids(&en), test_ids(&zh));
+        assert!(en.contains("href=\"/admin/classes/bio?lang=zh-TW\""));
+        assert_csrf_in_every_post_form(&zh);
+    }
+
+    #[test]
+    fn the_chart_speaks_chinese_hours() {
+        let html = chart(
+            Lang::ZhTw,
+            &busy_hours(),
+            first_hour(),
+            &zone("Asia/Taipei"),
+        )
+        .to_html();
+        assert!(
+            html.contains("<span class=\"wd\">週三</span> 2/26</span>"),
+            "{html}"
+        );
+        // Hour 0 of the window (Tue 25 Feb 15:00 in Taipei) had no message; hour 5 had 5.
+        assert!(
+            html.contains("<title>2月25日（週二）20:00：5 則訊息</title>"),
+            "{html}"
+        );
+        let html = chart(Lang::ZhTw, &[0; 168], first_hour(), &TimeZone::UTC).to_html();
+        assert!(html.contains("過去 7 天每小時的訊息數：尚無訊息。"));
+    }
+
+    #[test]
+    fn message_pages_come_in_either_language() {
+        let html = message_page_in(Lang::ZhTw, "無法匯出", "結束日期超出範圍。");
+        assert!(html.contains("<html lang=\"zh-TW\">"));
+        assert!(html.contains("<h1>無法匯出</h1>"));
+        assert!(html.contains(">管理後台</a>"));
+        assert!(html.contains("<title>無法匯出 · classchat</title>"));
+        let html = message_page("No such class", "There is no class with that id.");
+        assert!(html.contains("<html lang=\"en\">") && html.contains(">Dashboard</a>"));
+    }
+
     #[test]
     fn numbers_and_times_are_formatted_for_people() {
         assert_eq!(fmt_count(0), "0");
@@ -1175,11 +1512,11 @@ mod tests {
         // An unknown zone falls back to UTC.
         assert_eq!(fmt_time(NOW_MS, &zone("Mars/Olympus")), "2025-03-04 06:05");
         assert_eq!(
-            student_name(Some("  "), "abcdefghijk").0,
+            student_name(Lang::En, Some("  "), "abcdefghijk").0,
             "anonymous · abcdefgh"
         );
         assert_eq!(
-            student_name(Some("Mei"), "abcdefghijk"),
+            student_name(Lang::En, Some("Mei"), "abcdefghijk"),
             ("Mei".to_string(), Some("abcdefgh".to_string()))
         );
     }

@@ -27,6 +27,7 @@ mod lti;
 mod lti_dynamic_registration;
 mod lti_instructors;
 mod lti_platform;
+mod operator_lang;
 mod personal_codes;
 mod pg;
 mod pg_cluster;
