@@ -41,6 +41,12 @@ pub struct Config {
     #[arg(long, env = "MAX_CONNECTIONS", default_value_t = 16384)]
     pub max_connections: u32,
 
+    /// How connections are served: `shared` (one multi-threaded runtime, the default) or
+    /// `per-core` (one single-threaded runtime per core, each accepting on its own
+    /// SO_REUSEPORT listener; see docs/performance.md for what it changes).
+    #[arg(long, env = "RUNTIME", default_value = "shared")]
+    pub runtime: String,
+
     /// Time a client has to send a request's header; also how long an idle keep-alive
     /// connection stays open.
     #[arg(long, env = "REQUEST_HEADER_TIMEOUT", default_value = "30s")]
@@ -540,12 +546,41 @@ pub struct Timeouts {
     pub reply_max: Duration,
 }
 
+/// `RUNTIME`: how the server's tasks are spread over threads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RuntimeShape {
+    /// One multi-threaded tokio runtime: any worker may serve any connection.
+    #[default]
+    Shared,
+    /// One current-thread runtime per core, each accepting on its own `SO_REUSEPORT`
+    /// listener, so a connection's reads, writes and wake-ups stay on one thread. The state
+    /// (database pool, budgets, caches) is still one per process, and so are the background
+    /// tasks, which run on the first runtime.
+    PerCore,
+}
+
+impl RuntimeShape {
+    /// `RUNTIME`'s value; main reads it before the rest of the settings, to pick the runtime
+    /// the server is built on.
+    pub fn parse(value: &str) -> Result<Self, ConfigError> {
+        match value.trim() {
+            "" | "shared" => Ok(Self::Shared),
+            "per-core" => Ok(Self::PerCore),
+            other => Err(bad(
+                "RUNTIME",
+                format!("{other:?} is not shared or per-core"),
+            )),
+        }
+    }
+}
+
 /// The checked configuration.
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub demo: bool,
     pub listen_addr: SocketAddr,
     pub max_connections: usize,
+    pub runtime: RuntimeShape,
     pub request_header_timeout: Duration,
     pub request_body_timeout: Duration,
     /// PUBLIC_URL; `None`: derived from the bound address at start-up.
@@ -935,6 +970,7 @@ impl Config {
             other => return Err(bad("LOG_FORMAT", format!("{other:?} is not text or json"))),
         };
 
+        let runtime = RuntimeShape::parse(&self.runtime)?;
         let admin = self.admin_settings()?;
         let safety = self.safety.into_settings(&timezone_name)?;
         Ok(Settings {
@@ -943,6 +979,7 @@ impl Config {
             demo: self.demo,
             listen_addr,
             max_connections: self.max_connections as usize,
+            runtime,
             request_header_timeout,
             request_body_timeout,
             public_url,

@@ -4,12 +4,11 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use classchat_server::cli::{Cli, Command};
-use classchat_server::config::UpstreamSettings;
+use classchat_server::config::{RuntimeShape, UpstreamSettings};
 use classchat_server::startup::Application;
 use classchat_server::telemetry;
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     if let Err(e) = dotenvy::dotenv()
         && !e.not_found()
     {
@@ -17,13 +16,41 @@ async fn main() -> ExitCode {
         return ExitCode::from(2);
     }
     // Before the full configuration, which the probe does not need (nor must it fail on).
-    if std::env::args_os()
+    let probe = std::env::args_os()
         .nth(1)
-        .is_some_and(|a| a == "healthcheck")
-    {
-        return healthcheck().await;
+        .is_some_and(|a| a == "healthcheck");
+    let cli = (!probe).then(Cli::parse);
+    // RUNTIME=per-core: the server is built on a current-thread runtime (which then serves
+    // one listener and runs the background tasks) and starts one more per remaining core
+    // (startup::Application::run_until_stopped). Commands other than serving keep the default.
+    let per_core = cli.as_ref().is_some_and(|c| {
+        c.command.is_none()
+            && !c.config.hash_password
+            && RuntimeShape::parse(&c.config.runtime) == Ok(RuntimeShape::PerCore)
+    });
+    let runtime = if per_core {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+    };
+    let runtime = match runtime {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("classchat: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match cli {
+        None => runtime.block_on(healthcheck()),
+        Some(cli) => runtime.block_on(run(cli)),
     }
-    let Cli { config, command } = Cli::parse();
+}
+
+async fn run(Cli { config, command }: Cli) -> ExitCode {
     if let Some(Command::MigrateDb { from, to }) = &command {
         return match classchat_server::cli::migrate_db::run(from, to).await {
             Ok(_) => ExitCode::SUCCESS,

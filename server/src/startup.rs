@@ -37,7 +37,7 @@ use tracing::Level;
 use crate::auth::token::TokenKeys;
 use crate::basics::{now_ms, now_secs};
 use crate::classes::{ClassRegistry, CodeKeys, is_stored_form};
-use crate::config::Settings;
+use crate::config::{RuntimeShape, Settings};
 use crate::error::{AppError, FailureReport};
 use crate::limits::{DailyCounter, Limits};
 use crate::relay::models::ModelList;
@@ -65,7 +65,8 @@ impl Application {
         settings.resolve_classes();
         // Leptos renders pages on an executor of its own choosing; ours is tokio.
         let _ = any_spawner::Executor::init_tokio();
-        let listener = bind(settings.listen_addr)
+        let reuse_port = settings.runtime == RuntimeShape::PerCore;
+        let listener = bind(settings.listen_addr, reuse_port)
             .with_context(|| format!("LISTEN_ADDR: cannot listen on {}", settings.listen_addr))?;
         let store = Store::connect(&settings.database_url).await?;
         let revoked = RevokedSessions::new(store.revocations(now_secs()).await?);
@@ -184,8 +185,39 @@ impl Application {
         } = self;
         let grace = state.settings.shutdown_grace;
         let stopping = CancellationToken::new();
-        let serve = serve(listener, state.clone(), stopping.clone());
-        let mut server = tokio::spawn(serve);
+        let caps = Caps::new(state.settings.max_connections);
+        let mut extra = None;
+        if state.settings.runtime == RuntimeShape::PerCore {
+            let runtimes = per_core_runtimes();
+            let addr = listener.local_addr()?;
+            extra = Some(ExtraRuntimes::start(
+                runtimes - 1,
+                addr,
+                &state,
+                &stopping,
+                &caps,
+            )?);
+            tracing::info!(
+                runtimes,
+                "RUNTIME=per-core: one runtime and listener per core"
+            );
+        }
+        let others: Vec<_> = extra
+            .as_mut()
+            .map(|e| std::mem::take(&mut e.served))
+            .unwrap_or_default();
+        let serve = serve(listener, state.clone(), stopping.clone(), caps);
+        // This runtime's accept loop, then every other runtime's.
+        let mut server = tokio::spawn(async move {
+            let mut result = serve.await;
+            for other in others {
+                let r = other
+                    .await
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("a runtime thread ended")));
+                result = result.and(r);
+            }
+            result
+        });
         let served = tokio::select! {
             r = &mut server => Some(r),
             _ = signal => None,
@@ -221,6 +253,9 @@ impl Application {
         state.conversations.close().await;
         let _ = conversations_task.await;
         state.store.close().await;
+        if let Some(extra) = extra {
+            let _ = tokio::task::spawn_blocking(move || extra.finish()).await;
+        }
         tracing::info!("stopped");
         result
     }
@@ -275,7 +310,9 @@ const BUSY_RETRY_SECS: u64 = 5;
 /// How often, at most, the connection cap's warning is logged.
 const CAP_WARNING_EVERY: Duration = Duration::from_secs(10);
 
-fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+/// `reuse_port`: RUNTIME=per-core, where every runtime listens on the same address and the
+/// kernel spreads new connections over them. Linux lets only the same user share the port.
+fn bind(addr: SocketAddr, reuse_port: bool) -> std::io::Result<TcpListener> {
     let socket = if addr.is_ipv4() {
         TcpSocket::new_v4()?
     } else {
@@ -284,8 +321,133 @@ fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     // As std's bind does: a restart can listen again while old connections sit in TIME_WAIT.
     #[cfg(unix)]
     socket.set_reuseaddr(true)?;
+    #[cfg(unix)]
+    if reuse_port {
+        socket.set_reuseport(true)?;
+    }
+    #[cfg(not(unix))]
+    let _ = reuse_port;
     socket.bind(addr)?;
     socket.listen(LISTEN_BACKLOG)
+}
+
+/// The connection caps, one per process whatever the number of runtimes: MAX_CONNECTIONS
+/// holds for the server, not for each accept loop.
+#[derive(Clone)]
+struct Caps {
+    slots: Arc<Semaphore>,
+    refusals: Arc<Semaphore>,
+}
+
+impl Caps {
+    fn new(max_connections: usize) -> Self {
+        Self {
+            slots: Arc::new(Semaphore::new(max_connections)),
+            refusals: Arc::new(Semaphore::new(REFUSALS_AT_ONCE)),
+        }
+    }
+}
+
+/// How many runtimes RUNTIME=per-core runs: TOKIO_WORKER_THREADS when set (as the shared
+/// runtime reads it), else one per core.
+pub fn per_core_runtimes() -> usize {
+    std::env::var("TOKIO_WORKER_THREADS")
+        .ok()
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
+/// The runtimes RUNTIME=per-core adds to the one the application was built on: each a
+/// current-thread runtime on its own thread, with its own listener on `addr`.
+struct ExtraRuntimes {
+    /// One per runtime: its accept loop's result.
+    served: Vec<tokio::sync::oneshot::Receiver<anyhow::Result<()>>>,
+    /// Cancelled once the store is closed: only then may a runtime end, since the pooled
+    /// database and upstream connections it opened are driven by its reactor.
+    release: CancellationToken,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl ExtraRuntimes {
+    /// Starts `count` runtimes; fails (after stopping those started) if one cannot listen.
+    fn start(
+        count: usize,
+        addr: SocketAddr,
+        state: &AppState,
+        stopping: &CancellationToken,
+        caps: &Caps,
+    ) -> anyhow::Result<Self> {
+        let mut extra = Self {
+            served: Vec::new(),
+            release: CancellationToken::new(),
+            threads: Vec::new(),
+        };
+        for n in 1..=count {
+            let (bound_tx, bound_rx) = std::sync::mpsc::channel::<std::io::Result<()>>();
+            let (served_tx, served_rx) = tokio::sync::oneshot::channel();
+            let (state, stop, caps, release) = (
+                state.clone(),
+                stopping.clone(),
+                caps.clone(),
+                extra.release.clone(),
+            );
+            let thread = std::thread::Builder::new()
+                .name(format!("classchat-rt-{n}"))
+                .spawn(move || {
+                    let rt = match tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                    {
+                        Ok(rt) => rt,
+                        Err(e) => {
+                            let _ = bound_tx.send(Err(e));
+                            return;
+                        }
+                    };
+                    rt.block_on(async move {
+                        let listener = match bind(addr, true) {
+                            Ok(l) => l,
+                            Err(e) => {
+                                let _ = bound_tx.send(Err(e));
+                                return;
+                            }
+                        };
+                        let _ = bound_tx.send(Ok(()));
+                        let work = async move {
+                            let _ = served_tx.send(serve(listener, state, stop, caps).await);
+                            std::future::pending::<()>().await
+                        };
+                        // Released early (the grace period ran out), what is left is dropped.
+                        tokio::select! {
+                            () = work => {}
+                            () = release.cancelled() => {}
+                        }
+                    });
+                })
+                .context("cannot start a runtime thread")?;
+            extra.threads.push(thread);
+            extra.served.push(served_rx);
+            let bound = bound_rx
+                .recv()
+                .unwrap_or_else(|_| Err(std::io::Error::other("the runtime thread ended")));
+            if let Err(e) = bound {
+                stopping.cancel();
+                extra.finish();
+                return Err(e)
+                    .with_context(|| format!("RUNTIME=per-core: cannot listen on {addr}"));
+            }
+        }
+        Ok(extra)
+    }
+
+    /// Lets every runtime end and waits for its thread.
+    fn finish(self) {
+        self.release.cancel();
+        for t in self.threads {
+            let _ = t.join();
+        }
+    }
 }
 
 /// The accept loop: hyper's HTTP/1 with a header-read timeout (axum::serve has no timer, so
@@ -295,12 +457,12 @@ async fn serve(
     listener: TcpListener,
     state: AppState,
     stopping: CancellationToken,
+    caps: Caps,
 ) -> anyhow::Result<()> {
     let settings = state.settings.clone();
     let app = router(state);
     let graceful = GracefulShutdown::new();
-    let slots = Arc::new(Semaphore::new(settings.max_connections));
-    let refusals = Arc::new(Semaphore::new(REFUSALS_AT_ONCE));
+    let Caps { slots, refusals } = caps;
     let mut http = http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(settings.request_header_timeout)

@@ -38,6 +38,7 @@ mod request_log;
 mod retention;
 mod rotation;
 mod route_guards;
+mod runtime_per_core;
 mod safety;
 mod session;
 mod settings_in_code;

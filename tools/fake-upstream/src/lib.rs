@@ -3,7 +3,8 @@
 //! can assert what classchat sent, and can be told to fail in each documented way.
 //!
 //! Control it in-process through [`FakeUpstream`], or over HTTP (`POST /__control` with a
-//! [`Behavior`] as JSON, or `{"reply": …}`, `{"chunk_delay_ms": …}`, `{"chunks": …}`;
+//! [`Behavior`] as JSON, or `{"reply": …}`, `{"chunk_delay_ms": …}`, `{"chunks": …}`,
+//! `{"first_delay_ms": …}`, `{"shapes": [ReplyShape…]}`;
 //! `GET /__requests`, `GET /__stats`) when run as a binary.
 
 use std::net::SocketAddr;
@@ -49,6 +50,47 @@ pub enum Behavior {
     QuotaRefusal { retry_after: u64 },
 }
 
+/// One kind of streamed reply in a mix (see [`FakeConfig::shapes`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplyShape {
+    /// How many of every `sum of weights` replies take this shape.
+    pub weight: u32,
+    pub chunks: usize,
+    pub first_delay_ms: u64,
+    pub chunk_delay_ms: u64,
+}
+
+impl ReplyShape {
+    /// `WEIGHT:CHUNKS:FIRST_DELAY_MS:CHUNK_DELAY_MS`, as `fake-upstream --shape` takes it.
+    pub fn parse(text: &str) -> Option<Self> {
+        let mut it = text.split(':').map(|p| p.trim().parse::<u64>().ok());
+        let shape = Self {
+            weight: u32::try_from(it.next()??).ok()?,
+            chunks: usize::try_from(it.next()??).ok()?,
+            first_delay_ms: it.next()??,
+            chunk_delay_ms: it.next()??,
+        };
+        (it.next().is_none() && shape.weight > 0 && shape.chunks > 0).then_some(shape)
+    }
+}
+
+/// The shape reply number `n` takes: weighted round robin, so every window of
+/// `sum of weights` replies holds each shape exactly `weight` times.
+pub fn pick_shape(shapes: &[ReplyShape], n: u64) -> Option<ReplyShape> {
+    let total: u64 = shapes.iter().map(|s| u64::from(s.weight)).sum();
+    if total == 0 {
+        return None;
+    }
+    let mut at = n % total;
+    for s in shapes {
+        if at < u64::from(s.weight) {
+            return Some(*s);
+        }
+        at -= u64::from(s.weight);
+    }
+    None
+}
+
 /// What the fake is configured with.
 #[derive(Debug, Clone)]
 pub struct FakeConfig {
@@ -63,6 +105,12 @@ pub struct FakeConfig {
     /// Chunks the reply is split into, and the pause before each.
     pub chunks: usize,
     pub chunk_delay: Duration,
+    /// The pause before a stream's first piece of text (a model thinking); `None`: `chunk_delay`.
+    pub first_delay: Option<Duration>,
+    /// When not empty, each streamed reply takes one of these shapes in turn, in proportion to
+    /// their weights (a benchmark's mix of short and long answers); the reply is then
+    /// `chunks` pieces of "word word ", whatever `reply` says.
+    pub shapes: Vec<ReplyShape>,
     /// Keep every request for `requests()`; off for benchmarks, where the list would grow
     /// without bound behind a lock.
     pub record: bool,
@@ -143,6 +191,8 @@ impl Default for FakeConfig {
             reply: None,
             chunks: 5,
             chunk_delay: Duration::from_millis(5),
+            first_delay: None,
+            shapes: Vec::new(),
             record: true,
             usage: UsageStyle::OpenAi,
             hold_finish: None,
@@ -187,6 +237,8 @@ struct Shared {
     started: AtomicU64,
     finished: AtomicU64,
     dropped: AtomicU64,
+    /// Streamed replies that took a shape (see [`pick_shape`]).
+    shaped: AtomicU64,
 }
 
 /// A running fake.
@@ -206,8 +258,15 @@ impl FakeUpstream {
             started: AtomicU64::new(0),
             finished: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
+            shaped: AtomicU64::new(0),
         });
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
+        // A backlog as deep as classchat's and nginx's (tokio's bind asks for 1024): a
+        // benchmark's burst of new connections must not overflow it, or dropped SYNs come
+        // back a second later and the tail latency measures the fake.
+        let socket = tokio::net::TcpSocket::new_v4()?;
+        socket.set_reuseaddr(true)?;
+        socket.bind(SocketAddr::from(([127, 0, 0, 1], port)))?;
+        let listener = socket.listen(4096)?;
         let addr = listener.local_addr()?;
         let app = router(shared.clone());
         // SSE chunks are small writes: without TCP_NODELAY each waits for the previous one's
@@ -390,6 +449,19 @@ async fn control(State(s): State<Arc<Shared>>, axum::Json(b): axum::Json<Value>)
         lock(&s.config).chunks = n as usize;
         return StatusCode::NO_CONTENT.into_response();
     }
+    if let Some(n) = b.get("first_delay_ms") {
+        lock(&s.config).first_delay = n.as_u64().map(Duration::from_millis);
+        return StatusCode::NO_CONTENT.into_response();
+    }
+    if let Some(shapes) = b.get("shapes") {
+        return match serde_json::from_value::<Vec<ReplyShape>>(shapes.clone()) {
+            Ok(shapes) => {
+                lock(&s.config).shapes = shapes;
+                StatusCode::NO_CONTENT.into_response()
+            }
+            Err(e) => (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
+        };
+    }
     match serde_json::from_value::<Behavior>(b) {
         Ok(b) => {
             *lock(&s.behavior) = b;
@@ -568,6 +640,14 @@ async fn completions(State(s): State<Arc<Shared>>, headers: HeaderMap, body: Byt
         .and_then(Value::as_bool)
         == Some(true);
     let usage = config.usage.json().filter(|_| asked);
+    let mut config = config;
+    let mut reply = reply;
+    if let Some(shape) = pick_shape(&config.shapes, s.shaped.fetch_add(1, Ordering::Relaxed)) {
+        config.chunks = shape.chunks;
+        config.first_delay = Some(Duration::from_millis(shape.first_delay_ms));
+        config.chunk_delay = Duration::from_millis(shape.chunk_delay_ms);
+        reply = "word ".repeat(2 * shape.chunks);
+    }
     stream_reply(s, config, behavior, model.to_owned(), reply, usage)
 }
 
@@ -630,7 +710,10 @@ fn stream_reply(
         if cut_at == Some(i) {
             break;
         }
-        let mut pause = config.chunk_delay;
+        let mut pause = match config.first_delay {
+            Some(first) if i == 0 => first,
+            _ => config.chunk_delay,
+        };
         if let Behavior::Stall { after, delay_ms } = behavior
             && i == after
         {
@@ -717,6 +800,46 @@ mod tests {
         assert_eq!(parts.len(), 4);
         assert_eq!(parts.concat(), "Hello, world!");
         assert_eq!(split_reply("", 3), vec![] as Vec<String>);
+    }
+
+    #[test]
+    fn shapes_parse_and_take_turns_by_weight() {
+        let long = ReplyShape::parse("1:80:200:30").unwrap();
+        assert_eq!(
+            long,
+            ReplyShape {
+                weight: 1,
+                chunks: 80,
+                first_delay_ms: 200,
+                chunk_delay_ms: 30
+            }
+        );
+        for bad in ["", "1:2:3", "1:2:3:4:5", "0:2:3:4", "1:0:3:4", "a:2:3:4"] {
+            assert_eq!(ReplyShape::parse(bad), None, "{bad:?}");
+        }
+        let short = ReplyShape::parse("3:8:50:20").unwrap();
+        let picks: Vec<_> = (0..8)
+            .map(|n| pick_shape(&[short, long], n).unwrap())
+            .collect();
+        assert_eq!(picks.iter().filter(|s| **s == long).count(), 2);
+        assert_eq!(picks[3], long);
+        assert_eq!(pick_shape(&[], 0), None);
+    }
+
+    #[tokio::test]
+    async fn a_shaped_stream_has_the_shapes_chunks_after_its_first_delay() {
+        let fake = FakeUpstream::spawn(FakeConfig {
+            shapes: vec![ReplyShape::parse("1:7:120:1").unwrap()],
+            record: false,
+            ..FakeConfig::default()
+        })
+        .await;
+        let started = std::time::Instant::now();
+        let (status, _, body) = ask(&fake, chat(json!({"stream": true})), false).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(started.elapsed() >= Duration::from_millis(120));
+        let pieces = body.matches("\"content\":\"word").count();
+        assert_eq!(pieces, 7, "{body}");
     }
 
     #[tokio::test]

@@ -1,12 +1,13 @@
 //! `fake-upstream`: the fake Open WebUI as a process, for end-to-end tests and benchmarks.
 //!
 //! Usage: fake-upstream [--port N] [--api-key KEY] [--model NAME]... [--cf-access ID:SECRET]
-//!                      [--chunks N] [--chunk-delay-ms N] [--reply TEXT] [--no-record]
+//!                      [--chunks N] [--chunk-delay-ms N] [--first-delay-ms N] [--reply TEXT]
+//!                      [--shape WEIGHT:CHUNKS:FIRST_DELAY_MS:CHUNK_DELAY_MS]... [--no-record]
 //! Prints `listening on http://127.0.0.1:PORT` once ready.
 
 use std::time::Duration;
 
-use classchat_fake_upstream::{FakeConfig, FakeUpstream};
+use classchat_fake_upstream::{FakeConfig, FakeUpstream, ReplyShape};
 
 #[tokio::main]
 async fn main() {
@@ -48,11 +49,21 @@ async fn main() {
                         .unwrap_or_else(|_| die("--chunk-delay-ms takes a number")),
                 )
             }
+            "--first-delay-ms" => {
+                config.first_delay = Some(Duration::from_millis(
+                    value()
+                        .parse()
+                        .unwrap_or_else(|_| die("--first-delay-ms takes a number")),
+                ))
+            }
+            "--shape" => config.shapes.push(ReplyShape::parse(&value()).unwrap_or_else(|| {
+                die("--shape takes WEIGHT:CHUNKS:FIRST_DELAY_MS:CHUNK_DELAY_MS (weight, chunks > 0)")
+            })),
             "--reply" => config.reply = Some(value()),
             "--no-record" => config.record = false,
             "-h" | "--help" => {
                 println!(
-                    "fake-upstream [--port N] [--api-key KEY] [--model NAME]... [--cf-access ID:SECRET] [--chunks N] [--chunk-delay-ms N] [--reply TEXT] [--no-record]"
+                    "fake-upstream [--port N] [--api-key KEY] [--model NAME]... [--cf-access ID:SECRET] [--chunks N] [--chunk-delay-ms N] [--first-delay-ms N] [--reply TEXT] [--shape WEIGHT:CHUNKS:FIRST_DELAY_MS:CHUNK_DELAY_MS]... [--no-record]"
                 );
                 return;
             }

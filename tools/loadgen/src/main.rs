@@ -7,10 +7,13 @@
 //! - `rr`: closed-loop request/response at a concurrency for a duration.
 //! - `stream`: closed-loop SSE streams; time to the first delta and to the end.
 //! - `hold`: N streams held open at once; the relay's resident memory meanwhile.
+//! - `district`: many sessions of many classes, streaming with pauses, signing in and
+//!   refreshing their tokens; time to first delta and CPU per message.
 //! - `report`: gathers the runs' JSON lines into the table and the result file.
 //! - `wait`, `send`, `free-port`: helpers for the script.
 
 mod client;
+mod district;
 mod procfs;
 mod report;
 mod rr;
@@ -44,6 +47,8 @@ enum Command {
     Stream(stream::StreamArgs),
     /// Hold N streams open at once and sample the relay's memory.
     Hold(stream::HoldArgs),
+    /// Many sessions of many classes: streams with pauses, sign-ins and refreshes.
+    District(district::DistrictArgs),
     /// Turn the runs' JSON lines into the result file and the table.
     Report(report::ReportArgs),
     /// Wait until a URL answers 2xx to a GET.
@@ -214,6 +219,7 @@ async fn run(command: Command) -> Result<std::process::ExitCode> {
         Command::Rr(a) => rr::run(a).await?,
         Command::Stream(a) => stream::run(a).await?,
         Command::Hold(a) => stream::hold(a).await?,
+        Command::District(a) => district::run(a).await?,
         Command::Report(a) => return report::run(a),
         Command::Wait { url, timeout } => {
             wait(&url, secs(timeout)).await?;

@@ -24,7 +24,28 @@ pub(crate) struct ReportArgs {
     strict: bool,
 }
 
-const TARGETS: [&str; 5] = ["direct", "nginx", "classchat", OTHER_BUILD, REPLICAS];
+const TARGETS: [&str; 9] = [
+    "direct",
+    "nginx",
+    "classchat",
+    PER_CORE,
+    OTHER_BUILD,
+    ONE_PG,
+    REPLICAS,
+    SAFETY_OFF,
+    SAFETY_ON,
+];
+
+/// The same build with RUNTIME=per-core (a current-thread runtime per core).
+const PER_CORE: &str = "classchat-percore";
+
+/// One classchat process on PostgreSQL (district scenario).
+const ONE_PG: &str = "classchat-pg";
+
+/// One classchat on SQLite, sessions of a class with visibility `off` / `flagged` (the
+/// safety phrase check runs on every message of the second).
+const SAFETY_OFF: &str = "visibility-off";
+const SAFETY_ON: &str = "visibility-flagged";
 
 /// Another classchat build run beside the first (scripts/bench's CLASSCHAT_BIN_B).
 const OTHER_BUILD: &str = "classchat-b";
@@ -34,13 +55,18 @@ const REPLICAS: &str = "classchat-x2-pg";
 
 /// The ratios reported, (target, base): classchat against the floor, and the replicas
 /// against the single binary and the floor.
-const PAIRS: [(&str, &str); 6] = [
+const PAIRS: [(&str, &str); 11] = [
     ("classchat", "nginx"),
     ("classchat", "direct"),
     ("classchat", OTHER_BUILD),
     (OTHER_BUILD, "nginx"),
+    (PER_CORE, "classchat"),
+    (ONE_PG, "classchat"),
+    (ONE_PG, "nginx"),
     (REPLICAS, "classchat"),
     (REPLICAS, "nginx"),
+    (PER_CORE, "nginx"),
+    (SAFETY_ON, SAFETY_OFF),
 ];
 
 /// Straight from the fake, with chunks 2 ms apart, the first delta should take a few ms.
@@ -124,8 +150,20 @@ fn summarize(kind: &str, runs: &[&Value]) -> Value {
             s.insert("p99_ms".into(), med(runs, &["latency", "p99_us"], 1e-3));
             s.insert("max_ms".into(), max_of(runs, &["latency", "max_us"], 1e-3));
         }
-        "stream" => {
+        "stream" | "district" => {
             s.insert("ok".into(), json!(sum(runs, "ok")));
+            if kind == "district" {
+                s.insert("sessions".into(), max_of(runs, &["sessions"], 1.0));
+                s.insert(
+                    "active_sessions".into(),
+                    max_of(runs, &["active_sessions"], 1.0),
+                );
+                s.insert("sign_ins_per_s".into(), med(runs, &["sign_ins_per_s"], 1.0));
+                s.insert(
+                    "refreshes_per_s".into(),
+                    med(runs, &["refreshes_per_s"], 1.0),
+                );
+            }
             s.insert("streams_per_s".into(), med(runs, &["streams_per_s"], 1.0));
             s.insert(
                 "first_delta_p50_ms".into(),
@@ -170,7 +208,7 @@ fn summarize(kind: &str, runs: &[&Value]) -> Value {
         }
         _ => {}
     }
-    if kind == "rr" || kind == "stream" {
+    if kind == "rr" || kind == "stream" || kind == "district" {
         // front and db: the replicas' nginx and PostgreSQL.
         for who in ["relay", "upstream", "loadgen", "front", "db"] {
             s.insert(
@@ -182,6 +220,20 @@ fn summarize(kind: &str, runs: &[&Value]) -> Value {
                 med(runs, &["cpu", who, "us_per_req"], 1.0),
             );
         }
+        // What serving a message costs, the fake upstream and the load generator left out.
+        let serving: Vec<f64> = runs
+            .iter()
+            .map(|r| {
+                ["relay", "front", "db"]
+                    .iter()
+                    .filter_map(|w| r["cpu"][w]["us_per_req"].as_f64())
+                    .sum()
+            })
+            .collect();
+        s.insert(
+            "serving_cpu_us_per_req".into(),
+            median(serving).map_or(Value::Null, |m| json!(r3(m))),
+        );
     }
     Value::Object(s)
 }
@@ -246,13 +298,18 @@ fn build(runs: &[Value]) -> Value {
             let keys: &[&str] = match kind.as_str() {
                 "rr" => &["rps", "p50_ms", "p99_ms"],
                 "stream" => &["streams_per_s", "first_delta_p50_ms", "first_delta_p99_ms"],
+                "district" => &[
+                    "first_delta_p50_ms",
+                    "first_delta_p99_ms",
+                    "serving_cpu_us_per_req",
+                ],
                 "hold" => &["kb_per_stream"],
                 _ => &[],
             };
             for k in keys {
                 ratios.insert(format!("{k}_{target}_over_{base}"), ratio(&c[k], &b[k]));
             }
-            if kind == "stream"
+            if (kind == "stream" || kind == "district")
                 && let (Some(x), Some(y)) = (
                     c["first_delta_p50_ms"].as_f64(),
                     b["first_delta_p50_ms"].as_f64(),
@@ -338,6 +395,58 @@ fn goals(results: &Map<String, Value>, facts: &Map<String, Value>) -> Value {
             v.as_f64().map(|x| x <= 1.0)
         },
     );
+    if let Some(d) = results.get("district") {
+        for target in ["classchat", PER_CORE, ONE_PG, REPLICAS] {
+            let row = &d[target];
+            if row.is_null() {
+                continue;
+            }
+            let errors = row["errors"].as_u64().unwrap_or(0);
+            let sessions = row["sessions"].as_f64().unwrap_or(0.0);
+            goal(
+                &format!("district: {target} errors with {sessions} sessions"),
+                json!(errors),
+                "0 at 5000 sessions",
+                if errors > 0 {
+                    Some(false)
+                } else {
+                    (sessions >= 5000.0).then_some(true)
+                },
+            );
+            let v = &d["ratios"][&format!("first_delta_p99_ms_{target}_over_nginx")];
+            goal(
+                &format!("district: first delta p99, {target}/nginx"),
+                v.clone(),
+                "<= 1.5",
+                v.as_f64().map(|x| x <= 1.5),
+            );
+        }
+        let v = &d["ratios"][&format!("serving_cpu_us_per_req_{REPLICAS}_over_classchat")];
+        goal(
+            "district: CPU per message, replicas+nginx+PostgreSQL / one process on SQLite",
+            v.clone(),
+            "<= 1.6",
+            v.as_f64().map(|x| x <= 1.6),
+        );
+        let v = &d[ONE_PG]["db_cpu_us_per_req"];
+        goal(
+            "district: PostgreSQL CPU per message, one process (us)",
+            v.clone(),
+            "<= 60",
+            v.as_f64().map(|x| x <= 60.0),
+        );
+    }
+    if let Some(r) = results.get("safety").map(|s| &s["ratios"]) {
+        for k in ["first_delta_p50_ms", "serving_cpu_us_per_req"] {
+            let v = &r[&format!("{k}_{SAFETY_ON}_over_{SAFETY_OFF}")];
+            goal(
+                &format!("safety check on/off: {k}"),
+                v.clone(),
+                "<= 1.1",
+                v.as_f64().map(|x| x <= 1.1),
+            );
+        }
+    }
     let h = &results.get("hold").unwrap_or(&Value::Null)["classchat"];
     if !h.is_null() {
         let errors = h["failed"].as_u64().unwrap_or(0) + h["ended_early"].as_u64().unwrap_or(0);
@@ -459,6 +568,18 @@ fn table(report: &Value) -> String {
     let results = report["results"].as_object().cloned().unwrap_or_default();
     let cols = |kind: &str| -> Vec<(&'static str, &'static str)> {
         match kind {
+            "district" => vec![
+                ("sessions", "active_sessions"),
+                ("msgs/s", "streams_per_s"),
+                ("sign-ins/s", "sign_ins_per_s"),
+                ("refresh/s", "refreshes_per_s"),
+                ("1st p50 ms", "first_delta_p50_ms"),
+                ("1st p99 ms", "first_delta_p99_ms"),
+                ("end p50 ms", "total_p50_ms"),
+                ("errors", "errors"),
+                ("relay us/msg", "relay_cpu_us_per_req"),
+                ("serve us/msg", "serving_cpu_us_per_req"),
+            ],
             "stream" => vec![
                 ("streams/s", "streams_per_s"),
                 ("1st p50 ms", "first_delta_p50_ms"),
@@ -512,12 +633,20 @@ fn table(report: &Value) -> String {
                 let _ = write!(t, "{:>14}", cell(&row[*k]));
             }
             t.push('\n');
-            if !row["db_cpu_us_per_req"].is_null() {
+            if !row["db_cpu_us_per_req"].is_null() && target == REPLICAS {
                 let _ = writeln!(
                     t,
                     "    per request: replicas {} us, their nginx {} us, PostgreSQL {} us of CPU ({} cores)",
                     cell(&row["relay_cpu_us_per_req"]),
                     cell(&row["front_cpu_us_per_req"]),
+                    cell(&row["db_cpu_us_per_req"]),
+                    cell(&row["db_cores"]),
+                );
+            } else if !row["db_cpu_us_per_req"].is_null() {
+                let _ = writeln!(
+                    t,
+                    "    per request: classchat {} us, PostgreSQL {} us of CPU ({} cores)",
+                    cell(&row["relay_cpu_us_per_req"]),
                     cell(&row["db_cpu_us_per_req"]),
                     cell(&row["db_cores"]),
                 );
@@ -583,7 +712,7 @@ fn table(report: &Value) -> String {
     if report["env"]["profile"] == "debug" {
         t.push_str("\ngoals: not judged on a debug build\n");
     } else if let Some(goals) = report["goals"].as_array() {
-        t.push_str("\ngoals (issue 6)\n");
+        t.push_str("\ngoals (issues 6, 23 and 25)\n");
         for g in goals {
             let mark = match g["met"].as_bool() {
                 Some(true) => "met",
@@ -672,6 +801,54 @@ mod tests {
         bad["ok"] = json!(0);
         let r = build(&[rr("nonstream_c16", "direct", 1.0, 1), bad]);
         assert_eq!(r["checks"]["ok"], false);
+    }
+
+    fn district(target: &str, p99_us: u64, relay: f64, db: Option<f64>) -> Value {
+        let mut cpu = json!({"relay": {"us_per_req": relay}, "upstream": {"us_per_req": 5.0}});
+        if let Some(db) = db {
+            cpu["db"] = json!({"us_per_req": db});
+            cpu["front"] = json!({"us_per_req": 10.0});
+        }
+        json!({"kind": "district", "scenario": "district", "target": target, "round": 1,
+               "ok": 100, "errors": 0, "sessions": 5000, "active_sessions": 5000,
+               "streams_per_s": 50, "sign_ins_per_s": 4, "refreshes_per_s": 8,
+               "first_delta": {"p50_us": 1000, "p99_us": p99_us},
+               "total": {"p50_us": 3000, "p99_us": 9000}, "cpu": cpu})
+    }
+
+    #[test]
+    fn the_district_is_judged_against_nginx_and_counts_every_process_that_serves() {
+        let runs = vec![
+            district("nginx", 10_000, 100.0, None),
+            district("classchat", 14_000, 200.0, None),
+            district(REPLICAS, 16_000, 250.0, Some(60.0)),
+        ];
+        let r = build(&runs);
+        let d = &r["results"]["district"];
+        // relay + front + db, without the fake upstream.
+        assert_eq!(d[REPLICAS]["serving_cpu_us_per_req"], 320.0);
+        assert_eq!(d["ratios"]["first_delta_p99_ms_classchat_over_nginx"], 1.4);
+        assert_eq!(
+            d["ratios"]["serving_cpu_us_per_req_classchat-x2-pg_over_classchat"],
+            1.6
+        );
+        let goals = r["goals"].as_array().unwrap();
+        let met = |name: &str| {
+            goals
+                .iter()
+                .find(|g| g["goal"].as_str().unwrap().starts_with(name))
+                .map(|g| g["met"].clone())
+        };
+        assert_eq!(
+            met("district: first delta p99, classchat/nginx"),
+            Some(json!(true))
+        );
+        assert_eq!(
+            met("district: first delta p99, classchat-x2-pg/nginx"),
+            Some(json!(false))
+        );
+        assert_eq!(met("district: classchat errors"), Some(json!(true)));
+        assert!(table(&r).contains("serve us/msg"));
     }
 
     #[test]
