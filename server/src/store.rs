@@ -22,7 +22,7 @@ mod sync;
 pub mod teachers;
 
 pub use dashboard::UsageRecord;
-pub use limits::{Admission, Admitted};
+pub use limits::{Admission, Grant, Leased, QuotaAsk, RateAsk, Returned};
 pub use sync::{REVOCATION_KEPT_AFTER_END, Revocation};
 
 use std::str::FromStr;
