@@ -302,3 +302,36 @@ async fn a_message_costs_well_under_one_statement_with_budgets_on() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_that_stops_returns_its_slices_at_once() {
+    const Q: usize = 320;
+    let url = shared().create_database().await;
+    let (a, b) = replicas_on(&url, |s| {
+        s.messages_per_minute = 0;
+        s.class_messages_per_minute = 0;
+        s.daily_message_quota = Q as u32;
+        // Long enough that only a return (not the database's expiry) explains the slice back.
+        s.budget_lease = Duration::from_secs(60);
+    })
+    .await;
+    let token = a.sign_in().await.token;
+    let mut db = sqlx::PgConnection::connect(&url).await.unwrap();
+    let mut on_a = 0;
+    for _ in 0..60 {
+        assert_eq!(burst(&a, &token, 8).await, (8, 0));
+        on_a += 8;
+        if a.state.limits.leased_unspent() > 0 {
+            break;
+        }
+    }
+    let held = a.state.limits.leased_unspent();
+    assert!(held > 0, "the replica never held an unspent slice");
+    assert_eq!(counted(&mut db).await, (on_a + held as usize) as i64);
+    a.stop().await;
+    // Returned on the way out: the day counts what was admitted, and the other replica
+    // spends the rest of the quota without waiting for any lease to end.
+    assert_eq!(counted(&mut db).await, on_a as i64);
+    let on_b = until_refused(&b, &token, Q).await;
+    assert_eq!(on_a + on_b, Q);
+}
