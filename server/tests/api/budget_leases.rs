@@ -335,3 +335,124 @@ async fn a_replica_that_stops_returns_its_slices_at_once() {
     let on_b = until_refused(&b, &token, Q).await;
     assert_eq!(on_a + on_b, Q);
 }
+
+/// One integer from the app's database, on either backend.
+async fn scalar(app: &TestApp, sql: &str) -> i64 {
+    if app.state.store.is_postgres() {
+        let mut c = sqlx::PgConnection::connect(&app.db_url).await.unwrap();
+        sqlx::query_scalar(sql).fetch_one(&mut c).await.unwrap()
+    } else {
+        let mut c = sqlx::SqliteConnection::connect(&app.db_url).await.unwrap();
+        sqlx::query_scalar(sql).fetch_one(&mut c).await.unwrap()
+    }
+}
+
+/// The usage writer's rollups, now multi-row statements per batch: right per session and
+/// per hour over several sessions and batches, and a session's last-seen time never goes
+/// back. On the backend `CLASSCHAT_TEST_DB` names.
+#[tokio::test]
+async fn a_usage_batch_keeps_every_session_s_and_hour_s_rollup() {
+    use classchat_server::store::{Outcome, SessionRow, UsageRow};
+    const HOUR: i64 = 3_600_000;
+    let app = spawn_app().await;
+    let t0 = 1_800_000_000_000 - 1_800_000_000_000 % HOUR;
+    let row = |session: usize, at_ms: i64| UsageRow {
+        at_ms,
+        class_id: "c".into(),
+        session_id: format!("s{session}"),
+        conversation_id: "conv".into(),
+        prompt_tokens: Some(1),
+        completion_tokens: Some(2),
+        outcome: Outcome::Completed,
+        ..Default::default()
+    };
+    let sessions: Vec<SessionRow> = (0..70)
+        .map(|i| SessionRow {
+            session_id: format!("s{i}"),
+            class_id: "c".into(),
+            display_name: None,
+            started_at_ms: t0,
+        })
+        .collect();
+    // 70 sessions (more than one statement's 64), two hours, two batches; session i sends
+    // i % 3 + 1 messages in the first batch.
+    let first: Vec<UsageRow> = (0..70)
+        .flat_map(|i| (0..i % 3 + 1).map(move |k| row(i, t0 + (i as i64) * 1000 + k as i64)))
+        .chain([row(5, t0 + HOUR + 10)])
+        .collect();
+    app.state
+        .store
+        .insert_usage(&first, &sessions)
+        .await
+        .unwrap();
+    // An older row for s5 later: counted, but its last-seen time stays.
+    app.state
+        .store
+        .insert_usage(&[row(5, t0 + 1)], &[])
+        .await
+        .unwrap();
+    let expected: i64 = (0..70).map(|i| (i % 3 + 1) as i64).sum::<i64>() + 2;
+    assert_eq!(
+        scalar(&app, "SELECT COUNT(*) FROM usage_log").await,
+        expected
+    );
+    assert_eq!(
+        scalar(&app, "SELECT CAST(SUM(messages) AS BIGINT) FROM usage_by_session").await,
+        expected
+    );
+    assert_eq!(
+        scalar(&app, "SELECT COUNT(*) FROM usage_by_session").await,
+        70
+    );
+    assert_eq!(
+        scalar(
+            &app,
+            "SELECT messages FROM usage_by_session WHERE session_id = 's5'"
+        )
+        .await,
+        (5 % 3 + 1) + 2
+    );
+    assert_eq!(
+        scalar(
+            &app,
+            "SELECT tokens FROM usage_by_session WHERE session_id = 's69'"
+        )
+        .await,
+        3 * (69 % 3 + 1)
+    );
+    assert_eq!(
+        scalar(
+            &app,
+            &format!(
+                "SELECT messages FROM usage_hourly WHERE hour_ms = {}",
+                t0 + HOUR
+            )
+        )
+        .await,
+        1
+    );
+    assert_eq!(
+        scalar(
+            &app,
+            &format!("SELECT messages FROM usage_hourly WHERE hour_ms = {t0}")
+        )
+        .await,
+        expected - 1
+    );
+    assert_eq!(
+        scalar(
+            &app,
+            "SELECT last_seen_ms FROM sessions WHERE session_id = 's5'"
+        )
+        .await,
+        t0 + HOUR + 10
+    );
+    assert_eq!(
+        scalar(
+            &app,
+            "SELECT last_seen_ms FROM sessions WHERE session_id = 's68'"
+        )
+        .await,
+        t0 + 68_000 + 2
+    );
+}
