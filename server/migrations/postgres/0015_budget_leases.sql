@@ -17,7 +17,7 @@ CREATE UNLOGGED TABLE budget_leases (
     id          BIGSERIAL PRIMARY KEY,
     key         TEXT NOT NULL,     -- a rate_budgets key, or a class id (with day) for its quota
     day         TEXT,              -- the quota's day (YYYY-MM-DD); NULL for a rate
-    interval_ms BIGINT NOT NULL,   -- a rate's interval; 0 for a quota
+    interval_us BIGINT NOT NULL,   -- a rate's interval in microseconds; 0 for a quota
     unused      BIGINT NOT NULL,
     expires_ms  BIGINT NOT NULL
 );
@@ -38,10 +38,10 @@ BEGIN
             WHERE x.key = ANY (p_keys) AND x.expires_ms < p_now_ms
                 AND (p_day IS NULL OR x.day IS NULL OR x.day = p_day)
             FOR UPDATE SKIP LOCKED)
-        RETURNING l.key, l.day, l.interval_ms, l.unused
+        RETURNING l.key, l.day, l.interval_us, l.unused
     ), rates AS (
         UPDATE rate_budgets r SET tat_ms = GREATEST(r.tat_ms - g.back_ms, p_now_ms)
-        FROM (SELECT key, sum(interval_ms * unused) AS back_ms FROM gone
+        FROM (SELECT key, floor(sum(interval_us * unused) / 1000) AS back_ms FROM gone
               WHERE day IS NULL GROUP BY key) g
         WHERE r.key = g.key
         RETURNING 1
@@ -53,7 +53,8 @@ BEGIN
 END
 $$;
 
--- Takes a lease on each rate key i (p_interval_ms[i], p_period_ms[i] as in classchat_admit)
+-- Takes a lease on each rate key i (p_period_ms[i] as in classchat_admit; the interval in
+-- microseconds, p_interval_us[i]: a budget over 60,000 a minute has one under a millisecond)
 -- and, with p_quota_class, on the class's quota for p_quota_day: all or nothing. Each grant
 -- is at least p_need[i] (the messages waiting at the replica) when that much room is left,
 -- up to p_want[i] while more than p_reserve[i] would remain after it, and at least 1.
@@ -63,7 +64,7 @@ $$;
 -- message spends at once) per rate key; quota_granted, quota_lease and used (the class's
 -- count for the day after the grant) for the quota.
 CREATE FUNCTION classchat_lease(
-    p_keys TEXT[], p_interval_ms BIGINT[], p_period_ms BIGINT[],
+    p_keys TEXT[], p_interval_us BIGINT[], p_period_ms BIGINT[],
     p_need BIGINT[], p_want BIGINT[], p_reserve BIGINT[],
     p_quota_class TEXT, p_quota_day TEXT, p_quota BIGINT,
     p_quota_need BIGINT, p_quota_want BIGINT, p_quota_reserve BIGINT,
@@ -106,9 +107,9 @@ BEGIN
         p_quota_day, now_ms);
     FOR i IN 1 .. n LOOP
         SELECT GREATEST(r.tat_ms, now_ms) INTO t FROM rate_budgets r WHERE r.key = p_keys[i];
-        room := (p_period_ms[i] - (t - now_ms)) / GREATEST(p_interval_ms[i], 1);
+        room := (p_period_ms[i] - (t - now_ms)) * 1000 / GREATEST(p_interval_us[i], 1);
         IF room < 1 THEN
-            RETURN QUERY SELECT i, t + p_interval_ms[i] - now_ms - p_period_ms[i],
+            RETURN QUERY SELECT i, t + (p_interval_us[i] + 999) / 1000 - now_ms - p_period_ms[i],
                 NULL::BIGINT[], NULL::BIGINT[], NULL::BIGINT[], NULL::BIGINT, NULL::BIGINT,
                 NULL::BIGINT;
             RETURN;
@@ -132,19 +133,20 @@ BEGIN
             WHERE class_id = p_quota_class AND day = p_quota_day;
         q_used := q_used + q_g;
         IF q_g > 1 THEN
-            INSERT INTO budget_leases (key, day, interval_ms, unused, expires_ms)
+            INSERT INTO budget_leases (key, day, interval_us, unused, expires_ms)
                 VALUES (p_quota_class, p_quota_day, 0, q_g - 1, now_ms + p_lease_ms)
                 RETURNING id INTO q_id;
         END IF;
     END IF;
     FOR i IN 1 .. n LOOP
-        UPDATE rate_budgets SET tat_ms = starts[i] + grants[i] * p_interval_ms[i]
+        -- A grant's time is rounded up to the millisecond: never less than it spent.
+        UPDATE rate_budgets SET tat_ms = starts[i] + (grants[i] * p_interval_us[i] + 999) / 1000
             WHERE key = p_keys[i];
-        fills := fills || (starts[i] + grants[i] * p_interval_ms[i] - now_ms);
+        fills := fills || (starts[i] + (grants[i] * p_interval_us[i] + 999) / 1000 - now_ms);
         lid := 0;
         IF grants[i] > 1 THEN
-            INSERT INTO budget_leases (key, day, interval_ms, unused, expires_ms)
-                VALUES (p_keys[i], NULL, p_interval_ms[i], grants[i] - 1, now_ms + p_lease_ms)
+            INSERT INTO budget_leases (key, day, interval_us, unused, expires_ms)
+                VALUES (p_keys[i], NULL, p_interval_us[i], grants[i] - 1, now_ms + p_lease_ms)
                 RETURNING id INTO lid;
         END IF;
         ids := ids || lid;
@@ -176,9 +178,10 @@ BEGIN
     ), gone AS (
         DELETE FROM budget_leases l WHERE l.id IN (
             SELECT x.id FROM budget_leases x WHERE x.id = ANY (p_ids) FOR UPDATE SKIP LOCKED)
-        RETURNING l.id, l.interval_ms
+        RETURNING l.id, l.interval_us
     ), back AS (
-        SELECT m.key, m.day, sum(m.unused * g.interval_ms) AS back_ms, sum(m.unused) AS n
+        SELECT m.key, m.day, floor(sum(m.unused * g.interval_us) / 1000) AS back_ms,
+            sum(m.unused) AS n
         FROM mine m JOIN gone g ON g.id = m.id GROUP BY m.key, m.day
     ), rates AS (
         UPDATE rate_budgets r SET tat_ms = GREATEST(r.tat_ms - b.back_ms, now_ms)

@@ -182,7 +182,12 @@ impl Store {
              FROM classchat_lease($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
         )
         .bind(rates.iter().map(|r| r.key.to_owned()).collect::<Vec<_>>())
-        .bind(rates.iter().map(|r| ms(r.gcra.interval)).collect::<Vec<_>>())
+        .bind(
+            rates
+                .iter()
+                .map(|r| r.gcra.interval.as_micros().clamp(1, i64::MAX as u128) as i64)
+                .collect::<Vec<_>>(),
+        )
         .bind(rates.iter().map(|r| ms(r.gcra.period)).collect::<Vec<_>>())
         .bind(big(|r| r.need))
         .bind(big(|r| r.want))

@@ -397,7 +397,11 @@ async fn a_usage_batch_keeps_every_session_s_and_hour_s_rollup() {
         expected
     );
     assert_eq!(
-        scalar(&app, "SELECT CAST(SUM(messages) AS BIGINT) FROM usage_by_session").await,
+        scalar(
+            &app,
+            "SELECT CAST(SUM(messages) AS BIGINT) FROM usage_by_session"
+        )
+        .await,
         expected
     );
     assert_eq!(
