@@ -419,10 +419,10 @@ async fn a_usage_batch_keeps_every_session_s_and_hour_s_rollup() {
     assert_eq!(
         scalar(
             &app,
-            "SELECT tokens FROM usage_by_session WHERE session_id = 's69'"
+            "SELECT tokens FROM usage_by_session WHERE session_id = 's68'"
         )
         .await,
-        3 * (69 % 3 + 1)
+        3 * (68 % 3 + 1)
     );
     assert_eq!(
         scalar(
