@@ -202,6 +202,23 @@ impl Pool {
     }
 }
 
+/// Messages waiting to take slices of `keys`; no longer, once dropped.
+struct Waiting<'a> {
+    leases: &'a Leases,
+    keys: Vec<String>,
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        let mut pools = lock(&self.leases.pools);
+        for key in &self.keys {
+            if let Some(p) = pools.get_mut(key) {
+                p.waiting = p.waiting.saturating_sub(1);
+            }
+        }
+    }
+}
+
 /// The slices this replica holds, and the database they come from.
 #[derive(Debug)]
 pub struct Leases {
@@ -272,21 +289,17 @@ impl Leases {
                 })
                 .collect()
         };
+        // Counted as waiting until this message is done, however it ends (a student who
+        // leaves drops it mid-take); no longer waiting before the takes are let go.
         let mut guards = Vec::with_capacity(takes.len());
+        let _waiting = Waiting {
+            leases: self,
+            keys: takes.iter().map(|(i, _)| keys[*i].clone()).collect(),
+        };
         for (_, m) in &takes {
             guards.push(m.clone().lock_owned().await);
         }
-        let result = self.take_missing(needs, &keys).await;
-        {
-            let mut pools = lock(&self.pools);
-            for (i, _) in &takes {
-                if let Some(p) = pools.get_mut(&keys[*i]) {
-                    p.waiting = p.waiting.saturating_sub(1);
-                }
-            }
-        }
-        drop(guards);
-        result
+        self.take_missing(needs, &keys).await
     }
 
     /// With the takes of the missing budgets held: spends what is held here, and takes a
