@@ -38,8 +38,10 @@
 //!   (N + (W + T/2)·N/period), and a quota is never passed.
 //! - A replica that dies (or cannot return a slice before its lease ends) has its unreturned
 //!   slices given back when the lease ends, as recorded at the grant: what it spent of them
-//!   after taking them is given back too, at most L − 1 per budget per death (rates and the
-//!   daily quota alike; for a quota of Q: at most Q + L − 1 a day per dead replica).
+//!   after taking them is given back too. Takes of a budget are single flight and hand the
+//!   finished slice back in the same statement, so a replica has at most one slice of a
+//!   budget out: at most L − 1 more per budget per death (rates and the daily quota alike;
+//!   for a quota of Q: at most Q + L − 1 a day per dead replica).
 //! - A replica holds at most the slices it took for messages in hand, plus up to 100 ms of
 //!   its demand while the budget has more than 1/8 left: a student elsewhere is refused for
 //!   a slice held here for at most T/2, and never near the end of a budget.

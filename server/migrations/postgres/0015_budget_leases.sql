@@ -62,13 +62,14 @@ $$;
 -- is); -1 for a spent quota. granted[i], fill_ms[i] (how far key i's budget runs ahead of
 -- the clock after the grant) and lease_ids[i] (0 for a grant of one, which the granting
 -- message spends at once) per rate key; quota_granted, quota_lease and used (the class's
--- count for the day after the grant) for the quota.
+-- count for the day after the grant) for the quota. p_ret_ids/p_ret_unused: this replica's
+-- finished leases of these same budgets, returned first (see classchat_return_leases).
 CREATE FUNCTION classchat_lease(
     p_keys TEXT[], p_interval_us BIGINT[], p_period_ms BIGINT[],
     p_need BIGINT[], p_want BIGINT[], p_reserve BIGINT[],
     p_quota_class TEXT, p_quota_day TEXT, p_quota BIGINT,
     p_quota_need BIGINT, p_quota_want BIGINT, p_quota_reserve BIGINT,
-    p_lease_ms BIGINT
+    p_lease_ms BIGINT, p_ret_ids BIGINT[], p_ret_unused BIGINT[]
 ) RETURNS TABLE (
     refused INT, wait_ms BIGINT, granted BIGINT[], fill_ms BIGINT[], lease_ids BIGINT[],
     quota_granted BIGINT, quota_lease BIGINT, used BIGINT
@@ -101,7 +102,33 @@ BEGIN
         PERFORM 1 FROM daily_messages
             WHERE class_id = p_quota_class AND day = p_quota_day FOR UPDATE;
     END IF;
-    -- Slices whose replica never came back return first (cheap when there are none).
+    -- The replica's own finished slices of these budgets come back with the take (so it
+    -- never has more than one slice of a budget unreturned), ...
+    IF cardinality(p_ret_ids) > 0 THEN
+        WITH mine AS (
+            SELECT * FROM unnest(p_ret_ids, p_ret_unused) AS v (id, unused)
+        ), gone AS (
+            DELETE FROM budget_leases l WHERE l.id IN (
+                SELECT x.id FROM budget_leases x
+                WHERE x.id = ANY (p_ret_ids)
+                    AND (x.key = ANY (p_keys) AND x.day IS NULL
+                         OR x.key = p_quota_class AND x.day = p_quota_day)
+                FOR UPDATE SKIP LOCKED)
+            RETURNING l.id, l.key, l.day, l.interval_us
+        ), back AS (
+            SELECT g.key, g.day, floor(sum(m.unused * g.interval_us) / 1000) AS back_ms,
+                sum(m.unused) AS n
+            FROM mine m JOIN gone g ON g.id = m.id GROUP BY g.key, g.day
+        ), rates AS (
+            UPDATE rate_budgets r SET tat_ms = GREATEST(r.tat_ms - b.back_ms, now_ms)
+            FROM back b WHERE b.day IS NULL AND r.key = b.key
+            RETURNING 1
+        )
+        UPDATE daily_messages d SET messages = GREATEST(d.messages - b.n, 0)
+        FROM back b
+        WHERE b.day IS NOT NULL AND d.class_id = b.key AND d.day = b.day;
+    END IF;
+    -- ... and slices whose replica never came back (cheap when there are none).
     PERFORM classchat_reclaim_leases(
         CASE WHEN p_quota_class IS NULL THEN p_keys ELSE p_keys || p_quota_class END,
         p_quota_day, now_ms);

@@ -271,33 +271,36 @@ impl Leases {
         if let Some(left) = self.spend_local(needs, &keys) {
             return Ok(left);
         }
-        // Which budgets lack a slice: wait (in key order, so two messages never wait on each
-        // other) for any take of them under way, then look again.
+        // Some budget lacks a slice. Takes are single flight per budget: hold every budget's
+        // take (in key order, so two messages never wait on each other), so no other take
+        // of any of them runs meanwhile and this replica never has two slices of a budget
+        // out; then look again. Those lacking a slice now count this message as waiting.
         let mut order: Vec<usize> = (0..needs.len()).collect();
         order.sort_by(|a, b| keys[*a].cmp(&keys[*b]));
-        let takes: Vec<(usize, Arc<tokio::sync::Mutex<()>>)> = {
+        let (takes, missing) = {
             let now = Instant::now();
             let mut pools = lock(&self.pools);
-            order
-                .iter()
-                .filter_map(|&i| {
-                    let pool = pools.entry(keys[i].clone()).or_default();
-                    pool.live(now, needs[i].day()).is_none().then(|| {
-                        pool.waiting += 1;
-                        (i, pool.take.clone())
-                    })
-                })
-                .collect()
+            let mut takes = Vec::with_capacity(order.len());
+            let mut missing = Vec::new();
+            for &i in &order {
+                let pool = pools.entry(keys[i].clone()).or_default();
+                if pool.live(now, needs[i].day()).is_none() {
+                    pool.waiting += 1;
+                    missing.push(keys[i].clone());
+                }
+                takes.push(pool.take.clone());
+            }
+            (takes, missing)
         };
         // Counted as waiting until this message is done, however it ends (a student who
         // leaves drops it mid-take); no longer waiting before the takes are let go.
         let mut guards = Vec::with_capacity(takes.len());
         let _waiting = Waiting {
             leases: self,
-            keys: takes.iter().map(|(i, _)| keys[*i].clone()).collect(),
+            keys: missing,
         };
-        for (_, m) in &takes {
-            guards.push(m.clone().lock_owned().await);
+        for m in takes {
+            guards.push(m.lock_owned().await);
         }
         self.take_missing(needs, &keys).await
     }
@@ -313,6 +316,9 @@ impl Leases {
         let mut held: Vec<Option<u64>> = Vec::with_capacity(needs.len());
         let mut rates = Vec::new();
         let mut quota = None;
+        // This budget's finished slices go back with the take: never more than one slice of
+        // a budget unreturned here, whatever the returner's pace.
+        let mut returns: Vec<(String, Slice)> = Vec::new();
         {
             let now = Instant::now();
             let mut pools = lock(&self.pools);
@@ -325,6 +331,13 @@ impl Leases {
                     }
                     None => {
                         held.push(None);
+                        let day = need.day();
+                        let (done, live): (Vec<Slice>, Vec<Slice>) =
+                            std::mem::take(&mut pool.slices)
+                                .into_iter()
+                                .partition(|s| s.lease_id != 0 && s.day == day);
+                        pool.slices = live;
+                        returns.extend(done.into_iter().map(|s| (key.clone(), s)));
                         let shape = need.shape();
                         let need_now = pool.waiting.max(1);
                         let want = need_now
@@ -367,7 +380,15 @@ impl Leases {
             }))
         } else {
             self.store
-                .take_leases(&rates, quota.as_ref(), self.lease)
+                .take_leases(
+                    &rates,
+                    quota.as_ref(),
+                    self.lease,
+                    &returns
+                        .iter()
+                        .map(|(_, s)| (s.lease_id, s.left))
+                        .collect::<Vec<_>>(),
+                )
                 .await
         };
         let now = Instant::now();
@@ -375,6 +396,12 @@ impl Leases {
         let leased = match answer {
             Ok(Ok(leased)) => leased,
             refused => {
+                if refused.is_err() {
+                    // The statement failed, so nothing was returned: the returner tries again.
+                    for (key, slice) in returns {
+                        pools.entry(key).or_default().slices.push(slice);
+                    }
+                }
                 // Nothing taken: what was reserved here goes back to its slice.
                 // (A slice returned meanwhile keeps it spent: never more than granted.)
                 for (key, h) in keys.iter().zip(&held) {

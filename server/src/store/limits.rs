@@ -166,20 +166,22 @@ fn count(n: i64) -> u32 {
 
 impl Store {
     /// Leases a slice of each rate budget and, if given, of the quota, all or none, in one
-    /// statement (which first gives back the slices of these budgets whose replica never
-    /// returned them). `lease` is how long until the database takes an unreturned slice back.
+    /// statement, which first takes back `returns` (this replica's finished leases of these
+    /// budgets: id and what was not spent) and the slices of these budgets whose replica
+    /// never returned them. `lease` is how long until the database takes an unreturned slice back.
     pub async fn take_leases(
         &self,
         rates: &[RateAsk<'_>],
         quota: Option<&QuotaAsk<'_>>,
         lease: Duration,
+        returns: &[(i64, u32)],
     ) -> sqlx::Result<Result<Leased, Admission>> {
         let big = |f: fn(&RateAsk<'_>) -> u32| -> Vec<i64> {
             rates.iter().map(|r| i64::from(f(r))).collect()
         };
         let d: LeaseDecision = sqlx::query_as(
             "SELECT refused, wait_ms, granted, fill_ms, lease_ids, quota_granted, quota_lease, used \
-             FROM classchat_lease($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+             FROM classchat_lease($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
         )
         .bind(rates.iter().map(|r| r.key.to_owned()).collect::<Vec<_>>())
         .bind(
@@ -199,6 +201,8 @@ impl Store {
         .bind(quota.map(|q| i64::from(q.want)))
         .bind(quota.map(|q| i64::from(q.reserve)))
         .bind(ms(lease))
+        .bind(returns.iter().map(|r| r.0).collect::<Vec<_>>())
+        .bind(returns.iter().map(|r| i64::from(r.1)).collect::<Vec<_>>())
         .fetch_one(self.pg()?)
         .await?;
         Ok(match d.refused {
