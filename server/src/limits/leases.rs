@@ -8,10 +8,12 @@
 //! [`RECENT`] (capped, see [`Shape`]). Takes of one budget are single-flight: the messages
 //! that miss while a take is under way wait for it and spend its slice.
 //!
-//! A slice is spent only during the first half of its lease ([`Leases::new`]); the
-//! returner ([`Leases::run`]) gives back every finished slice with what it did not spend, in
-//! one statement a tick, and [`Leases::close`] everything at shutdown. The database takes
-//! back a slice nobody returned once its lease ends.
+//! A slice is spent only during the first half of its lease (`BUDGET_LEASE`), counted from
+//! before its take was sent, so the database's clock never ends a lease still being spent.
+//! A take hands the budget's finished slice back with what it did not spend; the returner
+//! ([`Leases::run`]) gives back the others every eighth of a lease, in one statement, and
+//! [`Leases::close`] everything at shutdown. The database takes back a slice nobody
+//! returned once its lease ends. Bounds: see [`crate::limits`].
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
