@@ -79,6 +79,12 @@ pub struct Config {
     #[arg(long, env = "RESYNC_INTERVAL", default_value = "30s")]
     pub resync_interval: String,
 
+    /// With PostgreSQL: how long a replica holds a slice of a message budget (a lease)
+    /// before the database takes back what it did not return; a replica that dies gives its
+    /// unspent slices back within this time.
+    #[arg(long, env = "BUDGET_LEASE", default_value = "2s")]
+    pub budget_lease: String,
+
     /// Secret that signs widget tokens: at least 32 characters (`openssl rand -base64 48`).
     #[arg(long, env = "AUTH_SECRET", hide_env_values = true)]
     pub auth_secret: Option<SecretString>,
@@ -589,6 +595,8 @@ pub struct Settings {
     pub allowed_origins: Option<Vec<String>>,
     pub database_url: String,
     pub resync_interval: Duration,
+    /// BUDGET_LEASE (see [`crate::limits`]).
+    pub budget_lease: Duration,
     pub auth_secret: SecretString,
     pub auth_secret_previous: Option<SecretString>,
     pub classes: ClassList,
@@ -1027,6 +1035,7 @@ impl Config {
                 &self.resync_interval,
                 Duration::from_secs(1),
             )?,
+            budget_lease: duration("BUDGET_LEASE", &self.budget_lease, Duration::from_secs(1))?,
             log_json,
         })
     }

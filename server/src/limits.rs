@@ -17,17 +17,45 @@
 //!   who scripts sign-ins can spend; the daily quota caps the day.
 //!
 //! On SQLite (one process) the budgets live in memory. On PostgreSQL they live in the
-//! database, so every replica spends from one budget; a message costs one round trip
-//! (all its budgets decided together by one statement). When the database does not
-//! answer, messages fall back to this replica's memory (students keep chatting) and
-//! sign-ins are refused with 503. A class with a daily quota is the exception: no replica
-//! can know what the others spend meanwhile, so its messages are refused while the
-//! database is away (429 if the last count the database gave already reached the quota,
-//! else 503) rather than each replica granting what is left, or a new day, on its own.
+//! database, so every replica spends from one budget. Sign-ins and wrong codes cost one
+//! statement each, decided before the code is checked (exact: a guesser's parallel burst is
+//! evaluated at most to its budget, whichever replicas it reaches).
+//!
+//! **Messages spend leased slices** ([`leases`]): a replica takes a slice of each budget a
+//! message needs (the session's rate, the class's ceiling, the class-day quota) in one
+//! statement, spends it in memory, and returns what it did not spend; a message costs a
+//! statement only when its replica's slice is empty. Batched counting (spend first, settle
+//! later) was the other choice; it cannot refuse at the ceiling without asking first, so
+//! every replica could overshoot by all it admitted since its last settlement. A slice is
+//! granted by the same GCRA (or quota count) as a single message was, sized to the messages
+//! waiting for it plus this replica's last 100 ms of demand, never more than 1/32 of the
+//! budget (L = max(1, N/32)), and beyond the messages in hand only while more than 1/8
+//! would remain: budgets under 64 a minute (the defaults: 10 per session, 60 per class)
+//! still take a statement per message and stay exact. The bounds, for a budget of N:
+//! - While every replica lives, every message admitted was granted by the database, so the
+//!   GCRA holds for grants; a slice is spent within half a lease (`BUDGET_LEASE`, T) after
+//!   its grant, so over any window W the count is at most the exact GCRA's for W + T/2
+//!   (N + (W + T/2)·N/period), and a quota is never passed.
+//! - A replica that dies (or cannot return a slice before its lease ends) has its unreturned
+//!   slices given back when the lease ends, as recorded at the grant: what it spent of them
+//!   after taking them is given back too. Takes of a budget are single flight and hand the
+//!   finished slice back in the same statement, so a replica has at most one slice of a
+//!   budget out: at most L − 1 more per budget per death (rates and the daily quota alike;
+//!   for a quota of Q: at most Q + L − 1 a day per dead replica).
+//! - A replica holds at most the slices it took for messages in hand, plus up to 100 ms of
+//!   its demand while the budget has more than 1/8 left: a student elsewhere is refused for
+//!   a slice held here for at most T/2, and never near the end of a budget.
+//!
+//! When the database does not answer, messages fall back to this replica's memory (students
+//! keep chatting) and sign-ins are refused with 503. A class with a daily quota is the
+//! exception: no replica can know what the others spend meanwhile, so its messages are
+//! refused while the database is away (429 if the last count the database gave already
+//! reached the quota, else 503) rather than each replica granting what is left, or a new
+//! day, on its own.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ipnet::Ipv6Net;
@@ -40,6 +68,10 @@ use crate::config::Gcra;
 use crate::error::AppError;
 use crate::limiter::{MemoryGcra, left, retry_secs};
 use crate::store::Store;
+
+pub mod leases;
+
+use leases::{Leases, Need, Refused};
 
 /// Which budget refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -147,6 +179,8 @@ pub struct Limits {
     daily: DailyCounter,
     /// Set on PostgreSQL: budgets are shared through the database.
     shared: Option<Store>,
+    /// On PostgreSQL: this replica's slices of the message budgets.
+    leases: Option<Arc<Leases>>,
     /// After a failed database call, until when not to try again: while the database is
     /// away every call would wait for a connection, and students should not.
     away_until: std::sync::Mutex<Option<std::time::Instant>>,
@@ -156,8 +190,15 @@ pub struct Limits {
 const AWAY_FOR: Duration = Duration::from_secs(2);
 
 impl Limits {
+    /// On PostgreSQL, starts the task that returns finished leases (see [`Limits::close`]):
+    /// call it inside the runtime.
     pub fn new(settings: &Settings, store: &Store, daily: DailyCounter) -> Self {
         let day = Duration::from_secs(86_400);
+        let leases = store.is_postgres().then(|| {
+            let leases = Arc::new(Leases::new(store.clone(), settings.budget_lease));
+            tokio::spawn(leases.clone().run());
+            leases
+        });
         Self {
             failures: Gcra::new(settings.login_failures_per_address),
             failures_daily: (settings.login_failures_per_address_per_day > 0).then(|| {
@@ -172,6 +213,7 @@ impl Limits {
             memory: MemoryGcra::default(),
             daily,
             shared: store.is_postgres().then(|| store.clone()),
+            leases,
             away_until: std::sync::Mutex::new(None),
         }
     }
@@ -327,20 +369,41 @@ impl Limits {
         }
         let plain: Vec<(&str, Gcra)> = budgets.iter().map(|(k, g, _)| (*k, *g)).collect();
         if let Some(shared) = self.shared() {
-            if let Ok(store) = shared {
-                let quota = (m.quota > 0).then_some((m.class_id, m.day, m.quota));
-                match self.call(store.admit_message(&plain, quota)).await {
-                    Ok(Ok(a)) => {
-                        if let Some(used) = a.used {
+            if let (Ok(_), Some(leases)) = (shared, &self.leases) {
+                let mut needs: Vec<Need<'_>> = plain
+                    .iter()
+                    .map(|(key, gcra)| Need::Rate { key, gcra: *gcra })
+                    .collect();
+                if m.quota > 0 {
+                    needs.push(Need::Quota {
+                        class_id: m.class_id,
+                        day: m.day,
+                        quota: m.quota,
+                    });
+                }
+                match leases.admit(&needs).await {
+                    Ok(lefts) => {
+                        self.back();
+                        let mut fill = Vec::with_capacity(budgets.len());
+                        let mut used = None;
+                        for l in lefts {
+                            match l {
+                                leases::Left::Fill(f) => fill.push(f),
+                                leases::Left::Used(u) => used = Some(u),
+                            }
+                        }
+                        if let Some(used) = used {
                             self.daily.observe(m.class_id, m.day, used);
                         }
-                        return Ok(limits_left(m, &budgets, &a.fill, a.used));
+                        return Ok(limits_left(m, &budgets, &fill, used));
                     }
-                    Ok(Err(crate::store::Admission::Quota)) => {
+                    Err(Refused::Budget(crate::store::Admission::Quota)) => {
+                        self.back();
                         self.daily.observe(m.class_id, m.day, m.quota);
                         return Err(Refusal::Quota);
                     }
-                    Ok(Err(crate::store::Admission::Wait(i, wait))) => {
+                    Err(Refused::Budget(crate::store::Admission::Wait(i, wait))) => {
+                        self.back();
                         return Err(Refusal::TooFast {
                             budget: budgets[i].2,
                             wait,
@@ -348,7 +411,9 @@ impl Limits {
                     }
                     // Students who are signed in keep chatting while the database is away,
                     // within this replica's own budgets (below).
-                    Err(_) => {}
+                    Err(Refused::Database(e)) => {
+                        self.away(&e);
+                    }
                 }
             }
             // The database is away. What the other replicas spend meanwhile is unknown, so a
@@ -377,6 +442,19 @@ impl Limits {
             return Err(Refusal::Quota);
         };
         Ok(limits_left(m, &budgets, &fill, Some(used)))
+    }
+
+    /// Returns every budget lease this replica holds (graceful shutdown; a replica that
+    /// stops without it has its leases taken back by the database when they expire).
+    pub async fn close(&self) {
+        if let Some(leases) = &self.leases {
+            leases.close().await;
+        }
+    }
+
+    /// Events of leased budgets held by this replica, unspent.
+    pub fn leased_unspent(&self) -> u32 {
+        self.leases.as_ref().map_or(0, |l| l.unspent())
     }
 
     /// Drops in-memory budgets that are whole again.

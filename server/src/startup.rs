@@ -248,6 +248,7 @@ impl Application {
         };
         sync_task.abort();
         alerts_task.abort();
+        state.limits.close().await;
         state.usage.close().await;
         let _ = usage_task.await;
         state.conversations.close().await;

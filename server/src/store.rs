@@ -24,7 +24,7 @@ mod sync;
 pub mod teachers;
 
 pub use dashboard::UsageRecord;
-pub use limits::{Admission, Admitted};
+pub use limits::{Admission, Grant, Leased, QuotaAsk, RateAsk, Returned};
 pub use sync::{REVOCATION_KEPT_AFTER_END, Revocation};
 
 use std::str::FromStr;
@@ -233,9 +233,12 @@ impl Store {
         rows: &[UsageRow],
         sessions: &[SessionRow],
     ) -> sqlx::Result<()> {
-        let mut hourly: std::collections::HashMap<(&str, i64), (i64, i64, i64, i64)> =
+        // Ordered maps: every replica upserts the rollup rows in key order, so two batches
+        // touching the same class-hours lock them in the same order and cannot deadlock
+        // (as they did in hash order, seen in the two-replica benchmark).
+        let mut hourly: std::collections::BTreeMap<(&str, i64), (i64, i64, i64, i64)> =
             Default::default();
-        let mut per_session: std::collections::HashMap<(&str, &str), SessionTotals<'_>> =
+        let mut per_session: std::collections::BTreeMap<(&str, &str), SessionTotals<'_>> =
             Default::default();
         for r in rows {
             let tokens = i64::from(r.prompt_tokens.unwrap_or(0))
@@ -300,54 +303,75 @@ impl Store {
                 });
                 q.build().execute(&mut *tx).await?;
             }
-            // One upsert per (class, hour) and per session, not per row: a busy batch of a
-            // few hundred rows touches a handful of rollup rows.
-            for (&(class_id, hour_ms), &(messages, tokens, errors, estimated)) in &hourly {
-                sqlx::query(
-                    "INSERT INTO usage_hourly (class_id, hour_ms, messages, tokens, errors, estimated)
-                     VALUES ($1, $2, $3, $4, $5, $6)
-                     ON CONFLICT (class_id, hour_ms) DO UPDATE SET messages = usage_hourly.messages + excluded.messages,
+            // The rollups in multi-row upserts too: one row per (class, hour) and per session
+            // of the batch (keys unique within a statement, as PostgreSQL's ON CONFLICT needs),
+            // so a batch costs a few statements however many sessions it touches.
+            let hourly: Vec<_> = hourly.into_iter().collect();
+            for chunk in hourly.chunks(ROWS_PER_STATEMENT) {
+                let mut q = sqlx::QueryBuilder::new(
+                    "INSERT INTO usage_hourly (class_id, hour_ms, messages, tokens, errors, estimated) ",
+                );
+                q.push_values(chunk, |mut b, ((class_id, hour_ms), (messages, tokens, errors, estimated))| {
+                    b.push_bind(*class_id)
+                        .push_bind(*hour_ms)
+                        .push_bind(*messages)
+                        .push_bind(*tokens)
+                        .push_bind(*errors)
+                        .push_bind(*estimated);
+                });
+                q.push(
+                    " ON CONFLICT (class_id, hour_ms) DO UPDATE SET messages = usage_hourly.messages + excluded.messages,
                        tokens = usage_hourly.tokens + excluded.tokens, errors = usage_hourly.errors + excluded.errors,
                        estimated = usage_hourly.estimated + excluded.estimated",
-                )
-                .bind(class_id)
-                .bind(hour_ms)
-                .bind(messages)
-                .bind(tokens)
-                .bind(errors)
-                .bind(estimated)
-                .execute(&mut *tx)
-                .await?;
+                );
+                q.build().execute(&mut *tx).await?;
             }
-            for (&(class_id, session_id), &(messages, tokens, estimated, last_at_ms, display_name)) in &per_session {
-                sqlx::query(
-                    "INSERT INTO usage_by_session (class_id, session_id, display_name, messages, tokens, last_at_ms, estimated)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7)
-                     ON CONFLICT (class_id, session_id) DO UPDATE SET
+            let per_session: Vec<_> = per_session.into_iter().collect();
+            for chunk in per_session.chunks(ROWS_PER_STATEMENT) {
+                let mut q = sqlx::QueryBuilder::new(
+                    "INSERT INTO usage_by_session (class_id, session_id, display_name, messages, tokens, last_at_ms, estimated) ",
+                );
+                q.push_values(chunk, |mut b, ((class_id, session_id), (messages, tokens, estimated, last_at_ms, display_name))| {
+                    b.push_bind(*class_id)
+                        .push_bind(*session_id)
+                        .push_bind(*display_name)
+                        .push_bind(*messages)
+                        .push_bind(*tokens)
+                        .push_bind(*last_at_ms)
+                        .push_bind(*estimated);
+                });
+                q.push(
+                    " ON CONFLICT (class_id, session_id) DO UPDATE SET
                        messages = usage_by_session.messages + excluded.messages,
                        tokens = usage_by_session.tokens + excluded.tokens,
                        estimated = usage_by_session.estimated + excluded.estimated,
                        last_at_ms = CASE WHEN excluded.last_at_ms > usage_by_session.last_at_ms
                                          THEN excluded.last_at_ms ELSE usage_by_session.last_at_ms END,
                        display_name = COALESCE(excluded.display_name, usage_by_session.display_name)",
-                )
-                .bind(class_id)
-                .bind(session_id)
-                .bind(display_name)
-                .bind(messages)
-                .bind(tokens)
-                .bind(last_at_ms)
-                .bind(estimated)
-                .execute(&mut *tx)
-                .await?;
-                sqlx::query(
-                    "UPDATE sessions SET last_seen_ms = CASE WHEN $1 > last_seen_ms THEN $1 ELSE last_seen_ms END
-                     WHERE session_id = $2",
-                )
-                .bind(last_at_ms)
-                .bind(session_id)
-                .execute(&mut *tx)
-                .await?;
+                );
+                q.build().execute(&mut *tx).await?;
+                // Each session's last_seen_ms moves forward (never back), for the sessions that
+                // have a row: one UPDATE for the chunk, the new value picked by a CASE.
+                let mut q = sqlx::QueryBuilder::new("UPDATE sessions SET last_seen_ms = ");
+                let seen = |q: &mut sqlx::QueryBuilder<'_, _>| {
+                    q.push("CASE session_id");
+                    for ((_, session_id), (_, _, _, last_at_ms, _)) in chunk {
+                        q.push(" WHEN ")
+                            .push_bind((*session_id).to_owned())
+                            .push(" THEN ")
+                            .push_bind(*last_at_ms);
+                    }
+                    q.push(" END");
+                };
+                seen(&mut q);
+                q.push(" WHERE session_id IN (");
+                let mut ids = q.separated(", ");
+                for ((_, session_id), _) in chunk {
+                    ids.push_bind(*session_id);
+                }
+                q.push(") AND last_seen_ms < ");
+                seen(&mut q);
+                q.build().execute(&mut *tx).await?;
             }
             tx.commit().await
         })

@@ -439,6 +439,8 @@ pub const NOT_COPIED: &[&str] = &[
     // Rate budgets and today's quota counts: the limits start whole again.
     "rate_budgets",
     "daily_messages",
+    // Slices of those budgets that replicas hold for a few seconds.
+    "budget_leases",
     // Recent wrong dashboard passwords: the limits start whole again.
     "admin_login_failures",
     // When each dashboard account last signed in ("since your last visit").

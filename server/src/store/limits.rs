@@ -1,7 +1,7 @@
 //! Shared budgets on PostgreSQL: thin calls of the functions in
-//! `migrations/postgres/0003_shared_limits.sql`, `0006_limits_left.sql` and
-//! `0007_sign_in_attempts.sql`, each one round trip. On SQLite the
-//! budgets live in memory ([`crate::limits`]) and these are never called.
+//! `migrations/postgres/0003_shared_limits.sql`, `0006_limits_left.sql`,
+//! `0007_sign_in_attempts.sql` and `0015_budget_leases.sql`, each one round trip. On SQLite
+//! the budgets live in memory ([`crate::limits`]) and these are never called.
 
 use std::time::Duration;
 
@@ -17,27 +17,10 @@ pub enum Admission {
     Quota,
 }
 
-/// What is left after an admitted message.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Admitted {
-    /// Per budget (as passed): how far it now runs ahead of the clock.
-    pub fill: Vec<Duration>,
-    /// The class's messages today, this one included (with a quota).
-    pub used: Option<u32>,
-}
-
 #[derive(Debug, sqlx::FromRow)]
 struct Decision {
     refused: i32,
     wait_ms: i64,
-}
-
-#[derive(Debug, sqlx::FromRow)]
-struct MessageDecision {
-    refused: i32,
-    wait_ms: i64,
-    fill_ms: Option<Vec<i64>>,
-    used: Option<i64>,
 }
 
 fn ms(d: Duration) -> i64 {
@@ -90,43 +73,6 @@ impl Store {
         })
     }
 
-    /// One message: the rate budgets and, if given, the class's quota for the day, all
-    /// decided and spent in one statement, which also says what is left.
-    pub async fn admit_message(
-        &self,
-        budgets: &[(&str, Gcra)],
-        quota: Option<(&str, jiff::civil::Date, u32)>,
-    ) -> sqlx::Result<Result<Admitted, Admission>> {
-        let (keys, intervals, periods) = columns(budgets);
-        let d: MessageDecision = sqlx::query_as(
-            "SELECT refused, wait_ms, fill_ms, used FROM classchat_admit($1, $2, $3, TRUE, $4, $5, $6)",
-        )
-        .bind(keys)
-        .bind(intervals)
-        .bind(periods)
-        .bind(quota.map(|q| q.0))
-        .bind(quota.map(|q| q.1.to_string()))
-        .bind(quota.map(|q| i64::from(q.2)))
-        .fetch_one(self.pg()?)
-        .await?;
-        Ok(match (d.refused, d.wait_ms) {
-            (0, -1) => Err(Admission::Quota),
-            (0, _) => Ok(Admitted {
-                fill: d
-                    .fill_ms
-                    .unwrap_or_default()
-                    .into_iter()
-                    .map(|f| Duration::from_millis(f.max(0) as u64))
-                    .collect(),
-                used: d.used.map(|u| u.clamp(0, i64::from(u32::MAX)) as u32),
-            }),
-            (i, w) => Err(Admission::Wait(
-                i as usize - 1,
-                Duration::from_millis(w.max(0) as u64),
-            )),
-        })
-    }
-
     /// A right code: gives `refunds` back (each key that much time, never past whole) and,
     /// with `sign_in`, spends one event from it if it has room (`Err(wait)` if not; the
     /// refunds are made either way: a right code is no guess).
@@ -148,5 +94,171 @@ impl Store {
         } else {
             Ok(())
         })
+    }
+}
+
+/// A slice of a rate budget to lease: at least `need` events when that much room is left,
+/// up to `want` while more than `reserve` would remain, and at least one.
+#[derive(Debug, Clone)]
+pub struct RateAsk<'a> {
+    pub key: &'a str,
+    pub gcra: Gcra,
+    pub need: u32,
+    pub want: u32,
+    pub reserve: u32,
+}
+
+/// A slice of a class's daily quota to lease, sized as [`RateAsk`].
+#[derive(Debug, Clone)]
+pub struct QuotaAsk<'a> {
+    pub class_id: &'a str,
+    pub day: jiff::civil::Date,
+    pub quota: u32,
+    pub need: u32,
+    pub want: u32,
+    pub reserve: u32,
+}
+
+/// One granted slice: `granted` events (the first spent by the message that asked), and the
+/// lease to return the rest through (0: a slice of one, nothing to return).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Grant {
+    pub granted: u32,
+    pub lease_id: i64,
+}
+
+/// What [`Store::take_leases`] granted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Leased {
+    /// Per rate budget (as asked): the grant, and how far the budget runs ahead of the
+    /// clock after it.
+    pub rates: Vec<(Grant, Duration)>,
+    /// The quota's grant and the class's count for the day after it.
+    pub quota: Option<(Grant, u32)>,
+}
+
+/// A lease given back: `unused` of its events were not spent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Returned {
+    pub lease_id: i64,
+    /// The rate budget's key, or the class id of a quota.
+    pub key: String,
+    /// The quota's day; `None` for a rate.
+    pub day: Option<String>,
+    pub unused: u32,
+}
+
+#[derive(Debug, sqlx::FromRow)]
+struct LeaseDecision {
+    refused: i32,
+    wait_ms: i64,
+    granted: Option<Vec<i64>>,
+    fill_ms: Option<Vec<i64>>,
+    lease_ids: Option<Vec<i64>>,
+    quota_granted: Option<i64>,
+    quota_lease: Option<i64>,
+    used: Option<i64>,
+}
+
+fn count(n: i64) -> u32 {
+    n.clamp(0, i64::from(u32::MAX)) as u32
+}
+
+impl Store {
+    /// Leases a slice of each rate budget and, if given, of the quota, all or none, in one
+    /// statement, which first takes back `returns` (this replica's finished leases of these
+    /// budgets: id and what was not spent) and the slices of these budgets whose replica
+    /// never returned them. `lease` is how long until the database takes an unreturned slice back.
+    pub async fn take_leases(
+        &self,
+        rates: &[RateAsk<'_>],
+        quota: Option<&QuotaAsk<'_>>,
+        lease: Duration,
+        returns: &[(i64, u32)],
+    ) -> sqlx::Result<Result<Leased, Admission>> {
+        let big = |f: fn(&RateAsk<'_>) -> u32| -> Vec<i64> {
+            rates.iter().map(|r| i64::from(f(r))).collect()
+        };
+        let d: LeaseDecision = sqlx::query_as(
+            "SELECT refused, wait_ms, granted, fill_ms, lease_ids, quota_granted, quota_lease, used \
+             FROM classchat_lease($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+        )
+        .bind(rates.iter().map(|r| r.key.to_owned()).collect::<Vec<_>>())
+        .bind(
+            rates
+                .iter()
+                .map(|r| r.gcra.interval.as_micros().clamp(1, i64::MAX as u128) as i64)
+                .collect::<Vec<_>>(),
+        )
+        .bind(rates.iter().map(|r| ms(r.gcra.period)).collect::<Vec<_>>())
+        .bind(big(|r| r.need))
+        .bind(big(|r| r.want))
+        .bind(big(|r| r.reserve))
+        .bind(quota.map(|q| q.class_id))
+        .bind(quota.map(|q| q.day.to_string()))
+        .bind(quota.map(|q| i64::from(q.quota)))
+        .bind(quota.map(|q| i64::from(q.need)))
+        .bind(quota.map(|q| i64::from(q.want)))
+        .bind(quota.map(|q| i64::from(q.reserve)))
+        .bind(ms(lease))
+        .bind(returns.iter().map(|r| r.0).collect::<Vec<_>>())
+        .bind(returns.iter().map(|r| i64::from(r.1)).collect::<Vec<_>>())
+        .fetch_one(self.pg()?)
+        .await?;
+        Ok(match d.refused {
+            0 => {
+                let granted = d.granted.unwrap_or_default();
+                let fills = d.fill_ms.unwrap_or_default();
+                let ids = d.lease_ids.unwrap_or_default();
+                Ok(Leased {
+                    rates: granted
+                        .iter()
+                        .zip(&fills)
+                        .zip(&ids)
+                        .map(|((g, f), id)| {
+                            (
+                                Grant {
+                                    granted: count(*g),
+                                    lease_id: *id,
+                                },
+                                Duration::from_millis(count(*f).into()),
+                            )
+                        })
+                        .collect(),
+                    quota: d.quota_granted.map(|g| {
+                        (
+                            Grant {
+                                granted: count(g),
+                                lease_id: d.quota_lease.unwrap_or(0),
+                            },
+                            count(d.used.unwrap_or(0)),
+                        )
+                    }),
+                })
+            }
+            -1 => Err(Admission::Quota),
+            i => Err(Admission::Wait(
+                i as usize - 1,
+                Duration::from_millis(d.wait_ms.max(0) as u64),
+            )),
+        })
+    }
+
+    /// Gives leases back with what they did not spend, in one statement (which also gives
+    /// back a few leases anywhere that expired unreturned: a dead replica's).
+    pub async fn return_leases(&self, leases: &[Returned]) -> sqlx::Result<()> {
+        sqlx::query("SELECT classchat_return_leases($1, $2, $3, $4)")
+            .bind(leases.iter().map(|l| l.lease_id).collect::<Vec<_>>())
+            .bind(leases.iter().map(|l| l.key.clone()).collect::<Vec<_>>())
+            .bind(leases.iter().map(|l| l.day.clone()).collect::<Vec<_>>())
+            .bind(
+                leases
+                    .iter()
+                    .map(|l| i64::from(l.unused))
+                    .collect::<Vec<_>>(),
+            )
+            .execute(self.pg()?)
+            .await?;
+        Ok(())
     }
 }

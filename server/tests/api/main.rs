@@ -10,6 +10,7 @@ mod admin_cf;
 mod admin_hardening;
 mod alerts;
 mod assets;
+mod budget_leases;
 mod chat;
 mod check;
 mod config;
