@@ -460,3 +460,44 @@ async fn a_usage_batch_keeps_every_session_s_and_hour_s_rollup() {
         t0 + 68_000 + 2
     );
 }
+
+/// Two replicas' usage batches that touch the same class-hours and sessions at once both
+/// commit: rollup rows are upserted in key order, so neither waits on a lock the other holds
+/// (in hash order they deadlocked on PostgreSQL under the two-replica benchmark).
+#[tokio::test]
+async fn concurrent_usage_batches_over_the_same_rollups_both_commit() {
+    use classchat_server::store::{Outcome, UsageRow};
+    let app = spawn_app().await;
+    let at = 1_800_000_000_000_i64;
+    let batch = |reverse: bool| {
+        let mut rows: Vec<UsageRow> = (0..60)
+            .map(|i| UsageRow {
+                at_ms: at + i,
+                class_id: format!("c{}", i % 30),
+                session_id: format!("s{}", i % 40),
+                conversation_id: "conv".into(),
+                outcome: Outcome::Completed,
+                ..Default::default()
+            })
+            .collect();
+        if reverse {
+            rows.reverse();
+        }
+        rows
+    };
+    let store = &app.state.store;
+    for _ in 0..15 {
+        let (a, b) = (batch(false), batch(true));
+        let (ra, rb) = tokio::join!(store.insert_usage(&a, &[]), store.insert_usage(&b, &[]));
+        ra.expect("the first batch commits");
+        rb.expect("the second batch commits");
+    }
+    assert_eq!(
+        scalar(
+            &app,
+            "SELECT CAST(SUM(messages) AS BIGINT) FROM usage_hourly"
+        )
+        .await,
+        15 * 2 * 60
+    );
+}
