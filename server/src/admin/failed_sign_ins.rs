@@ -4,12 +4,18 @@
 
 use leptos::prelude::*;
 
+use super::i18n::Lang;
 use crate::store::admin::FailedSince;
 
 /// The overview page with the line at the top of its main section (nothing when there were
 /// no wrong passwords).
-pub fn with_failed_sign_ins(page: String, failed: &FailedSince, timezone: &str) -> String {
-    let Some(line) = line(failed, timezone) else {
+pub(crate) fn with_failed_sign_ins(
+    page: String,
+    failed: &FailedSince,
+    timezone: &str,
+    lang: Lang,
+) -> String {
+    let Some(line) = line(failed, timezone, lang) else {
         return page;
     };
     let html = view! {
@@ -26,7 +32,7 @@ pub fn with_failed_sign_ins(page: String, failed: &FailedSince, timezone: &str) 
 }
 
 /// "3 wrong passwords were tried on this account since your last visit, the last at …".
-pub fn line(failed: &FailedSince, timezone: &str) -> Option<String> {
+pub(crate) fn line(failed: &FailedSince, timezone: &str, lang: Lang) -> Option<String> {
     let last = failed.last_ms.filter(|_| failed.count > 0)?;
     let tz = jiff::tz::TimeZone::get(timezone).unwrap_or(jiff::tz::TimeZone::UTC);
     let at = |ms: i64| {
@@ -38,6 +44,18 @@ pub fn line(failed: &FailedSince, timezone: &str) -> Option<String> {
             })
             .unwrap_or_default()
     };
+    if lang == Lang::ZhTw {
+        let since = match failed.since_ms {
+            Some(ms) => format!("自您上次造訪（{}）以來", at(ms)),
+            None => "過去 30 天內".to_owned(),
+        };
+        return Some(format!(
+            "{since}，這個帳號有 {n} 次登入失敗（密碼錯誤），最後一次在 {last}。\
+             之前登入過的瀏覽器不會因此被鎖住；如果不是您本人，請使用夠長且不外流的密碼。",
+            n = failed.count,
+            last = at(last),
+        ));
+    }
     let since = match failed.since_ms {
         Some(ms) => format!("since your last visit ({})", at(ms)),
         None => "in the last 30 days".to_owned(),
@@ -64,14 +82,22 @@ mod tests {
             since_ms: Some(0),
         };
         let page = "<html><main class=\"admin-main\"><h1>Classes</h1></main></html>".to_owned();
-        assert_eq!(with_failed_sign_ins(page.clone(), &none, "UTC"), page);
+        assert_eq!(
+            with_failed_sign_ins(page.clone(), &none, "UTC", Lang::En),
+            page
+        );
         let three = FailedSince {
             count: 3,
             // 2026-12-07 08:30 UTC is 16:30 in Taipei.
             last_ms: Some(1_796_632_200_000),
             since_ms: Some(1_796_600_000_000),
         };
-        let out = with_failed_sign_ins(page, &three, "Asia/Taipei");
+        let zh = with_failed_sign_ins(page.clone(), &three, "Asia/Taipei", Lang::ZhTw);
+        assert!(
+            zh.contains("3 次登入失敗") && zh.contains("2026-12-07 16:30"),
+            "{zh}"
+        );
+        let out = with_failed_sign_ins(page, &three, "Asia/Taipei", Lang::En);
         assert!(
             out.contains(
                 "3 failed sign-in attempts (wrong password) on this account since your last visit"

@@ -173,13 +173,13 @@ async fn overview(
         now_ms: w.now_ms,
     };
     let page = views::overview_page(&ctx(&state, &t, l.lang, flash(l.lang, &q)), &o);
-    let page = health::with_panel(page, &state.health, &state.settings.timezone_name);
+    let page = health::with_panel(page, &state.health, &state.settings.timezone_name, l.lang);
     let page = if matches!(state.admin.mode, Mode::Password(_)) {
         let failed = state
             .store
             .admin_failed_since_last_visit(ADMIN_ACCOUNT)
             .await?;
-        failed_sign_ins::with_failed_sign_ins(page, &failed, &state.settings.timezone_name)
+        failed_sign_ins::with_failed_sign_ins(page, &failed, &state.settings.timezone_name, l.lang)
     } else {
         page
     };

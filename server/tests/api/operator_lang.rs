@@ -37,6 +37,7 @@ async fn the_operators_pages_follow_the_browser_and_the_language_switch() {
         "將使用量匯出為 CSV（所有班級）",
         "data-class-id=\"class-1\"",
         "<a href=\"/admin?lang=en\" lang=\"en\" data-testid=\"admin-lang-switch\">English</a>",
+        "<h2>健康狀態</h2>",
     ] {
         assert!(zh.contains(words), "{words}: {zh}");
     }
