@@ -1,7 +1,7 @@
 //! LTI 1.3: registered platforms and their deployments, logins in flight, course bindings,
 //! the LMS users and instructors seen (by digest only), and classchat's own signing keys.
 
-use super::teachers::Audit;
+use super::teachers::{Audit, audit_line};
 use super::{Store, with_pool};
 
 /// A registered platform (LMS), with the deployments that may launch classchat.
@@ -58,31 +58,6 @@ pub struct ToolKeyRow {
     pub created_ms: i64,
 }
 
-/// The audit-line statement (as `teachers`' own), run inside the change's transaction.
-fn audit<'q, DB: sqlx::Database>(
-    a: Audit<'q>,
-    action: &'q str,
-    class_id: Option<&'q str>,
-    detail: String,
-) -> sqlx::query::Query<'q, DB, DB::Arguments<'q>>
-where
-    i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-    &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-    String: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-    Option<&'q str>: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-{
-    sqlx::query(
-        "INSERT INTO admin_audit (at_ms, actor, action, class_id, detail, address)
-         VALUES ($1, $2, $3, $4, $5, $6)",
-    )
-    .bind(a.now_ms)
-    .bind(a.actor)
-    .bind(action)
-    .bind(class_id)
-    .bind(detail)
-    .bind(a.address)
-}
-
 const PLATFORM_COLUMNS: &str = "id, issuer, client_id, auth_url, jwks_url, token_url, created_ms";
 
 impl Store {
@@ -121,7 +96,7 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
             }
-            audit(a, "lti_register_platform", None, format!(
+            audit_line(a, "lti_register_platform", None, format!(
                 "platform {} issuer {:?} client_id {:?}, {} deployment(s)",
                 p.id, p.issuer, p.client_id, p.deployments.len()
             ))
@@ -162,7 +137,7 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
             }
-            audit(a, "lti_set_deployments", None, format!(
+            audit_line(a, "lti_set_deployments", None, format!(
                 "platform {platform_id}: {} deployment(s)", deployments.len()
             ))
             .execute(&mut *tx)
@@ -191,7 +166,7 @@ impl Store {
                     .execute(&mut *tx)
                     .await?;
             }
-            audit(a, "lti_delete_platform", None, format!("platform {platform_id}"))
+            audit_line(a, "lti_delete_platform", None, format!("platform {platform_id}"))
                 .execute(&mut *tx)
                 .await?;
             tx.commit().await?;
@@ -343,7 +318,7 @@ impl Store {
             upsert_instructor(class_id, instructor_digest, a.now_ms)
                 .execute(&mut *tx)
                 .await?;
-            audit(a, "lti_bind", Some(class_id), format!(
+            audit_line(a, "lti_bind", Some(class_id), format!(
                 "platform {platform_id} deployment {deployment_id:?}: a course bound by Deep Linking"
             ))
             .execute(&mut *tx)
@@ -505,7 +480,7 @@ impl Store {
                 .bind(a.now_ms)
                 .execute(&mut *tx)
                 .await?;
-                audit(a, "lti_teacher_account", None, format!(
+                audit_line(a, "lti_teacher_account", None, format!(
                     "teacher {new_id} made for an LMS instructor"
                 ))
                 .execute(&mut *tx)
@@ -523,7 +498,7 @@ impl Store {
             .await?
             .rows_affected();
             if joined > 0 {
-                audit(a, "put_member", Some(class_id), format!(
+                audit_line(a, "put_member", Some(class_id), format!(
                     "teacher {teacher_id} as {role} (LTI launch)"
                 ))
                 .execute(&mut *tx)
