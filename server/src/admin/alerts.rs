@@ -14,6 +14,7 @@ use axum::routing::{get, post};
 use jiff::tz::TimeZone;
 use leptos::prelude::*;
 
+use super::views::fmt_time;
 use super::{AdminResult, CsrfForm, Signed, check_signed_csrf, html};
 use crate::safety::Category;
 use crate::state::AppState;
@@ -84,16 +85,6 @@ fn source(lang: Lang, s: &str) -> &'static str {
         "model" => lang.t("safety model", "安全模型"),
         _ => lang.t("phrase lists", "詞句清單"),
     }
-}
-
-fn when(ms: i64, tz: &TimeZone) -> String {
-    jiff::Timestamp::from_millisecond(ms)
-        .map(|t| {
-            t.to_zoned(tz.clone())
-                .strftime("%Y-%m-%d %H:%M")
-                .to_string()
-        })
-        .unwrap_or_default()
 }
 
 fn title_of(state: &AppState, class_id: &str) -> String {
@@ -197,7 +188,7 @@ fn row(state: &AppState, lang: Lang, tz: &TimeZone, csrf: &str, f: FlagRecord) -
             "{} {} · {}",
             lang.t("Dismissed by", "關閉者："),
             by.clone().unwrap_or_default(),
-            when(*ms, tz)
+            fmt_time(*ms, tz)
         ),
         (None, _) => lang.t("Open", "未處理").to_owned(),
     };
@@ -206,7 +197,7 @@ fn row(state: &AppState, lang: Lang, tz: &TimeZone, csrf: &str, f: FlagRecord) -
         let label = format!(
             "{} {}",
             lang.t("Dismiss alert of", "關閉警示："),
-            when(f.created_ms, tz)
+            fmt_time(f.created_ms, tz)
         );
         view! {
             <form method="post" action=dismiss_action class="inline">
@@ -218,7 +209,7 @@ fn row(state: &AppState, lang: Lang, tz: &TimeZone, csrf: &str, f: FlagRecord) -
     let open_label = format!(
         "{} {}",
         lang.t("Open alert of", "開啟警示："),
-        when(f.created_ms, tz)
+        fmt_time(f.created_ms, tz)
     );
     let student = f
         .display_name
@@ -226,7 +217,7 @@ fn row(state: &AppState, lang: Lang, tz: &TimeZone, csrf: &str, f: FlagRecord) -
         .unwrap_or_else(|| lang.t("(no name)", "（未具名）").to_owned());
     view! {
         <tr id=f.id.clone() data-testid="alert-row">
-            <td data-label=lang.t("Time", "時間")>{when(f.created_ms, tz)}</td>
+            <td data-label=lang.t("Time", "時間")>{fmt_time(f.created_ms, tz)}</td>
             <td data-label=lang.t("Class", "班級")>{title_of(state, &f.class_id)}</td>
             <td data-label=lang.t("Category", "類別")>{category(lang, &f.category)}</td>
             <td data-label=lang.t("Found by", "偵測方式")>{source(lang, &f.source)}</td>
@@ -291,7 +282,7 @@ async fn open(
         .into_iter()
         .map(|(channel, recipient, attempts, sent, error)| {
             let status = match sent {
-                Some(ms) => format!("{} {}", lang.t("sent", "已送出"), when(ms, &tz)),
+                Some(ms) => format!("{} {}", lang.t("sent", "已送出"), fmt_time(ms, &tz)),
                 None => lang.t("pending", "待送出").to_owned(),
             };
             view! {
@@ -313,7 +304,7 @@ async fn open(
             lang.t("Found by", "偵測方式"),
             format!("{} ({})", source(lang, &f.source), f.detail),
         ),
-        (lang.t("Time", "時間"), when(f.created_ms, &tz)),
+        (lang.t("Time", "時間"), fmt_time(f.created_ms, &tz)),
         (
             lang.t("Student", "學生"),
             f.display_name
@@ -328,7 +319,7 @@ async fn open(
                     "{} {} · {}",
                     lang.t("Dismissed by", "關閉者："),
                     by.clone().unwrap_or_default(),
-                    when(*ms, &tz)
+                    fmt_time(*ms, &tz)
                 ),
                 (None, _) => lang.t("Open", "未處理").to_owned(),
             },

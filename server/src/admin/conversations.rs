@@ -189,9 +189,7 @@ fn document(w: &Words, title: &str, body: impl IntoView) -> String {
 fn at(state: &AppState, ms: i64) -> String {
     let tz =
         jiff::tz::TimeZone::get(&state.settings.timezone_name).unwrap_or(jiff::tz::TimeZone::UTC);
-    jiff::Timestamp::from_millisecond(ms)
-        .map(|t| t.to_zoned(tz).strftime("%Y-%m-%d %H:%M").to_string())
-        .unwrap_or_default()
+    super::views::fmt_time(ms, &tz)
 }
 
 /// Path segments are ids the server made (UUIDs, class ids) or the widget's conversation

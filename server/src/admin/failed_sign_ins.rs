@@ -35,15 +35,7 @@ pub(crate) fn with_failed_sign_ins(
 pub(crate) fn line(failed: &FailedSince, timezone: &str, lang: Lang) -> Option<String> {
     let last = failed.last_ms.filter(|_| failed.count > 0)?;
     let tz = jiff::tz::TimeZone::get(timezone).unwrap_or(jiff::tz::TimeZone::UTC);
-    let at = |ms: i64| {
-        jiff::Timestamp::from_millisecond(ms)
-            .map(|t| {
-                t.to_zoned(tz.clone())
-                    .strftime("%Y-%m-%d %H:%M")
-                    .to_string()
-            })
-            .unwrap_or_default()
-    };
+    let at = move |ms: i64| super::views::fmt_time(ms, &tz);
     if lang == Lang::ZhTw {
         let since = match failed.since_ms {
             Some(ms) => format!("自您上次造訪（{}）以來", at(ms)),

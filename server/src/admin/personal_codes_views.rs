@@ -103,15 +103,7 @@ pub(super) fn students_page(ctx: &TeachCtx, p: &StudentsPage) -> String {
     let here = format!("{base}/students");
     let title = lang.t("Personal codes and allowances", "個人代碼與訊息額度");
     let tz = jiff::tz::TimeZone::get(&p.time_zone).unwrap_or(jiff::tz::TimeZone::UTC);
-    let when = move |ms: i64| {
-        jiff::Timestamp::from_millisecond(ms)
-            .map(|t| {
-                t.to_zoned(tz.clone())
-                    .strftime("%Y-%m-%d %H:%M")
-                    .to_string()
-            })
-            .unwrap_or_default()
-    };
+    let when = move |ms: i64| super::views::fmt_time(ms, &tz);
     let done = match p.done.as_str() {
         "allowance" => Some(lang.t(
             "Allowance saved: it counts from the next message.",

@@ -1184,15 +1184,7 @@ pub(crate) fn tokens_page(
     let lang = ctx.lang;
     let title = lang.t("API tokens", "API 權杖");
     let tz = jiff::tz::TimeZone::get(&ctx.timezone).unwrap_or(jiff::tz::TimeZone::UTC);
-    let when = move |ms: i64| {
-        jiff::Timestamp::from_millisecond(ms)
-            .map(|t| {
-                t.to_zoned(tz.clone())
-                    .strftime("%Y-%m-%d %H:%M")
-                    .to_string()
-            })
-            .unwrap_or_default()
-    };
+    let when = move |ms: i64| super::views::fmt_time(ms, &tz);
     let made = made.map(|token| {
         view! {
             <section class="new-code" role="status" data-testid="new-token">

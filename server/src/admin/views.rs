@@ -954,7 +954,8 @@ fn weekday_zh(d: jiff::civil::Weekday) -> &'static str {
 }
 
 /// "2025-03-04 14:05" in the zone; "–" for a time out of range.
-fn fmt_time(ms: i64, tz: &TimeZone) -> String {
+/// A moment as the dashboard shows it everywhere: `2026-12-07 16:30` in `tz`.
+pub(crate) fn fmt_time(ms: i64, tz: &TimeZone) -> String {
     Timestamp::from_millisecond(ms)
         .map(|t| {
             t.to_zoned(tz.clone())
